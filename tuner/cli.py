@@ -1,0 +1,140 @@
+"""The ``tuner`` command line (contract in DESIGN.md).
+
+Exit status: 0 done; 2 bad input (usage, sweep or export file), one line a problem naming
+the file, the key path and the rule, nothing started and nothing written; 1 the run
+itself failed; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from tuner.errors import InputError, RunError
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and raises instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tuner", description="Hyperparameter sweeps of PyTorch batch-norm networks on Ray Tune.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="run a sweep file on Ray and export the best configuration")
+    p.add_argument("sweep", help="the sweep file (YAML)")
+    p.add_argument("--storage", default="runs", help="folder the run directory goes under (default: runs)")
+    p.add_argument("--name", help="run name (default: the sweep's name)")
+    p.add_argument("--address", help="join a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
+                                     "(default: start a local instance on every core)")
+    p.add_argument("--num-samples", type=_positive_int, help="trials in the first round (overrides the file)")
+    p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the local Ray instance (default: all)")
+
+    p = sub.add_parser("validate", help="check a sweep file and report every problem")
+    p.add_argument("sweep")
+
+    p = sub.add_parser("space", help="print N sampled configurations, one JSON object a line (no Ray started)")
+    p.add_argument("sweep")
+    p.add_argument("-n", type=_positive_int, required=True, help="number of configurations")
+    p.add_argument("--seed", type=_nonneg_int, help="search seed (default: the file's search.seed)")
+
+    p = sub.add_parser("export", help="write a run's best configuration as an export file")
+    p.add_argument("run_dir")
+    p.add_argument("-o", "--output", help="file to write (default: RUN_DIR/best.yaml or best.json)")
+    p.add_argument("--top-k", type=_positive_int, default=5, help="configurations kept in 'top' (default: 5)")
+    p.add_argument("--format", choices=("yaml", "json"), help="default: from the file name, else yaml")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tuner.runner import describe, run_sweep
+    from tuner.spec import load_sweep
+
+    overrides: dict[str, Any] = {}
+    if args.name:
+        overrides["name"] = args.name
+    if args.num_samples:
+        overrides["search.num_samples"] = args.num_samples
+    sweep = load_sweep(args.sweep, overrides)
+    summary = run_sweep(sweep, storage=args.storage, address=args.address, num_cpus=args.num_cpus,
+                        write=lambda line: print(line, flush=True))
+    for line in describe(summary):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from tuner.spec import load_sweep
+
+    sweep = load_sweep(args.sweep)
+    s = sweep.search
+    names = ", ".join(p.path for p in s.parameters) or "nothing"
+    print(f"{args.sweep}: ok: {sweep.model['name']} on {sweep.data['name']}, {s.method} search over {names}, "
+          f"{s.num_samples} trials, scheduler {sweep.scheduler.name}")
+    return EXIT_OK
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from tuner.backend import sample
+    from tuner.spec import load_sweep
+
+    sweep = load_sweep(args.sweep)
+    seed = sweep.search.seed if args.seed is None else args.seed
+    for config in sample(sweep.search.parameters, sweep.search.method, args.n, seed, sweep.metric, sweep.mode):
+        print(json.dumps(config))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tuner.export import export_run
+
+    path = export_run(args.run_dir, args.output, args.top_k, args.format)
+    print(f"exported: {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "space": cmd_space, "export": cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tuner`` command; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except InputError as e:
+        for line in e.problems:
+            print(line, file=sys.stderr)
+        return EXIT_INPUT
+    except RunError as e:
+        print(f"tuner: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("tuner: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
