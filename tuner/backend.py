@@ -56,6 +56,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
     if not ray.is_initialized():
         for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray._private"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # TensorBoard's writer warns on every inf it logs: a diverged trial reports inf losses.
+        logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
         kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if address is None:
             kwargs.update(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,

@@ -365,7 +365,7 @@ class _Validator:
         mode = top.get("mode") or METRICS.get(metric, "max")
         if top.get("mode") and metric in METRICS and mode != METRICS[metric]:
             self.add("mode", mode, f"contradicts metric {metric} (better is {METRICS[metric]})")
-        data = self.data(top.get("data"))
+        data = self.data(top["data"]) if "data" in top else {}
         model = self.model(top.get("model"))
         train = self.section("train", top.get("train"), TRAIN_FIELDS)
         scheduler = self.scheduler(top.get("scheduler"), train)
@@ -561,7 +561,7 @@ class _Validator:
         if section == "model" and head == "kwargs" and "kwargs" in fields and tail:
             return Field("any", None)
         if head not in fields or tail:
-            close = difflib.get_close_matches(rest, list(fields), n=1)
+            close = difflib.get_close_matches(head, list(fields), n=1, cutoff=0.5)
             hint = f" (did you mean {section}.{close[0]}?)" if close else ""
             self.add(key, NO_VALUE, f"is not a key of {section}{hint}")
             return None

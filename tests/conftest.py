@@ -1,0 +1,69 @@
+"""Shared fixtures: one local Ray instance per test session, tiny sweep files, a private data cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Generated data sets go to a per-session folder, not the user's ~/.cache."""
+    os.environ["TUNER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Any:
+    """One local Ray instance (2 CPUs, token auth on) for every test that runs trials."""
+    from tuner import backend
+
+    backend.connect(num_cpus=2)
+    yield
+    backend.disconnect()
+
+
+def tiny_sweep(**overrides: Any) -> dict[str, Any]:
+    """A sweep that runs in seconds: synthetic data, a small BN-MLP, a few epochs."""
+    sweep: dict[str, Any] = {
+        "name": "tiny",
+        "metric": "val_acc",
+        "mode": "max",
+        "data": {"name": "synthetic", "n_samples": 300, "n_features": 8, "n_classes": 3, "seed": 0},
+        "model": {"name": "mlp", "hidden": [16]},
+        "train": {"epochs": 3, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
+        "search": {"method": "random", "num_samples": 4, "seed": 0, "parameters": {
+            "train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 0.5},
+            "train.momentum": {"distribution": "one_minus_log_uniform", "min": 0.5, "max": 0.99},
+        }},
+        "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+        "resources": {"cpu": 1, "gpu": 0},
+    }
+    for key, value in overrides.items():
+        node = sweep
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return sweep
+
+
+@pytest.fixture
+def write_sweep(tmp_path: Path) -> Callable[..., Path]:
+    """Write a sweep (a tiny one with dotted-key overrides, or a given mapping/text) to a file."""
+
+    def write(content: dict[str, Any] | str | None = None, name: str = "sweep.yaml", **overrides: Any) -> Path:
+        path = tmp_path / name
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_text(yaml.safe_dump(content if content is not None else tiny_sweep(**overrides),
+                                           sort_keys=False))
+        return path
+
+    return write

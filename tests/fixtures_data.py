@@ -1,0 +1,37 @@
+"""Importable helpers for tests: a user's data function and model function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+
+def counting_data(log: str, n: int = 200) -> dict[str, np.ndarray]:
+    """A data source that records every call in ``log`` (one line each)."""
+    with open(log, "a") as f:
+        f.write("called\n")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    return {"x_train": x[: n * 4 // 5], "y_train": y[: n * 4 // 5], "x_test": x[n * 4 // 5:], "y_test": y[n * 4 // 5:]}
+
+
+def tiny_net(input_shape: tuple[int, ...], num_classes: int, width: int = 8) -> nn.Module:
+    """A user's model: flatten, one hidden layer."""
+    dim = int(np.prod(input_shape))
+    return nn.Sequential(nn.Flatten(), nn.Linear(dim, width), nn.ReLU(), nn.Linear(width, num_classes))
+
+
+def not_a_module(input_shape: Any, num_classes: int) -> str:
+    return "nope"
+
+
+def write_npz(path: Path, n: int = 120, features: int = 5) -> Path:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    y = rng.integers(0, 3, size=n)
+    np.savez(path, x_train=x[:100], y_train=y[:100], x_test=x[100:], y_test=y[100:])
+    return path

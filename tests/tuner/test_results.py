@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.tuner.fake_run import epochs, make_run
+from tuner.errors import InputError
+from tuner.results import load_run
+
+
+def test_statuses_histories_and_ranking(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, [
+        ({"train.lr": 0.1}, epochs(0.5, 0.6, 0.7)),  # finished
+        ({"train.lr": 0.2}, epochs(0.4)),  # stopped early by ASHA
+        ({"train.lr": 9.0}, epochs(0.3, diverged_at=2)),  # diverged
+        ({"train.lr": 0.3}, epochs(0.2)),  # failed
+        ({"train.lr": 0.4}, []),  # failed before its first epoch
+    ], error_for={3, 4})
+    run = load_run(run_dir)
+    by_lr = {t.params["train.lr"]: t for t in run.trials}
+    assert [by_lr[x].status for x in (0.1, 0.2, 9.0, 0.3, 0.4)] == ["finished", "stopped", "diverged", "error", "error"]
+    assert by_lr[0.3].error == "RuntimeError: boom"
+    assert by_lr[0.1].epochs == 3 and by_lr[0.4].epochs == 0 and by_lr[0.4].score("val_acc") is None
+    assert by_lr[0.1].node == "10.0.0.1" and by_lr[0.1].trial_id == "abcde_00000"
+    assert by_lr[0.4].trial_id == "abcde_00004"  # from the folder name when there is no result
+    assert [t.params["train.lr"] for t in run.ranked()] == [0.1, 0.2, 0.3, 9.0]
+
+
+def test_min_mode_ranks_low_first_and_infinite_last(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5)), ({"train.lr": 9.0}, epochs(0.9, diverged_at=2)),
+                                  ({"train.lr": 0.2}, epochs(0.8))])
+    run = load_run(run_dir)
+    run.sweep["metric"], run.sweep["mode"] = "val_loss", "min"
+    assert [t.params["train.lr"] for t in run.ranked()] == [0.2, 0.1, 9.0]
+
+
+def test_a_restored_trial_reporting_an_epoch_twice_keeps_the_last_and_torn_lines_are_skipped(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6))])
+    result = next((run_dir / "round-0").iterdir()) / "result.json"
+    text = result.read_text()
+    text += '{"epoch": 2, "val_acc": 0.65, "val_loss": 0.3, "train_loss": 0.3}\n{"epoch": 3, "val_a'
+    result.write_text(text)
+    (trial,) = load_run(run_dir).trials
+    assert [h["epoch"] for h in trial.history] == [1, 2] and trial.history[-1]["val_acc"] == 0.65
+
+
+def test_not_a_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such run directory"):
+        load_run(tmp_path / "absent")
+    with pytest.raises(InputError, match="not a tuner run directory"):
+        load_run(tmp_path)
+    (tmp_path / "run.json").write_text("{broken")
+    (tmp_path / "sweep.yaml").write_text("name: x\n")
+    with pytest.raises(InputError, match="unreadable run files"):
+        load_run(tmp_path)

@@ -1,0 +1,137 @@
+"""End-to-end sweeps on a real local Ray instance (one per test session)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import tiny_sweep
+from tuner.backend import sample
+from tuner.errors import InputError
+from tuner.results import load_run
+from tuner.runner import describe, new_run_dir, run_sweep
+from tuner.spec import from_dict
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def run(tmp_path: Path, **overrides: object):  # noqa: ANN201
+    sweep = from_dict(tiny_sweep(**overrides), source=str(tmp_path / "tiny.yaml"))
+    lines: list[str] = []
+    summary = run_sweep(sweep, storage=tmp_path / "runs", write=lines.append, progress_every_s=0.5)
+    return sweep, summary, lines
+
+
+def test_random_asha_sweep_end_to_end(tmp_path: Path) -> None:
+    sweep, summary, lines = run(tmp_path, **{"search.num_samples": 12, "train.epochs": 4})
+    run_dir = summary.run_dir
+    assert run_dir == tmp_path / "runs" / "tiny"
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "done" and meta["rounds"][0]["status"] == "done"
+    assert meta["provenance"]["data"]["sha256"] and meta["provenance"]["versions"]["ray"].startswith("2.60")
+    assert yaml.safe_load((run_dir / "sweep.yaml").read_text()) == sweep.to_dict()
+    trials = summary.run.trials
+    assert len(trials) == 12
+    # each trial reported every epoch it ran, with every metric
+    for t in trials:
+        assert [h["epoch"] for h in t.history] == list(range(1, t.epochs + 1))
+        assert {"train_loss", "val_loss", "val_acc", "epoch"} <= set(t.history[-1])
+    # ASHA stopped some early (12 very different learning rates), and they are visible as such
+    statuses = {t.status for t in trials}
+    assert "stopped" in statuses and "finished" in statuses
+    assert sum(t.epochs for t in trials) < 12 * 4
+    # the trials got exactly the configurations `tuner space` prints for this seed
+    expected = sample(sweep.search.parameters, "random", 12, 0)
+    got = [t.params for t in trials]
+    assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, expected))
+    # the configuration holds β itself, inside the file's bounds
+    assert all(0.5 <= t.params["train.momentum"] <= 0.99 for t in trials)
+    # the export was written, and the readable progress went through `write`
+    export = yaml.safe_load((run_dir / "best.yaml").read_text())
+    best = summary.run.ranked()[0]
+    assert export["score"] == best.score("val_acc") and export["params"] == best.params
+    assert any("running" in line and "best val_acc" in line for line in lines)
+    text = "\n".join(describe(summary))
+    assert str(run_dir) in text and "best.yaml" in text and "stopped" in text
+
+
+def test_scheduler_none_runs_every_trial_to_its_full_budget(tmp_path: Path) -> None:
+    _, summary, _ = run(tmp_path, **{"scheduler.name": "none", "search.num_samples": 3})
+    assert [t.status for t in summary.run.trials] == ["finished"] * 3
+    assert all(t.epochs == 3 for t in summary.run.trials)
+
+
+def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    _, summary, _ = run(tmp_path, **{
+        "model.batch_norm": False, "train.momentum": 0.0, "scheduler.name": "none",
+        "search.parameters": {"train.lr": {"values": [1.0e6, 0.05]}}, "search.method": "grid",
+        "search.num_samples": 1})
+    by_lr = {t.params["train.lr"]: t for t in summary.run.trials}
+    bad, good = by_lr[1.0e6], by_lr[0.05]
+    assert bad.status == "diverged" and bad.history[-1]["diverged"] is True
+    assert bad.history[-1]["val_acc"] == 0.0 and math.isinf(bad.history[-1]["val_loss"])
+    assert good.status == "finished" and good.epochs == 3
+    assert summary.run.ranked()[0] is good
+
+
+def test_grid_and_tpe_sweeps(tmp_path: Path) -> None:
+    _, grid, _ = run(tmp_path, **{"search.method": "grid", "search.num_samples": 1, "scheduler.name": "none",
+                                  "search.parameters": {
+                                      "train.lr": {"distribution": "log_uniform", "min": 1e-2, "max": 1e-1,
+                                                   "grid_points": 2},
+                                      "model.hidden": {"values": [[8], [8, 8]]}}})
+    assert len(grid.run.trials) == 4
+    assert {(round(t.params["train.lr"], 6), tuple(t.params["model.hidden"])) for t in grid.run.trials} == \
+        {(lr, h) for lr in (0.01, 0.1) for h in ((8,), (8, 8))}
+    _, tpe, _ = run(tmp_path, **{"search.method": "tpe", "search.num_samples": 4, "search.max_concurrent": 2})
+    assert len(tpe.run.trials) == 4
+    assert all(0.5 <= t.params["train.momentum"] <= 0.99 for t in tpe.run.trials)
+
+
+def test_data_is_loaded_once_in_the_driver(tmp_path: Path) -> None:
+    log = tmp_path / "calls.txt"
+    _, summary, _ = run(tmp_path, data={"name": "tests.fixtures_data:counting_data", "kwargs": {"log": str(log)}},
+                        **{"search.num_samples": 3, "scheduler.name": "none"})
+    assert len(summary.run.trials) == 3
+    assert log.read_text().count("called") == 1
+
+
+def test_a_user_model_function_trains_in_the_trials(tmp_path: Path) -> None:
+    _, summary, _ = run(tmp_path, model={"name": "tests.fixtures_data:tiny_net", "kwargs": {"width": 4}},
+                        **{"search.parameters": {"model.kwargs.width": {"values": [2, 6]}}, "search.method": "grid",
+                           "search.num_samples": 1, "scheduler.name": "none"})
+    assert sorted(t.params["model.kwargs.width"] for t in summary.run.trials) == [2, 6]
+    assert all(t.status == "finished" for t in summary.run.trials)
+
+
+def test_a_gpu_sweep_on_a_cluster_without_gpus_fails_at_once_and_writes_nothing(tmp_path: Path) -> None:
+    sweep = from_dict(tiny_sweep(**{"resources.gpu": 1}), source="tiny.yaml")
+    with pytest.raises(InputError, match="resources.gpu: 1 per trial, but no node of this cluster has a GPU"):
+        run_sweep(sweep, storage=tmp_path / "runs", write=lambda _: None)
+    assert not (tmp_path / "runs").exists()
+    sweep = from_dict(tiny_sweep(**{"resources.cpu": 64}), source="tiny.yaml")
+    with pytest.raises(InputError, match="resources.cpu: 64 per trial, but the largest node has 2 CPUs"):
+        run_sweep(sweep, storage=tmp_path / "runs", write=lambda _: None)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_data_fails_before_anything_is_written(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a zip")
+    sweep = from_dict(tiny_sweep(data={"name": "npz", "path": str(bad)}), source="tiny.yaml")
+    with pytest.raises(InputError, match="tiny.yaml: data: .*bad.npz: not a readable .npz file"):
+        run_sweep(sweep, storage=tmp_path / "runs", write=lambda _: None)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_second_run_of_the_same_name_gets_its_own_directory(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "tiny").mkdir(parents=True)
+    assert new_run_dir(tmp_path / "runs", "tiny") == tmp_path / "runs" / "tiny"  # empty: reused
+    (tmp_path / "runs" / "tiny" / "run.json").write_text("{}")
+    assert new_run_dir(tmp_path / "runs", "tiny") == tmp_path / "runs" / "tiny-2"
+    _, summary, _ = run(tmp_path, **{"search.num_samples": 1, "scheduler.name": "none"})
+    assert summary.run_dir.name == "tiny-2" and load_run(summary.run_dir).meta["status"] == "done"

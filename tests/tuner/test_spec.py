@@ -1,0 +1,243 @@
+"""Every validation rule of the sweep file, each with its own failing input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from tests.conftest import tiny_sweep
+from tests.fixtures_data import write_npz
+from tuner.errors import InputError
+from tuner.spec import from_dict, load_sweep
+
+
+def problems(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(InputError) as e:
+        from_dict(raw, source="s.yaml")
+    return e.value.problems
+
+
+def one(raw: dict[str, Any]) -> str:
+    found = problems(raw)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_tiny_sweep_is_valid_with_defaults_filled_in() -> None:
+    s = from_dict(tiny_sweep(), source="s.yaml")
+    assert s.train["weight_decay"] == 0.0 and s.train["lr_schedule"] == "constant" and s.train["seed"] == 0
+    assert s.model["batch_norm"] is True and s.model["bn_momentum"] == 0.1
+    assert s.data["val_fraction"] == 0.2 and s.data["split_seed"] == 0
+    assert s.scheduler.name == "asha" and s.scheduler.brackets == 1
+    assert [p.path for p in s.search.parameters] == ["train.lr", "train.momentum"]
+    assert s.search.refine is None
+
+
+def test_round_trip_through_to_dict() -> None:
+    s = from_dict(tiny_sweep(**{"search.refine": {"rounds": 2}}), source="s.yaml")
+    again = from_dict(yaml.safe_load(yaml.safe_dump(s.to_dict())), source="s.yaml")
+    assert again.to_dict() == s.to_dict()
+
+
+def test_shipped_sweeps_are_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for path in sorted((root / "sweeps").glob("*.yaml")):
+        load_sweep(path)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("train.epochs", "ten", "s.yaml: train.epochs: 'ten' must be an integer"),
+    ("train.lr", [1], "s.yaml: train.lr: [1] must be a number"),
+    ("model.batch_norm", "yes", "s.yaml: model.batch_norm: 'yes' must be true or false"),
+    ("model.hidden", [64, "x"], "s.yaml: model.hidden: [64, 'x'] must be a list of positive integers"),
+    ("train.momentum", 1.0, "s.yaml: train.momentum: 1.0 must lie in [0, 1)"),
+    ("model.bn_momentum", 0.0, "s.yaml: model.bn_momentum: 0.0 must lie in (0, 1]"),
+    ("data.val_fraction", 1.5, "s.yaml: data.val_fraction: 1.5 must lie in (0, 1)"),
+    ("train.optimizer", "lion", "s.yaml: train.optimizer: 'lion' is not one of sgd, adam, adamw"),
+    ("search.method", "bayes", "s.yaml: search.method: 'bayes' is not one of random, grid, tpe"),
+    ("scheduler.name", "pbt", "s.yaml: scheduler.name: 'pbt' is not one of asha, none"),
+    ("scheduler.reduction_factor", 1.5, "s.yaml: scheduler.reduction_factor: 1.5 must be >= 2"),
+    ("search.num_samples", 0, "s.yaml: search.num_samples: 0 must be >= 1"),
+    ("train.batch_size", 1, "s.yaml: train.batch_size: 1 must be >= 2"),
+    ("resources.gpu", 1.5, "s.yaml: resources.gpu: 1.5 must be >= 0, and a whole number when above 1"),
+    ("resources.cpu", 0, "s.yaml: resources.cpu: 0.0 must be > 0"),
+    ("metric", "accuracy", "s.yaml: metric: 'accuracy' is not one of val_acc, val_loss, train_loss"),
+    ("model.kernel_size", 3, "s.yaml: model.kernel_size: unknown key"),
+])
+def test_each_field_rule(key: str, value: Any, expected: str) -> None:
+    assert one(tiny_sweep(**{key: value})).startswith(expected)
+
+
+def test_grace_period_above_epochs() -> None:
+    assert one(tiny_sweep(**{"scheduler.grace_period": 5})) == \
+        "s.yaml: scheduler.grace_period: 5 must be <= train.epochs (3)"
+
+
+def test_mode_contradicting_the_metric() -> None:
+    assert one(tiny_sweep(mode="min")) == "s.yaml: mode: 'min' contradicts metric val_acc (better is max)"
+    assert from_dict(tiny_sweep(metric="val_loss", mode=None), source="s.yaml").mode == "min"
+
+
+def test_unknown_keys_everywhere_with_a_suggestion() -> None:
+    raw = tiny_sweep(**{"train.epocs": 3, "sheduler": {}})
+    raw["search"]["parameters"]["train.lr"]["mn"] = 1
+    found = problems(raw)
+    assert any(p.startswith("s.yaml: train.epocs: unknown key (did you mean 'epochs'?") for p in found), found
+    assert any(p.startswith("s.yaml: sheduler: unknown key (did you mean 'scheduler'?") for p in found)
+    assert any(p.startswith("s.yaml: search.parameters.train.lr.mn: unknown key") for p in found)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    raw = tiny_sweep(**{"train.epochs": 0, "train.lr": -1, "search.method": "x", "model.name": "resnet"})
+    found = problems(raw)
+    assert len(found) == 4
+    assert all(line.startswith("s.yaml: ") and "\n" not in line for line in found)
+
+
+@pytest.mark.parametrize("param, expected", [
+    ({"distribution": "log_uniform", "min": 0, "max": 1},
+     "s.yaml: search.parameters.train.lr.min: 0.0 must be > 0 for log_uniform"),
+    ({"distribution": "log_uniform", "min": 1e-2, "max": 1e-3},
+     "s.yaml: search.parameters.train.lr.min: 0.01 must be < max (0.001)"),
+    ({"distribution": "uniform", "min": 0.5, "max": 0.5},
+     "s.yaml: search.parameters.train.lr.min: 0.5 must be < max (0.5)"),
+    ({"distribution": "gaussian", "min": 0.1, "max": 1},
+     "s.yaml: search.parameters.train.lr.distribution: 'gaussian' is not a distribution"),
+    ({"distribution": "log_uniform", "min": 1e-3},
+     "s.yaml: search.parameters.train.lr.max: is required for log_uniform"),
+    ({"distribution": "log_uniform", "min": "small", "max": 1},
+     "s.yaml: search.parameters.train.lr.min: 'small' must be a number"),
+    ({"min": 0.1, "max": 1}, "s.yaml: search.parameters.train.lr: needs a distribution (with min and max) or values"),
+    ({"values": []}, "s.yaml: search.parameters.train.lr.values: [] must be a non-empty list"),
+    ({"values": [0.1], "distribution": "uniform"}, "s.yaml: search.parameters.train.lr: takes values or a distribution"),
+    ({"values": [0.1, -1]}, "s.yaml: search.parameters.train.lr.values[1]: -1.0 must be > 0"),
+    (0.1, "s.yaml: search.parameters.train.lr: 0.1 must be a mapping"),
+])
+def test_parameter_rules(param: Any, expected: str) -> None:
+    assert one(tiny_sweep(**{"search.parameters": {"train.lr": param}})).startswith(expected)
+
+
+@pytest.mark.parametrize("bounds", [(0.9, 1.0), (0.0, 0.9), (-0.5, 0.5), (0.99, 1.5)])
+def test_one_minus_log_uniform_needs_beta_inside_zero_one(bounds: tuple[float, float]) -> None:
+    raw = tiny_sweep(**{"search.parameters": {"train.momentum": {
+        "distribution": "one_minus_log_uniform", "min": bounds[0], "max": bounds[1]}}})
+    found = problems(raw)
+    assert any("must lie in (0, 1) for one_minus_log_uniform" in p for p in found), found
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("train.lrate", "s.yaml: search.parameters.train.lrate: is not a key of train (did you mean train.lr?)"),
+    ("optim.lr", "s.yaml: search.parameters.optim.lr: is not a path into model or train"),
+    ("model.depth", "s.yaml: search.parameters.model.depth: is not a key of model"),
+    ("train.lr.x", "s.yaml: search.parameters.train.lr.x: is not a key of train"),
+    ("data.val_fraction", "s.yaml: search.parameters.data.val_fraction: data cannot be searched"),
+    ("train.epochs", "s.yaml: search.parameters.train.epochs: train.epochs is ASHA's max_t"),
+])
+def test_parameter_paths_must_exist(path: str, expected: str) -> None:
+    raw = tiny_sweep(**{"search.parameters": {path: {"values": [1, 2]}}})
+    assert any(p.startswith(expected) for p in problems(raw)), problems(raw)
+
+
+def test_parameter_values_are_checked_against_their_key() -> None:
+    raw = tiny_sweep(**{"search.parameters": {"train.batch_size": {"values": [32, "big"]}}})
+    assert one(raw) == "s.yaml: search.parameters.train.batch_size.values[1]: 'big' must be an integer"
+    raw = tiny_sweep(**{"search.parameters": {"train.batch_size": {"distribution": "log_uniform", "min": 8, "max": 64}}})
+    assert "is an integer: use int_uniform, int_log_uniform or values" in one(raw)
+    raw = tiny_sweep(**{"search.parameters": {"train.momentum": {"distribution": "uniform", "min": 0.5, "max": 1.2}}})
+    assert one(raw) == "s.yaml: search.parameters.train.momentum.max: 1.2 must lie in [0, 1)"
+    raw = tiny_sweep(**{"search.parameters": {"train.optimizer": {"values": ["sgd", "rmsprop"]}}})
+    assert one(raw) == "s.yaml: search.parameters.train.optimizer.values[1]: 'rmsprop' is not one of sgd, adam, adamw"
+
+
+def test_grid_needs_grid_points_and_grid_points_need_grid() -> None:
+    raw = tiny_sweep(**{"search.method": "grid"})
+    assert "needs grid_points (or values) for search.method grid" in problems(raw)[0]
+    raw = tiny_sweep(**{"search.parameters": {"train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1,
+                                                           "grid_points": 3}}})
+    assert one(raw).endswith("grid_points: 3 is only used by search.method grid")
+    raw = tiny_sweep(**{"search.method": "grid", "search.parameters": {
+        "train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 1}}})
+    assert one(raw).endswith("grid_points: 1 must be >= 2")
+    raw = tiny_sweep(**{"search.method": "grid", "search.parameters": {
+        "train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 3}}})
+    del raw["search"]["num_samples"]
+    assert from_dict(raw, source="s.yaml").search.num_samples == 1  # one pass over the grid
+
+
+def test_unknown_model_and_data_names() -> None:
+    assert one(tiny_sweep(**{"model.name": "mpl"})).startswith(
+        "s.yaml: model.name: 'mpl' is not a model (did you mean 'mlp'?")
+    found = problems(tiny_sweep(**{"data": {"name": "mnist"}}))
+    assert found[0].startswith("s.yaml: data.name: 'mnist' is not a data source (did you mean 'mnist1d'?")
+
+
+def test_callable_names_must_import() -> None:
+    assert "cannot be imported" in one(tiny_sweep(**{"model.name": "no_such_pkg_xyz:net"}))
+    assert "has no function 'absent'" in one(tiny_sweep(**{"data": {"name": "tests.fixtures_data:absent"}}))
+    s = from_dict(tiny_sweep(**{"model": {"name": "tests.fixtures_data:tiny_net", "kwargs": {"width": 4}},
+                                "search.parameters": {"model.kwargs.width": {"values": [4, 8]}}}), source="s.yaml")
+    assert s.model["kwargs"] == {"width": 4}
+
+
+def test_missing_npz_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    found = one(tiny_sweep(data={"name": "npz", "path": "data/mine.npz"}))
+    assert found.startswith("s.yaml: data.path: 'data/mine.npz' no such file (looked in ")
+    assert one(tiny_sweep(data={"name": "npz"})) == "s.yaml: data.path: is required (a string)"
+    (tmp_path / "data").mkdir()
+    write_npz(tmp_path / "data" / "mine.npz")
+    s = from_dict(tiny_sweep(data={"name": "npz", "path": "data/mine.npz"}), source="s.yaml")
+    assert s.data["path"] == str((tmp_path / "data" / "mine.npz").resolve())
+
+
+def test_npz_path_relative_to_the_sweep_file(tmp_path: Path, write_sweep: Callable[..., Path]) -> None:
+    write_npz(tmp_path / "arrays.npz")
+    path = write_sweep(data={"name": "npz", "path": "arrays.npz"})
+    assert load_sweep(path).data["path"] == str((tmp_path / "arrays.npz").resolve())
+
+
+def test_missing_data_section_and_wrong_section_types() -> None:
+    raw = tiny_sweep()
+    del raw["data"]
+    assert one(raw) == "s.yaml: data: is required (a mapping)"
+    assert one(tiny_sweep(train=[1, 2])) == "s.yaml: train: [1, 2] must be a mapping"
+
+
+def test_floats_written_without_a_dot_are_numbers() -> None:
+    s = from_dict(tiny_sweep(**{"train.lr": "1e-3", "search.parameters": {
+        "train.lr": {"distribution": "log_uniform", "min": "1e-4", "max": "1e-1"}}}), source="s.yaml")
+    assert s.train["lr"] == 1e-3 and s.search.parameters[0].low == 1e-4
+
+
+def test_invalid_yaml_reports_the_line(write_sweep: Callable[..., Path]) -> None:
+    path = write_sweep("name: x\ntrain:\n  epochs: 3\n  lr: [0.1\nmodel: {}\n")
+    with pytest.raises(InputError) as e:
+        load_sweep(path)
+    (line,) = e.value.problems
+    assert line.startswith(f"{path}:5:") and "invalid YAML" in line
+
+
+@pytest.mark.parametrize("text, expected", [("", "the file is empty"), ("- a\n- b\n", "the top level must be a mapping")])
+def test_empty_or_non_mapping_files(write_sweep: Callable[..., Path], text: str, expected: str) -> None:
+    with pytest.raises(InputError, match=expected):
+        load_sweep(write_sweep(text))
+
+
+def test_missing_file() -> None:
+    with pytest.raises(InputError, match="no_such.yaml: no such file"):
+        load_sweep("no_such.yaml")
+
+
+def test_overrides_and_name_default(write_sweep: Callable[..., Path]) -> None:
+    raw = tiny_sweep()
+    del raw["name"]
+    path = write_sweep(raw, name="my-sweep.yaml")
+    assert load_sweep(path).name == "my-sweep"
+    s = load_sweep(path, {"name": "other", "search.num_samples": 7})
+    assert s.name == "other" and s.search.num_samples == 7
+    with pytest.raises(InputError, match="search.num_samples: 0 must be >= 1"):
+        load_sweep(path, {"search.num_samples": 0})
+    assert len(load_sweep(path).sha256) == 64
