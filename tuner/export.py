@@ -42,7 +42,7 @@ def best_config(sweep: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]
     return config
 
 
-def _ordered(params: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
+def ordered(params: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
     """``params`` in the order the sweep file lists its parameters."""
     order = list(sweep.get("search", {}).get("parameters", {}))
     return dict(sorted(params.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
@@ -65,9 +65,9 @@ def build(run: Run, top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
         "metric": run.metric,
         "mode": run.mode,
         "score": best.score(run.metric),
-        "params": _ordered(best.params, run.sweep),
+        "params": ordered(best.params, run.sweep),
         "config": best_config(run.sweep, best.params),
-        "top": [{"params": _ordered(t.params, run.sweep), "score": t.score(run.metric), "trial": t.trial_id, "round": t.round,
+        "top": [{"params": ordered(t.params, run.sweep), "score": t.score(run.metric), "trial": t.trial_id, "round": t.round,
                  "epochs": t.epochs, "status": t.status} for t in ranked[:top_k]],
         "provenance": prov,
     }
