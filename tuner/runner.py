@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from models.data import DataError, Dataset
 from models.data import load as load_data
-from tuner import export as export_mod
+import tuner.export_file as export_mod
 from tuner.errors import InputError, RunError
 from tuner.files import write_json, write_yaml
 from tuner.progress import Progress
@@ -50,8 +50,8 @@ def versions() -> dict[str, str]:
 
     from tuner import __version__
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
-            "numpy": numpy.__version__, "tuner": __version__}
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "ray": str(ray.__version__),
+            "numpy": str(numpy.__version__), "tuner": str(__version__)}
 
 
 def git_commit(path: str | Path) -> str | None:

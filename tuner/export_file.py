@@ -38,7 +38,8 @@ def best_config(sweep: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]
     config = copy.deepcopy(sweep)
     config.update(apply_params({k: config[k] for k in ("data", "model", "train")}, params))
     search = config.get("search", {})
-    config["search"] = {"method": "random", "num_samples": 1, "seed": int(search.get("seed", 0)), "parameters": {}}
+    config["search"] = {"method": "random", "num_samples": 1, "seed": int(search.get("seed", 0)),
+                        "max_concurrent": int(search.get("max_concurrent", 0)), "parameters": {}}
     return config
 
 
@@ -59,8 +60,8 @@ def build(run: Run, top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
         raise InputError(f"{run.path}: no trial has reported {run.metric} yet; nothing to export")
     best = ranked[0]
     prov = dict(run.meta.get("provenance", {}))
-    prov.update({"run_dir": str(run.path.resolve()), "created": _now(),
-                 "run_status": run.meta.get("status", "unknown")})
+    prov.update({"run_dir": str(run.path.resolve()), "created": _now(), "run_created": run.meta.get("created"),
+                 "run_finished": run.meta.get("finished"), "run_status": run.meta.get("status", "unknown")})
     return {
         "metric": run.metric,
         "mode": run.mode,
