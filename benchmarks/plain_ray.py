@@ -1,0 +1,69 @@
+"""Baselines for the orchestration benchmark that talk to Ray directly.
+
+Outside ``tuner/`` (whose Ray calls stay in ``tuner/backend.py`` and ``tuner/trial.py``) on
+purpose: this is what a user would write by hand from Ray Tune's examples, the yardstick the
+project's own path is measured against. Not used by ``tuner`` itself.
+
+- :func:`run_plain`: a plain Ray Tune script running given configurations for their full
+  budget: a function trainable that builds the ``models.train.Trainer``, trains an epoch,
+  reports, repeats; the data shipped with ``tune.with_parameters``; Ray's defaults otherwise
+  (FIFO, no checkpoints, ``reuse_actors`` False).
+- :func:`sleep_trial`: the trainable of the scale run: sleeps ``seconds`` and reports once
+  (Ray's own bookkeeping release test does the same), run through ``tuner.backend.run_round``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def train_fn(config: dict[str, Any], data: Any) -> None:
+    """The hand-written trainable: one report per epoch."""
+    import torch
+    from ray import tune
+
+    from models.train import Trainer
+
+    torch.set_num_threads(1)
+    cfg = config["cfg"]
+    trainer = Trainer(cfg["model"], cfg["train"], data, device="cpu")
+    for _ in range(int(cfg["train"]["epochs"])):
+        start = time.perf_counter()
+        m = trainer.step()
+        tune.report({"val_acc": m.val_acc, "val_loss": m.val_loss, "epoch": m.epoch,
+                     "epoch_s": time.perf_counter() - start})
+
+
+def run_plain(configs: Sequence[dict[str, Any]], data: Any, storage: Path) -> dict[str, Any]:
+    """Run every config (a resolved ``data``/``model``/``train`` mapping) once with a plain
+    Ray Tune script; returns wall seconds, compute seconds (Σ epoch_s) and worker processes."""
+    from ray import tune
+
+    trainable = tune.with_resources(tune.with_parameters(train_fn, data=data), {"cpu": 1})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"cfg": tune.grid_search(list(configs))},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max"),
+        run_config=tune.RunConfig(name="plain", storage_path=str(storage), verbose=0),
+    )
+    start = time.monotonic()
+    grid = tuner.fit()
+    wall = time.monotonic() - start
+    compute, pids, epochs = 0.0, set(), 0
+    for result in grid:
+        df = result.metrics_dataframe
+        compute += float(df["epoch_s"].sum())
+        epochs += len(df)
+        pids.update(int(p) for p in df["pid"])
+    return {"wall_s": wall, "compute_s": compute, "epochs": epochs, "trials": len(grid), "worker_processes": len(pids)}
+
+
+def sleep_trial(config: dict[str, Any], *, base: dict[str, Any], data: Any) -> None:
+    """Sleep ``base["seconds"]`` (no CPU), then report once: a trial that is pure bookkeeping."""
+    from ray import tune
+
+    start = time.perf_counter()
+    time.sleep(float(base["seconds"]))
+    tune.report({"epoch": 1, "val_acc": float(config.get("x", 0.0)), "epoch_s": time.perf_counter() - start})
