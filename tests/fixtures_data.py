@@ -35,3 +35,23 @@ def write_npz(path: Path, n: int = 120, features: int = 5) -> Path:
     y = rng.integers(0, 3, size=n)
     np.savez(path, x_train=x[:100], y_train=y[:100], x_test=x[100:], y_test=y[100:])
     return path
+
+
+class _Flaky(nn.Module):
+    def __init__(self, net: nn.Module, marker: str, fail_at_batch: int) -> None:
+        super().__init__()
+        self.net, self.marker, self.fail_at_batch, self.batches = net, marker, fail_at_batch, 0
+
+    def forward(self, x: Any) -> Any:
+        if self.training:
+            self.batches += 1
+            if self.batches == self.fail_at_batch and not Path(self.marker).exists():
+                Path(self.marker).write_text("failed once\n")
+                raise RuntimeError("flaky_net: the planned failure")
+        return self.net(x)
+
+
+def flaky_net(input_shape: tuple[int, ...], num_classes: int, marker: str, fail_at_batch: int) -> nn.Module:
+    """A user's model that raises once, at its ``fail_at_batch``-th training batch, unless
+    ``marker`` exists (it creates it): a trial failure to restore from."""
+    return _Flaky(tiny_net(input_shape, num_classes), marker, fail_at_batch)
