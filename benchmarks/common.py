@@ -120,6 +120,34 @@ def compute_s(summary: Any) -> float:
     return sum(float(h.get("epoch_s") or 0.0) for t in summary.run.trials for h in t.history)
 
 
+def result_rows(summary: Any) -> list[list[dict[str, Any]]]:
+    """Every trial's ``result.json`` rows (Ray's bookkeeping fields included: ``pid``,
+    ``time_this_iter_s``, ``checkpoint_dir_name``...)."""
+    import json
+
+    out = []
+    for t in summary.run.trials:
+        path = Path(t.path) / "result.json"
+        out.append([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
+    return out
+
+
+def report_overhead(summary: Any) -> dict[str, Any]:
+    """What reporting an epoch costs a trial: a report blocks the trial until Ray's driver has
+    processed it, so the time between two reports (``time_this_iter_s``) minus the epoch's
+    own ``epoch_s`` is that cost (first epochs left out: they include the trial's set-up).
+    Also: the worker processes that ran the trials (actor reuse) and the checkpoints taken."""
+    rows = result_rows(summary)
+    gaps = [r["time_this_iter_s"] - r["epoch_s"] for t in rows for r in t[1:] if "epoch_s" in r]
+    epochs = [r["epoch_s"] for t in rows for r in t if "epoch_s" in r]
+    setup = [t[0]["time_this_iter_s"] - t[0].get("epoch_s", 0.0) for t in rows if t]
+    return {"median_s": statistics.median(gaps) if gaps else None, "mean_s": statistics.fmean(gaps) if gaps else None,
+            "median_epoch_s": statistics.median(epochs) if epochs else None,
+            "median_trial_setup_s": statistics.median(setup) if setup else None,
+            "worker_processes": len({r.get("pid") for t in rows for r in t}),
+            "checkpoints": sum(1 for t in rows for r in t if r.get("checkpoint_dir_name"))}
+
+
 def best_config(summary: Any) -> tuple[Any, dict[str, Any]]:
     """The best trial of a run and its whole resolved config (``data``/``model``/``train``)."""
     from tuner.spec import from_dict

@@ -24,9 +24,7 @@ scale run of 200 one-second trials. Quick: 4 trials × 3 epochs; 10 trials of 0.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks import common, plain_ray
@@ -53,14 +51,6 @@ def sweep(trials: int, epochs: int) -> dict[str, Any]:
     }
 
 
-def _pids(summary: Any) -> int:
-    pids = set()
-    for t in summary.run.trials:
-        for line in (Path(t.path) / "result.json").read_text(encoding="utf-8").splitlines():
-            pids.add(json.loads(line).get("pid"))
-    return len(pids)
-
-
 def run(ctx: Context) -> dict[str, Any]:
     from models.data import load as load_data
     from tuner.spec import from_dict
@@ -73,6 +63,7 @@ def run(ctx: Context) -> dict[str, Any]:
     raw = sweep(size["trials"], size["epochs"])
     ours = common.run(ctx, raw, "ours")
     ours_compute = common.compute_s(ours)
+    overhead = common.report_overhead(ours)
     base = from_dict(raw).base_config()
     configs = [apply_params(base, t.params) for t in ours.run.trials]
     data = load_data(raw["data"]).without_test()
@@ -80,7 +71,8 @@ def run(ctx: Context) -> dict[str, Any]:
     part1 = {
         "tuner": {"wall_s": ours.wall_s, "compute_s": ours_compute, "lower_bound_s": ours_compute / cpus,
                   "efficiency": ours_compute / cpus / ours.wall_s, "epochs": common.epochs_of(ours),
-                  "trials": len(ours.run.trials), "worker_processes": _pids(ours)},
+                  "trials": len(ours.run.trials), "worker_processes": overhead["worker_processes"],
+                  "report_overhead": overhead},
         "plain_ray": {**plain, "lower_bound_s": plain["compute_s"] / cpus,
                       "efficiency": plain["compute_s"] / cpus / plain["wall_s"]},
     }
@@ -93,6 +85,9 @@ def run(ctx: Context) -> dict[str, Any]:
         ctx.say(f"  {label:<16} wall {r['wall_s']:6.1f}s, lower bound {r['lower_bound_s']:6.1f}s -> efficiency "
                 f"{r['efficiency']:.2f}; {r['worker_processes']} worker processes for {r['trials']} trials")
     ctx.say(f"  wall time tuner / plain Ray: {part1['wall_ratio_tuner_to_plain']:.2f}")
+    ctx.say(f"  tuner: a report costs the trial {overhead['median_s'] * 1000:.1f} ms (median; median epoch "
+            f"{overhead['median_epoch_s'] * 1000:.0f} ms), {overhead['checkpoints']} checkpoints taken, trial set-up "
+            f"{overhead['median_trial_setup_s'] * 1000:.0f} ms (median)")
     # part 2: the scale run of sleeping trials through our backend
     part2 = scale(ctx, size["scale_trials"], size["scale_seconds"], cpus)
     ctx.say(f"scale run: {part2['trials']} trials of {part2['seconds']:g}s on {cpus:g} CPUs in {part2['wall_s']:.1f}s; "

@@ -37,7 +37,7 @@ def run(ctx: Context) -> dict[str, Any]:
     figures = {
         "sweep": SWEEP, "overrides": overrides, "wall_s": summary.wall_s, "trials": len(trials), "statuses": counts,
         "epochs": epochs, "full_budget_epochs": len(trials) * max_t, "epochs_fraction": epochs / (len(trials) * max_t),
-        "compute_s": common.compute_s(summary),
+        "compute_s": common.compute_s(summary), "report_overhead": common.report_overhead(summary),
         "best": {"trial": best.trial_id, "val_acc": best.score("val_acc"), "epochs": best.epochs,
                  "params": best.params},
         "test": {"protocol": "best config retrained on the train split for its full budget with its own seed "
