@@ -144,6 +144,7 @@ def report_overhead(summary: Any) -> dict[str, Any]:
     return {"median_s": statistics.median(gaps) if gaps else None, "mean_s": statistics.fmean(gaps) if gaps else None,
             "median_epoch_s": statistics.median(epochs) if epochs else None,
             "median_trial_setup_s": statistics.median(setup) if setup else None,
+            "max_trial_setup_s": max(setup) if setup else None,
             "worker_processes": len({r.get("pid") for t in rows for r in t}),
             "checkpoints": sum(1 for t in rows for r in t if r.get("checkpoint_dir_name"))}
 

@@ -7,7 +7,7 @@ project's own path is measured against. Not used by ``tuner`` itself.
 - :func:`run_plain`: a plain Ray Tune script running given configurations for their full
   budget: a function trainable that builds the ``models.train.Trainer``, trains an epoch,
   reports, repeats; the data shipped with ``tune.with_parameters``; Ray's defaults otherwise
-  (FIFO, no checkpoints, ``reuse_actors`` False).
+  (FIFO, no checkpoints, ``reuse_actors`` False), and the same with ``reuse_actors=True``.
 - :func:`sleep_trial`: the trainable of the scale run: sleeps ``seconds`` and reports once
   (Ray's own bookkeeping release test does the same), run through ``tuner.backend.run_round``.
 """
@@ -36,17 +36,18 @@ def train_fn(config: dict[str, Any], data: Any) -> None:
                      "epoch_s": time.perf_counter() - start})
 
 
-def run_plain(configs: Sequence[dict[str, Any]], data: Any, storage: Path) -> dict[str, Any]:
+def run_plain(configs: Sequence[dict[str, Any]], data: Any, storage: Path, reuse_actors: bool = False) -> dict[str, Any]:
     """Run every config (a resolved ``data``/``model``/``train`` mapping) once with a plain
-    Ray Tune script; returns wall seconds, compute seconds (Σ epoch_s) and worker processes."""
+    Ray Tune script (Ray's default ``reuse_actors=False``, or True); returns wall seconds,
+    compute seconds (Σ epoch_s) and worker processes."""
     from ray import tune
 
     trainable = tune.with_resources(tune.with_parameters(train_fn, data=data), {"cpu": 1})
     tuner = tune.Tuner(
         trainable,
         param_space={"cfg": tune.grid_search(list(configs))},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max"),
-        run_config=tune.RunConfig(name="plain", storage_path=str(storage), verbose=0),
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", reuse_actors=reuse_actors),
+        run_config=tune.RunConfig(name=f"plain-{int(reuse_actors)}", storage_path=str(storage), verbose=0),
     )
     start = time.monotonic()
     grid = tuner.fit()
