@@ -133,15 +133,22 @@ def result_rows(summary: Any) -> list[list[dict[str, Any]]]:
 
 
 def report_overhead(summary: Any) -> dict[str, Any]:
-    """What reporting an epoch costs a trial: a report blocks the trial until Ray's driver has
-    processed it, so the time between two reports (``time_this_iter_s``) minus the epoch's
-    own ``epoch_s`` is that cost (first epochs left out: they include the trial's set-up).
-    Also: the worker processes that ran the trials (actor reuse) and the checkpoints taken."""
+    """What Ray's bookkeeping shows of a trial's time outside its epochs.
+
+    ``time_this_iter_s`` is measured by Ray from the moment the driver asks the trial for its
+    next result until the trial hands it over, so ``time_this_iter_s - epoch_s`` (first
+    epochs left out: they include the trial's set-up) is the time spent inside
+    ``tune.report`` before the hand-over: saving and copying a checkpoint when one is
+    taken. It does *not* include the wait for the driver between two epochs (a function
+    trainable's report blocks until the driver has processed it): see
+    ``benchmarks.checkpoint_cost`` for that. Also: the worker processes that ran the trials
+    (actor reuse), the checkpoints taken, the trials' set-up before their first epoch."""
     rows = result_rows(summary)
     gaps = [r["time_this_iter_s"] - r["epoch_s"] for t in rows for r in t[1:] if "epoch_s" in r]
     epochs = [r["epoch_s"] for t in rows for r in t if "epoch_s" in r]
     setup = [t[0]["time_this_iter_s"] - t[0].get("epoch_s", 0.0) for t in rows if t]
-    return {"median_s": statistics.median(gaps) if gaps else None, "mean_s": statistics.fmean(gaps) if gaps else None,
+    return {"in_report_median_s": statistics.median(gaps) if gaps else None,
+            "in_report_mean_s": statistics.fmean(gaps) if gaps else None,
             "median_epoch_s": statistics.median(epochs) if epochs else None,
             "median_trial_setup_s": statistics.median(setup) if setup else None,
             "max_trial_setup_s": max(setup) if setup else None,
