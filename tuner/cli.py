@@ -50,11 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a sweep file on Ray and export the best configuration")
     p.add_argument("sweep", help="the sweep file (YAML)")
-    p.add_argument("--storage", default="runs", help="folder the run directory goes under (default: runs)")
+    p.add_argument("--storage", default="runs",
+                   help="where the run directory goes: a folder (on a multi-node cluster, one every node mounts at "
+                        "the same path) or a URI such as s3://bucket/runs, gs://bucket/runs (default: runs)")
     p.add_argument("--name", help="run name (default: the sweep's name)")
     p.add_argument("--address", help="join a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
                                      "(default: start a local instance on every core)")
     p.add_argument("--num-samples", type=_positive_int, help="trials in the first round (overrides the file)")
+    p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the local Ray instance (default: all)")
+
+    p = sub.add_parser(
+        "resume", help="finish an interrupted run (Ctrl-C, killed driver, failure) from its saved state",
+        description="Finish an interrupted run: rounds already done are kept, the round that was running goes on "
+                    "from its saved state (finished trials are not re-run, unfinished ones continue from their last "
+                    "checkpoints, ASHA's rung records are restored), later rounds run as usual. WARNING: "
+                    "a run directory holds pickled state that resuming unpickles (it can run any code): resume "
+                    "only runs from a trusted source.")
+    p.add_argument("run_dir", help="the run directory (a path or a URI); must come from a trusted source")
+    p.add_argument("--address", help="join a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
+                                     "(default: start a local instance on every core)")
     p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the local Ray instance (default: all)")
 
     p = sub.add_parser("validate", help="check a sweep file and report every problem")
@@ -110,6 +124,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, overrides)
     summary = run_sweep(sweep, storage=args.storage, address=args.address, num_cpus=args.num_cpus,
                         write=lambda line: print(line, flush=True))
+    for line in describe(summary):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tuner.runner import describe, resume_sweep
+
+    summary = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus,
+                           write=lambda line: print(line, flush=True))
     for line in describe(summary):
         print(line)
     return EXIT_OK
@@ -190,7 +214,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "space": cmd_space, "export": cmd_export,
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "space": cmd_space, "export": cmd_export,
             "retest": cmd_retest, "train": cmd_train, "evaluate": cmd_evaluate}
 
 

@@ -40,6 +40,7 @@ class TrialRecord:
     hostname: str = ""
     error: str | None = None
     path: str = ""
+    node_id: str = ""  # Ray's id of the node it last reported from (one machine can hold several nodes)
 
     @property
     def epochs(self) -> int:
@@ -127,7 +128,7 @@ def load_trials(round_dir: Path, round_index: int, max_t: int) -> list[TrialReco
 def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord:
     params = read_json(d / "params.json")
     by_epoch: dict[int, dict[str, Any]] = {}
-    node = hostname = ""
+    node = hostname = node_id = ""
     trial_id = ""
     result_file = d / "result.json"
     if result_file.is_file():
@@ -142,6 +143,7 @@ def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord:
             entry["time_total_s"] = row.get("time_total_s")
             by_epoch[int(row["epoch"])] = entry  # a restored trial may report an epoch twice: keep the last
             node, hostname, trial_id = row.get("node_ip", node), row.get("hostname", hostname), row.get("trial_id", "")
+            node_id = row.get("node_id", node_id)
     if not trial_id:
         m = _TRIAL_ID.search(d.name)
         trial_id = m.group(1) if m else d.name
@@ -158,4 +160,4 @@ def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord:
         status = "error"
     else:
         status = "stopped"
-    return TrialRecord(trial_id, round_index, params, history, status, node, hostname, error, str(d))
+    return TrialRecord(trial_id, round_index, params, history, status, node, hostname, error, str(d), node_id)

@@ -39,6 +39,14 @@ def trial_device() -> torch.device:
     return torch.device("cpu")
 
 
+def node_id() -> str:
+    """Ray's id of the node this trial runs on (nodes of one machine share an IP, not an id)."""
+    try:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # outside Ray (a direct call in a test)
+        return ""
+
+
 def trial_cpus() -> int:
     """The CPUs Ray reserved for this trial (at least 1)."""
     try:
@@ -72,15 +80,17 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: Dataset) ->
             trainer.load_state_dict(torch.load(Path(d) / CHECKPOINT_FILE, weights_only=False))
     epochs = int(cfg["train"]["epochs"])
     n_train = len(data.x_train)
+    node = node_id()
     while trainer.epoch < epochs:
         start = time.perf_counter()
         m = trainer.step()
         seconds = time.perf_counter() - start
         if m.diverged:
-            tune.report({**WORST, "epoch": m.epoch, "diverged": True, "epoch_s": seconds})
+            tune.report({**WORST, "epoch": m.epoch, "diverged": True, "epoch_s": seconds, "node_id": node})
             return
         metrics = {"train_loss": m.train_loss, "val_loss": m.val_loss, "val_acc": m.val_acc, "epoch": m.epoch,
-                   "diverged": False, "epoch_s": seconds, "samples_per_s": n_train / max(seconds, 1e-9)}
+                   "diverged": False, "epoch_s": seconds, "samples_per_s": n_train / max(seconds, 1e-9),
+                   "node_id": node}
         with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as d:
             torch.save(trainer.state_dict(), os.path.join(d, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
