@@ -5,9 +5,10 @@
 
 The head and each worker is one ``ray start --block`` process in its own session (process
 group), started with token authentication on (``RAY_AUTH_MODE=token``) and a token made for
-this cluster alone (``RAY_AUTH_TOKEN``). Everything lives under a private temp dir, so the
-cluster never touches ``/tmp/ray`` (where ``--address auto`` and ``ray stop`` of other
-users look) and every process it spawned can be found by that path.
+this cluster alone (``RAY_AUTH_TOKEN``). Everything lives under a private temp dir (one Ray temp dir
+per node: nodes of one machine starting at once in one temp dir race for the same socket
+names), so the cluster never touches ``/tmp/ray`` (where ``--address auto`` and ``ray stop``
+of other users look) and every process it spawned can be found by that path.
 
 Teardown never uses ``ray stop``: that stops every Ray process of the user on the machine,
 the test session's own local instance included. It signals the process groups it started
@@ -66,7 +67,7 @@ class Node:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
         """Stop this node: ``sig`` to its process group, SIGKILL if it lingers."""
         if self.proc.poll() is None:
             _killpg(self.proc.pid, sig)
@@ -117,23 +118,19 @@ class LocalCluster:
         """The Ray Client address (``ray://HOST:PORT``)."""
         return f"ray://127.0.0.1:{self.client_port}"
 
-    @property
-    def temp_dir(self) -> Path:
-        return self.root / "ray"
-
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a node or a driver of this cluster: token auth on, this
         cluster's token, no address inherited, the repository importable."""
         env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
-        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token, PYTHONPATH=str(ROOT),
-                   RAY_USAGE_STATS_ENABLED="0", **self.extra_env, **extra)
+        env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, "PYTHONPATH": str(ROOT),
+                    "RAY_USAGE_STATS_ENABLED": "0", **self.extra_env, **extra})
         return env
 
     def _start(self, name: str, args: list[str]) -> Node:
         log = self.root / f"{name}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen([RAY, "start", *args, f"--num-cpus={self.cpus}", "--num-gpus=0",
-                                     "--disable-usage-stats", f"--temp-dir={self.temp_dir}", "--block"],
+                                     "--disable-usage-stats", f"--temp-dir={self.root / ('ray-' + name)}", "--block"],
                                     env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.root,
                                     start_new_session=True)
         node = Node(name, proc, log)
@@ -185,25 +182,60 @@ class LocalCluster:
 
     def wait_nodes(self, n: int, timeout: float = 120.0) -> list[dict[str, Any]]:
         """Wait until exactly ``n`` nodes are alive; return them."""
+        seen: list[Any] = []
+
+        def ready() -> list[dict[str, Any]] | None:
+            nodes = self.alive_nodes()
+            seen[:] = [len(nodes)]
+            return nodes if len(nodes) == n else None
+
         try:
-            return wait_for(lambda: (nodes := self.alive_nodes()) and len(nodes) == n and nodes, timeout,
-                            f"{n} live nodes", every=1.0)
+            return wait_for(ready, timeout, f"{n} live nodes", every=1.0)
         except TimeoutError as e:
-            raise TimeoutError(f"{e}; last error: {self.last_error}") from None
+            logs = "\n".join(f"--- {node.name} (alive: {node.alive}):\n"
+                             + node.log.read_text(errors="replace")[-1500:] for node in self.nodes)
+            raise TimeoutError(f"{e}; last count: {seen}; last error: {self.last_error}\n{logs}") from None
+
+    def logs(self, pattern: str, chars: int = 3000) -> str:
+        """The ends of the nodes' Ray log files matching ``pattern`` (for failure messages)."""
+        out = []
+        for f in sorted(self.root.glob(f"ray-*/session_latest/logs/{pattern}")):
+            text = f.read_text(errors="replace")[-chars:]
+            if text.strip():
+                out.append(f"--- {f.relative_to(self.root)}:\n{text}")
+        return "\n".join(out)
 
     def processes(self) -> list[int]:
-        """PIDs of every process whose command line names this cluster's temp dir."""
+        """PIDs of every process of this cluster: in the process group of one of its nodes, or
+        naming its temp dir on the command line (Ray workers rename themselves ``ray::...``,
+        so the group is what finds them)."""
         marker = str(self.root).encode()
+        groups = {n.proc.pid for n in self.nodes}
         pids = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
+            pid = int(entry.name)
             try:
-                if marker in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # dead already, waiting to be reaped
+                if os.getpgid(pid) in groups or marker in (entry / "cmdline").read_bytes():
+                    pids.append(pid)
             except OSError:
                 continue
         return pids
+
+    def node_of(self, node_id: str) -> Node | None:
+        """The node whose raylet has Ray node id ``node_id`` (its ``--node_id=`` flag)."""
+        flag = f"--node_id={node_id}".encode()
+        by_group = {n.proc.pid: n for n in self.nodes}
+        for pid in self.processes():
+            try:
+                if flag in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return by_group.get(os.getpgid(pid))
+            except OSError:
+                continue
+        return None
 
     def stop(self) -> None:
         """Stop every node (workers first), then any straggler of this cluster; remove its files."""

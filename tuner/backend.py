@@ -405,14 +405,20 @@ class _ProgressCallback(tune.Callback):
 
 
 class _Outcome(tune.Callback):
-    """Whether the experiment ended with trials left unfinished: Tune's handler of the first
-    Ctrl-C saves the experiment and returns from ``fit()`` as if it had finished."""
+    """Whether the experiment ended with trials left unfinished. Tune's handler of the first
+    Ctrl-C saves the experiment and returns from ``fit()`` as if it had finished; its cleanup
+    then marks the running trials TERMINATED, so their status is read at the end of the last
+    step of the loop, before that cleanup."""
 
     def __init__(self) -> None:
         self.unfinished = 0
+        self._status: dict[str, str] = {}
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._status = {t.trial_id: t.status for t in trials}
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self.unfinished = sum(1 for t in trials if t.status not in ("TERMINATED", "ERROR"))
+        self.unfinished = sum(1 for t in trials if self._status.get(t.trial_id, t.status) not in ("TERMINATED", "ERROR"))
 
 
 @dataclass

@@ -197,6 +197,9 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
           f"{resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs")
     write(f"run directory: {store.location}")
     _notes(store, address, note, write)
+    if sweep.train.get("amp") and sweep.resources.gpu == 0:
+        write("warning: train.amp: mixed precision needs a GPU and this sweep asks for none (resources.gpu: 0): "
+              "ignored, trials train in float32")
     _run_guarded(lambda: run_rounds(sweep, run_dir, meta, data, write=write, progress_every_s=progress_every_s,
                                     store=store), store, meta, write)
     return _finish(store, meta, started)

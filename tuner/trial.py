@@ -72,25 +72,29 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: Dataset) ->
         data: the data set without its test split, shipped through Ray's object store.
     """
     cfg = apply_params(base, config)
-    torch.set_num_threads(trial_cpus())
-    trainer = Trainer(cfg["model"], cfg["train"], data, device=trial_device())
+    threads = trial_cpus()
+    torch.set_num_threads(threads)  # the trial's CPUs, not the node's: trials share a node
+    device = trial_device()
+    trainer = Trainer(cfg["model"], cfg["train"], data, device=device)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            trainer.load_state_dict(torch.load(Path(d) / CHECKPOINT_FILE, weights_only=False))
+            # map_location: a trial restored on another node may have another device (a GPU's checkpoint on a CPU)
+            trainer.load_state_dict(torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=False))
     epochs = int(cfg["train"]["epochs"])
     n_train = len(data.x_train)
-    node = node_id()
+    # Where the trial ran, reported with every epoch: a restored trial may continue elsewhere.
+    where = {"node_id": node_id(), "device": str(device), "threads": threads}
     while trainer.epoch < epochs:
         start = time.perf_counter()
         m = trainer.step()
         seconds = time.perf_counter() - start
         if m.diverged:
-            tune.report({**WORST, "epoch": m.epoch, "diverged": True, "epoch_s": seconds, "node_id": node})
+            tune.report({**WORST, "epoch": m.epoch, "diverged": True, "epoch_s": seconds, **where})
             return
         metrics = {"train_loss": m.train_loss, "val_loss": m.val_loss, "val_acc": m.val_acc, "epoch": m.epoch,
                    "diverged": False, "epoch_s": seconds, "samples_per_s": n_train / max(seconds, 1e-9),
-                   "node_id": node}
+                   **where}
         with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as d:
             torch.save(trainer.state_dict(), os.path.join(d, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
