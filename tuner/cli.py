@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default: RUN_DIR/best.yaml or best.json)")
     p.add_argument("--top-k", type=_positive_int, default=5, help="configurations kept in 'top' (default: 5)")
     p.add_argument("--format", choices=("yaml", "json"), help="default: from the file name, else yaml")
+
+    p = sub.add_parser("report", help="write an HTML report of a run with its figures (no Ray started)")
+    p.add_argument("run_dir")
+    p.add_argument("-o", "--output", help="folder to write index.html and the figures to (default: RUN_DIR/report)")
     return parser
 
 
@@ -120,7 +124,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "space": cmd_space, "export": cmd_export}
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.report import write_report
+
+    path = write_report(args.run_dir, args.output)
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "space": cmd_space, "export": cmd_export,
+            "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
