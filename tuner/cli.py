@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: start a local instance on every core)")
     p.add_argument("--num-samples", type=_positive_int, help="trials in the first round (overrides the file)")
     p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--mlflow-uri", help="also log each trial as an MLflow run to this tracking store "
+                                        "(e.g. sqlite:///mlflow.db or http://host:5000; needs tuner[mlflow])")
+    p.add_argument("--mlflow-experiment", help="MLflow experiment name (default: the sweep's name)")
 
     p = sub.add_parser("validate", help="check a sweep file and report every problem")
     p.add_argument("sweep")
@@ -81,6 +84,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tuner.runner import describe, run_sweep
     from tuner.spec import load_sweep
 
+    if args.mlflow_experiment is not None and args.mlflow_uri is None:
+        raise InputError("--mlflow-experiment: needs --mlflow-uri")
+    if args.mlflow_uri is not None:
+        from tuner.tracking import require_mlflow
+
+        require_mlflow()
     overrides: dict[str, Any] = {}
     if args.name:
         overrides["name"] = args.name
@@ -88,7 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["search.num_samples"] = args.num_samples
     sweep = load_sweep(args.sweep, overrides)
     summary = run_sweep(sweep, storage=args.storage, address=args.address, num_cpus=args.num_cpus,
-                        write=lambda line: print(line, flush=True))
+                        write=lambda line: print(line, flush=True), mlflow_uri=args.mlflow_uri,
+                        mlflow_experiment=args.mlflow_experiment)
     for line in describe(summary):
         print(line)
     return EXIT_OK

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from models.data import DataError, Dataset
 from models.data import load as load_data
 from tuner import export as export_mod
+from tuner import tracking
 from tuner.errors import InputError, RunError
 from tuner.files import write_json, write_yaml
 from tuner.progress import Progress
@@ -100,7 +101,8 @@ def check_resources(sweep: Sweep, nodes: list[dict[str, Any]]) -> None:
 
 def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = None,
               write: Callable[[str], None] = print, num_cpus: int | None = None,
-              progress_every_s: float = 5.0) -> RunSummary:
+              progress_every_s: float = 5.0, mlflow_uri: str | None = None,
+              mlflow_experiment: str | None = None) -> RunSummary:
     """Run every round of ``sweep`` on Ray and export the best configuration.
 
     Args:
@@ -110,18 +112,28 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
             None starts a local instance on every core of this machine.
         write: where progress lines go.
         num_cpus: CPUs of the local instance (None: all).
+        mlflow_uri: also log to this MLflow tracking store (see :mod:`tuner.tracking`): a
+            run per trial, under a parent run for the sweep holding the export.
+        mlflow_experiment: the MLflow experiment (default: the sweep's name).
 
     Raises:
-        InputError: the data cannot be loaded or no node fits one trial (nothing written).
+        InputError: the data cannot be loaded, no node fits one trial, or MLflow is missing
+            or its store unusable (nothing written).
         RunError: the run itself failed.
     """
     from tuner import backend, trial
 
     started = time.monotonic()
+    if mlflow_uri is not None:
+        tracking.require_mlflow()
     data = prepare_data(sweep)
     resources = backend.connect(address, num_cpus=num_cpus)
     check_resources(sweep, backend.cluster_nodes())
     run_dir = new_run_dir(storage, sweep.name)
+    tracker = None
+    if mlflow_uri is not None:
+        tracker = tracking.start(mlflow_uri, mlflow_experiment or sweep.name, run_dir.name,
+                                 {"tuner.run_dir": str(run_dir), "tuner.sweep_sha256": sweep.sha256})
     run_dir.mkdir(parents=True)
     write_yaml(run_dir / SWEEP_FILE, sweep.to_dict())
     meta: dict[str, Any] = {
@@ -133,7 +145,11 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
                        "data": data.fingerprint(), "versions": versions(), "argv": sys.argv},
         "rounds": [],
     }
+    if tracker is not None:
+        meta["provenance"]["mlflow"] = tracker.to_dict()
     write_json(run_dir / RUN_FILE, meta)
+    if tracker is not None:
+        tracker.log_artifact(run_dir / SWEEP_FILE)
     scheduler_text = ("ASHA (grace %d, reduction %g, max %d epochs)" % (
         sweep.scheduler.grace_period, sweep.scheduler.reduction_factor, sweep.train["epochs"])
         if sweep.scheduler.name == "asha" else f"no early stopping ({sweep.train['epochs']} epochs each)")
@@ -158,16 +174,18 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
                                         sweep.scheduler.brackets),
             cpu=sweep.resources.cpu, gpu=sweep.resources.gpu, max_failures=sweep.max_failures,
             max_concurrent=sweep.search.max_concurrent, on_progress=progress.update,
-            progress_every_s=progress_every_s))
+            progress_every_s=progress_every_s, mlflow=tracker.target(0) if tracker else None))
         r.update(status="done", finished=_now())
     except KeyboardInterrupt:
         meta["status"] = "interrupted"
         write_json(run_dir / RUN_FILE, meta)
+        _close(tracker, "KILLED")
         raise
     except Exception as e:
         meta["status"] = "failed"
         meta["error"] = f"{type(e).__name__}: {e}"
         write_json(run_dir / RUN_FILE, meta)
+        _close(tracker, "FAILED")
         raise RunError(f"the run failed: {type(e).__name__}: {e}") from e
     meta.update(status="done", finished=_now())
     write_json(run_dir / RUN_FILE, meta)
@@ -175,7 +193,20 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
     export_path = None
     if run.ranked():
         export_path = export_mod.write(export_mod.build(run), run_dir / EXPORT_FILE)
+    if tracker is not None:
+        best = run.ranked()[:1]
+        tracker.finish("FINISHED", export_path, {f"best_{run.metric}": best[0].score(run.metric)} if best else {})
     return RunSummary(run_dir, export_path, run, time.monotonic() - started)
+
+
+def _close(tracker: tracking.SweepTracking | None, status: str) -> None:
+    """Close the sweep's MLflow run on the way out of a failed run, never masking its error."""
+    if tracker is None:
+        return
+    try:
+        tracker.finish(status)
+    except Exception:  # the tracking store may be what failed
+        pass
 
 
 def _now() -> str:

@@ -252,3 +252,13 @@ def test_the_page_renders_in_headless_chromium_with_every_figure(tmp_path: Path)
     not_white = (pixels < 0.95).any(axis=-1).mean()
     colours = len({tuple(p) for p in (pixels[::7, ::7].reshape(-1, 3) * 255).astype(int).tolist()})
     assert not_white > 0.05 and colours > 50, (not_white, colours)
+
+
+def test_the_report_of_a_real_sweep(tracked_run: dict[str, Any], tmp_path: Path) -> None:
+    summary = tracked_run["summary"]
+    page = write_report(summary.run_dir, tmp_path / "rep")
+    text = page.read_text()
+    assert images(page) == ["lr.png", "beta.png", "curves.png", "parallel.png"]
+    assert "2 (2 finished)" in text and "4 of a full budget of 4" in text
+    assert f"{summary.run.ranked()[0].score('val_acc'):.4g}" in text
+    assert "no early stopping" in text and "One round only" in text and "No retest yet (tuner retest" in text
