@@ -12,7 +12,8 @@ Sources (``data.name`` in a sweep file):
 - ``mnist1d``: MNIST-1D generated locally with the ``mnist1d`` package's generator and its
   default arguments (the published 4000/1000 split), shaped ``(1, 40)``; the arrays are
   cached on disk under ``$TUNER_CACHE`` (default ``~/.cache/tuner``).
-- ``synthetic``: scikit-learn's ``make_classification``, sized for scale tests.
+- ``synthetic``: scikit-learn's ``make_classification``, sized for scale tests; ``flip_y``
+  adds label noise (a drift to test against).
 - ``npz``: the user's arrays ``x_train, y_train, x_test, y_test`` in one ``.npz`` file.
 - ``"package.module:function"``: a function returning a :class:`Dataset` or a mapping
   with those four arrays.
@@ -44,7 +45,8 @@ SOURCE_OPTIONS: dict[str, dict[str, Any]] = {
         "iid_noise_scale": 2e-2,
         "corr_noise_scale": 0.25,
     },
-    "synthetic": {"n_samples": 2000, "n_features": 20, "n_classes": 4, "seed": 0},
+    "synthetic": {"n_samples": 2000, "n_features": 20, "n_classes": 4, "seed": 0,
+                  "flip_y": 0.01},  # the fraction of labels assigned at random (label noise)
     "npz": {"path": None},
 }
 
@@ -201,12 +203,12 @@ def _save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         pass  # a read-only cache only costs regeneration next time
 
 
-def _synthetic(n_samples: int, n_features: int, n_classes: int, seed: int) -> tuple[np.ndarray, ...]:
+def _synthetic(n_samples: int, n_features: int, n_classes: int, seed: int, flip_y: float) -> tuple[np.ndarray, ...]:
     from sklearn.datasets import make_classification
 
     x, y = make_classification(n_samples=int(n_samples), n_features=int(n_features),
                                n_informative=max(2, int(n_features) // 2), n_classes=int(n_classes),
-                               n_clusters_per_class=1, class_sep=1.5, random_state=int(seed))
+                               n_clusters_per_class=1, class_sep=1.5, flip_y=float(flip_y), random_state=int(seed))
     n_test = len(x) // 5
     return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
 

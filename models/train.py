@@ -135,7 +135,6 @@ class Trainer:
         self.epoch += 1
         return total / max(count, 1)
 
-    @torch.no_grad()
     def evaluate(self, x: torch.Tensor | np.ndarray | None = None,
                  y: torch.Tensor | np.ndarray | None = None) -> tuple[float, float]:
         """Mean cross-entropy and accuracy in eval mode (BN's running statistics).
@@ -144,15 +143,7 @@ class Trainer:
         """
         x = self.x_val if x is None else (self._tensor(x) if isinstance(x, np.ndarray) else x.to(self.device))
         y = self.y_val if y is None else (self._tensor(y) if isinstance(y, np.ndarray) else y.to(self.device))
-        self.model.eval()
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(x), EVAL_BATCH):
-            xb, yb = x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH]
-            with self._autocast():
-                logits = self.model(xb).float()
-            loss_sum += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(1) == yb).sum())
-        return loss_sum / max(len(x), 1), correct / max(len(x), 1)
+        return evaluate(self.model, x, y, amp=self.amp)
 
     def step(self) -> EpochMetrics:
         """Train one epoch, then evaluate on the validation split."""
@@ -173,6 +164,21 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.generator.set_state(state["generator"])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` in eval mode on ``x``/``y`` (tensors on the
+    model's device), in fixed batches of ``EVAL_BATCH``: the same data gives the same numbers."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(x), EVAL_BATCH):
+        xb, yb = x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH]
+        with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
+            logits = model(xb).float()
+        loss_sum += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+    return loss_sum / max(len(x), 1), correct / max(len(x), 1)
 
 
 def default_device() -> torch.device:

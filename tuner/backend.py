@@ -217,6 +217,30 @@ def sample(params: Sequence[Parameter], method: str, n: int, seed: int, metric: 
     return out
 
 
+# -- plain tasks ------------------------------------------------------------------------------
+
+
+def run_tasks(fn: Callable[..., Any], calls: Sequence[dict[str, Any]], shared: dict[str, Any], cpu: float,
+              gpu: float, on_result: Callable[[int, Any], None] | None = None, max_retries: int = 2) -> list[Any]:
+    """Run ``fn(**call, **shared, device=...)`` for every call as Ray tasks, all in parallel
+    on the cluster; ``shared`` values go through the object store once. Results come back in
+    the order of ``calls``; ``on_result(index, result)`` is told of each as it finishes. A task
+    whose worker dies is retried ``max_retries`` times."""
+    from tuner.trial import task
+
+    refs = {k: ray.put(v) for k, v in shared.items()}
+    remote = ray.remote(task).options(num_cpus=cpu, num_gpus=gpu, max_retries=max_retries)
+    pending = {remote.remote(fn, call, cpu, **refs): i for i, call in enumerate(calls)}
+    results: list[Any] = [None] * len(calls)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(ready[0])
+        results[index] = ray.get(ready[0])
+        if on_result is not None:
+            on_result(index, results[index])
+    return results
+
+
 # -- schedulers -------------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 Exit status: 0 done; 2 bad input (usage, sweep or export file), one line a problem naming
 the file, the key path and the rule, nothing started and nothing written; 1 the run
-itself failed; 130 interrupted.
+itself failed; 3 ``retest --fail-on-drift`` flagged a drift; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -74,6 +74,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_positive_int, default=5, help="configurations kept in 'top' (default: 5)")
     p.add_argument("--format", choices=("yaml", "json"), help="default: from the file name, else yaml")
 
+    p = sub.add_parser("retest", help="re-train the export's top configurations with fresh seeds; rank with CIs; "
+                                      "flag ranking changes and drift")
+    p.add_argument("export", help="the export file (rewritten with the new ranking and a retest section)")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="fresh seeds per configuration (default: 3)")
+    p.add_argument("--top-k", type=_positive_int, help="configurations to re-test (default: all in the export's top)")
+    p.add_argument("--every", metavar="DURATION", help="keep re-testing every DURATION (30s, 15m, 12h, 1d) until stopped")
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a data key for this retest, e.g. --data seed=7 or --data path=new.npz (repeatable)")
+    p.add_argument("--tolerance", type=float, default=0.02,
+                   help="flag drift when the best's mean score fell by more than this since the last retest "
+                        "(metric units, default: 0.02)")
+    p.add_argument("--fail-on-drift", action="store_true", help="exit with status 3 when drift was flagged")
+    p.add_argument("--address", help="the Ray cluster to run on (default: a local instance)")
+
+    p = sub.add_parser("train", help="train the export's best configuration on train+val and save the model")
+    p.add_argument("export")
+    p.add_argument("-o", "--output", required=True, help="the model file to write, e.g. model.pt")
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="override a data key")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+
+    p = sub.add_parser("evaluate", help="test accuracy of a saved model (eval mode: BN running statistics)")
+    p.add_argument("model", help="a file written by tuner train")
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                   help="evaluate on other data, e.g. --data seed=7 (repeatable)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+
     p = sub.add_parser("report", help="write an HTML report of a run with its figures (no Ray started)")
     p.add_argument("run_dir")
     p.add_argument("-o", "--output", help="folder to write index.html and the figures to (default: RUN_DIR/report)")
@@ -127,10 +153,55 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tuner.export import export_run
+    from tuner.export_file import export_run
 
     path = export_run(args.run_dir, args.output, args.top_k, args.format)
     print(f"exported: {path}")
+    return EXIT_OK
+
+
+EXIT_DRIFT = 3
+
+
+def cmd_retest(args: argparse.Namespace) -> int:
+    import time
+
+    from tuner.retesting import parse_duration, parse_overrides, retest
+
+    every = parse_duration(args.every) if args.every else None
+    data = parse_overrides(args.data)
+    while True:
+        entry = retest(args.export, seeds=args.seeds, top_k=args.top_k, data=data, address=args.address,
+                       tolerance=args.tolerance, write=lambda line: print(line, flush=True))
+        if entry["drift"] and args.fail_on_drift:
+            return EXIT_DRIFT
+        if every is None:
+            return EXIT_OK
+        print(f"next retest in {args.every}", flush=True)
+        try:
+            time.sleep(every)
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
+            return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tuner.final import train
+    from tuner.retesting import parse_overrides
+
+    train(args.export, args.output, data=parse_overrides(args.data), device=args.device,
+          write=lambda line: print(line, flush=True))
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tuner.final import evaluate_file
+    from tuner.retesting import parse_overrides
+
+    r = evaluate_file(args.model, data=parse_overrides(args.data), device=args.device)
+    note = "same data as at training" if r["same_data"] else "other data than at training"
+    print(f"test_acc {r['test_acc']:.4f}  test_loss {r['test_loss']:.4f}  ({r['n']} samples, {note}; "
+          f"at training: test_acc {r['trained']['test_acc']:.4f})")
     return EXIT_OK
 
 
@@ -143,7 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "space": cmd_space, "export": cmd_export,
-            "report": cmd_report}
+            "retest": cmd_retest, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

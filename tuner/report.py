@@ -67,14 +67,6 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
 # -- what the run searched --------------------------------------------------------------------
 
 
-def parameter(path: str, spec: dict[str, Any]) -> Parameter:
-    """A :class:`Parameter` from its run-directory form ``{distribution, min, max}`` or
-    ``{values}`` (raises ``ValueError`` on a malformed one)."""
-    if "values" in spec:
-        return Parameter(path, values=tuple(spec["values"]))
-    return Parameter(path, distribution=spec.get("distribution"), low=spec.get("min"), high=spec.get("max"))
-
-
 def round_parameters(run: Run) -> list[tuple[int, dict[str, Parameter]]]:
     """Each round's index and searched parameters (``run.json``'s ``rounds[*].parameters``;
     the sweep's own for a round that does not record them)."""
@@ -83,11 +75,12 @@ def round_parameters(run: Run) -> list[tuple[int, dict[str, Parameter]]]:
     for i, r in enumerate(run.meta.get("rounds", [])):
         specs = r.get("parameters") or sweep_params
         try:
-            out.append((int(r.get("index", i)), {p: parameter(p, s) for p, s in specs.items()}))
-        except (ValueError, TypeError, AttributeError) as e:
-            raise InputError(f"{run.path / 'run.json'}: rounds[{i}].parameters: {e}") from None
+            out.append((int(r.get("index", i)), {p: Parameter.from_dict(p, s) for p, s in specs.items()}))
+        except (ValueError, TypeError, AttributeError, KeyError) as e:
+            why = f"missing key {e}" if isinstance(e, KeyError) else str(e)
+            raise InputError(f"{run.path / 'run.json'}: rounds[{i}].parameters: {why}") from None
     if not out and sweep_params:
-        out.append((0, {p: parameter(p, s) for p, s in sweep_params.items()}))
+        out.append((0, {p: Parameter.from_dict(p, s) for p, s in sweep_params.items()}))
     return out
 
 
@@ -329,7 +322,7 @@ def _retest_section(run: Run, export: dict[str, Any] | None, results: list[tuple
     search = {str(t.get("trial")): t.get("score") for t in export.get("top", []) or [] if isinstance(t, dict)}
     bars, rows = [], []
     for i, (r, val, test) in enumerate(results):
-        score = search.get(str(r.get("trial")))
+        score = r.get("search_score", search.get(str(r.get("trial"))))
         bars.append(plots.RetestBar(f"#{i + 1} {r.get('trial', '')}", val and val[:3], test and test[:3],
                                     None if score is None else _num(score)))
         rows.append([str(i + 1), str(r.get("trial", "")), _params_text(r.get("params", {})),
@@ -469,6 +462,6 @@ def _num(v: Any) -> float:
 def _load_export(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    from tuner import export
+    from tuner import export_file
 
-    return export.load(path)
+    return export_file.load(path)

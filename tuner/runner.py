@@ -19,12 +19,15 @@ from typing import Any, Callable
 
 from models.data import DataError, Dataset
 from models.data import load as load_data
-from tuner import export as export_mod
+import tuner.export_file as export_mod
 from tuner import tracking
 from tuner.errors import InputError, RunError
 from tuner.files import write_json, write_yaml
 from tuner.progress import Progress
 from tuner.results import RUN_FILE, SWEEP_FILE, Run, load_run
+from tuner.refine import describe as describe_ranges
+from tuner.refine import next_parameters
+from tuner.space import Parameter
 from tuner.spec import Sweep
 
 EXPORT_FILE = "best.yaml"
@@ -48,8 +51,8 @@ def versions() -> dict[str, str]:
 
     from tuner import __version__
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
-            "numpy": numpy.__version__, "tuner": __version__}
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "ray": str(ray.__version__),
+            "numpy": str(numpy.__version__), "tuner": str(__version__)}
 
 
 def git_commit(path: str | Path) -> str | None:
@@ -121,7 +124,7 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
             or its store unusable (nothing written).
         RunError: the run itself failed.
     """
-    from tuner import backend, trial
+    from tuner import backend
 
     started = time.monotonic()
     if mlflow_uri is not None:
@@ -153,29 +156,14 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
     scheduler_text = ("ASHA (grace %d, reduction %g, max %d epochs)" % (
         sweep.scheduler.grace_period, sweep.scheduler.reduction_factor, sweep.train["epochs"])
         if sweep.scheduler.name == "asha" else f"no early stopping ({sweep.train['epochs']} epochs each)")
-    write(f"sweep {sweep.name}: {sweep.search.num_samples} trials, {sweep.search.method} search, {scheduler_text}, "
+    rounds_text = f" (+{round_count(sweep) - 1} refine rounds of {sweep.search.refine.num_samples})" \
+        if sweep.search.refine and sweep.search.refine.rounds else ""
+    write(f"sweep {sweep.name}: {sweep.search.num_samples} trials{rounds_text}, {sweep.search.method} search, "
+          f"{scheduler_text}, "
           f"{resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs")
     write(f"run directory: {run_dir}")
-    search_data = data.without_test()
     try:
-        r = {"index": 0, "dir": "round-0", "seed": sweep.search.seed, "num_samples": sweep.search.num_samples,
-             "parameters": {p.path: p.to_dict() for p in sweep.search.parameters}, "status": "running",
-             "started": _now()}
-        meta["rounds"].append(r)
-        write_json(run_dir / RUN_FILE, meta)
-        progress = Progress(sweep.metric, sweep.mode, int(sweep.train["epochs"]), label="round 1/1", write=write)
-        backend.run_round(backend.RoundSettings(
-            storage=run_dir, name=r["dir"], trainable=trial.run_trial,
-            trainable_args={"base": sweep.base_config(), "data": search_data},
-            params=sweep.search.parameters, method=sweep.search.method, num_samples=sweep.search.num_samples,
-            seed=sweep.search.seed, metric=sweep.metric, mode=sweep.mode,
-            scheduler=backend.scheduler(sweep.scheduler.name, int(sweep.train["epochs"]),
-                                        sweep.scheduler.grace_period, sweep.scheduler.reduction_factor,
-                                        sweep.scheduler.brackets),
-            cpu=sweep.resources.cpu, gpu=sweep.resources.gpu, max_failures=sweep.max_failures,
-            max_concurrent=sweep.search.max_concurrent, on_progress=progress.update,
-            progress_every_s=progress_every_s, mlflow=tracker.target(0) if tracker else None))
-        r.update(status="done", finished=_now())
+        run_rounds(sweep, run_dir, meta, data, write=write, progress_every_s=progress_every_s, tracker=tracker)
     except KeyboardInterrupt:
         meta["status"] = "interrupted"
         write_json(run_dir / RUN_FILE, meta)
@@ -213,6 +201,75 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def round_count(sweep: Sweep) -> int:
+    """The first round plus the refine rounds."""
+    return 1 + (sweep.search.refine.rounds if sweep.search.refine else 0)
+
+
+def round_parameters(sweep: Sweep, run_dir: Path, index: int) -> list[Parameter]:
+    """Round ``index``'s parameters: the file's for round 0; after that, the ranges the
+    top-k configurations of all rounds so far span (:mod:`tuner.refine`)."""
+    params = list(sweep.search.parameters)
+    if index == 0 or sweep.search.refine is None:
+        return params
+    refine = sweep.search.refine
+    ranked = load_run(run_dir).ranked(rounds=list(range(index)))
+    previous = [Parameter.from_dict(path, d) for path, d in _round_meta(run_dir, index - 1)["parameters"].items()]
+    return next_parameters(previous or params, params, [t.params for t in ranked[:refine.top_k]], refine.margin)
+
+
+def _round_meta(run_dir: Path, index: int) -> dict[str, Any]:
+    meta = load_run(run_dir).meta
+    return next(r for r in meta["rounds"] if r["index"] == index)
+
+
+def run_rounds(sweep: Sweep, run_dir: Path, meta: dict[str, Any], data: Dataset, start: int = 0,
+               write: Callable[[str], None] = print, progress_every_s: float = 5.0,
+               tracker: tracking.SweepTracking | None = None) -> None:
+    """Run rounds ``start..`` of ``sweep`` into ``run_dir``, recording each in ``meta``
+    (``run.json``): its seed (``search.seed + index``), trials, ranges and best. With a
+    ``tracker``, each trial is also an MLflow run under the sweep's."""
+    from tuner import backend, trial
+
+    n = round_count(sweep)
+    search_data = data.without_test()
+    for index in range(start, n):
+        params = round_parameters(sweep, run_dir, index)
+        first = index == 0
+        num_samples = sweep.search.num_samples if first else sweep.search.refine.num_samples  # type: ignore[union-attr]
+        r: dict[str, Any] = {"index": index, "dir": f"round-{index}", "seed": sweep.search.seed + index,
+                             "num_samples": num_samples, "parameters": {p.path: p.to_dict() for p in params},
+                             "status": "running", "started": _now()}
+        meta["rounds"] = [x for x in meta["rounds"] if x["index"] != index] + [r]
+        write_json(run_dir / RUN_FILE, meta)
+        if n > 1:
+            write(f"round {index + 1}/{n}: {num_samples} trials, seed {r['seed']}, ranges:")
+            for line in describe_ranges(params):
+                write(line)
+        progress = Progress(sweep.metric, sweep.mode, int(sweep.train["epochs"]), label=f"round {index + 1}/{n}",
+                            write=write)
+        backend.run_round(backend.RoundSettings(
+            storage=run_dir, name=r["dir"], trainable=trial.run_trial,
+            trainable_args={"base": sweep.base_config(), "data": search_data},
+            params=params, method=sweep.search.method, num_samples=num_samples,
+            seed=r["seed"], metric=sweep.metric, mode=sweep.mode,
+            scheduler=backend.scheduler(sweep.scheduler.name, int(sweep.train["epochs"]),
+                                        sweep.scheduler.grace_period, sweep.scheduler.reduction_factor,
+                                        sweep.scheduler.brackets),
+            cpu=sweep.resources.cpu, gpu=sweep.resources.gpu, max_failures=sweep.max_failures,
+            max_concurrent=sweep.search.max_concurrent, on_progress=progress.update,
+            progress_every_s=progress_every_s, mlflow=tracker.target(index) if tracker else None))
+        ranked = load_run(run_dir).ranked(rounds=[index])
+        r.update(status="done", finished=_now())
+        if ranked:
+            best = ranked[0]
+            r["best"] = {"trial": best.trial_id, "score": best.score(sweep.metric), "params": best.params}
+            if n > 1:
+                params_text = ", ".join(f"{k}={_fmt(v)}" for k, v in export_mod.ordered(best.params, sweep.to_dict()).items())
+                write(f"round {index + 1}/{n} best {sweep.metric} {best.score(sweep.metric):.4f}: {params_text}")
+        write_json(run_dir / RUN_FILE, meta)
+
+
 def describe(summary: RunSummary, top: int = 5) -> list[str]:
     """The lines printed when a run ends: counts, the best trials, where things are."""
     run = summary.run
@@ -226,11 +283,12 @@ def describe(summary: RunSummary, top: int = 5) -> list[str]:
     ranked = run.ranked()
     if ranked:
         lines.append(f"best {run.metric} {ranked[0].score(run.metric):.4f} (trial {ranked[0].trial_id}):")
-        for k, v in ranked[0].params.items():
+        for k, v in export_mod.ordered(ranked[0].params, run.sweep).items():
             lines.append(f"  {k}: {_fmt(v)}")
         lines.append(f"top {min(top, len(ranked))}:")
         for t in ranked[:top]:
-            params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in t.params.items())
+            params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}"
+                               for k, v in export_mod.ordered(t.params, run.sweep).items())
             lines.append(f"  {t.score(run.metric):.4f}  {t.status:<8} {t.epochs:>3} ep  {params}")
     lines.append(f"run directory: {summary.run_dir}")
     if summary.export_path:

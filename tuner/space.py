@@ -164,6 +164,13 @@ class Parameter:
         points = [self.from_latent(z) for z in np.linspace(lo, hi, self.grid_points)]
         return sorted(points)
 
+    @classmethod
+    def from_dict(cls, path: str, d: dict[str, Any]) -> Parameter:
+        """Read the sweep-file form back (as :meth:`to_dict` writes it)."""
+        if "values" in d:
+            return cls(path, values=tuple(d["values"]))
+        return cls(path, d["distribution"], d["min"], d["max"], grid_points=d.get("grid_points"))
+
     def to_dict(self) -> dict[str, Any]:
         """The sweep-file form of this parameter."""
         if self.values is not None:

@@ -95,6 +95,7 @@ DATA_SOURCE_FIELDS: dict[str, dict[str, Field]] = {
     },
     "synthetic": {
         "n_samples": _f("int", SOURCE_OPTIONS["synthetic"]["n_samples"], _ge(20)),
+        "flip_y": _f("float", SOURCE_OPTIONS["synthetic"]["flip_y"], _unit(lo_open=False)),
         "n_features": _f("int", SOURCE_OPTIONS["synthetic"]["n_features"], _ge(2)),
         "n_classes": _f("int", SOURCE_OPTIONS["synthetic"]["n_classes"], _ge(2)),
         "seed": _f("int", SOURCE_OPTIONS["synthetic"]["seed"], _ge(0)),
@@ -268,11 +269,19 @@ def load_sweep(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None
         raise InputError(f"{source}: the file is empty")
     if not isinstance(raw, dict):
         raise InputError(problem(source, "", type(raw).__name__, "the top level must be a mapping of keys"))
+    if _is_export(raw):  # an export file: run its config (the best configuration, nothing searched)
+        if not isinstance(raw["config"], dict):
+            raise InputError(problem(source, "config", type(raw["config"]).__name__, "must be a mapping"))
+        raw = raw["config"]
     for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value)
+        set_dotted(raw, key, value)
     if raw.get("name") is None:
         raw["name"] = p.stem
     return from_dict(raw, source=source, sha256=hashlib.sha256(raw_bytes).hexdigest(), base_dir=p.parent)
+
+
+def _is_export(raw: Mapping[str, Any]) -> bool:
+    return all(k in raw for k in ("config", "params", "score", "metric"))
 
 
 def from_dict(raw: Mapping[str, Any], source: str = "<dict>", sha256: str = "",
@@ -281,7 +290,8 @@ def from_dict(raw: Mapping[str, Any], source: str = "<dict>", sha256: str = "",
     return _Validator(source, Path(base_dir) if base_dir is not None else None).sweep(raw, sha256)
 
 
-def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``raw[a][b] = value`` for the key ``"a.b"``, creating mappings on the way."""
     parts = key.split(".")
     node = raw
     for part in parts[:-1]:

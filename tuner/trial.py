@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ray
 import torch
@@ -46,6 +46,13 @@ def trial_cpus() -> int:
         return max(1, int(resources.get("CPU", 1)))
     except Exception:  # outside a Tune session (a direct call in a test)
         return 1
+
+
+def task(fn: Callable[..., Any], call: dict[str, Any], cpus: float, **shared: Any) -> Any:
+    """A plain Ray task (see :func:`tuner.backend.run_tasks`): ``fn(**call, **shared)`` on the
+    CPUs and the GPU Ray gave it, passed as ``device``."""
+    torch.set_num_threads(max(1, int(cpus)))
+    return fn(**call, **shared, device=trial_device())
 
 
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: Dataset) -> None:

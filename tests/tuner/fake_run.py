@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import tiny_sweep
-from tuner import export as export_mod
+from tuner import export_file as export_mod
 from tuner.results import load_run
 from tuner.spec import from_dict
 
@@ -65,8 +65,8 @@ def retest_section(trials: list[str], params: list[dict[str, Any]]) -> dict[str,
         scores = [0.8 - 0.05 * k + d for d in (-0.02, 0.0, 0.02)]
         stats = {"mean": sum(scores) / 3, "std": 0.02, "ci95": [min(scores) - 0.01, max(scores) + 0.01],
                  "scores": scores}
-        results.append({"trial": trial, "params": p, "val": stats,
-                        "test": {**stats, "mean": stats["mean"] - 0.01}})
+        results.append({"trial": trial, "params": p, "search_score": 0.9 - 0.05 * k, "val": stats,
+                        "test": {**stats, "mean": stats["mean"] - 0.01}, "diverged": 0, "seconds": 4.0})
     return {"created": "2026-01-02T00:00:00+00:00", "seconds": 12.5, "seeds": [101, 102, 103],
             "top_k": len(results), "data": {"overrides": {}}, "results": results, "ranking_changed": False,
             "drift": False, "messages": ["the best configuration held its rank"]}

@@ -38,11 +38,12 @@ def best_config(sweep: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]
     config = copy.deepcopy(sweep)
     config.update(apply_params({k: config[k] for k in ("data", "model", "train")}, params))
     search = config.get("search", {})
-    config["search"] = {"method": "random", "num_samples": 1, "seed": int(search.get("seed", 0)), "parameters": {}}
+    config["search"] = {"method": "random", "num_samples": 1, "seed": int(search.get("seed", 0)),
+                        "max_concurrent": int(search.get("max_concurrent", 0)), "parameters": {}}
     return config
 
 
-def _ordered(params: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
+def ordered(params: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
     """``params`` in the order the sweep file lists its parameters."""
     order = list(sweep.get("search", {}).get("parameters", {}))
     return dict(sorted(params.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
@@ -59,15 +60,15 @@ def build(run: Run, top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
         raise InputError(f"{run.path}: no trial has reported {run.metric} yet; nothing to export")
     best = ranked[0]
     prov = dict(run.meta.get("provenance", {}))
-    prov.update({"run_dir": str(run.path.resolve()), "created": _now(),
-                 "run_status": run.meta.get("status", "unknown")})
+    prov.update({"run_dir": str(run.path.resolve()), "created": _now(), "run_created": run.meta.get("created"),
+                 "run_finished": run.meta.get("finished"), "run_status": run.meta.get("status", "unknown")})
     return {
         "metric": run.metric,
         "mode": run.mode,
         "score": best.score(run.metric),
-        "params": _ordered(best.params, run.sweep),
+        "params": ordered(best.params, run.sweep),
         "config": best_config(run.sweep, best.params),
-        "top": [{"params": _ordered(t.params, run.sweep), "score": t.score(run.metric), "trial": t.trial_id, "round": t.round,
+        "top": [{"params": ordered(t.params, run.sweep), "score": t.score(run.metric), "trial": t.trial_id, "round": t.round,
                  "epochs": t.epochs, "status": t.status} for t in ranked[:top_k]],
         "provenance": prov,
     }

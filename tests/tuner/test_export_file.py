@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.tuner.fake_run import epochs, make_run
-from tuner import export
+import tuner.export_file as export
 from tuner.errors import InputError
 from tuner.spec import from_dict
 

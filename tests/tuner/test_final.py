@@ -1,0 +1,86 @@
+"""The final model: train from an export, save, evaluate again, reproduce exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.tuner.fake_run import epochs, make_run
+from tuner.cli import main
+from tuner.errors import InputError
+from tuner.export_file import export_run
+from tuner.final import evaluate_file, load, train
+
+
+@pytest.fixture(scope="module")
+def export_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("final")
+    run_dir = make_run(tmp, [({"train.lr": 0.05, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
+                             ({"train.lr": 0.2, "train.momentum": 0.5}, epochs(0.4))], epochs=4)
+    return export_run(run_dir)
+
+
+def test_train_saves_weights_config_and_metrics_and_evaluate_reproduces_them(export_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.pt"
+    metrics = train(export_path, out, device="cpu", write=lambda _: None)
+    assert metrics["epochs"] == 4 and 0.0 <= metrics["test_acc"] <= 1.0
+    payload = torch.load(out, weights_only=True)  # plain data: no pickled code
+    assert payload["params"] == {"train.lr": 0.05, "train.momentum": 0.9}
+    assert payload["config"]["train"]["lr"] == 0.05 and payload["metrics"] == metrics
+    assert any(k.endswith("running_mean") for k in payload["state_dict"])  # BN statistics saved
+    again = evaluate_file(out, device="cpu")
+    assert again["test_acc"] == metrics["test_acc"] and again["test_loss"] == metrics["test_loss"]
+    assert again["same_data"]
+    other = evaluate_file(out, data={"flip_y": 0.5}, device="cpu")
+    assert not other["same_data"]
+
+
+def test_a_loaded_model_predicts_each_sample_independently_of_its_batch(export_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.pt"
+    train(export_path, out, device="cpu", write=lambda _: None)
+    model, _ = load(out)
+    assert not model.training
+    x = torch.randn(16, 8)
+    alone = torch.cat([model(x[i:i + 1]) for i in range(16)])
+    assert torch.allclose(model(x), alone, atol=1e-6)
+    shuffled = model(torch.cat([x[:1], torch.randn(7, 8) * 10]))[:1]
+    assert torch.allclose(shuffled, alone[:1], atol=1e-6)
+
+
+def test_cli_train_and_evaluate(export_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.pt"
+    assert main(["train", str(export_path), "-o", str(out), "--device", "cpu"]) == 0
+    trained = capsys.readouterr().out
+    acc = trained.split("test accuracy ")[1].split()[0]
+    assert main(["evaluate", str(out), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.startswith(f"test_acc {acc}")
+
+
+def test_bad_inputs(export_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", str(export_path)]) == 2
+    assert "the following arguments are required: -o" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "absent.yaml"), "-o", str(tmp_path / "m.pt")]) == 2
+    assert not (tmp_path / "m.pt").exists()
+    assert main(["train", str(export_path), "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "absent.pt")]) == 2
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(InputError, match="not a tuner model file"):
+        load(tmp_path / "junk.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a tuner model file"):
+        load(tmp_path / "other.pt")
+
+
+def test_diverging_final_training_is_a_clear_error(export_path: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load(export_path.read_text())
+    data["config"]["train"].update(lr=1e7, momentum=0.0)
+    data["config"]["model"]["batch_norm"] = False
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="training diverged"):
+        train(bad, tmp_path / "m.pt", device="cpu", write=lambda _: None)
+    assert not (tmp_path / "m.pt").exists()

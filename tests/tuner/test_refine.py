@@ -1,0 +1,122 @@
+"""Refine rounds: ranges shrink toward the best on each parameter's own scale."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import tiny_sweep
+from tuner.backend import sample
+from tuner.refine import MIN_FRACTION, next_parameters, refine_parameter
+from tuner.runner import run_sweep
+from tuner.space import Parameter
+from tuner.spec import from_dict
+
+LR = Parameter("train.lr", "log_uniform", 1e-5, 10.0)
+BETA = Parameter("train.momentum", "one_minus_log_uniform", 0.5, 0.9999)
+WIDTH = Parameter("model.hidden", values=([8], [16], [32], [64]))
+OPTIMUM = {"train.lr": 1e-2, "train.momentum": 0.99}  # log10 lr = -2, log10(1 - β) = -2
+
+
+def objective(c: dict) -> float:  # type: ignore[type-arg]
+    """A known optimum on the log scales; the width 32 is best."""
+    return -((math.log10(c["train.lr"]) + 2) ** 2 + (math.log10(1 - c["train.momentum"]) + 2) ** 2
+             + (0 if c["model.hidden"] == [32] else 0.5))
+
+
+def test_rounds_zoom_in_on_a_known_optimum_on_the_right_scales() -> None:
+    """Sampling (through Ray Tune's random search), ranking and refining, as the runner does it."""
+    original = [LR, BETA, WIDTH]
+    params, seen = list(original), []
+    widths = []
+    for round_index in range(4):
+        configs = sample(params, "random", 24, seed=round_index)
+        for c in configs:  # every configuration lies inside this round's ranges
+            assert params[0].low <= c["train.lr"] <= params[0].high
+            assert params[1].low <= c["train.momentum"] <= params[1].high
+        seen += configs
+        top = sorted(seen, key=objective, reverse=True)[:5]
+        params = next_parameters(params, original, top, margin=0.1)
+        lr, beta, width = params
+        widths.append((math.log10(lr.high) - math.log10(lr.low),
+                       math.log10(1 - beta.low) - math.log10(1 - beta.high)))
+        # the optimum stays inside, on the log scales
+        assert lr.low <= OPTIMUM["train.lr"] <= lr.high
+        assert beta.low <= OPTIMUM["train.momentum"] <= beta.high
+    assert widths[-1][0] < 0.4 * 6 and widths[-1][1] < 0.4 * math.log10(0.5 / 1e-4)  # shrank to < 40%
+    assert widths == sorted(widths, reverse=True) or widths[-1] <= widths[0]
+    assert [32] in params[2].values  # type: ignore[operator]
+    # the centre moved to the optimum on the log scale, not the linear one
+    centre = (math.log10(params[0].low) + math.log10(params[0].high)) / 2
+    assert abs(centre + 2) < 0.75
+
+
+def test_span_margin_and_clipping() -> None:
+    p = refine_parameter(LR, LR, [1e-3, 1e-2], margin=0.5)  # span 1 decade, +0.5 decade each side
+    assert (math.log10(p.low), math.log10(p.high)) == pytest.approx((-3.5, -1.5))
+    p = refine_parameter(LR, LR, [5.0, 10.0], margin=1.0)  # clipped at the original max
+    assert p.high == 10.0 and p.low < 5.0
+    b = refine_parameter(BETA, BETA, [0.9, 0.99], margin=0.0)  # on log10(1 - β): [-2, -1]
+    assert (b.low, b.high) == pytest.approx((0.9, 0.99))
+
+
+def test_top_k_at_one_point_still_gets_a_non_empty_range() -> None:
+    p = refine_parameter(LR, LR, [1e-2, 1e-2, 1e-2], margin=0.0)
+    span = math.log10(p.high) - math.log10(p.low)
+    assert p.low < 1e-2 < p.high and span == pytest.approx(MIN_FRACTION * 6)
+    i = Parameter("train.batch_size", "int_uniform", 8, 256)
+    q = refine_parameter(i, i, [64, 64], margin=0.0)
+    assert q.low < q.high and isinstance(q.low, int) and q.low <= 64 <= q.high
+    edge = Parameter("train.batch_size", "int_uniform", 2, 3)
+    r = refine_parameter(edge, edge, [3, 3], margin=0.0)
+    assert (r.low, r.high) == (2, 3)
+
+
+def test_integers_round_outward_on_their_scale() -> None:
+    p = Parameter("train.batch_size", "int_log_uniform", 8, 1024)
+    q = refine_parameter(p, p, [30, 70], margin=0.0)
+    assert q.low <= 30 and q.high >= 70 and isinstance(q.high, int)
+    assert q.high - q.low < 200
+
+
+def test_categoricals_keep_the_values_in_the_top_k() -> None:
+    assert refine_parameter(WIDTH, WIDTH, [[16], [64], [16]], 0.1).values == ([16], [64])
+
+
+@pytest.mark.usefixtures("ray_session")
+@pytest.mark.parametrize("method", ["random", "tpe"])
+def test_refine_rounds_end_to_end(tmp_path: Path, method: str) -> None:
+    raw = tiny_sweep(**{"search.method": method, "search.num_samples": 6, "train.epochs": 2,
+                        "search.refine": {"rounds": 1, "top_k": 2, "num_samples": 3, "margin": 0.0}})
+    raw["search"]["parameters"]["model.hidden"] = {"values": [[4], [16], [32]]}
+    lines: list[str] = []
+    summary = run_sweep(from_dict(raw, source="tiny.yaml"), storage=tmp_path, write=lines.append)
+    meta = json.loads((summary.run_dir / "run.json").read_text())
+    r0, r1 = meta["rounds"]
+    assert (r0["seed"], r1["seed"]) == (0, 1) and (r0["num_samples"], r1["num_samples"]) == (6, 3)
+    assert r0["status"] == r1["status"] == "done" and r0["best"]["trial"] and r1["best"]["trial"]
+    trials = summary.run.trials
+    assert sorted(t.round for t in trials) == [0] * 6 + [1] * 3
+    # round 1's ranges are the span of round 0's top 2 (margin 0), and its trials sample inside them
+    top2 = [t.params for t in summary.run.ranked(rounds=[0])[:2]]
+    lr = r1["parameters"]["train.lr"]
+    lrs = sorted(p["train.lr"] for p in top2)
+    if math.log10(lrs[1] / lrs[0]) >= MIN_FRACTION * math.log10(0.5 / 1e-3):
+        assert (lr["min"], lr["max"]) == pytest.approx((lrs[0], lrs[1]))
+    for t in trials:
+        if t.round == 1:
+            assert lr["min"] <= t.params["train.lr"] <= lr["max"]
+            assert t.params["model.hidden"] in r1["parameters"]["model.hidden"]["values"]
+    assert set(map(tuple, r1["parameters"]["model.hidden"]["values"])) == {tuple(p["model.hidden"]) for p in top2}
+    # progress shows each round's ranges and best; the export's top draws from all rounds
+    assert any(line.startswith("round 2/2: 3 trials, seed 1, ranges:") for line in lines)
+    assert any(line.startswith("round 2/2 best val_acc") for line in lines)
+    export = yaml.safe_load((summary.run_dir / "best.yaml").read_text())
+    assert len(export["top"]) == 5 and {e["round"] for e in export["top"]} <= {0, 1}
+    assert export["top"][0]["trial"] == summary.run.ranked()[0].trial_id
+    assert np.isfinite(export["score"])
