@@ -24,7 +24,7 @@ RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.yaml"
 _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
 # Keys of a reported result that are metrics of ours rather than Ray's bookkeeping.
-METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_acc", "diverged", "epoch_s", "samples_per_s")
+METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_acc", "diverged", "epoch_s", "samples_per_s", "device")
 
 
 @dataclass

@@ -77,10 +77,12 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: Dataset) ->
         m = trainer.step()
         seconds = time.perf_counter() - start
         if m.diverged:
-            tune.report({**WORST, "epoch": m.epoch, "diverged": True, "epoch_s": seconds})
+            tune.report({**WORST, "epoch": m.epoch, "diverged": True, "epoch_s": seconds,
+                         "device": trainer.device.type})
             return
         metrics = {"train_loss": m.train_loss, "val_loss": m.val_loss, "val_acc": m.val_acc, "epoch": m.epoch,
-                   "diverged": False, "epoch_s": seconds, "samples_per_s": n_train / max(seconds, 1e-9)}
+                   "diverged": False, "epoch_s": seconds, "samples_per_s": n_train / max(seconds, 1e-9),
+                   "device": trainer.device.type}
         with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as d:
             torch.save(trainer.state_dict(), os.path.join(d, CHECKPOINT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
