@@ -315,7 +315,8 @@ def mlflow_callback(target: MlflowTarget) -> Any:
         # Ray's callback logs every key of a result (its own bookkeeping too), one call each;
         # ours are the metrics a trial reports, which keeps a long sweep's driver quick.
         def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
-            metrics = {k: result[k] for k in (*METRIC_KEYS, "time_total_s") if k in result and k != "epoch"}
+            metrics = {k: result[k] for k in (*METRIC_KEYS, "time_total_s")
+                       if k != "epoch" and isinstance(result.get(k), (bool, int, float))}
             step = int(result.get("epoch") or result.get("training_iteration") or iteration)
             self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=metrics, step=step)
 

@@ -265,15 +265,17 @@ def retest(path: Path, bars: Sequence[RetestBar], *, metric: str) -> Path:
     the single-seed score each had in the search."""
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(bars) + 2), 4.2))
     for i, b in enumerate(bars):
-        for offset, stats, colour, name in ((-0.12, b.val, "tab:blue", "validation"),
-                                            (0.12, b.test, "tab:orange", "test")):
+        test_metric = metric.replace("val_", "test_", 1)
+        for offset, stats, colour, name in ((-0.12, b.val, "tab:blue", f"validation ({metric})"),
+                                            (0.12, b.test, "tab:orange", f"test ({test_metric})")):
             if stats is None:
                 continue
             mean, lo, hi = stats
             ax.errorbar(i + offset, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color=colour, capsize=4,
                         label=name if i == 0 else None)
         if b.search is not None and math.isfinite(b.search):
-            ax.plot(i, b.search, marker="*", color="black", ms=9, ls="", label="search (one seed)" if i == 0 else None)
+            ax.plot(i, b.search, marker="*", color="black", ms=9, ls="",
+                    label=f"search ({metric}, one seed)" if i == 0 else None)
     ax.set_xticks(range(len(bars)))
     ax.set_xticklabels([b.label for b in bars], fontsize=8, rotation=20, ha="right")
     ax.set_ylabel(metric)
