@@ -35,7 +35,9 @@ from ray.tune.search.sample import Categorical, Float, Sampler, _BackwardsCompat
 from ray.tune.search.variant_generator import generate_variants  # noqa: E402
 
 from tuner.progress import TrialEvent  # noqa: E402
+from tuner.results import METRIC_KEYS  # noqa: E402
 from tuner.space import Parameter  # noqa: E402
+from tuner.tracking import MlflowTarget  # noqa: E402
 
 log = logging.getLogger("tuner")
 
@@ -442,6 +444,24 @@ class RoundSettings:
     max_concurrent: int = 0
     on_progress: Callable[[list[TrialEvent]], None] | None = None
     progress_every_s: float = 5.0
+    mlflow: MlflowTarget | None = None  # log each trial as an MLflow run (tuner[mlflow] installed)
+
+
+def mlflow_callback(target: MlflowTarget) -> Any:
+    """Ray Tune's MLflow callback for ``target``: on the driver, one MLflow run per trial
+    with the searched parameters as params and our per-epoch metrics (step = epoch)."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class _EpochMetrics(MLflowLoggerCallback):  # type: ignore[misc]
+        # Ray's callback logs every key of a result (its own bookkeeping too), one call each;
+        # ours are the metrics a trial reports, which keeps a long sweep's driver quick.
+        def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+            metrics = {k: result[k] for k in (*METRIC_KEYS, "time_total_s")
+                       if k != "epoch" and isinstance(result.get(k), (bool, int, float))}
+            step = int(result.get("epoch") or result.get("training_iteration") or iteration)
+            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=metrics, step=step)
+
+    return _EpochMetrics(tracking_uri=target.uri, experiment_name=target.experiment, tags=dict(target.tags))
 
 
 def _trainable(s: RoundSettings) -> Any:
@@ -468,6 +488,8 @@ def run_round(s: RoundSettings) -> None:
         callbacks.append(_ProgressCallback(s.on_progress, s.progress_every_s))
     if isinstance(s.scheduler, ResumableASHA):
         callbacks.append(_SchedulerState(s.scheduler))
+    if s.mlflow is not None:
+        callbacks.append(mlflow_callback(s.mlflow))
     tuner = tune.Tuner(
         _trainable(s),
         param_space=space,

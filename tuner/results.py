@@ -24,7 +24,7 @@ RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.yaml"
 _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
 # Keys of a reported result that are metrics of ours rather than Ray's bookkeeping.
-METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_acc", "diverged", "epoch_s", "samples_per_s")
+METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_acc", "diverged", "epoch_s", "samples_per_s", "device")
 
 
 @dataclass
@@ -108,10 +108,15 @@ def load_run(run_dir: str | Path) -> Run:
         sweep = yaml.safe_load(sweep_file.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as e:
         raise InputError(f"{run_dir}: unreadable run files ({e})") from None
-    max_t = int(sweep["train"]["epochs"])
+    try:
+        max_t = int(sweep["train"]["epochs"])
+        rounds = [(path / r["dir"], int(r["index"])) for r in meta.get("rounds", [])]
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise InputError(f"{run_dir}: not a tuner run directory (malformed {RUN_FILE} / {SWEEP_FILE}: "
+                         f"{type(e).__name__}: {e})") from None
     run = Run(path, meta, sweep)
-    for r in meta.get("rounds", []):
-        run.trials.extend(load_trials(path / r["dir"], int(r["index"]), max_t))
+    for round_dir, index in rounds:
+        run.trials.extend(load_trials(round_dir, index, max_t))
     return run
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from models.data import DataError, Dataset
 from models.data import load as load_data
 import tuner.export_file as export_mod
+from tuner import tracking
 from tuner.errors import InputError, RunError
 from tuner.files import write_json, write_yaml
 from tuner.progress import Progress
@@ -144,7 +145,8 @@ def check_resources(sweep: Sweep, nodes: list[dict[str, Any]],
 
 def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = None,
               write: Callable[[str], None] = print, num_cpus: int | None = None,
-              progress_every_s: float = 5.0) -> RunSummary:
+              progress_every_s: float = 5.0, mlflow_uri: str | None = None,
+              mlflow_experiment: str | None = None) -> RunSummary:
     """Run every round of ``sweep`` on Ray and export the best configuration.
 
     Args:
@@ -156,10 +158,13 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
             None starts a local instance on every core of this machine.
         write: where progress lines go.
         num_cpus: CPUs of the local instance (None: all).
+        mlflow_uri: also log to this MLflow tracking store (see :mod:`tuner.tracking`): a
+            run per trial, under a parent run for the sweep holding the export.
+        mlflow_experiment: the MLflow experiment (default: the sweep's name).
 
     Raises:
-        InputError: bad ``storage``/``address``, the data cannot be loaded, or no node fits
-            one trial (nothing written).
+        InputError: bad ``storage``/``address``, the data cannot be loaded, no node fits one
+            trial, or MLflow is missing or its store unusable (nothing written).
         RunError: the run itself failed.
         KeyboardInterrupt: Ctrl-C; the run is marked ``interrupted`` and can be resumed.
     """
@@ -168,12 +173,18 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
     started = time.monotonic()
     storage = check_storage(storage)
     address = check_address(address)
+    if mlflow_uri is not None:
+        tracking.require_mlflow()
     data = prepare_data(sweep)
     resources = backend.connect(address, num_cpus=num_cpus)
     note = check_resources(sweep, backend.cluster_nodes(), backend.autoscaler_node_types())
     store = RunStore.create(storage, sweep.name)
-    store.mkdir()
     run_dir = store.local
+    tracker = None
+    if mlflow_uri is not None:
+        tracker = tracking.start(mlflow_uri, mlflow_experiment or sweep.name, run_dir.name,
+                                 {"tuner.run_dir": store.location, "tuner.sweep_sha256": sweep.sha256})
+    store.mkdir()
     write_yaml(run_dir / SWEEP_FILE, sweep.to_dict())
     meta: dict[str, Any] = {
         "name": sweep.name, "status": "running", "created": _now(), "finished": None,
@@ -185,8 +196,12 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
                        "data": data.fingerprint(), "versions": versions(), "argv": sys.argv},
         "rounds": [],
     }
+    if tracker is not None:
+        meta["provenance"]["mlflow"] = tracker.to_dict()
     _save_meta(store, meta)
     store.push(SWEEP_FILE)
+    if tracker is not None:
+        tracker.log_artifact(run_dir / SWEEP_FILE)
     scheduler_text = ("ASHA (grace %d, reduction %g, max %d epochs)" % (
         sweep.scheduler.grace_period, sweep.scheduler.reduction_factor, sweep.train["epochs"])
         if sweep.scheduler.name == "asha" else f"no early stopping ({sweep.train['epochs']} epochs each)")
@@ -201,8 +216,8 @@ def run_sweep(sweep: Sweep, storage: str | Path = "runs", address: str | None = 
         write("warning: train.amp: mixed precision needs a GPU and this sweep asks for none (resources.gpu: 0): "
               "ignored, trials train in float32")
     _run_guarded(lambda: run_rounds(sweep, run_dir, meta, data, write=write, progress_every_s=progress_every_s,
-                                    store=store), store, meta, write)
-    return _finish(store, meta, started)
+                                    store=store, tracker=tracker), store, meta, write, tracker)
+    return _finish(store, meta, started, tracker)
 
 
 def _notes(store: RunStore, address: str | None, note: str | None, write: Callable[[str], None]) -> None:
@@ -221,23 +236,26 @@ def _save_meta(store: RunStore, meta: dict[str, Any]) -> None:
 
 
 def _run_guarded(body: Callable[[], None], store: RunStore, meta: dict[str, Any],
-                 write: Callable[[str], None]) -> None:
+                 write: Callable[[str], None], tracker: tracking.SweepTracking | None = None) -> None:
     """Run the rounds; record an interruption or a failure in ``run.json`` before passing it on."""
     try:
         body()
     except KeyboardInterrupt:
         meta["status"] = "interrupted"
         _save_meta(store, meta)
+        _close(tracker, "KILLED")
         write(f"interrupted: the run's state is saved; continue it with: tuner resume {store.location}")
         raise
     except Exception as e:
         meta["status"] = "failed"
         meta["error"] = f"{type(e).__name__}: {e}"
         _save_meta(store, meta)
+        _close(tracker, "FAILED")
         raise RunError(f"the run failed: {type(e).__name__}: {e}") from e
 
 
-def _finish(store: RunStore, meta: dict[str, Any], started: float) -> RunSummary:
+def _finish(store: RunStore, meta: dict[str, Any], started: float,
+            tracker: tracking.SweepTracking | None = None) -> RunSummary:
     meta.update(status="done", finished=_now())
     meta.pop("error", None)
     _save_meta(store, meta)
@@ -246,6 +264,9 @@ def _finish(store: RunStore, meta: dict[str, Any], started: float) -> RunSummary
     if run.ranked():
         export_path = export_mod.write(export_mod.build(run), store.local / EXPORT_FILE)
         store.push(EXPORT_FILE)
+    if tracker is not None:
+        best = run.ranked()[:1]
+        tracker.finish("FINISHED", export_path, {f"best_{run.metric}": best[0].score(run.metric)} if best else {})
     return RunSummary(store.local, export_path, run, time.monotonic() - started, store.location)
 
 
@@ -302,6 +323,16 @@ def resume_sweep(run_dir: str | Path, address: str | None = None, write: Callabl
     return _finish(store, meta, started)
 
 
+def _close(tracker: tracking.SweepTracking | None, status: str) -> None:
+    """Close the sweep's MLflow run on the way out of a failed run, never masking its error."""
+    if tracker is None:
+        return
+    try:
+        tracker.finish(status)
+    except Exception:  # the tracking store may be what failed
+        pass
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -330,9 +361,11 @@ def _round_meta(run_dir: Path, index: int) -> dict[str, Any]:
 
 def run_rounds(sweep: Sweep, run_dir: Path, meta: dict[str, Any], data: Dataset, start: int = 0,
                write: Callable[[str], None] = print, progress_every_s: float = 5.0,
-               store: RunStore | None = None, restore: bool = False) -> None:
+               tracker: tracking.SweepTracking | None = None, store: RunStore | None = None,
+               restore: bool = False) -> None:
     """Run rounds ``start..`` of ``sweep`` into ``run_dir``, recording each in ``meta``
-    (``run.json``): its seed (``search.seed + index``), trials, ranges and best.
+    (``run.json``): its seed (``search.seed + index``), trials, ranges and best. With a
+    ``tracker``, each trial is also an MLflow run under the sweep's.
 
     ``store`` says where the rounds go when the run directory is a URI (``run_dir`` is then
     its local mirror); ``restore`` continues round ``start`` from its saved state instead
@@ -373,7 +406,7 @@ def run_rounds(sweep: Sweep, run_dir: Path, meta: dict[str, Any], data: Dataset,
                                         sweep.scheduler.brackets),
             cpu=sweep.resources.cpu, gpu=sweep.resources.gpu, max_failures=sweep.max_failures,
             max_concurrent=sweep.search.max_concurrent, on_progress=progress.update,
-            progress_every_s=progress_every_s)
+            progress_every_s=progress_every_s, mlflow=tracker.target(index) if tracker else None)
         try:
             if resuming:
                 write(f"round {index + 1}/{n}: continuing from its saved state")

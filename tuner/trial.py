@@ -84,7 +84,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: Dataset) ->
     epochs = int(cfg["train"]["epochs"])
     n_train = len(data.x_train)
     # Where the trial ran, reported with every epoch: a restored trial may continue elsewhere.
-    where = {"node_id": node_id(), "device": str(device), "threads": threads}
+    where = {"node_id": node_id(), "device": trainer.device.type, "threads": threads}
     while trainer.epoch < epochs:
         start = time.perf_counter()
         m = trainer.step()
