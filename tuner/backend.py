@@ -80,7 +80,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
         try:
             ray.init(**kwargs)
         except (ConnectionError, TimeoutError, ray.exceptions.AuthenticationError) as e:
-            raise RunError(f"cannot join the Ray cluster at {address}: {type(e).__name__}: {_first_line(e)}") from e
+            raise RunError(f"cannot join the Ray cluster at {address}: {type(e).__name__}: {_first_line(e)} "
+                           "(is the address right, and does this driver hold the cluster's token: RAY_AUTH_TOKEN, "
+                           "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token?)") from e
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
 
 

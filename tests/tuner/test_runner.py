@@ -199,8 +199,10 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
     from tuner.cli import main
     from tuner.runner import resume_sweep
 
+    import tuner
+
     with pytest.raises(InputError, match="no such run directory"):
-        resume_sweep(tmp_path / "nothing", write=lambda _: None)
+        tuner.resume(tmp_path / "nothing", write=lambda _: None)
     run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5))])
     meta = json.loads((run_dir / "run.json").read_text())
     meta.update(status="interrupted", provenance={**meta["provenance"], "data": {"sha256": "0" * 64}})
