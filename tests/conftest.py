@@ -67,3 +67,27 @@ def write_sweep(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tracked_run(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real tiny sweep (2 trials, 2 epochs), logged to a local MLflow store when MLflow
+    is installed, shared by the tests of what a sweep leaves behind (TensorBoard files,
+    MLflow runs, the report): one sweep's Ray time for all of them."""
+    import importlib.util
+
+    from tuner.runner import run_sweep
+    from tuner.spec import from_dict
+
+    root = tmp_path_factory.mktemp("tracked")
+    sweep = from_dict(tiny_sweep(**{"search.num_samples": 2, "train.epochs": 2, "scheduler.name": "none"}),
+                      source=str(root / "tiny.yaml"))
+    uri = f"sqlite:///{root / 'mlflow.db'}" if importlib.util.find_spec("mlflow") else None
+    cwd = os.getcwd()
+    os.chdir(root)  # a local MLflow store keeps its artifacts under ./mlruns
+    try:
+        summary = run_sweep(sweep, storage=root / "runs", write=lambda _: None, mlflow_uri=uri,
+                            mlflow_experiment="bn-sweeps" if uri else None)
+    finally:
+        os.chdir(cwd)
+    return {"summary": summary, "mlflow_uri": uri, "root": root}

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tuner.spec import Sweep
 
 __version__ = "0.1.0"
-__all__ = ["run", "export", "load_best", "retest", "train", "evaluate", "load_sweep", "__version__"]
+__all__ = ["run", "resume", "export", "load_best", "retest", "train", "evaluate", "load_sweep", "__version__"]
 
 
 def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> Sweep:
@@ -35,10 +35,12 @@ def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> Sweep:
 
 def run(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, storage: str | os.PathLike[str] = "runs",
         address: str | None = None, name: str | None = None, num_samples: int | None = None,
-        num_cpus: int | None = None, write: Callable[[str], None] = print) -> RunSummary:
+        num_cpus: int | None = None, write: Callable[[str], None] = print, mlflow_uri: str | None = None,
+        mlflow_experiment: str | None = None) -> RunSummary:
     """Run a sweep (a file, a mapping in the sweep-file form, or a loaded ``Sweep``) on Ray and
     export its best configuration; returns the run directory, export path, trials and wall time.
-    Like ``tuner run``; ``address`` joins a cluster (default: a local instance)."""
+    Like ``tuner run``; ``address`` joins a cluster (default: a local instance); ``mlflow_uri``
+    also logs it to MLflow (``--mlflow-uri``)."""
     import copy
 
     from tuner.runner import run_sweep
@@ -58,7 +60,17 @@ def run(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, storage: str 
                          sha256=sweep.sha256 if isinstance(sweep, Sweep) else "")
     else:
         spec = _load(sweep, overrides)
-    return run_sweep(spec, storage=storage, address=address, num_cpus=num_cpus, write=write)
+    return run_sweep(spec, storage=storage, address=address, num_cpus=num_cpus, write=write, mlflow_uri=mlflow_uri,
+                     mlflow_experiment=mlflow_experiment)
+
+
+def resume(run_dir: str | os.PathLike[str], address: str | None = None, num_cpus: int | None = None,
+           write: Callable[[str], None] = print) -> RunSummary:
+    """Finish an interrupted run from its saved state; like ``tuner resume``. The run
+    directory holds pickled state that this unpickles: only resume runs from a trusted source."""
+    from tuner.runner import resume_sweep
+
+    return resume_sweep(run_dir, address=address, num_cpus=num_cpus, write=write)
 
 
 def export(run_dir: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, top_k: int = 5,

@@ -28,13 +28,16 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search import ConcurrencyLimiter, Searcher  # noqa: E402
 from ray.tune.search.basic_variant import BasicVariantGenerator  # noqa: E402
 from ray.tune.search.sample import Categorical, Float, Sampler, _BackwardsCompatibleNumpyRng  # noqa: E402
 from ray.tune.search.variant_generator import generate_variants  # noqa: E402
 
 from tuner.progress import TrialEvent  # noqa: E402
+from tuner.results import METRIC_KEYS  # noqa: E402
 from tuner.space import Parameter  # noqa: E402
+from tuner.tracking import MlflowTarget  # noqa: E402
 
 log = logging.getLogger("tuner")
 
@@ -43,18 +46,28 @@ log = logging.getLogger("tuner")
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> dict[str, Any]:
-    """Start a local Ray instance (``address`` None) or join a running cluster.
+    """Start a local Ray instance (``address`` None) or join a running cluster
+    (``auto``, ``HOST:PORT``, or ``ray://HOST:PORT`` through Ray Client).
 
-    A local instance uses every core of this machine (or ``num_cpus``), binds its
-    dashboard to loopback, and keeps token authentication on (Ray 2.60's default for a
-    local ``ray.init()``; a cluster started with ``ray start`` needs ``RAY_AUTH_MODE=token``
-    on every node and driver). Returns the cluster's total resources.
+    A local instance uses every core of this machine (or ``num_cpus``), starts no dashboard
+    (and would bind it to loopback), and keeps token authentication on (Ray 2.60's default
+    for a local ``ray.init()``; a cluster started with ``ray start`` needs
+    ``RAY_AUTH_MODE=token`` on every node and driver, and the driver needs the cluster's
+    token: ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``). Returns
+    the cluster's total resources.
+
+    Raises:
+        InputError: ``RAY_AUTH_MODE=disabled`` is set (tuner never turns authentication off).
+        RunError: the cluster cannot be reached or refused the token.
     """
+    from tuner.errors import InputError, RunError
+
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
-        raise RuntimeError("RAY_AUTH_MODE=disabled: tuner keeps Ray's token authentication on; unset it")
+        raise InputError("RAY_AUTH_MODE=disabled: tuner keeps Ray's token authentication on; unset it "
+                         "(and hand the cluster's token to this driver instead)")
     _require_token_auth()
     if not ray.is_initialized():
-        for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray._private"):
+        for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray._private", "ray.util.client"):
             logging.getLogger(name).setLevel(logging.WARNING)
         # TensorBoard's writer warns on every inf it logs: a diverged trial reports inf losses.
         logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
@@ -64,8 +77,18 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
                           dashboard_host="127.0.0.1")
         else:
             kwargs["address"] = address
-        ray.init(**kwargs)
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, TimeoutError, ray.exceptions.AuthenticationError) as e:
+            raise RunError(f"cannot join the Ray cluster at {address}: {type(e).__name__}: {_first_line(e)} "
+                           "(is the address right, and does this driver hold the cluster's token: RAY_AUTH_TOKEN, "
+                           "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token?)") from e
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _require_token_auth() -> None:
@@ -87,6 +110,41 @@ def cluster_nodes() -> list[dict[str, Any]]:
     """The cluster's live nodes: id, address and resources."""
     return [{"node_id": n["NodeID"], "address": n["NodeManagerAddress"], "resources": n["Resources"]}
             for n in ray.nodes() if n.get("Alive")]
+
+
+def autoscaler_node_types() -> list[dict[str, Any]]:
+    """The node types an autoscaler of this cluster can still start, as the cluster reports
+    them to Ray's GCS (KubeRay does; a cluster made from this project's ``cluster.yaml``
+    publishes its types with :func:`publish_node_types`): ``[{"name", "resources",
+    "max_count"}]``, ``max_count`` -1 for no limit. Empty when nothing is reported."""
+    try:
+        config = ray._private.state.state.get_cluster_config()
+    except Exception:  # an older GCS, or Ray Client: no autoscaler to tell of
+        return []
+    if config is None:
+        return []
+    return [{"name": g.name, "resources": {k: float(v) for k, v in g.resources.items()},
+             "max_count": int(g.max_count)} for g in config.node_group_configs if g.max_count != 0]
+
+
+def publish_node_types(node_types: dict[str, dict[str, Any]], max_workers: int | None = None) -> None:
+    """Tell the connected cluster's GCS which node types its autoscaler can start, in Ray's
+    own cluster-config record (what KubeRay reports, and what Ray Data reads to scale from
+    zero). ``node_types`` is a cluster launcher config's ``available_node_types``: each with
+    ``resources`` (``CPU``, ``GPU``...) and ``max_workers``."""
+    from ray.core.generated import autoscaler_pb2
+
+    config = autoscaler_pb2.ClusterConfig()
+    for name, t in node_types.items():
+        group = config.node_group_configs.add()
+        group.name = name
+        for key, value in (t.get("resources") or {}).items():
+            group.resources[key] = int(value)
+        group.min_count = int(t.get("min_workers", 0))
+        group.max_count = int(t.get("max_workers", max_workers if max_workers is not None else -1))
+    ray._private.worker.global_worker.gcs_client.internal_kv_put(
+        ray._raylet.GCS_AUTOSCALER_CLUSTER_CONFIG_KEY.encode(), config.SerializeToString(), True,
+        ray._raylet.GCS_AUTOSCALER_STATE_NAMESPACE.encode())
 
 
 # -- search spaces ----------------------------------------------------------------------------
@@ -243,29 +301,99 @@ def run_tasks(fn: Callable[..., Any], calls: Sequence[dict[str, Any]], shared: d
 
 
 def scheduler(name: str, max_t: int, grace_period: int, reduction_factor: float, brackets: int) -> Any:
-    """ASHA over epochs (``training_iteration``: one report per epoch), or FIFO for ``none``."""
+    """ASHA over epochs (``training_iteration``: one report per epoch), or FIFO for ``none``.
+    The ASHA keeps its rung records across ``tuner resume`` (:class:`ResumableASHA`)."""
     if name == "none":
         from ray.tune.schedulers import FIFOScheduler
 
         return FIFOScheduler()
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=grace_period,
+    return ResumableASHA(time_attr="training_iteration", max_t=max_t, grace_period=grace_period,
                          reduction_factor=reduction_factor, brackets=brackets)
+
+
+class ResumableASHA(ASHAScheduler):
+    """Ray's ASHA, plus its state as plain data: Ray 2.60 restores an experiment's trials and
+    searcher but not its scheduler (ray-project/ray#30838), so a resumed ASHA would forget
+    every rung record and judge the rest of the sweep against nothing. :class:`_SchedulerState`
+    saves :meth:`rungs_state` with each experiment snapshot and hands it back on restore."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._restored_brackets: dict[str, int] = {}
+
+    def rungs_state(self) -> dict[str, Any]:
+        """``{"brackets": [[{"milestone", "recorded": {trial_id: value}}...]...],
+        "trial_bracket": {trial_id: bracket index}}``; values are ASHA's own (the metric
+        times +1 for max, -1 for min)."""
+        index = {id(b): i for i, b in enumerate(self._brackets)}
+        return {"brackets": [[{"milestone": float(m), "recorded": {k: float(v) for k, v in rec.items()}}
+                              for m, rec in b._rungs] for b in self._brackets],
+                "trial_bracket": {tid: index[id(b)] for tid, b in self._trial_info.items() if id(b) in index}}
+
+    def set_rungs_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`rungs_state` returned (the same sweep: same rungs)."""
+        for bracket, rungs in zip(self._brackets, state["brackets"]):
+            for (milestone, recorded), saved in zip(bracket._rungs, rungs):
+                if float(milestone) != float(saved["milestone"]):
+                    raise ValueError(f"ASHA rung {milestone} does not match the saved rung {saved['milestone']}")
+                recorded.clear()
+                recorded.update(saved["recorded"])
+        self._restored_brackets = {str(k): int(v) for k, v in state.get("trial_bracket", {}).items()}
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)
+        i = self._restored_brackets.get(trial.trial_id)
+        if i is not None and i < len(self._brackets):  # a restored trial stays in its bracket
+            self._trial_info[trial.trial_id] = self._brackets[i]
+
+
+RUNGS_FILE = "asha-rungs.json"
+
+
+class _SchedulerState(tune.Callback):
+    """Saves the scheduler's state with every experiment snapshot (Tune checkpoints a
+    callback's :meth:`get_state` beside the trials' state and restores it before the trials
+    are re-queued) and writes it as ``asha-rungs.json`` into the round's folder, for people
+    and tests to read. Holds the very scheduler object the Tuner uses: both are pickled in
+    one piece into ``tuner.pkl``, so they stay one object after a restore."""
+
+    def __init__(self, scheduler: ResumableASHA) -> None:
+        self.scheduler = scheduler
+        self._folder: str | None = None
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        self._folder = trial.storage.experiment_driver_staging_path
+
+    def get_state(self) -> dict[str, Any] | None:
+        state = self.scheduler.rungs_state()
+        if self._folder:  # the staging folder is synced to the round's folder with this snapshot
+            from tuner.files import write_json
+
+            write_json(Path(self._folder) / RUNGS_FILE, state)
+        return {"asha": state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.scheduler.set_rungs_state(state["asha"])
 
 
 # -- running a round --------------------------------------------------------------------------
 
 
 class _ProgressCallback(tune.Callback):
-    def __init__(self, on_step: Callable[[list[TrialEvent]], None], every_s: float) -> None:
+    def __init__(self, on_step: Callable[[list[TrialEvent]], None] | None, every_s: float) -> None:
         self.on_step = on_step
         self.every_s = every_s
         self._last = 0.0
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into tuner.pkl; the driver's printer is not part of the
+        # experiment (a resumed run attaches its own, see resume_round).
+        return {**self.__dict__, "on_step": None}
+
     def _emit(self, trials: list[Any], force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < self.every_s:
+        if self.on_step is None or (not force and now - self._last < self.every_s):
             return
         self._last = now
         self.on_step([TrialEvent(t.trial_id, t.status, dict(t.config), dict(t.last_result or {})) for t in trials])
@@ -280,11 +408,28 @@ class _ProgressCallback(tune.Callback):
         self._emit(trials, force=True)
 
 
+class _Outcome(tune.Callback):
+    """Whether the experiment ended with trials left unfinished. Tune's handler of the first
+    Ctrl-C saves the experiment and returns from ``fit()`` as if it had finished; its cleanup
+    then marks the running trials TERMINATED, so their status is read at the end of the last
+    step of the loop, before that cleanup."""
+
+    def __init__(self) -> None:
+        self.unfinished = 0
+        self._status: dict[str, str] = {}
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._status = {t.trial_id: t.status for t in trials}
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.unfinished = sum(1 for t in trials if self._status.get(t.trial_id, t.status) not in ("TERMINATED", "ERROR"))
+
+
 @dataclass
 class RoundSettings:
     """Everything one Ray Tune experiment (one round of a sweep) needs."""
 
-    storage: Path  # the run directory; the round's trials go under storage/name
+    storage: str | Path  # the run directory (a path or a URI); the round's trials go under storage/name
     name: str  # e.g. "round-0"
     trainable: Callable[..., None]  # tuner.trial.run_trial
     trainable_args: dict[str, Any]  # shipped once through the object store (tune.with_parameters)
@@ -301,16 +446,54 @@ class RoundSettings:
     max_concurrent: int = 0
     on_progress: Callable[[list[TrialEvent]], None] | None = None
     progress_every_s: float = 5.0
+    mlflow: MlflowTarget | None = None  # log each trial as an MLflow run (tuner[mlflow] installed)
+
+
+def mlflow_callback(target: MlflowTarget) -> Any:
+    """Ray Tune's MLflow callback for ``target``: on the driver, one MLflow run per trial
+    with the searched parameters as params and our per-epoch metrics (step = epoch)."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class _EpochMetrics(MLflowLoggerCallback):  # type: ignore[misc]
+        # Ray's callback logs every key of a result (its own bookkeeping too), one call each;
+        # ours are the metrics a trial reports, which keeps a long sweep's driver quick.
+        def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+            metrics = {k: result[k] for k in (*METRIC_KEYS, "time_total_s")
+                       if k != "epoch" and isinstance(result.get(k), (bool, int, float))}
+            step = int(result.get("epoch") or result.get("training_iteration") or iteration)
+            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=metrics, step=step)
+
+    return _EpochMetrics(tracking_uri=target.uri, experiment_name=target.experiment, tags=dict(target.tags))
+
+
+def _trainable(s: RoundSettings) -> Any:
+    return tune.with_resources(tune.with_parameters(s.trainable, **s.trainable_args), {"cpu": s.cpu, "gpu": s.gpu})
+
+
+def is_client() -> bool:
+    """True when connected through Ray Client (``ray://``): Tune then runs on the head node
+    and our progress callback cannot print here."""
+    return bool(ray.util.client.ray.is_connected())
 
 
 def run_round(s: RoundSettings) -> None:
-    """Run one round of trials to completion (ASHA stops some early)."""
-    trainable = tune.with_resources(tune.with_parameters(s.trainable, **s.trainable_args),
-                                    {"cpu": s.cpu, "gpu": s.gpu})
+    """Run one round of trials to completion (ASHA stops some early).
+
+    Raises:
+        KeyboardInterrupt: the round was interrupted (Ctrl-C); its state is saved and
+            :func:`resume_round` continues it.
+    """
     search_alg, space = search_algorithm(s.params, s.method, s.metric, s.mode, s.seed, s.max_concurrent)
-    callbacks = [_ProgressCallback(s.on_progress, s.progress_every_s)] if s.on_progress else []
+    outcome = _Outcome()
+    callbacks: list[Any] = [outcome]
+    if s.on_progress and not is_client():
+        callbacks.append(_ProgressCallback(s.on_progress, s.progress_every_s))
+    if isinstance(s.scheduler, ResumableASHA):
+        callbacks.append(_SchedulerState(s.scheduler))
+    if s.mlflow is not None:
+        callbacks.append(mlflow_callback(s.mlflow))
     tuner = tune.Tuner(
-        trainable,
+        _trainable(s),
         param_space=space,
         tune_config=tune.TuneConfig(metric=s.metric, mode=s.mode, num_samples=s.num_samples,
                                     search_alg=search_alg, scheduler=s.scheduler, reuse_actors=True),
@@ -321,3 +504,43 @@ def run_round(s: RoundSettings) -> None:
         ),
     )
     tuner.fit()
+    _raise_if_interrupted(outcome)
+
+
+def _raise_if_interrupted(outcome: _Outcome | None) -> None:
+    if outcome is not None and outcome.unfinished:
+        raise KeyboardInterrupt(f"{outcome.unfinished} trials unfinished")
+
+
+def can_resume_round(storage: str | Path, name: str) -> bool:
+    """Whether ``storage/name`` holds a Tune experiment that :func:`resume_round` can continue."""
+    return bool(tune.Tuner.can_restore(_join(storage, name)))
+
+
+def _join(storage: str | Path, name: str) -> str:
+    return str(storage).rstrip("/") + "/" + name
+
+
+def resume_round(s: RoundSettings) -> None:
+    """Continue an interrupted round from its saved state: finished trials stay finished,
+    unfinished and errored ones go on from their last checkpoints, the searcher and ASHA's
+    rung records are restored. ``s`` must describe the same round as at its start (its
+    trainable and data are handed in again: Tune saves neither); its search space and
+    scheduler come from the saved state.
+
+    The saved state (``tuner.pkl``, the experiment and callback snapshots) is unpickled:
+    run only on run directories from a trusted source.
+    """
+    tuner = tune.Tuner.restore(_join(s.storage, s.name), trainable=_trainable(s), resume_unfinished=True,
+                               resume_errored=True)
+    outcome = None
+    local = getattr(tuner, "_local_tuner", None)  # None through Ray Client (the Tuner runs on the head)
+    if local is not None:
+        for cb in local.get_run_config().callbacks or []:
+            if isinstance(cb, _ProgressCallback):
+                cb.on_step = s.on_progress
+                cb.every_s = s.progress_every_s
+            elif isinstance(cb, _Outcome):
+                outcome = cb
+    tuner.fit()
+    _raise_if_interrupted(outcome)

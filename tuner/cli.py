@@ -50,11 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a sweep file on Ray and export the best configuration")
     p.add_argument("sweep", help="the sweep file (YAML)")
-    p.add_argument("--storage", default="runs", help="folder the run directory goes under (default: runs)")
+    p.add_argument("--storage", default="runs",
+                   help="where the run directory goes: a folder (on a multi-node cluster, one every node mounts at "
+                        "the same path) or a URI such as s3://bucket/runs, gs://bucket/runs (default: runs)")
     p.add_argument("--name", help="run name (default: the sweep's name)")
     p.add_argument("--address", help="join a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
                                      "(default: start a local instance on every core)")
     p.add_argument("--num-samples", type=_positive_int, help="trials in the first round (overrides the file)")
+    p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--mlflow-uri", help="also log each trial as an MLflow run to this tracking store "
+                                        "(e.g. sqlite:///mlflow.db or http://host:5000; needs tuner[mlflow])")
+    p.add_argument("--mlflow-experiment", help="MLflow experiment name (default: the sweep's name)")
+
+    p = sub.add_parser(
+        "resume", help="finish an interrupted run (Ctrl-C, killed driver, failure) from its saved state",
+        description="Finish an interrupted run: rounds already done are kept, the round that was running goes on "
+                    "from its saved state (finished trials are not re-run, unfinished ones continue from their last "
+                    "checkpoints, ASHA's rung records are restored), later rounds run as usual. WARNING: "
+                    "a run directory holds pickled state that resuming unpickles (it can run any code): resume "
+                    "only runs from a trusted source.")
+    p.add_argument("run_dir", help="the run directory (a path or a URI); must come from a trusted source")
+    p.add_argument("--address", help="join a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
+                                     "(default: start a local instance on every core)")
     p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the local Ray instance (default: all)")
 
     p = sub.add_parser("validate", help="check a sweep file and report every problem")
@@ -70,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default: RUN_DIR/best.yaml or best.json)")
     p.add_argument("--top-k", type=_positive_int, default=5, help="configurations kept in 'top' (default: 5)")
     p.add_argument("--format", choices=("yaml", "json"), help="default: from the file name, else yaml")
+
     p = sub.add_parser("retest", help="re-train the export's top configurations with fresh seeds; rank with CIs; "
                                       "flag ranking changes and drift")
     p.add_argument("export", help="the export file (rewritten with the new ranking and a retest section)")
@@ -95,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
                    help="evaluate on other data, e.g. --data seed=7 (repeatable)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+
+    p = sub.add_parser("report", help="write an HTML report of a run with its figures (no Ray started)")
+    p.add_argument("run_dir")
+    p.add_argument("-o", "--output", help="folder to write index.html and the figures to (default: RUN_DIR/report)")
     return parser
 
 
@@ -102,6 +124,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tuner.runner import describe, run_sweep
     from tuner.spec import load_sweep
 
+    if args.mlflow_experiment is not None and args.mlflow_uri is None:
+        raise InputError("--mlflow-experiment: needs --mlflow-uri")
+    if args.mlflow_uri is not None:
+        from tuner.tracking import require_mlflow
+
+        require_mlflow()
     overrides: dict[str, Any] = {}
     if args.name:
         overrides["name"] = args.name
@@ -109,7 +137,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["search.num_samples"] = args.num_samples
     sweep = load_sweep(args.sweep, overrides)
     summary = run_sweep(sweep, storage=args.storage, address=args.address, num_cpus=args.num_cpus,
-                        write=lambda line: print(line, flush=True))
+                        write=lambda line: print(line, flush=True), mlflow_uri=args.mlflow_uri,
+                        mlflow_experiment=args.mlflow_experiment)
+    for line in describe(summary):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tuner.runner import describe, resume_sweep
+
+    summary = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus,
+                           write=lambda line: print(line, flush=True))
     for line in describe(summary):
         print(line)
     return EXIT_OK
@@ -190,8 +229,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "space": cmd_space, "export": cmd_export,
-            "retest": cmd_retest, "train": cmd_train, "evaluate": cmd_evaluate}
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.report import write_report
+
+    path = write_report(args.run_dir, args.output)
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "space": cmd_space, "export": cmd_export,
+            "retest": cmd_retest, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,7 @@ The file is a plain ``torch.save`` of tensors, strings and numbers, loaded with
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
+import io
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -25,6 +24,7 @@ from models import build_model
 from models.train import Trainer, default_device, evaluate
 import tuner.export_file as export_mod
 from tuner.errors import InputError
+from tuner.files import write_bytes
 from tuner.retesting import load_sweep_data, sweep_with_data
 
 MODEL_FORMAT = "tuner-model/1"
@@ -82,15 +82,9 @@ def train(export_path: str | Path, output: str | Path, data: Mapping[str, Any] |
 
 
 def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -24,7 +24,7 @@ RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.yaml"
 _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
 # Keys of a reported result that are metrics of ours rather than Ray's bookkeeping.
-METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_acc", "diverged", "epoch_s", "samples_per_s")
+METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_acc", "diverged", "epoch_s", "samples_per_s", "device")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class TrialRecord:
     hostname: str = ""
     error: str | None = None
     path: str = ""
+    node_id: str = ""  # Ray's id of the node it last reported from (one machine can hold several nodes)
 
     @property
     def epochs(self) -> int:
@@ -107,10 +108,15 @@ def load_run(run_dir: str | Path) -> Run:
         sweep = yaml.safe_load(sweep_file.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as e:
         raise InputError(f"{run_dir}: unreadable run files ({e})") from None
-    max_t = int(sweep["train"]["epochs"])
+    try:
+        max_t = int(sweep["train"]["epochs"])
+        rounds = [(path / r["dir"], int(r["index"])) for r in meta.get("rounds", [])]
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise InputError(f"{run_dir}: not a tuner run directory (malformed {RUN_FILE} / {SWEEP_FILE}: "
+                         f"{type(e).__name__}: {e})") from None
     run = Run(path, meta, sweep)
-    for r in meta.get("rounds", []):
-        run.trials.extend(load_trials(path / r["dir"], int(r["index"]), max_t))
+    for round_dir, index in rounds:
+        run.trials.extend(load_trials(round_dir, index, max_t))
     return run
 
 
@@ -127,7 +133,7 @@ def load_trials(round_dir: Path, round_index: int, max_t: int) -> list[TrialReco
 def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord:
     params = read_json(d / "params.json")
     by_epoch: dict[int, dict[str, Any]] = {}
-    node = hostname = ""
+    node = hostname = node_id = ""
     trial_id = ""
     result_file = d / "result.json"
     if result_file.is_file():
@@ -142,6 +148,7 @@ def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord:
             entry["time_total_s"] = row.get("time_total_s")
             by_epoch[int(row["epoch"])] = entry  # a restored trial may report an epoch twice: keep the last
             node, hostname, trial_id = row.get("node_ip", node), row.get("hostname", hostname), row.get("trial_id", "")
+            node_id = row.get("node_id", node_id)
     if not trial_id:
         m = _TRIAL_ID.search(d.name)
         trial_id = m.group(1) if m else d.name
@@ -158,4 +165,4 @@ def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord:
         status = "error"
     else:
         status = "stopped"
-    return TrialRecord(trial_id, round_index, params, history, status, node, hostname, error, str(d))
+    return TrialRecord(trial_id, round_index, params, history, status, node, hostname, error, str(d), node_id)

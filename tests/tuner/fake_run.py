@@ -9,22 +9,38 @@ from typing import Any
 import yaml
 
 from tests.conftest import tiny_sweep
+from tuner import export_file as export_mod
+from tuner.results import load_run
 from tuner.spec import from_dict
 
 
 def make_run(root: Path, trials: list[tuple[dict[str, Any], list[dict[str, Any]]]], epochs: int = 3,
-             error_for: set[int] | None = None) -> Path:
-    """A run of one round; each trial is (params, per-epoch metrics)."""
+             error_for: set[int] | None = None, *, overrides: dict[str, Any] | None = None,
+             rounds: list[dict[str, Any]] | None = None, round_of: list[int] | None = None) -> Path:
+    """A run; each trial is (params, per-epoch metrics).
+
+    ``overrides``: dotted-key changes to the tiny sweep; ``rounds``: each round's searched
+    parameters as ``run.json`` records them (default: one round, the sweep's); ``round_of``:
+    each trial's round (default 0).
+    """
     run_dir = root / "run"
-    sweep = from_dict(tiny_sweep(**{"train.epochs": epochs}), source="tiny.yaml").to_dict()
+    sweep = from_dict(tiny_sweep(**{"train.epochs": epochs, **(overrides or {})}), source="tiny.yaml").to_dict()
     (run_dir / "round-0").mkdir(parents=True)
     (run_dir / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False))
-    meta = {"name": "tiny", "status": "done", "rounds": [{"index": 0, "dir": "round-0", "status": "done"}],
-            "provenance": {"sweep_sha256": "ab" * 32, "versions": {"ray": "2.60.0"}}}
+    if rounds is None:
+        meta_rounds = [{"index": 0, "dir": "round-0", "status": "done"}]
+    else:
+        meta_rounds = [{"index": i, "dir": f"round-{i}", "seed": i, "num_samples": 4, "parameters": p,
+                        "status": "done"} for i, p in enumerate(rounds)]
+    meta = {"name": "tiny", "status": "done", "created": "2026-01-01T00:00:00+00:00",
+            "finished": "2026-01-01T00:01:00+00:00", "rounds": meta_rounds,
+            "provenance": {"sweep_sha256": "ab" * 32, "git_commit": "0123abc", "versions": {"ray": "2.60.0"},
+                           "data": {"name": "synthetic", "sha256": "cd" * 32}}}
     (run_dir / "run.json").write_text(json.dumps(meta))
     for i, (params, history) in enumerate(trials):
-        d = run_dir / "round-0" / f"run_trial_abcde_{i:05d}_{i}_x=1_2026-01-01_00-00-00"
-        d.mkdir()
+        r = round_of[i] if round_of else 0
+        d = run_dir / f"round-{r}" / f"run_trial_abcde_{i:05d}_{i}_x=1_2026-01-01_00-00-00"
+        d.mkdir(parents=True)
         (d / "params.json").write_text(json.dumps(params))
         lines = [json.dumps({**h, "trial_id": f"abcde_{i:05d}", "node_ip": "10.0.0.1", "hostname": "h",
                              "time_total_s": float(h["epoch"]), "config": params}) for h in history]
@@ -32,6 +48,28 @@ def make_run(root: Path, trials: list[tuple[dict[str, Any], list[dict[str, Any]]
         if error_for and i in error_for:
             (d / "error.txt").write_text("Traceback...\nRuntimeError: boom\n")
     return run_dir
+
+
+def write_export(run_dir: Path, retest: dict[str, Any] | None = None) -> Path:
+    """The run's export ``best.yaml``, with a ``retest:`` section when given."""
+    export = export_mod.build(load_run(run_dir))
+    if retest is not None:
+        export["retest"] = retest
+    return export_mod.write(export, run_dir / "best.yaml")
+
+
+def retest_section(trials: list[str], params: list[dict[str, Any]]) -> dict[str, Any]:
+    """A ``retest:`` section in the format the retest command writes, one result per trial."""
+    results = []
+    for k, (trial, p) in enumerate(zip(trials, params)):
+        scores = [0.8 - 0.05 * k + d for d in (-0.02, 0.0, 0.02)]
+        stats = {"mean": sum(scores) / 3, "std": 0.02, "ci95": [min(scores) - 0.01, max(scores) + 0.01],
+                 "scores": scores}
+        results.append({"trial": trial, "params": p, "search_score": 0.9 - 0.05 * k, "val": stats,
+                        "test": {**stats, "mean": stats["mean"] - 0.01}, "diverged": 0, "seconds": 4.0})
+    return {"created": "2026-01-02T00:00:00+00:00", "seconds": 12.5, "seeds": [101, 102, 103],
+            "top_k": len(results), "data": {"overrides": {}}, "results": results, "ranking_changed": False,
+            "drift": False, "messages": ["the best configuration held its rank"]}
 
 
 def epochs(*accs: float, diverged_at: int | None = None) -> list[dict[str, Any]]:

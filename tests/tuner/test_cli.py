@@ -106,3 +106,11 @@ def test_run_as_a_command_end_to_end(write_sweep: Callable[..., Path], tmp_path:
     assert "best val_acc" in proc.stdout and "Traceback" not in proc.stderr
     export = yaml.safe_load((tmp_path / "runs" / "tiny" / "best.yaml").read_text())
     assert set(export["params"]) == {"train.lr", "train.momentum"}
+
+
+def test_resume_help_says_a_run_directory_holds_pickled_state(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["resume", "--help"])
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "holds pickled state" in out and "trusted source" in out

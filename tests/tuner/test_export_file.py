@@ -51,6 +51,18 @@ def test_yaml_and_json_hold_the_same_content_and_top_k(run_dir: Path, tmp_path: 
     assert export.load(run_dir / "best.json")["score"] == 0.7
 
 
+def test_exports_get_the_usual_file_permissions(run_dir: Path) -> None:
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = export.export_run(run_dir)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
 def test_writes_are_atomic_and_leave_no_temporary_files(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = export.export_run(run_dir)
     before = target.read_text()

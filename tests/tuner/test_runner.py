@@ -135,3 +135,79 @@ def test_a_second_run_of_the_same_name_gets_its_own_directory(tmp_path: Path) ->
     assert new_run_dir(tmp_path / "runs", "tiny") == tmp_path / "runs" / "tiny-2"
     _, summary, _ = run(tmp_path, **{"search.num_samples": 1, "scheduler.name": "none"})
     assert summary.run_dir.name == "tiny-2" and load_run(summary.run_dir).meta["status"] == "done"
+
+
+def test_a_trial_uses_its_cpus_and_reports_where_it_ran_and_amp_on_cpu_is_ignored_with_a_warning(
+        tmp_path: Path) -> None:
+    _, summary, lines = run(tmp_path, **{"resources.cpu": 2, "train.amp": True, "search.num_samples": 1,
+                                         "scheduler.name": "none"})
+    assert any(line.startswith("warning: train.amp: mixed precision needs a GPU") for line in lines)
+    (t,) = summary.run.trials
+    assert t.status == "finished" and t.node_id
+    rows = [json.loads(line) for line in (Path(t.path) / "result.json").read_text().splitlines()]
+    assert {(r["threads"], r["device"]) for r in rows} == {(2, "cpu")}  # torch threads = the trial's CPUs
+
+
+def test_resume_continues_at_the_round_that_was_running(tmp_path: Path) -> None:
+    """A two-round (refine) run, then its run.json set back as a crash leaves it: resuming
+    keeps round 0 as it is, restores round 1 from its saved state (its trials had all
+    finished, so nothing runs again) and marks the run done; when the crash came before round
+    1 started, resuming runs round 1 afresh, on the same ranges the uninterrupted run used."""
+    import shutil
+
+    from tuner.runner import resume_sweep
+
+    refine = {"rounds": 1, "top_k": 2, "num_samples": 2}
+    _, summary, _ = run(tmp_path, **{"search.num_samples": 3, "scheduler.name": "none", "search.refine": refine})
+    run_dir = summary.run_dir
+    done = load_run(run_dir)
+    histories = {t.trial_id: t.history for t in done.trials}
+    assert [r["status"] for r in done.meta["rounds"]] == ["done", "done"]
+    fresh = tmp_path / "fresh"
+    shutil.copytree(run_dir, fresh)
+
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["status"] = "running"
+    meta["rounds"][1]["status"] = "running"
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    lines: list[str] = []
+    resumed = resume_sweep(run_dir, write=lines.append, progress_every_s=0.5)
+    assert "round 2/2: continuing from its saved state" in lines
+    assert any("pickled state" in line and "trusted source" in line for line in lines)
+    assert resumed.run.meta["status"] == "done" and len(resumed.run.meta["resumed"]) == 1
+    assert {t.trial_id: t.history for t in resumed.run.trials} == histories  # nothing re-ran, nothing lost
+    assert (run_dir / "best.yaml").is_file()
+
+    meta = json.loads((fresh / "run.json").read_text())
+    meta.update(status="interrupted", rounds=meta["rounds"][:1])
+    (fresh / "run.json").write_text(json.dumps(meta))
+    shutil.rmtree(fresh / "round-1")
+    resumed = resume_sweep(fresh, write=lambda _: None)
+    rounds = resumed.run.meta["rounds"]
+    assert [r["status"] for r in rounds] == ["done", "done"]
+    assert rounds[1]["parameters"] == done.meta["rounds"][1]["parameters"]
+    round0 = {t.trial_id: t.history for t in resumed.run.trials if t.round == 0}
+    assert round0 == {t.trial_id: t.history for t in done.trials if t.round == 0}
+    assert len([t for t in resumed.run.trials if t.round == 1]) == 2
+
+    with pytest.raises(InputError, match="the run is done already; nothing to resume"):
+        resume_sweep(fresh, write=lambda _: None)
+
+
+def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
+    from tests.tuner.fake_run import epochs, make_run
+    from tuner.cli import main
+    from tuner.runner import resume_sweep
+
+    import tuner
+
+    with pytest.raises(InputError, match="no such run directory"):
+        tuner.resume(tmp_path / "nothing", write=lambda _: None)
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5))])
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta.update(status="interrupted", provenance={**meta["provenance"], "data": {"sha256": "0" * 64}})
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="data: the data set differs from the one this run started with"):
+        resume_sweep(run_dir, write=lambda _: None)
+    assert main(["resume", str(run_dir)]) == 2
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"  # untouched

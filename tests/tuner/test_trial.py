@@ -1,4 +1,5 @@
-"""The trial on a real local Ray instance: checkpoints and restoring a failed trial."""
+"""The trial's device, CPUs and whereabouts; its checkpoints, and restoring a failed trial
+from them on a real local Ray instance."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from tests.conftest import tiny_sweep
 from tuner import backend, trial
@@ -15,7 +17,21 @@ from tuner.runner import prepare_data
 from tuner.space import Parameter
 from tuner.spec import from_dict
 
-pytestmark = pytest.mark.usefixtures("ray_session")
+
+def test_the_trial_uses_the_gpu_ray_assigned_and_else_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trial.ray, "get_gpu_ids", lambda: [])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert trial.trial_device() == torch.device("cpu")  # a GPU on the node, but not this trial's
+    # Ray hides every other GPU (CUDA_VISIBLE_DEVICES): "cuda" is the one it assigned, shared or whole
+    monkeypatch.setattr(trial.ray, "get_gpu_ids", lambda: [2])
+    assert trial.trial_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # assigned, but torch has no CUDA
+    assert trial.trial_device() == torch.device("cpu")
+
+
+def test_outside_a_tune_session_a_trial_has_one_cpu() -> None:
+    assert trial.trial_cpus() == 1
+
 
 EPOCHS = 6
 BATCHES_PER_EPOCH = 6  # 192 training samples of the tiny synthetic set in batches of 32
@@ -39,14 +55,14 @@ def run_flaky(tmp_path: Path, name: str, **trial_args: Any) -> list[dict[str, An
     return [json.loads(line) for line in result.read_text().splitlines()]
 
 
+@pytest.mark.usefixtures("ray_session")
 def test_a_failed_trial_continues_from_its_last_checkpoint_with_the_same_batches(tmp_path: Path) -> None:
-    assert trial.CHECKPOINT_EVERY_S > 0
     every_epoch = run_flaky(tmp_path, "every-epoch", checkpoint_every_s=0)
     # restored from the checkpoint of epoch 3: epochs 1-3 are not trained again
     assert [r["epoch"] for r in every_epoch] == [1, 2, 3, 4, 5, 6]
     assert [r["checkpoint_dir_name"] is not None for r in every_epoch] == [True] * 6
-    # the default interval (10 s) took no checkpoint in this short trial: it starts again
-    default = run_flaky(tmp_path, "default")
+    # a trial that took no checkpoint before it failed starts again from its first epoch
+    default = run_flaky(tmp_path, "default", checkpoint_every_s=1e9)
     assert [r["epoch"] for r in default] == [1, 2, 3, 1, 2, 3, 4, 5, 6]
     assert all(r["checkpoint_dir_name"] is None for r in default)
     # both end exactly where an uninterrupted trial ends: same weights, same batch order
@@ -55,3 +71,25 @@ def test_a_failed_trial_continues_from_its_last_checkpoint_with_the_same_batches
     (record,) = load_trials(tmp_path / "default", 0, EPOCHS)
     assert record.status == "finished" and [h["epoch"] for h in record.history] == list(range(1, EPOCHS + 1))
 
+
+
+def test_checkpoints_come_once_the_training_since_the_last_is_25_times_their_cost() -> None:
+    policy = trial.CheckpointPolicy(now=100.0)
+    # before any checkpoint: 25 x the 20 ms guess, 0.5 s of training
+    assert not policy.due(now=100.49) and policy.due(now=100.5)
+    policy.taken(started=100.5, now=100.6)  # that one cost 0.1 s: the next after 2.5 s more
+    assert policy.cost_s == pytest.approx(0.1)
+    assert not policy.due(now=103.09) and policy.due(now=103.1)
+    policy.taken(started=103.1, now=103.104)  # a cheap one: checkpoints come every 0.1 s
+    assert not policy.due(now=103.2) and policy.due(now=103.21)
+    # so checkpoints take at most 1/25 of the time, whatever they cost
+    assert trial.CHECKPOINT_RATIO == 25
+
+
+def test_a_fixed_interval_replaces_the_ratio() -> None:
+    every_epoch = trial.CheckpointPolicy(every_s=0, now=0.0)
+    assert every_epoch.due(now=0.0)
+    every_epoch.taken(started=0.0, now=5.0)
+    assert every_epoch.due(now=5.0)
+    never = trial.CheckpointPolicy(every_s=1e9, now=0.0)
+    assert not never.due(now=1e6)

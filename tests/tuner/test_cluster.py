@@ -1,0 +1,316 @@
+"""Sweeps on a real multi-node Ray cluster: a head and two workers started with ``ray start``
+on this machine (token authentication on, one CPU each), driven through the ``tuner`` command
+line exactly as a user would (``--address HOST:PORT``, ``auto`` and ``ray://``), and the
+faults a cluster meets: a trial's process killed, a worker node stopped, the driver killed,
+Ctrl-C.
+
+Every driver is a subprocess (the ``tuner`` CLI): this test process never connects to the
+cluster, so the session's own local Ray instance (``ray_session``) is untouched. The cluster
+is shared by the tests of this module and torn down even when one fails. All nodes share this
+machine's disk, so a local ``--storage`` folder is "shared storage" here: what a real cluster
+needs for checkpoints to move between nodes (a shared mount or a cloud URI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from tests.cluster import ROOT, LocalCluster, wait_for
+from tests.conftest import tiny_sweep
+from tests.fixtures_data import write_npz
+from tuner.results import load_run
+
+pytestmark = pytest.mark.slow
+
+STEP_S = 0.1  # sleep per training batch: ~0.6 s an epoch, so trials can be caught mid-way
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    # The GCS declares a node dead after ~3 s without a heartbeat (default ~30 s).
+    c = LocalCluster(workers=2, cpus=1, extra_env={"RAY_health_check_period_ms": "1000",
+                                                   "RAY_health_check_failure_threshold": "3"})
+    try:
+        c.start(timeout=180)
+        yield c
+    finally:
+        c.stop()
+    wait_for(lambda: not c.processes(), 30, "every process of the test cluster to end")
+
+
+def write_sweep(tmp_path: Path, **overrides: Any) -> Path:
+    sweep = tiny_sweep(**{"model": {"name": "tests.fixtures_data:slow_net", "kwargs": {"width": 8, "step_s": STEP_S}},
+                          **overrides})
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep, sort_keys=False))
+    return path
+
+
+class Cli:
+    """One ``tuner`` command running in the background, its output in files."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], *args: str) -> None:
+        n = len(list(tmp_path.glob("cli-*.out")))
+        self.out, self.err = tmp_path / f"cli-{n}.out", tmp_path / f"cli-{n}.err"
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "tuner", *args], stdout=out, stderr=err,
+                                         cwd=tmp_path, env=env)
+
+    def wait(self, timeout: float = 300) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"tuner did not finish in {timeout}s:\n{self.text()}") from None
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+
+    def __enter__(self) -> Cli:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:  # a failed test: never leave a driver behind
+            self.proc.kill()
+            self.proc.wait()
+
+
+def rows(run_dir: Path, round_dir: str = "round-0") -> dict[str, list[dict[str, Any]]]:
+    """Every trial's reported results, one dict a line of its result.json (a torn last line skipped)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for f in sorted((run_dir / round_dir).glob("*/result.json")):
+        lines = []
+        for line in f.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+        out[f.parent.name] = [r for r in lines if "epoch" in r]
+    return out
+
+
+def test_a_sweep_runs_on_every_node_and_gets_its_data_through_the_object_store(cluster: LocalCluster,
+                                                                               tmp_path: Path) -> None:
+    """Proves points 1 and 4: ``tuner run --address ray://...`` (Ray Client) runs a sweep on a
+    3-node cluster, its trials run on all three nodes (three distinct Ray node ids in
+    result.json: the three trials wait for each other before training, and each needs a
+    node's only CPU), and the trials got their data although its source file was deleted by
+    the driver's own load (``npz_once``) before any trial started: the data reached every
+    node through the object store, not from the driver's disk. The run directory is a
+    ``file://`` URI (Ray Tune and tuner's own files both written through pyarrow)."""
+    data = write_npz(tmp_path / "data.npz", n=300)
+    sweep = write_sweep(tmp_path, data={"name": "tests.fixtures_data:npz_once", "kwargs": {"path": str(data)}},
+                        model={"name": "tests.fixtures_data:barrier_net",
+                               "kwargs": {"barrier": str(tmp_path / "barrier"), "n": 3}},
+                        **{"scheduler.name": "none", "search.num_samples": 3, "train.epochs": 2})
+    storage = f"file://{tmp_path}/remote"
+    with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", storage,
+             "--address", cluster.client_address) as cli:
+        assert cli.wait() == 0, cli.text() + cluster.logs("ray_client_server*.err")
+    assert not data.exists()  # read once, by the driver
+    run_dir = tmp_path / "remote" / "tiny"
+    run = load_run(run_dir)
+    assert run.meta["status"] == "done" and run.meta["location"] == storage + "/tiny"
+    assert [t.status for t in run.trials] == ["finished"] * 3
+    node_ids = {n["id"] for n in cluster.alive_nodes()}
+    assert len(node_ids) == 3
+    assert {t.node_id for t in run.trials} == node_ids, "every node ran a trial"
+    assert (run_dir / "best.yaml").is_file() and "exported best config: " + storage in cli.text()
+
+
+def test_a_killed_trial_process_restarts_from_its_last_checkpoint(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Proves point 5a: the process running a trial is SIGKILLed mid-training; Tune restarts
+    the trial (``max_failures: 2`` in the sweep file) from its last checkpoint and the sweep
+    completes. The restarted process's first reported epoch follows the last checkpointed one
+    (it does not start over at epoch 1), every epoch 1..6 is recorded, the trial finishes.
+    Joins with ``--address auto`` (the cluster named by ``RAY_ADDRESS``)."""
+    sweep = write_sweep(tmp_path, max_failures=2, **{"scheduler.name": "none", "search.num_samples": 2,
+                                                     "train.epochs": 6})
+    run_dir = tmp_path / "runs" / "tiny"
+    with Cli(tmp_path, cluster.env(RAY_ADDRESS=cluster.address), "run", str(sweep), "--storage",
+             str(tmp_path / "runs"), "--address", "auto") as cli:
+        def victim() -> tuple[str, int, int] | None:
+            for name, rs in rows(run_dir).items():
+                if rs and 2 <= rs[-1]["epoch"] <= 3:
+                    return name, int(rs[-1]["pid"]), int(rs[-1]["epoch"])
+            return None
+
+        name, pid, epoch = wait_for(victim, 240, "a trial at epoch 2 or 3")
+        os.kill(pid, signal.SIGKILL)
+        assert cli.wait() == 0, cli.text()
+    rs = rows(run_dir)[name]
+    after = [r for r in rs if r["pid"] != pid]
+    assert after, "the trial never ran again"
+    assert 1 < after[0]["epoch"] <= epoch + 1, f"restarted at epoch {after[0]['epoch']} after a kill at {epoch}"
+    assert sorted({r["epoch"] for r in rs}) == list(range(1, 7))
+    assert [t.status for t in load_run(run_dir).trials] == ["finished"] * 2
+
+
+def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster: LocalCluster,
+                                                                        tmp_path: Path) -> None:
+    """Proves point 5c: the driver is SIGKILLed mid-sweep (ASHA, 6 trials); ``tuner resume
+    RUN_DIR`` completes it: the trials that had finished are not re-run (their result.json
+    does not grow), no result reported before the kill is lost (every line is still there),
+    every trial's epochs run 1..k without a gap, and ASHA's rung records from before the
+    kill are all still there, with the same values, at the end (Ray 2.60 does not save a
+    scheduler: tuner does)."""
+    sweep = write_sweep(tmp_path, **{"search.num_samples": 6, "train.epochs": 4, "scheduler.grace_period": 1,
+                                     "scheduler.reduction_factor": 2})
+    run_dir = tmp_path / "runs" / "tiny"
+    rungs_file = run_dir / "round-0" / "asha-rungs.json"
+    with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"),
+             "--address", cluster.address) as cli:
+        def finished() -> list[str] | None:
+            done = [n for n, rs in rows(run_dir).items() if rs and rs[-1]["epoch"] == 4]
+            return done or None
+
+        wait_for(finished, 240, "a finished trial")
+        seen = time.time()
+        # the experiment snapshot taken after that trial's last result (rung records included)
+        wait_for(lambda: rungs_file.is_file() and rungs_file.stat().st_mtime > seen + 0.5, 60,
+                 "an experiment snapshot after it")
+        cli.proc.send_signal(signal.SIGKILL)
+        cli.proc.wait(timeout=30)
+    before = rows(run_dir)
+    rungs_before = json.loads(rungs_file.read_text())
+    done_before = {n for n, rs in before.items() if rs and rs[-1]["epoch"] == 4}
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    assert any(rung["recorded"] for b in rungs_before["brackets"] for rung in b)
+
+    with Cli(tmp_path, cluster.env(), "resume", str(run_dir), "--address", cluster.address) as cli:
+        assert cli.wait() == 0, cli.text()
+        assert "pickled state" in cli.text() and "trusted source" in cli.text()
+    after = rows(run_dir)
+    assert len(after) == 6
+    for name in done_before:
+        assert after[name] == before[name], f"finished trial {name} was re-run"
+    for name, rs in before.items():
+        kept = [(r["epoch"], r["pid"]) for r in after[name]]
+        assert all((r["epoch"], r["pid"]) in kept for r in rs), f"results of {name} were lost"
+    for name, rs in after.items():
+        epochs = sorted({r["epoch"] for r in rs})
+        assert epochs == list(range(1, epochs[-1] + 1)), f"{name} has a gap: {epochs}"
+    rungs_after = json.loads(rungs_file.read_text())
+    for b_before, b_after in zip(rungs_before["brackets"], rungs_after["brackets"]):
+        for r_before, r_after in zip(b_before, b_after):
+            for trial_id, value in r_before["recorded"].items():
+                assert r_after["recorded"].get(trial_id) == value, (r_before["milestone"], trial_id)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "done" and meta["rounds"][0]["status"] == "done" and meta["resumed"]
+    run = load_run(run_dir)
+    assert {t.status for t in run.trials} <= {"finished", "stopped"} and "finished" in {t.status for t in run.trials}
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Proves point 5d: SIGINT (Ctrl-C) to ``tuner run`` mid-sweep ends it with exit status 130,
+    ``run.json`` status ``interrupted`` and a hint to resume; ``tuner resume`` then finishes it,
+    the interrupted trials continuing from their checkpoints (not from epoch 1)."""
+    sweep = write_sweep(tmp_path, **{"scheduler.name": "none", "search.num_samples": 2, "train.epochs": 6})
+    run_dir = tmp_path / "runs" / "tiny"
+    with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"),
+             "--address", cluster.address) as cli:
+        wait_for(lambda: any(rs and rs[-1]["epoch"] >= 2 for rs in rows(run_dir).values()), 240,
+                 "a trial at epoch 2")
+        cli.proc.send_signal(signal.SIGINT)
+        assert cli.wait(timeout=120) == 130, cli.text()
+        assert "tuner resume" in cli.text()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "interrupted"
+    before = rows(run_dir)
+    progressed = {n: rs[-1]["epoch"] for n, rs in before.items() if rs and rs[-1]["epoch"] < 6}
+    assert progressed, "every trial had finished before the interrupt"
+
+    with Cli(tmp_path, cluster.env(), "resume", str(run_dir), "--address", cluster.address) as cli:
+        assert cli.wait() == 0, cli.text()
+    after = rows(run_dir)
+    for name, last in progressed.items():
+        resumed = after[name][len(before[name]):]
+        assert resumed and 1 < resumed[0]["epoch"] <= last + 1, (name, last, resumed[:1])
+    run = load_run(run_dir)
+    assert run.meta["status"] == "done" and [t.status for t in run.trials] == ["finished"] * 2
+
+
+def test_the_cluster_reports_node_types_its_autoscaler_can_start(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Proves point 3 for autoscaling clusters: after ``python -m tuner.nodetypes CONFIG`` (run
+    by cluster.yaml on the head) the cluster reports its GPU worker type, and a GPU sweep that
+    no live node fits is let through with a note (its trials wait for the autoscaler) instead
+    of being refused; a type too small for the trial does not count."""
+    config = tmp_path / "bootstrap.yaml"
+    config.write_text(yaml.safe_dump({
+        "max_workers": 4, "head_node_type": "head",
+        "available_node_types": {"head": {"resources": {"CPU": 0}, "node_config": {}},
+                                 "gpu_worker": {"resources": {"CPU": 4, "GPU": 1}, "min_workers": 0,
+                                                "max_workers": 2, "node_config": {}}}}))
+    code = (
+        "import sys; from tuner import backend, nodetypes; from tuner.runner import check_resources;"
+        "from tuner.spec import from_dict; from tests.conftest import tiny_sweep;"
+        "nodetypes.main([sys.argv[1], '--address', sys.argv[2]]);"
+        "nodes, types = backend.cluster_nodes(), backend.autoscaler_node_types();"
+        "print('NOTE', check_resources(from_dict(tiny_sweep(**{'resources.gpu': 1}), 's.yaml'), nodes, types));"
+        "print('TOO BIG', check_resources(from_dict(tiny_sweep(**{'resources.gpu': 2}), 's.yaml'), nodes, types))")
+    out = subprocess.run([sys.executable, "-c", code, str(config), cluster.address], env=cluster.env(), cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert "gpu_worker: {'CPU': 4.0, 'GPU': 1.0} (up to 2 nodes)" in out.stdout, out.stdout + out.stderr
+    assert "NOTE no node of the cluster fits one trial (1 CPU, 1 GPU) yet: trials wait for the autoscaler to " \
+           "start a gpu_worker node" in out.stdout, out.stdout + out.stderr
+    assert "resources.gpu: 2 per trial, but no node of this cluster (nor a node type its autoscaler reports) " \
+           "has 2 GPUs (most: 1)" in out.stderr
+    # the head type (never started by the autoscaler) is not reported
+    assert "head:" not in out.stdout
+
+
+def test_a_driver_without_the_clusters_token_is_refused(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Proves point 6 on a real cluster: token authentication is on; a driver presenting
+    another token cannot join (exit 1, a one-line message, no run directory)."""
+    sweep = write_sweep(tmp_path, **{"scheduler.name": "none", "search.num_samples": 1})
+    env = cluster.env(RAY_AUTH_TOKEN="0" * 64)
+    with Cli(tmp_path, env, "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address",
+             cluster.address) as cli:
+        assert cli.wait(timeout=180) == 1, cli.text()
+    assert "cannot join the Ray cluster" in cli.err.read_text()
+    assert not (tmp_path / "runs").exists()
+
+
+# Last: it takes a node away from the module's cluster.
+def test_a_stopped_worker_node_loses_no_trial(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Proves point 5b: a worker node is stopped (its ``ray start`` process group gets SIGTERM,
+    what ``ray stop`` does on that machine) while its trial trains (three trials wait for each
+    other, so each node has one); the trial continues on the
+    remaining nodes from its last checkpoint (the checkpoints are on storage every node reads:
+    here this machine's disk, on a real cluster a shared mount or a cloud URI) and no trial is
+    lost: all three finish every epoch."""
+    sweep = write_sweep(tmp_path, model={"name": "tests.fixtures_data:barrier_net", "kwargs": {
+        "barrier": str(tmp_path / "barrier"), "n": 3, "step_s": STEP_S}},
+        **{"scheduler.name": "none", "search.num_samples": 3, "train.epochs": 8})
+    run_dir = tmp_path / "runs" / "tiny"
+    with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"),
+             "--address", cluster.address) as cli:
+        def victim() -> tuple[str, Any, int, str] | None:
+            for name, rs in rows(run_dir).items():
+                if rs and 2 <= rs[-1]["epoch"] <= 5:
+                    node = cluster.node_of(rs[-1]["node_id"])
+                    if node is not None and node is not cluster.nodes[0]:
+                        return name, node, int(rs[-1]["epoch"]), rs[-1]["node_id"]
+            return None
+
+        name, node, epoch, node_id = wait_for(victim, 240, "three trials at epoch 2+, one on a worker node")
+        node.stop(signal.SIGTERM)
+        assert cli.wait() == 0, cli.text()
+    rs = rows(run_dir)[name]
+    after = [r for r in rs if r["node_id"] != node_id]
+    assert after, "the trial never ran elsewhere"
+    assert 1 < after[0]["epoch"] <= epoch + 1, f"continued at epoch {after[0]['epoch']} after a stop at {epoch}"
+    assert sorted({r["epoch"] for r in rs}) == list(range(1, 9))
+    run = load_run(run_dir)
+    assert [t.status for t in run.trials] == ["finished"] * 3

@@ -1,0 +1,83 @@
+"""Run directories on a local path or a URI: scheme checks, names, uploads, downloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tuner.cli import main
+from tuner.errors import InputError
+from tuner.storage import RunStore, check_storage, is_uri
+
+
+def test_storage_forms() -> None:
+    assert check_storage("runs") == "runs" and check_storage("/mnt/shared/runs") == "/mnt/shared/runs"
+    for uri in ("s3://bucket/runs", "gs://bucket/runs", "file:///tmp/runs", "hdfs://nn:8020/runs", "abfs://c@a/x"):
+        assert check_storage(uri) == uri and is_uri(uri)
+    assert not is_uri("C:\\runs") and not is_uri("runs")
+
+
+@pytest.mark.parametrize("bad, rule", [
+    ("ftp://host/runs", "has the unsupported scheme 'ftp' (a local path or one of file://, s3://"),
+    ("http://host/runs", "unsupported scheme 'http'"),
+    ("s3://", "names no bucket or path"),
+    ("", "empty path"),
+])
+def test_bad_storage_is_bad_input(bad: str, rule: str) -> None:
+    with pytest.raises(InputError, match="--storage: ") as e:
+        check_storage(bad)
+    assert rule in str(e.value)
+
+
+def test_a_bad_storage_or_address_exits_2_before_anything_starts(write_sweep: Callable[..., Path], tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = write_sweep()
+    assert main(["run", str(sweep), "--storage", "ftp://host/runs"]) == 2
+    assert main(["run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", "not an address"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("--storage: 'ftp://host/runs' has the unsupported scheme 'ftp'")
+    assert err[1] == "--address: 'not an address' must be auto, HOST:PORT or ray://HOST:PORT"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_uri_run_directory_is_mirrored_locally_and_uploaded_whole(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    uri = f"file://{tmp_path}/bucket/runs"
+    store = RunStore.create(uri, "tiny")
+    assert store.uri == uri + "/tiny" and store.tune_storage == store.uri == store.location
+    assert str(store.local).startswith(str(tmp_path / "cache" / "remote-runs"))
+    store.mkdir()
+    (store.local / "run.json").write_text(json.dumps({"status": "running"}))
+    store.push("run.json", "missing.json")  # a file not written yet is skipped
+    remote = tmp_path / "bucket" / "runs" / "tiny"
+    assert json.loads((remote / "run.json").read_text()) == {"status": "running"}
+    assert sorted(p.name for p in remote.iterdir()) == ["run.json"]  # no temporary left behind
+    # the name is taken now: the next run gets its own directory
+    assert RunStore.create(uri, "tiny").uri == uri + "/tiny-2"
+    # what Ray Tune wrote to the URI comes back without checkpoints
+    trial = remote / "round-0" / "trial_1"
+    (trial / "checkpoint_000001").mkdir(parents=True)
+    (trial / "checkpoint_000001" / "state.pt").write_bytes(b"weights")
+    (trial / "result.json").write_text('{"epoch": 1}\n')
+    store.pull("round-0")
+    assert (store.local / "round-0" / "trial_1" / "result.json").read_text() == '{"epoch": 1}\n'
+    assert not (store.local / "round-0" / "trial_1" / "checkpoint_000001").exists()
+    # an existing URI run opens through its mirror
+    opened = RunStore.open(uri + "/tiny")
+    assert opened.local == store.local and (opened.local / "run.json").is_file()
+    with pytest.raises(InputError, match="cannot read the run directory"):
+        RunStore.open(uri + "/nothing-here")
+
+
+def test_a_local_run_directory_is_itself(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "runs", "tiny")
+    assert store.uri is None and store.local == tmp_path / "runs" / "tiny" and store.tune_storage == str(store.local)
+    store.mkdir()
+    store.push("run.json")  # nothing to upload
+    store.pull()
+    (store.local / "run.json").write_text("{}")
+    assert RunStore.create(tmp_path / "runs", "tiny").local == tmp_path / "runs" / "tiny-2"

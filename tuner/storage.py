@@ -1,0 +1,196 @@
+"""Where a run directory lives: a local path (a shared mount included) or a cloud URI.
+
+    store = RunStore.create("s3://bucket/runs", "quickstart")   # or "runs", "/mnt/shared/runs"
+    store.tune_storage   # what Ray Tune gets as its storage path: s3://bucket/runs/quickstart
+    store.local          # where tuner reads and writes its own files (run.json, sweep.yaml...)
+
+For a local path both are the run directory itself. For a URI, Ray Tune writes the rounds
+(trials' results and checkpoints) to the URI, and tuner keeps a local mirror of the run
+directory under ``$TUNER_CACHE/remote-runs``: its own files are written there and uploaded
+(:meth:`RunStore.push`), and a round's results are downloaded there (without checkpoints,
+:meth:`RunStore.pull`) before they are read. URIs go through pyarrow's file systems, the
+same ones Ray Tune uses (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``...; credentials come
+from the usual environment of each cloud), and ``file://`` for a path on this machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuner.errors import InputError
+
+# Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
+SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$")
+# Files and folders of a round that a reader never needs: model weights and Tune's own state.
+_SKIP_DOWNLOAD = re.compile(r"(^|/)checkpoint_[^/]*(/|$)")
+
+
+def is_uri(text: str) -> bool:
+    """True for ``scheme://...`` (a Windows drive ``C:\\`` is not a URI)."""
+    return _URI.match(str(text)) is not None
+
+
+def check_storage(text: str | os.PathLike[str], flag: str = "--storage") -> str:
+    """``text`` as a storage location: a local path, or a URI with a scheme of :data:`SCHEMES`.
+
+    Raises:
+        InputError: an unknown scheme, or a URI without a path.
+    """
+    s = os.fspath(text)
+    m = _URI.match(s)
+    if m is None:
+        if not s.strip():
+            raise InputError(f"{flag}: empty path")
+        return s
+    scheme, rest = m.group(1).lower(), m.group(2)
+    if scheme not in SCHEMES:
+        raise InputError(f"{flag}: {s!r} has the unsupported scheme {scheme!r} (a local path or one of "
+                         + ", ".join(f"{x}://" for x in SCHEMES) + ")")
+    if not rest.strip("/"):
+        raise InputError(f"{flag}: {s!r} names no bucket or path")
+    return s
+
+
+def _filesystem(uri: str) -> tuple[Any, str]:
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(uri)
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def mirror_dir(uri: str) -> Path:
+    """The local mirror of the run directory at ``uri``."""
+    from models.data import cache_dir
+
+    name = uri.rstrip("/").rsplit("/", 1)[-1] or "run"
+    return cache_dir() / "remote-runs" / f"{hashlib.sha256(uri.encode()).hexdigest()[:12]}-{name}"
+
+
+@dataclass
+class RunStore:
+    """One run directory: ``local`` (what tuner reads and writes) and ``uri`` (None for a
+    local run; else the run directory in the cloud, which ``local`` mirrors)."""
+
+    local: Path
+    uri: str | None = None
+
+    @property
+    def tune_storage(self) -> str:
+        """The run directory as Ray Tune's ``storage_path`` (rounds go under it)."""
+        return self.uri if self.uri is not None else str(self.local)
+
+    @property
+    def location(self) -> str:
+        """The run directory as the user names it (the URI, else the local path)."""
+        return self.uri if self.uri is not None else str(self.local)
+
+    @classmethod
+    def create(cls, storage: str | os.PathLike[str], name: str) -> RunStore:
+        """A new, empty run directory ``storage/name`` (``name-2``, ``-3``... when taken).
+        Nothing is written yet."""
+        s = check_storage(storage)
+        if not is_uri(s):
+            base = Path(s).expanduser().resolve() / name
+            candidate, n = base, 1
+            while candidate.exists() and any(candidate.iterdir()):
+                n += 1
+                candidate = base.with_name(f"{name}-{n}")
+            return cls(candidate)
+        import pyarrow.fs
+
+        fs, root = _filesystem(s)
+        candidate, n = name, 1
+        while True:
+            info = fs.get_file_info(f"{root.rstrip('/')}/{candidate}")
+            if info.type == pyarrow.fs.FileType.NotFound:
+                break
+            if info.type == pyarrow.fs.FileType.Directory and not fs.get_file_info(
+                    pyarrow.fs.FileSelector(info.path, recursive=False)):
+                break
+            n += 1
+            candidate = f"{name}-{n}"
+        uri = join(s, candidate)
+        local = mirror_dir(uri)
+        if local.exists():  # an old mirror of a run deleted since
+            import shutil
+
+            shutil.rmtree(local)
+        return cls(local, uri)
+
+    @classmethod
+    def open(cls, location: str | os.PathLike[str]) -> RunStore:
+        """An existing run directory (a path or a URI); a URI's files are downloaded first.
+
+        Raises:
+            InputError: a URI with an unsupported scheme, or one that holds no run.
+        """
+        s = check_storage(location, flag="RUN_DIR")
+        if not is_uri(s):
+            return cls(Path(s).expanduser())
+        store = cls(mirror_dir(s.rstrip("/")), s.rstrip("/"))
+        try:
+            store.pull()
+        except (OSError, ValueError) as e:
+            raise InputError(f"{s}: cannot read the run directory ({e})") from None
+        return store
+
+    def mkdir(self) -> None:
+        self.local.mkdir(parents=True, exist_ok=True)
+        if self.uri is not None:
+            fs, path = _filesystem(self.uri)
+            fs.create_dir(path, recursive=True)
+
+    def push(self, *names: str) -> None:
+        """Upload the run directory's own files ``names`` (e.g. ``run.json``) to the URI; a
+        reader there sees the old file or the new one, never a part (temporary name, then a
+        move; an object store's upload is whole anyway)."""
+        if self.uri is None:
+            return
+        fs, root = _filesystem(self.uri)
+        for name in names:
+            src = self.local / name
+            if not src.is_file():
+                continue
+            target = f"{root.rstrip('/')}/{name}"
+            tmp = f"{root.rstrip('/')}/.{name}.uploading"
+            with fs.open_output_stream(tmp) as out:
+                out.write(src.read_bytes())
+            fs.move(tmp, target)
+
+    def pull(self, subdir: str = "") -> None:
+        """Download the run directory (or its ``subdir``) from the URI into the mirror,
+        checkpoints left out."""
+        if self.uri is None:
+            return
+        import pyarrow.fs
+
+        fs, root = _filesystem(self.uri)
+        base = root.rstrip("/")
+        start = f"{base}/{subdir.strip('/')}" if subdir else base
+        info = fs.get_file_info(start)
+        if info.type == pyarrow.fs.FileType.NotFound:
+            if subdir:
+                return
+            raise FileNotFoundError(f"{self.uri}: no such run directory")
+        for f in fs.get_file_info(pyarrow.fs.FileSelector(start, recursive=True)):
+            if f.type != pyarrow.fs.FileType.File:
+                continue
+            rel = f.path[len(base):].lstrip("/")
+            if _SKIP_DOWNLOAD.search(rel) or rel.rsplit("/", 1)[-1].endswith(".uploading"):
+                continue
+            dest = self.local / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with fs.open_input_stream(f.path) as src:
+                data = src.read()
+            tmp = dest.with_name(f".{dest.name}.part")
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
