@@ -15,7 +15,7 @@ random_grid      random vs grid search at equal budget (one important parameter)
 bn_lr            how many learning rates reach 90% of the best, with and without BN
 orchestration    sweep wall time vs Σ(trial compute)/CPUs and vs a plain Ray Tune script;
                  the scale run of one-second trials
-checkpoint_cost  a trial checkpointing every epoch (before) vs every 10 s (now)
+checkpoint_cost  a trial checkpointing every epoch (before) vs by its cost (now)
 trial_speed      samples/s of ``models.train.Trainer`` vs a bare PyTorch loop
 mnist1d_table    tuned (BN) MLP and CNN on MNIST-1D, re-tested over 5 seeds, beside
                  the published baselines
