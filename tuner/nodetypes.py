@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend.connect(args.address)
     backend.publish_node_types(types, max_workers=config.get("max_workers"))
     for t in backend.autoscaler_node_types():
-        print(f"{t['name']}: {t['resources']} (up to {t['max_count'] if t['max_count'] >= 0 else 'any number of'} nodes)")
+        resources = dict(sorted(t["resources"].items()))  # Ray hands them back in no fixed order
+        print(f"{t['name']}: {resources} (up to {t['max_count'] if t['max_count'] >= 0 else 'any number of'} nodes)")
     return 0
 
 
