@@ -2,9 +2,10 @@
 
 Build the trial's configuration, train one epoch, evaluate, report ``train_loss``,
 ``val_loss``, ``val_acc`` and ``epoch``; repeat until ``train.epochs`` (or until ASHA stops
-it). A report carries a checkpoint when :class:`CheckpointPolicy` says one is due: once the
-training since the last is ``CHECKPOINT_RATIO`` times what that checkpoint cost. A restored
-trial loads its last checkpoint and continues with the same batches it would have seen. A trial whose loss turns NaN
+it). A report carries a checkpoint when :class:`CheckpointPolicy` says one is due: the first
+epoch's, then once the training since the last is ``CHECKPOINT_RATIO`` times what that
+checkpoint cost. A restored trial loads its last checkpoint and continues with the same
+batches it would have seen. A trial whose loss turns NaN
 or infinite reports the worst possible metrics with ``diverged: true`` and stops; the sweep
 goes on.
 
@@ -33,9 +34,11 @@ CHECKPOINT_FILE = "state.pt"
 # bookkeeping of it, all while the trial waits: tens of ms, a third of a short epoch when taken
 # every epoch. Taken once the training since the last is CHECKPOINT_RATIO times that cost,
 # checkpoints cost at most 1/CHECKPOINT_RATIO of a trial's time, and a restored trial redoes
-# at most CHECKPOINT_RATIO checkpoints' worth of training (about a second here).
+# at most CHECKPOINT_RATIO checkpoints' worth of training (about a second here). The first
+# epoch always checkpoints: a trial checkpoint also makes Ray Tune save the experiment's
+# state (num_to_keep=1), so every started trial is in that state at once, as `tuner resume`
+# needs after a driver crash.
 CHECKPOINT_RATIO = 25.0
-FIRST_CHECKPOINT_COST_S = 0.02  # the guess before the first: a checkpoint after 0.5 s of training
 # Worst possible value of each metric, reported by a diverged trial.
 WORST = {"val_acc": 0.0, "val_loss": math.inf, "train_loss": math.inf}
 
@@ -73,18 +76,21 @@ def task(fn: Callable[..., Any], call: dict[str, Any], cpus: float, **shared: An
 
 
 class CheckpointPolicy:
-    """When a trial checkpoints: once the seconds since its last checkpoint reach
-    ``ratio`` × what that checkpoint cost (wall seconds, save and report), or a fixed
-    ``every_s`` when given (0: every epoch)."""
+    """When a trial checkpoints: at its first report, then once the seconds since its last
+    checkpoint reach ``ratio`` × what that checkpoint cost (wall seconds, save and report);
+    or, when ``every_s`` is given, every ``every_s`` seconds (0: every epoch)."""
 
     def __init__(self, every_s: float | None = None, ratio: float = CHECKPOINT_RATIO,
-                 first_cost_s: float = FIRST_CHECKPOINT_COST_S, now: float | None = None) -> None:
-        self.every_s, self.ratio, self.cost_s = every_s, ratio, first_cost_s
+                 now: float | None = None) -> None:
+        self.every_s, self.ratio = every_s, ratio
+        self.cost_s: float | None = None  # of the last checkpoint; None before the first
         self.since = time.monotonic() if now is None else now
 
     def due(self, now: float | None = None) -> bool:
         """Whether the report about to be made should carry a checkpoint."""
-        interval = self.every_s if self.every_s is not None else self.ratio * self.cost_s
+        if self.every_s is None and self.cost_s is None:
+            return True
+        interval = self.every_s if self.every_s is not None else self.ratio * (self.cost_s or 0.0)
         return (time.monotonic() if now is None else now) - self.since >= interval
 
     def taken(self, started: float, now: float | None = None) -> None:

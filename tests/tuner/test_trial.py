@@ -62,6 +62,7 @@ def test_a_failed_trial_continues_from_its_last_checkpoint_with_the_same_batches
     assert [r["epoch"] for r in every_epoch] == [1, 2, 3, 4, 5, 6]
     assert [r["checkpoint_dir_name"] is not None for r in every_epoch] == [True] * 6
     # a trial that took no checkpoint before it failed starts again from its first epoch
+    # (checkpoint_every_s=1e9: no checkpoint, not even the first epoch's)
     default = run_flaky(tmp_path, "default", checkpoint_every_s=1e9)
     assert [r["epoch"] for r in default] == [1, 2, 3, 1, 2, 3, 4, 5, 6]
     assert all(r["checkpoint_dir_name"] is None for r in default)
@@ -73,15 +74,14 @@ def test_a_failed_trial_continues_from_its_last_checkpoint_with_the_same_batches
 
 
 
-def test_checkpoints_come_once_the_training_since_the_last_is_25_times_their_cost() -> None:
+def test_checkpoints_come_at_the_first_epoch_then_once_the_training_since_is_25_times_their_cost() -> None:
     policy = trial.CheckpointPolicy(now=100.0)
-    # before any checkpoint: 25 x the 20 ms guess, 0.5 s of training
-    assert not policy.due(now=100.49) and policy.due(now=100.5)
-    policy.taken(started=100.5, now=100.6)  # that one cost 0.1 s: the next after 2.5 s more
+    assert policy.due(now=100.0)  # the first report checkpoints (and so snapshots the experiment)
+    policy.taken(started=100.1, now=100.2)  # that one cost 0.1 s: the next after 2.5 s more
     assert policy.cost_s == pytest.approx(0.1)
-    assert not policy.due(now=103.09) and policy.due(now=103.1)
-    policy.taken(started=103.1, now=103.104)  # a cheap one: checkpoints come every 0.1 s
-    assert not policy.due(now=103.2) and policy.due(now=103.21)
+    assert not policy.due(now=102.69) and policy.due(now=102.71)
+    policy.taken(started=102.7, now=102.704)  # a cheap one: checkpoints come every 0.1 s
+    assert not policy.due(now=102.8) and policy.due(now=102.81)
     # so checkpoints take at most 1/25 of the time, whatever they cost
     assert trial.CHECKPOINT_RATIO == 25
 
