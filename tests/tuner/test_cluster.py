@@ -109,17 +109,25 @@ def test_a_sweep_runs_on_every_node_and_gets_its_data_through_the_object_store(c
     the driver's own load (``npz_once``) before any trial started: the data reached every
     node through the object store, not from the driver's disk. The run directory is a
     ``file://`` URI (Ray Tune and tuner's own files both written through pyarrow)."""
-    data = write_npz(tmp_path / "data.npz", n=300)
-    sweep = write_sweep(tmp_path, data={"name": "tests.fixtures_data:npz_once", "kwargs": {"path": str(data)}},
-                        model={"name": "tests.fixtures_data:barrier_net",
-                               "kwargs": {"barrier": str(tmp_path / "barrier"), "n": 3}},
-                        **{"scheduler.name": "none", "search.num_samples": 3, "train.epochs": 2})
-    storage = f"file://{tmp_path}/remote"
-    with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", storage,
-             "--address", cluster.client_address) as cli:
-        assert cli.wait() == 0, cli.text() + cluster.logs("ray_client_server*.err")
+    for attempt in range(2):
+        data = write_npz(tmp_path / f"data{attempt}.npz", n=300)
+        sweep = write_sweep(tmp_path, data={"name": "tests.fixtures_data:npz_once", "kwargs": {"path": str(data)}},
+                            model={"name": "tests.fixtures_data:barrier_net",
+                                   "kwargs": {"barrier": str(tmp_path / f"barrier{attempt}"), "n": 3}},
+                            **{"scheduler.name": "none", "search.num_samples": 3, "train.epochs": 2})
+        storage = f"file://{tmp_path}/remote{attempt}"
+        with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", storage,
+                 "--address", cluster.client_address) as cli:
+            code = cli.wait()
+        server_log = cluster.logs("ray_client_server*.err")
+        # Ray Client's server (Ray's code, on the head) now and then dies at start-up with a gRPC
+        # fork error on this shared machine; one retry tells that apart from a failure of ours.
+        if code != 0 and attempt == 0 and "fork" in server_log.lower():
+            continue
+        assert code == 0, cli.text() + server_log
+        break
     assert not data.exists()  # read once, by the driver
-    run_dir = tmp_path / "remote" / "tiny"
+    run_dir = tmp_path / f"remote{attempt}" / "tiny"
     run = load_run(run_dir)
     assert run.meta["status"] == "done" and run.meta["location"] == storage + "/tiny"
     assert [t.status for t in run.trials] == ["finished"] * 3
