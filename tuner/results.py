@@ -126,12 +126,20 @@ def load_trials(round_dir: Path, round_index: int, max_t: int) -> list[TrialReco
         return []
     trials = []
     for d in sorted(p for p in round_dir.iterdir() if p.is_dir() and (p / "params.json").is_file()):
-        trials.append(_load_trial(d, round_index, max_t))
+        record = _load_trial(d, round_index, max_t)
+        if record is not None:
+            trials.append(record)
     return trials
 
 
-def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord:
-    params = read_json(d / "params.json")
+def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord | None:
+    """One trial's record, or None for a trial that a killed driver left with neither its
+    params (``params.json`` empty or cut short) nor a reported result: it has nothing to lose,
+    and Ray rewrites the folder when the run resumes."""
+    try:
+        params: dict[str, Any] | None = read_json(d / "params.json")
+    except ValueError:
+        params = None  # cut short by a killed driver: the results carry the same config
     by_epoch: dict[int, dict[str, Any]] = {}
     node = hostname = node_id = ""
     trial_id = ""
@@ -144,11 +152,15 @@ def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord:
                 continue  # a line cut short by a crash
             if "epoch" not in row:
                 continue
+            if params is None and isinstance(row.get("config"), dict):
+                params = row["config"]
             entry = {k: row[k] for k in METRIC_KEYS if k in row}
             entry["time_total_s"] = row.get("time_total_s")
             by_epoch[int(row["epoch"])] = entry  # a restored trial may report an epoch twice: keep the last
             node, hostname, trial_id = row.get("node_ip", node), row.get("hostname", hostname), row.get("trial_id", "")
             node_id = row.get("node_id", node_id)
+    if params is None:
+        return None
     if not trial_id:
         m = _TRIAL_ID.search(d.name)
         trial_id = m.group(1) if m else d.name

@@ -54,3 +54,13 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
     (tmp_path / "sweep.yaml").write_text("name: x\n")
     with pytest.raises(InputError, match="unreadable run files"):
         load_run(tmp_path)
+
+
+def test_params_cut_short_by_a_killed_driver_come_from_the_results_or_the_trial_is_skipped(tmp_path: Path) -> None:
+    """A SIGKILLed driver can leave ``params.json`` empty (Ray writes it unbuffered-late):
+    the config in the trial's results stands in; a trial with neither is left out."""
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6)), ({"train.lr": 0.2}, [])])
+    for d in (run_dir / "round-0").iterdir():
+        (d / "params.json").write_text("")
+    (trial,) = load_run(run_dir).trials
+    assert trial.params == {"train.lr": 0.1} and trial.epochs == 2
