@@ -16,6 +16,7 @@ bn_lr            how many learning rates reach 90% of the best, with and without
 orchestration    sweep wall time vs Σ(trial compute)/CPUs and vs a plain Ray Tune script;
                  the scale run of one-second trials
 checkpoint_cost  a trial checkpointing every epoch (before) vs by its cost (now)
+result_batching  a trial sending each result alone (before) vs in batches (now)
 trial_speed      samples/s of ``models.train.Trainer`` vs a bare PyTorch loop
 mnist1d_table    tuned (BN) MLP and CNN on MNIST-1D, re-tested over 5 seeds, beside
                  the published baselines
@@ -24,5 +25,5 @@ mnist1d_table    tuned (BN) MLP and CNN on MNIST-1D, re-tested over 5 seeds, bes
 
 from __future__ import annotations
 
-BENCHMARKS = ("quickstart", "asha", "random_grid", "bn_lr", "orchestration", "checkpoint_cost", "trial_speed",
-              "mnist1d_table")
+BENCHMARKS = ("quickstart", "asha", "random_grid", "bn_lr", "orchestration", "checkpoint_cost", "result_batching",
+              "trial_speed", "mnist1d_table")

@@ -64,10 +64,55 @@ def per_epoch_loss(log: Path, rows: list[list[dict[str, Any]]]) -> dict[str, Any
     return {"per_epoch_s": lost / max(epochs, 1), "trials_counted": len(calls) - len(first)}
 
 
-def run(ctx: Context) -> dict[str, Any]:
+def timed_round(ctx: Context, storage: Path, sweep: Any, data: Any, cpus: float, label: str,
+                **trial_args: Any) -> dict[str, Any]:
+    """One round of ``sweep`` (every trial its full budget) through ``tuner.backend.run_round``
+    with :func:`timed_trial`: wall time, Σ compute / CPUs, efficiency, the driver's CPU seconds,
+    Ray's report figures and :func:`per_epoch_loss`; prints one line."""
     from tuner import backend
     from tuner.progress import Progress
     from tuner.results import load_trials
+
+    epochs = int(sweep.train["epochs"])
+    log = storage / "calls.jsonl"
+    progress = Progress("val_acc", "max", epochs, label=label, write=lambda line: None)
+    start, cpu_start = time.monotonic(), time.process_time()
+    backend.run_round(backend.RoundSettings(
+        storage=storage, name="round-0", trainable=timed_trial,
+        trainable_args={"base": sweep.base_config(), "data": data, "log": str(log), **trial_args},
+        params=sweep.search.parameters, method="random", num_samples=sweep.search.num_samples, seed=0,
+        metric="val_acc", mode="max", scheduler=backend.scheduler("none", epochs, 1, 3, 1), cpu=1, gpu=0,
+        max_failures=0, on_progress=progress.update))
+    wall, driver_cpu = time.monotonic() - start, time.process_time() - cpu_start
+    summary = _Summary(load_trials(storage / "round-0", 0, epochs))
+    compute = common.compute_s(summary)
+    overhead = common.report_overhead(summary)
+    loss = per_epoch_loss(log, common.result_rows(summary))
+    row = {"wall_s": wall, "compute_s": compute, "lower_bound_s": compute / cpus, "efficiency": compute / cpus / wall,
+           "driver_cpu_s": driver_cpu, "report_overhead": overhead, "per_epoch_loss": loss}
+    ctx.say(f"{label:<21}: wall {wall:5.1f}s, lower bound {compute / cpus:5.1f}s -> efficiency "
+            f"{row['efficiency']:.2f}; a trial loses {loss['per_epoch_s'] * 1000:.1f} ms an epoch outside it "
+            f"({overhead['in_report_median_s'] * 1000:.1f} ms inside tune.report; median epoch "
+            f"{overhead['median_epoch_s'] * 1000:.0f} ms); {overhead['checkpoints']} checkpoints; driver CPU "
+            f"{driver_cpu:.1f}s")
+    return row
+
+
+def summarize(ctx: Context, runs: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, Any], float]:
+    """Mean ± std of each way's rows, and the first way's mean wall time over the second's."""
+    rows = {way: {"wall_s": common.mean_std([r["wall_s"] for r in rs]),
+                  "efficiency": common.mean_std([r["efficiency"] for r in rs]),
+                  "lost_per_epoch_ms": common.mean_std([r["per_epoch_loss"]["per_epoch_s"] * 1000 for r in rs]),
+                  "driver_cpu_s": common.mean_std([r["driver_cpu_s"] for r in rs])}
+            for way, rs in runs.items()}
+    (before, b_rows), (now, n_rows) = list(runs.items())[:2]
+    ratio = rows[before]["wall_s"][0] / rows[now]["wall_s"][0]
+    ctx.say(f"mean wall {before} / {now}: {ratio:.2f}; efficiency {common.pm([r['efficiency'] for r in b_rows], 2)} "
+            f"-> {common.pm([r['efficiency'] for r in n_rows], 2)}")
+    return rows, ratio
+
+
+def run(ctx: Context) -> dict[str, Any]:
     from tuner.runner import prepare_data
     from tuner.spec import from_dict
 
@@ -78,42 +123,11 @@ def run(ctx: Context) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
     for rep in range(repeats):
         for i, (way, every) in enumerate(WAYS.items()):
-            storage = ctx.storage(f"round-{rep}-way-{i}")
-            log = storage / "calls.jsonl"
-            args = {"base": sweep.base_config(), "data": data, "log": str(log)}
-            if every is not None:
-                args["checkpoint_every_s"] = every
-            progress = Progress("val_acc", "max", epochs, label=way, write=lambda line: None)
-            start = time.monotonic()
-            backend.run_round(backend.RoundSettings(
-                storage=storage, name="round-0", trainable=timed_trial, trainable_args=args,
-                params=sweep.search.parameters, method="random", num_samples=trials, seed=0, metric="val_acc",
-                mode="max", scheduler=backend.scheduler("none", epochs, 1, 3, 1), cpu=1, gpu=0, max_failures=0,
-                on_progress=progress.update))
-            wall = time.monotonic() - start
-            records = load_trials(storage / "round-0", 0, epochs)
-            summary = _Summary(records)
-            compute = common.compute_s(summary)
-            overhead = common.report_overhead(summary)
-            loss = per_epoch_loss(log, common.result_rows(summary))
-            row = {"wall_s": wall, "compute_s": compute, "lower_bound_s": compute / cpus,
-                   "efficiency": compute / cpus / wall, "report_overhead": overhead, "per_epoch_loss": loss}
-            runs[way].append(row)
-            ctx.say(f"{way:<21} round {rep + 1}: wall {wall:5.1f}s, lower bound {compute / cpus:5.1f}s -> efficiency "
-                    f"{row['efficiency']:.2f}; a trial loses {loss['per_epoch_s'] * 1000:.1f} ms an epoch outside it "
-                    f"({overhead['in_report_median_s'] * 1000:.1f} ms inside tune.report; median epoch "
-                    f"{overhead['median_epoch_s'] * 1000:.0f} ms); {overhead['checkpoints']} checkpoints")
-    summary_rows = {}
-    for way, rows in runs.items():
-        summary_rows[way] = {"wall_s": common.mean_std([r["wall_s"] for r in rows]),
-                             "efficiency": common.mean_std([r["efficiency"] for r in rows]),
-                             "lost_per_epoch_ms": common.mean_std([r["per_epoch_loss"]["per_epoch_s"] * 1000
-                                                                   for r in rows])}
-    before, now = (summary_rows[w] for w in WAYS)
-    ratio = before["wall_s"][0] / now["wall_s"][0]
-    ctx.say(f"mean wall before / now: {ratio:.2f}; efficiency before {common.pm([r['efficiency'] for r in runs[list(WAYS)[0]]], 2)}, "
-            f"now {common.pm([r['efficiency'] for r in runs[list(WAYS)[1]]], 2)}")
-    _plot(ctx, runs)
+            args = {} if every is None else {"checkpoint_every_s": every}
+            runs[way].append(timed_round(ctx, ctx.storage(f"round-{rep}-way-{i}"), sweep, data, cpus,
+                                         f"{way} {rep + 1}", **args))
+    summary_rows, ratio = summarize(ctx, runs)
+    plot(ctx, runs, "checkpointing every epoch vs by its cost")
     return {"sizes": {"repeats": repeats, "trials": trials, "epochs": epochs}, "cpus": cpus, "runs": runs,
             "summary": summary_rows, "wall_ratio_before_to_now": ratio}
 
@@ -125,7 +139,8 @@ class _Summary:
         self.run = type("Run", (), {"trials": trials})()
 
 
-def _plot(ctx: Context, runs: dict[str, list[dict[str, Any]]]) -> None:
+def plot(ctx: Context, runs: dict[str, list[dict[str, Any]]], title: str) -> None:
+    """Each way's round wall times (with Σ compute / CPUs) and time lost per epoch."""
     plt = common.pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
     for i, (way, rows) in enumerate(runs.items()):
@@ -141,5 +156,5 @@ def _plot(ctx: Context, runs: dict[str, list[dict[str, Any]]]) -> None:
     a1.set_ylabel("round wall time (s); dark: Σ compute / CPUs")
     a2.set_xticks(range(len(runs)), list(runs), fontsize=8)
     a2.set_ylabel("ms a trial loses per epoch outside it")
-    fig.suptitle("checkpointing every epoch vs by its cost")
+    fig.suptitle(title)
     common.save(fig, ctx.png())

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_sweep
+from tuner import backend
 from tuner.backend import sample
 from tuner.errors import InputError
 from tuner.results import load_run
@@ -44,6 +45,11 @@ def test_random_asha_sweep_end_to_end(tmp_path: Path) -> None:
     statuses = {t.status for t in trials}
     assert "stopped" in statuses and "finished" in statuses
     assert sum(t.epochs for t in trials) < 12 * 4
+    # ...each exactly at a rung where ASHA judged it: results travel in batches, but a batch
+    # ends at every rung, so no trial trains (or reports) past the epoch it was stopped at
+    sch = sweep.scheduler
+    rungs = backend.decision_epochs(backend.scheduler("asha", 4, sch.grace_period, sch.reduction_factor, sch.brackets))
+    assert rungs and all(t.epochs in rungs for t in trials if t.status == "stopped")
     # the trials got exactly the configurations `tuner space` prints for this seed
     expected = sample(sweep.search.parameters, "random", 12, 0)
     got = [t.params for t in trials]

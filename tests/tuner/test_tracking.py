@@ -49,6 +49,39 @@ def test_every_trial_has_tensorboard_events_with_our_metrics(tracked_run: dict[s
             assert [v for _, v in got] == pytest.approx([h[metric] for h in t.history], rel=1e-5)
 
 
+def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_into_the_experiment(
+        tmp_path: Path) -> None:
+    """Our logger replaces Ray's (which wrote ~20 bookkeeping scalars and flushed each result):
+    the trial's metrics, step = epoch, all in the file once the trial ends; a diverged
+    epoch's NaN is left out; pickled into the experiment without its open writers."""
+    import pickle
+
+    from tuner import backend
+
+    class Trial:  # what the logger reads of Tune's Trial (hashable: it keys the open writers)
+        local_path, evaluated_params = str(tmp_path), {"train.lr": 0.1}
+
+        def init_local_path(self) -> None:
+            pass
+
+    trial = Trial()
+    tb = backend._EpochTensorBoard()
+    for epoch, loss in ((1, 0.9), (2, 0.5), (3, float("nan"))):
+        tb.log_trial_result(epoch, trial, {"epoch": epoch, "training_iteration": epoch, "val_acc": 0.1 * epoch,
+                                           "val_loss": loss, "train_loss": loss, "pid": 123, "time_this_iter_s": 0.1,
+                                           "diverged": False, "config": {"train.lr": 0.1}})
+    state = pickle.loads(pickle.dumps(tb)).__dict__
+    assert state["_trial_writer"] == {} and tb._trial_writer
+    tb.log_trial_end(trial)
+    (events,) = tmp_path.glob("events.out.tfevents.*")
+    scalars = read_events(events)
+    assert {k for k in scalars if k.startswith("ray/")} == {"ray/tune/val_acc", "ray/tune/val_loss",
+                                                            "ray/tune/train_loss"}
+    assert "_hparams_/experiment" in scalars  # the trial's params beside its last metrics (HParams tab)
+    assert [s for s, _ in scalars["ray/tune/val_acc"]] == [1, 2, 3]
+    assert [s for s, _ in scalars["ray/tune/val_loss"]] == [1, 2]
+
+
 # -- MLflow -----------------------------------------------------------------------------------
 
 
