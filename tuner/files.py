@@ -1,5 +1,6 @@
 """Atomic writes: a file that matters (an export, a history, run metadata) is either the old
-version or the new one, never half of either, whatever kills the process in between."""
+version or the new one, never half of either, whatever kills the process in between. And
+the reading of JSON-lines files that a crash may have cut short (Ray Tune's result.json)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,19 @@ def dump_yaml(obj: Any) -> str:
 def write_yaml(path: str | os.PathLike[str], obj: Any) -> Path:
     """Atomically write ``obj`` as YAML (see :func:`dump_yaml`)."""
     return write_text(path, dump_yaml(obj))
+
+
+def read_json_lines(path: str | os.PathLike[str], errors: str = "strict") -> list[Any]:
+    """Every JSON value of a JSON-lines file, one a line; a line that does not parse (cut short
+    by a crash mid-write) is skipped. ``errors``: how undecodable bytes are handled, as in
+    :meth:`bytes.decode`."""
+    out = []
+    for line in Path(path).read_text(encoding="utf-8", errors=errors).splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def append_line(path: str | os.PathLike[str], obj: Any) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from tuner.errors import InputError
+from tuner.files import read_json_lines
 
 RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.yaml"
@@ -145,11 +146,7 @@ def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord | None:
     trial_id = ""
     result_file = d / "result.json"
     if result_file.is_file():
-        for line in result_file.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
+        for row in read_json_lines(result_file):  # a line cut short by a crash is skipped
             if "epoch" not in row:
                 continue
             if params is None and isinstance(row.get("config"), dict):

@@ -38,7 +38,7 @@ from models.data import load as load_data
 from models.train import Trainer
 import tuner.export_file as export_mod
 from tuner.errors import InputError
-from tuner.files import append_line
+from tuner.files import append_line, read_json_lines
 from tuner.spec import Sweep, from_dict
 
 DEFAULT_SEEDS = 3
@@ -143,13 +143,7 @@ def read_history(export_path: str | Path) -> list[dict[str, Any]]:
     path = history_path(export_path)
     if not path.exists():
         return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+    return read_json_lines(path)
 
 
 def _key(entry: Mapping[str, Any]) -> str:

@@ -28,6 +28,7 @@ import yaml
 from tests.cluster import ROOT, LocalCluster, wait_for
 from tests.conftest import tiny_sweep
 from tests.fixtures_data import write_npz
+from tuner.files import read_json_lines
 from tuner.results import load_run
 
 pytestmark = pytest.mark.slow
@@ -90,13 +91,7 @@ def rows(run_dir: Path, round_dir: str = "round-0") -> dict[str, list[dict[str, 
     """Every trial's reported results, one dict a line of its result.json (a torn last line skipped)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for f in sorted((run_dir / round_dir).glob("*/result.json")):
-        lines = []
-        for line in f.read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(line))
-            except ValueError:
-                continue
-        out[f.parent.name] = [r for r in lines if "epoch" in r]
+        out[f.parent.name] = [r for r in read_json_lines(f, errors="replace") if "epoch" in r]
     return out
 
 
