@@ -24,11 +24,13 @@ trial here). Quick: 1 × 2 rounds of 4 trials × 3 epochs.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ContextManager, Iterator, Mapping
 
 from benchmarks import common
 from benchmarks.common import Context
@@ -112,7 +114,11 @@ def summarize(ctx: Context, runs: dict[str, list[dict[str, Any]]]) -> tuple[dict
     return rows, ratio
 
 
-def run(ctx: Context) -> dict[str, Any]:
+def compare(ctx: Context, ways: Mapping[str, Callable[[], ContextManager[dict[str, Any]]]],
+            title: str) -> dict[str, Any]:
+    """Rounds of the same sweep run each way in turn, A B A B, on one Ray instance (so the
+    machine's noise hits all alike), summed up and plotted. A way is a context manager that
+    is entered around its round and gives the trial's extra arguments."""
     from tuner.runner import prepare_data
     from tuner.spec import from_dict
 
@@ -120,16 +126,26 @@ def run(ctx: Context) -> dict[str, Any]:
     cpus = float(common.ensure_ray().get("CPU", 1))
     sweep = from_dict(orchestration_sweep(trials, epochs))
     data = prepare_data(sweep).without_test()
-    runs: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
+    runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
     for rep in range(repeats):
-        for i, (way, every) in enumerate(WAYS.items()):
-            args = {} if every is None else {"checkpoint_every_s": every}
-            runs[way].append(timed_round(ctx, ctx.storage(f"round-{rep}-way-{i}"), sweep, data, cpus,
-                                         f"{way} {rep + 1}", **args))
+        for i, (way, setting) in enumerate(ways.items()):
+            with setting() as trial_args:
+                runs[way].append(timed_round(ctx, ctx.storage(f"round-{rep}-way-{i}"), sweep, data, cpus,
+                                             f"{way} {rep + 1}", **trial_args))
     summary_rows, ratio = summarize(ctx, runs)
-    plot(ctx, runs, "checkpointing every epoch vs by its cost")
+    plot(ctx, runs, title)
     return {"sizes": {"repeats": repeats, "trials": trials, "epochs": epochs}, "cpus": cpus, "runs": runs,
             "summary": summary_rows, "wall_ratio_before_to_now": ratio}
+
+
+@contextlib.contextmanager
+def _checkpointing(every_s: float | None) -> Iterator[dict[str, Any]]:
+    yield {} if every_s is None else {"checkpoint_every_s": every_s}
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    ways = {way: functools.partial(_checkpointing, every) for way, every in WAYS.items()}
+    return compare(ctx, ways, "checkpointing every epoch vs by its cost")
 
 
 class _Summary:

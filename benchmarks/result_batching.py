@@ -19,42 +19,33 @@ trial here). Quick: 1 × 2 rounds of 4 trials × 3 epochs.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
-from typing import Any
+from typing import Any, Iterator
 
-from benchmarks import common
-from benchmarks.checkpoint_cost import plot, summarize, timed_round
+from benchmarks.checkpoint_cost import compare
 from benchmarks.common import Context
-from benchmarks.orchestration import sweep as orchestration_sweep
 
 WAYS = {"one result a call (before)": "1", "batched (now)": None}
 KEY = "TUNE_RESULT_BUFFER_LENGTH"
 
 
-def run(ctx: Context) -> dict[str, Any]:
-    from tuner.runner import prepare_data
-    from tuner.spec import from_dict
-
-    repeats, trials, epochs = (1, 4, 3) if ctx.quick else (2, 20, 60)
-    cpus = float(common.ensure_ray().get("CPU", 1))
-    sweep = from_dict(orchestration_sweep(trials, epochs))
-    data = prepare_data(sweep).without_test()
-    runs: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
+@contextlib.contextmanager
+def _buffer_length(length: str | None) -> Iterator[dict[str, Any]]:
+    """``TUNE_RESULT_BUFFER_LENGTH`` set to ``length`` (None: unset, tuner's batching) for one
+    round, then as it was."""
     saved = os.environ.pop(KEY, None)
+    if length is not None:
+        os.environ[KEY] = length
     try:
-        for rep in range(repeats):
-            for i, (way, length) in enumerate(WAYS.items()):
-                if length is not None:
-                    os.environ[KEY] = length
-                try:
-                    runs[way].append(timed_round(ctx, ctx.storage(f"round-{rep}-way-{i}"), sweep, data, cpus,
-                                                 f"{way} {rep + 1}"))
-                finally:
-                    os.environ.pop(KEY, None)
+        yield {}
     finally:
+        os.environ.pop(KEY, None)
         if saved is not None:
             os.environ[KEY] = saved
-    summary_rows, ratio = summarize(ctx, runs)
-    plot(ctx, runs, "each result alone vs in batches")
-    return {"sizes": {"repeats": repeats, "trials": trials, "epochs": epochs}, "cpus": cpus, "runs": runs,
-            "summary": summary_rows, "wall_ratio_before_to_now": ratio}
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    ways = {way: functools.partial(_buffer_length, length) for way, length in WAYS.items()}
+    return compare(ctx, ways, "each result alone vs in batches")
