@@ -39,7 +39,7 @@ from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.trainable.function_trainable import wrap_function  # noqa: E402
 from ray.tune.search import ConcurrencyLimiter, Searcher  # noqa: E402
 from ray.tune.search.basic_variant import BasicVariantGenerator  # noqa: E402
-from ray.tune.search.sample import Categorical, Float, Sampler, _BackwardsCompatibleNumpyRng  # noqa: E402
+from ray.tune.search.sample import Float, Sampler, _BackwardsCompatibleNumpyRng  # noqa: E402
 from ray.tune.search.variant_generator import generate_variants  # noqa: E402
 
 from tuner.progress import TrialEvent  # noqa: E402

@@ -29,11 +29,9 @@ from tuner.refine import describe as describe_ranges
 from tuner.refine import next_parameters
 from tuner.space import Parameter
 from tuner.spec import Sweep, from_dict
-from tuner.storage import RunStore, check_storage, is_uri
+from tuner.storage import RunStore, check_storage
 
 EXPORT_FILE = "best.yaml"
-# The run directory's own files, written by the driver (uploaded as they change when it is a URI).
-OWN_FILES = (SWEEP_FILE, RUN_FILE, EXPORT_FILE)
 RESUME_WARNING = ("a run directory holds pickled state (Ray Tune's tuner.pkl and experiment snapshots) that "
                   "resuming unpickles: resume only runs from a trusted source")
 
@@ -297,9 +295,10 @@ def resume_sweep(run_dir: str | Path, address: str | None = None, write: Callabl
     sweep = from_dict(run.sweep, source=str(store.local / SWEEP_FILE))
     data = prepare_data(sweep)
     saved = (meta.get("provenance") or {}).get("data") or {}
-    if saved.get("sha256") and saved["sha256"] != data.fingerprint()["sha256"]:
+    now = data.fingerprint()["sha256"]
+    if saved.get("sha256") and saved["sha256"] != now:
         raise InputError(f"{store.local / SWEEP_FILE}: data: the data set differs from the one this run started "
-                         f"with (sha256 {data.fingerprint()['sha256'][:12]} vs {saved['sha256'][:12]})")
+                         f"with (sha256 {now[:12]} vs {saved['sha256'][:12]})")
     resources = backend.connect(address, num_cpus=num_cpus)
     note = check_resources(sweep, backend.cluster_nodes(), backend.autoscaler_node_types())
     rounds = sorted(meta.get("rounds", []), key=lambda r: int(r["index"]))

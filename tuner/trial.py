@@ -30,8 +30,8 @@ from models.train import Trainer
 from tuner.space import apply_params
 
 CHECKPOINT_FILE = "state.pt"
-# A checkpoint costs the trial a torch.save, Ray's copy into the trial folder and the driver's
-# bookkeeping of it, all while the trial waits: tens of ms, a third of a short epoch when taken
+# A checkpoint costs the trial a torch.save and Ray's copy into the trial folder while it
+# waits, and the driver the bookkeeping of it: tens of ms, a third of a short epoch when taken
 # every epoch. Taken once the training since the last is CHECKPOINT_RATIO times that cost,
 # checkpoints cost at most 1/CHECKPOINT_RATIO of a trial's time, and a restored trial redoes
 # at most CHECKPOINT_RATIO checkpoints' worth of training (about a second here). The first
