@@ -25,5 +25,14 @@ mnist1d_table    tuned (BN) MLP and CNN on MNIST-1D, re-tested over 5 seeds, bes
 
 from __future__ import annotations
 
-BENCHMARKS = ("quickstart", "asha", "random_grid", "bn_lr", "orchestration", "checkpoint_cost", "result_batching",
-              "trial_speed", "mnist1d_table")
+BENCHMARKS = (
+    "quickstart",
+    "asha",
+    "random_grid",
+    "bn_lr",
+    "orchestration",
+    "checkpoint_cost",
+    "result_batching",
+    "trial_speed",
+    "mnist1d_table",
+)

@@ -9,8 +9,9 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from benchmarks import BENCHMARKS
 from benchmarks.common import ROOT, Context, command, machine
@@ -30,12 +31,20 @@ def run_one(name: str, quick: bool, out: Path, quiet: bool = False) -> dict[str,
         shutil.rmtree(ctx.scratch, ignore_errors=True)
     seconds = time.monotonic() - started
     after = machine()
-    record = {"benchmark": name, "quick": quick, "command": command(name, quick),
-              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
-              "machine": {**before, "load_avg_after": after["load_avg"]}, "figures": figures}
+    record = {
+        "benchmark": name,
+        "quick": quick,
+        "command": command(name, quick),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": seconds,
+        "machine": {**before, "load_avg_after": after["load_avg"]},
+        "figures": figures,
+    }
     (out / f"{name}.json").write_text(json.dumps(record, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    ctx.say(f"== {name}: {seconds:.0f}s; load average before {before['load_avg'][0]:.1f}, after "
-            f"{after['load_avg'][0]:.1f} on {before['cpus']} CPUs; wrote {out / (name + '.json')}")
+    ctx.say(
+        f"== {name}: {seconds:.0f}s; load average before {before['load_avg'][0]:.1f}, after "
+        f"{after['load_avg'][0]:.1f} on {before['cpus']} CPUs; wrote {out / (name + '.json')}"
+    )
     return record
 
 
@@ -51,15 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("name", choices=(*BENCHMARKS, "all"), help="the benchmark to run (all: one after another)")
     parser.add_argument("--quick", action="store_true", help="the smoke-test size (well under a minute)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out",
-                        help="folder for NAME.json and NAME.png (default: benchmarks/out)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "out",
+        help="folder for NAME.json and NAME.png (default: benchmarks/out)",
+    )
     args = parser.parse_args(argv)
     names = BENCHMARKS if args.name == "all" else (args.name,)
     for name in names:
         run_one(name, args.quick, args.out)
-    from tuner import backend
+    from tuner.ray import cluster
 
-    backend.disconnect()
+    cluster.disconnect()
     return 0
 
 

@@ -7,7 +7,7 @@ its full budget). Reported per seed and averaged: epochs consumed (ratio full / 
 time of ``run_sweep`` (ratio), the best val_acc, and the best configuration's test accuracy.
 
 Test protocol (the same for both): the run's best trial by final val_acc; its configuration
-retrained on the train split for the full budget with its own seed (``score_config``, as
+retrained on the train split for the full budget with its own seed (``seed_task``, as
 ``tuner retest`` does), evaluated once on the test split.
 
 Reference: Li et al., "A System for Massively Parallel Hyperparameter Tuning" (ASHA, MLSys
@@ -39,8 +39,13 @@ def run(ctx: Context) -> dict[str, Any]:
     common.ensure_ray()
     rows: list[dict[str, Any]] = []
     for seed in size["seeds"]:
-        base = {"search.seed": seed, "search.num_samples": size["num_samples"], "train.epochs": size["epochs"],
-                "scheduler.grace_period": size["grace_period"], "scheduler.reduction_factor": 3}
+        base = {
+            "search.seed": seed,
+            "search.num_samples": size["num_samples"],
+            "train.epochs": size["epochs"],
+            "scheduler.grace_period": size["grace_period"],
+            "scheduler.reduction_factor": 3,
+        }
         runs = {}
         for scheduler in ("asha", "none"):
             raw = common.sweep_dict(SWEEP, **base, **{"scheduler.name": scheduler, "name": f"asha-{scheduler}-{seed}"})
@@ -52,18 +57,25 @@ def run(ctx: Context) -> dict[str, Any]:
         scored = common.score([bests["asha"][1], bests["none"][1]])
         row = {"seed": seed, "same_configurations": True}
         for (s, r), sc in zip(runs.items(), scored):
-            row[s] = {"wall_s": r.wall_s, "epochs": common.epochs_of(r), "compute_s": common.compute_s(r),
-                      "best_val_acc": bests[s][0].score("val_acc"), "best_params": bests[s][0].params,
-                      "test_acc": sc["test_acc"]}
+            row[s] = {
+                "wall_s": r.wall_s,
+                "epochs": common.epochs_of(r),
+                "compute_s": common.compute_s(r),
+                "best_val_acc": bests[s][0].score("val_acc"),
+                "best_params": bests[s][0].params,
+                "test_acc": sc["test_acc"],
+            }
         row["epochs_ratio"] = row["none"]["epochs"] / row["asha"]["epochs"]
         row["wall_ratio"] = row["none"]["wall_s"] / row["asha"]["wall_s"]
         row["compute_ratio"] = row["none"]["compute_s"] / row["asha"]["compute_s"]
         row["same_best"] = bests["asha"][0].params == bests["none"][0].params
         rows.append(row)
-        ctx.say(f"seed {seed}: epochs {row['none']['epochs']} / {row['asha']['epochs']} = {row['epochs_ratio']:.2f}x, "
-                f"wall {row['none']['wall_s']:.0f}s / {row['asha']['wall_s']:.0f}s = {row['wall_ratio']:.2f}x; "
-                f"best test_acc full {row['none']['test_acc']:.3f}, ASHA {row['asha']['test_acc']:.3f}"
-                f"{' (same best config)' if row['same_best'] else ''}")
+        ctx.say(
+            f"seed {seed}: epochs {row['none']['epochs']} / {row['asha']['epochs']} = {row['epochs_ratio']:.2f}x, "
+            f"wall {row['none']['wall_s']:.0f}s / {row['asha']['wall_s']:.0f}s = {row['wall_ratio']:.2f}x; "
+            f"best test_acc full {row['none']['test_acc']:.3f}, ASHA {row['asha']['test_acc']:.3f}"
+            f"{' (same best config)' if row['same_best'] else ''}"
+        )
     summary = {
         "epochs_ratio": common.mean_std([r["epochs_ratio"] for r in rows]),
         "wall_ratio": common.mean_std([r["wall_ratio"] for r in rows]),
@@ -75,17 +87,35 @@ def run(ctx: Context) -> dict[str, Any]:
     }
     ctx.say("")
     header = ["seed", "epochs full/ASHA", "wall full/ASHA", "val full", "val ASHA", "test full", "test ASHA"]
-    for line in common.table([[r["seed"], f"{r['none']['epochs']}/{r['asha']['epochs']} = {r['epochs_ratio']:.2f}x",
-                               f"{r['none']['wall_s']:.0f}/{r['asha']['wall_s']:.0f}s = {r['wall_ratio']:.2f}x",
-                               f"{r['none']['best_val_acc']:.3f}", f"{r['asha']['best_val_acc']:.3f}",
-                               f"{r['none']['test_acc']:.3f}", f"{r['asha']['test_acc']:.3f}"] for r in rows], header):
+    for line in common.table(
+        [
+            [
+                r["seed"],
+                f"{r['none']['epochs']}/{r['asha']['epochs']} = {r['epochs_ratio']:.2f}x",
+                f"{r['none']['wall_s']:.0f}/{r['asha']['wall_s']:.0f}s = {r['wall_ratio']:.2f}x",
+                f"{r['none']['best_val_acc']:.3f}",
+                f"{r['asha']['best_val_acc']:.3f}",
+                f"{r['none']['test_acc']:.3f}",
+                f"{r['asha']['test_acc']:.3f}",
+            ]
+            for r in rows
+        ],
+        header,
+    ):
         ctx.say(line)
-    ctx.say(f"mean: ASHA used {summary['epochs_ratio'][0]:.2f}x fewer epochs, {summary['wall_ratio'][0]:.2f}x less "
-            f"wall time; best test_acc full {common.pm([r['none']['test_acc'] for r in rows])}, "
-            f"ASHA {common.pm([r['asha']['test_acc'] for r in rows])} (ASHA paper: ~10x less compute, comparable result)")
+    ctx.say(
+        f"mean: ASHA used {summary['epochs_ratio'][0]:.2f}x fewer epochs, {summary['wall_ratio'][0]:.2f}x less "
+        f"wall time; best test_acc full {common.pm([r['none']['test_acc'] for r in rows])}, "
+        f"ASHA {common.pm([r['asha']['test_acc'] for r in rows])} (ASHA paper: ~10x less compute, comparable result)"
+    )
     _plot(ctx, rows)
-    return {"sizes": size, "sweep": SWEEP, "protocol": "best trial by final val_acc; retrained on train split, "
-            "full budget, own seed; test split once", "per_seed": rows, "summary": summary}
+    return {
+        "sizes": size,
+        "sweep": SWEEP,
+        "protocol": "best trial by final val_acc; retrained on train split, full budget, own seed; test split once",
+        "per_seed": rows,
+        "summary": summary,
+    }
 
 
 def _plot(ctx: Context, rows: list[dict[str, Any]]) -> None:
@@ -93,10 +123,20 @@ def _plot(ctx: Context, rows: list[dict[str, Any]]) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
     for r in rows:
         for s, marker, color in (("none", "s", "tab:gray"), ("asha", "o", "tab:red")):
-            a1.scatter(r[s]["epochs"], r[s]["test_acc"], marker=marker, color=color,
-                       label={"none": "full budget", "asha": "ASHA"}[s] if r is rows[0] else None)
-            a1.annotate(f"seed {r['seed']}", (r[s]["epochs"], r[s]["test_acc"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 2))
+            a1.scatter(
+                r[s]["epochs"],
+                r[s]["test_acc"],
+                marker=marker,
+                color=color,
+                label={"none": "full budget", "asha": "ASHA"}[s] if r is rows[0] else None,
+            )
+            a1.annotate(
+                f"seed {r['seed']}",
+                (r[s]["epochs"], r[s]["test_acc"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(4, 2),
+            )
     a1.set_xlabel("epochs consumed")
     a1.set_ylabel("best config's test_acc")
     a1.legend(fontsize=8)

@@ -23,10 +23,16 @@ from benchmarks.common import Context
 
 LR = (1e-4, 10.0)
 DATASETS = {
-    "mnist1d": {"data": {"name": "mnist1d", "val_fraction": 0.2}, "model": {"name": "mlp", "hidden": [100, 100]},
-                "batch_size": 128},
-    "digits": {"data": {"name": "digits", "val_fraction": 0.2}, "model": {"name": "cnn", "hidden": [16, 32]},
-               "batch_size": 64},
+    "mnist1d": {
+        "data": {"name": "mnist1d", "val_fraction": 0.2},
+        "model": {"name": "mlp", "hidden": [100, 100]},
+        "batch_size": 128,
+    },
+    "digits": {
+        "data": {"name": "digits", "val_fraction": 0.2},
+        "model": {"name": "cnn", "hidden": [16, 32]},
+        "batch_size": 64,
+    },
 }
 THRESHOLD = 0.9
 
@@ -34,11 +40,18 @@ THRESHOLD = 0.9
 def sweep(dataset: str, batch_norm: bool, n: int, epochs: int) -> dict[str, Any]:
     d = DATASETS[dataset]
     return {
-        "name": f"{dataset}-{'bn' if batch_norm else 'nobn'}", "metric": "val_acc", "mode": "max",
-        "data": d["data"], "model": {**d["model"], "batch_norm": batch_norm},
+        "name": f"{dataset}-{'bn' if batch_norm else 'nobn'}",
+        "metric": "val_acc",
+        "mode": "max",
+        "data": d["data"],
+        "model": {**d["model"], "batch_norm": batch_norm},
         "train": {"epochs": epochs, "batch_size": d["batch_size"], "optimizer": "sgd", "lr": 0.01, "momentum": 0.9},
-        "search": {"method": "random", "num_samples": n, "seed": 0,
-                   "parameters": {"train.lr": {"distribution": "log_uniform", "min": LR[0], "max": LR[1]}}},
+        "search": {
+            "method": "random",
+            "num_samples": n,
+            "seed": 0,
+            "parameters": {"train.lr": {"distribution": "log_uniform", "min": LR[0], "max": LR[1]}},
+        },
         "scheduler": {"name": "none"},
         "resources": {"cpu": 1, "gpu": 0},
     }
@@ -58,10 +71,12 @@ def run(ctx: Context) -> dict[str, Any]:
         for bn in (True, False):
             summary = common.run(ctx, sweep(dataset, bn, n, epochs), f"{dataset}-{bn}")
             points = sorted((t.params["train.lr"], _acc(t)) for t in summary.run.trials)
-            per["bn" if bn else "no_bn"] = {"points": points,
-                                            "diverged": sum(t.status == "diverged" for t in summary.run.trials)}
+            per["bn" if bn else "no_bn"] = {
+                "points": points,
+                "diverged": sum(t.status == "diverged" for t in summary.run.trials),
+            }
         best = max(a for v in per.values() for _, a in v["points"])
-        for key, v in per.items():
+        for v in per.values():
             accs = [a for _, a in v["points"]]
             v["best"] = max(accs)
             v["fraction_of_overall_best"] = fraction(accs, best)
@@ -71,14 +86,19 @@ def run(ctx: Context) -> dict[str, Any]:
         results[dataset] = {"best": best, **per}
         for key, label in (("bn", "BN"), ("no_bn", "no BN")):
             v = per[key]
-            span = (f", good lrs {v['good_lr_range'][0]:.2g}..{v['good_lr_range'][1]:.2g}"
-                    if v["good_lr_range"] else "")
-            ctx.say(f"{dataset} {label:>5}: {v['fraction_of_overall_best']:.0%} of {n} learning rates reach "
-                    f">= 90% of the best val_acc {best:.3f} ({v['fraction_of_own_best']:.0%} of its own best "
-                    f"{v['best']:.3f}; {v['diverged']} diverged{span})")
+            span = f", good lrs {v['good_lr_range'][0]:.2g}..{v['good_lr_range'][1]:.2g}" if v["good_lr_range"] else ""
+            ctx.say(
+                f"{dataset} {label:>5}: {v['fraction_of_overall_best']:.0%} of {n} learning rates reach "
+                f">= 90% of the best val_acc {best:.3f} ({v['fraction_of_own_best']:.0%} of its own best "
+                f"{v['best']:.3f}; {v['diverged']} diverged{span})"
+            )
     _plot(ctx, results)
-    return {"sizes": {"learning_rates": n, "epochs": epochs}, "lr_range": LR, "threshold": THRESHOLD,
-            "results": results}
+    return {
+        "sizes": {"learning_rates": n, "epochs": epochs},
+        "lr_range": LR,
+        "threshold": THRESHOLD,
+        "results": results,
+    }
 
 
 def _acc(t: Any) -> float:
@@ -92,8 +112,15 @@ def _plot(ctx: Context, results: dict[str, Any]) -> None:
     for ax, (dataset, r) in zip(axes[0], results.items()):
         for key, color, label in (("bn", "tab:blue", "with BN"), ("no_bn", "tab:orange", "without BN")):
             pts = r[key]["points"]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=color, ms=4, lw=1,
-                    label=f"{label}: {r[key]['fraction_of_overall_best']:.0%} within 90% of best")
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                "o-",
+                color=color,
+                ms=4,
+                lw=1,
+                label=f"{label}: {r[key]['fraction_of_overall_best']:.0%} within 90% of best",
+            )
         ax.axhline(THRESHOLD * r["best"], color="k", ls=":", lw=1, label="90% of the best")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (log scale)")

@@ -4,7 +4,7 @@ The performance change this measures: ``tuner.trial.run_trial`` used to save its
 training state with every report; it now does so once the training since its last checkpoint
 is 25 times what that checkpoint cost (``tuner.trial.CheckpointPolicy``; a restored trial
 still continues from its last one). Both ways run the same round of few-second trials through
-the project's own path (``tuner.backend.run_round`` with ``tuner.trial.run_trial``,
+the project's own path (``tuner.ray.experiment.run_round`` with the built-in trial function,
 ``checkpoint_every_s=0`` or the default), alternated A B A B on one Ray instance so the
 machine's noise hits both alike.
 
@@ -29,8 +29,10 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Mapping
+from typing import Any
 
 from benchmarks import common
 from benchmarks.common import Context
@@ -39,14 +41,16 @@ from benchmarks.orchestration import sweep as orchestration_sweep
 WAYS = {"every epoch (before)": 0.0, "by cost (now)": None}
 
 
-def timed_trial(config: dict[str, Any], *, base: dict[str, Any], data: Any, log: str, **kwargs: Any) -> None:
-    """``tuner.trial.run_trial``, recording its start and return (wall clock) in ``log``."""
-    from tuner import trial
+def timed_fit(config: dict[str, Any], run: Any) -> None:
+    """The built-in trial function, recording its start and return (wall clock) in
+    ``config["log"]``."""
+    from tuner.models.train import fit
 
     start = time.time()
-    trial.run_trial(config, base=base, data=data, **kwargs)
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"config": config, "pid": os.getpid(), "start": start, "end": time.time()}) + "\n")
+    fit(config, run)
+    searched = {"train.lr": config["train"]["lr"], "train.momentum": config["train"]["momentum"]}
+    with open(config["log"], "a", encoding="utf-8") as f:
+        f.write(json.dumps({"config": searched, "pid": os.getpid(), "start": start, "end": time.time()}) + "\n")
 
 
 def per_epoch_loss(log: Path, rows: list[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -66,76 +70,122 @@ def per_epoch_loss(log: Path, rows: list[list[dict[str, Any]]]) -> dict[str, Any
     return {"per_epoch_s": lost / max(epochs, 1), "trials_counted": len(calls) - len(first)}
 
 
-def timed_round(ctx: Context, storage: Path, sweep: Any, data: Any, cpus: float, label: str,
-                **trial_args: Any) -> dict[str, Any]:
-    """One round of ``sweep`` (every trial its full budget) through ``tuner.backend.run_round``
-    with :func:`timed_trial`: wall time, Σ compute / CPUs, efficiency, the driver's CPU seconds,
+def timed_round(
+    ctx: Context, storage: Path, sweep: Any, data: Any, cpus: float, label: str, **trial_args: Any
+) -> dict[str, Any]:
+    """One round of ``sweep`` (every trial its full budget) through ``tuner.ray.experiment.run_round``
+    with :func:`timed_fit`: wall time, Σ compute / CPUs, efficiency, the driver's CPU seconds,
     Ray's report figures and :func:`per_epoch_loss`; prints one line."""
-    from tuner import backend
     from tuner.progress import Progress
+    from tuner.ray import experiment
     from tuner.results import load_trials
+    from tuner.spec import SchedulerSpec
 
     epochs = int(sweep.train["epochs"])
     log = storage / "calls.jsonl"
     progress = Progress("val_acc", "max", epochs, label=label, write=lambda line: None)
     start, cpu_start = time.monotonic(), time.process_time()
-    backend.run_round(backend.RoundSettings(
-        storage=storage, name="round-0", trainable=timed_trial,
-        trainable_args={"base": sweep.base_config(), "data": data, "log": str(log), **trial_args},
-        params=sweep.search.parameters, method="random", num_samples=sweep.search.num_samples, seed=0,
-        metric="val_acc", mode="max", scheduler=backend.scheduler("none", epochs, 1, 3, 1), cpu=1, gpu=0,
-        max_failures=0, on_progress=progress.update))
+    experiment.run_round(
+        experiment.RoundSettings(
+            storage=storage,
+            name="round-0",
+            trial_args={
+                "function": "benchmarks.checkpoint_cost:timed_fit",
+                "base": {**sweep.base_config(), "log": str(log)},
+                "data": data,
+                "metric": "val_acc",
+                "mode": "max",
+                "seed": 0,
+                **trial_args,
+            },
+            params=sweep.search.parameters,
+            method="random",
+            num_samples=sweep.search.num_samples,
+            seed=0,
+            metric="val_acc",
+            mode="max",
+            scheduler=SchedulerSpec("none", 1, 3, 1, epochs),
+            cpu=1,
+            gpu=0,
+            max_failures=0,
+            on_progress=progress.update,
+        )
+    )
     wall, driver_cpu = time.monotonic() - start, time.process_time() - cpu_start
     summary = _Summary(load_trials(storage / "round-0", 0, epochs))
     compute = common.compute_s(summary)
     overhead = common.report_overhead(summary)
     loss = per_epoch_loss(log, common.result_rows(summary))
-    row = {"wall_s": wall, "compute_s": compute, "lower_bound_s": compute / cpus, "efficiency": compute / cpus / wall,
-           "driver_cpu_s": driver_cpu, "report_overhead": overhead, "per_epoch_loss": loss}
-    ctx.say(f"{label:<21}: wall {wall:5.1f}s, lower bound {compute / cpus:5.1f}s -> efficiency "
-            f"{row['efficiency']:.2f}; a trial loses {loss['per_epoch_s'] * 1000:.1f} ms an epoch outside it "
-            f"({overhead['in_report_median_s'] * 1000:.1f} ms inside tune.report; median epoch "
-            f"{overhead['median_epoch_s'] * 1000:.0f} ms); {overhead['checkpoints']} checkpoints; driver CPU "
-            f"{driver_cpu:.1f}s")
+    row = {
+        "wall_s": wall,
+        "compute_s": compute,
+        "lower_bound_s": compute / cpus,
+        "efficiency": compute / cpus / wall,
+        "driver_cpu_s": driver_cpu,
+        "report_overhead": overhead,
+        "per_epoch_loss": loss,
+    }
+    ctx.say(
+        f"{label:<21}: wall {wall:5.1f}s, lower bound {compute / cpus:5.1f}s -> efficiency "
+        f"{row['efficiency']:.2f}; a trial loses {loss['per_epoch_s'] * 1000:.1f} ms an epoch outside it "
+        f"({overhead['in_report_median_s'] * 1000:.1f} ms inside tune.report; median epoch "
+        f"{overhead['median_epoch_s'] * 1000:.0f} ms); {overhead['checkpoints']} checkpoints; driver CPU "
+        f"{driver_cpu:.1f}s"
+    )
     return row
 
 
 def summarize(ctx: Context, runs: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, Any], float]:
     """Mean ± std of each way's rows, and the first way's mean wall time over the second's."""
-    rows = {way: {"wall_s": common.mean_std([r["wall_s"] for r in rs]),
-                  "efficiency": common.mean_std([r["efficiency"] for r in rs]),
-                  "lost_per_epoch_ms": common.mean_std([r["per_epoch_loss"]["per_epoch_s"] * 1000 for r in rs]),
-                  "driver_cpu_s": common.mean_std([r["driver_cpu_s"] for r in rs])}
-            for way, rs in runs.items()}
+    rows = {
+        way: {
+            "wall_s": common.mean_std([r["wall_s"] for r in rs]),
+            "efficiency": common.mean_std([r["efficiency"] for r in rs]),
+            "lost_per_epoch_ms": common.mean_std([r["per_epoch_loss"]["per_epoch_s"] * 1000 for r in rs]),
+            "driver_cpu_s": common.mean_std([r["driver_cpu_s"] for r in rs]),
+        }
+        for way, rs in runs.items()
+    }
     (before, b_rows), (now, n_rows) = list(runs.items())[:2]
     ratio = rows[before]["wall_s"][0] / rows[now]["wall_s"][0]
-    ctx.say(f"mean wall {before} / {now}: {ratio:.2f}; efficiency {common.pm([r['efficiency'] for r in b_rows], 2)} "
-            f"-> {common.pm([r['efficiency'] for r in n_rows], 2)}")
+    ctx.say(
+        f"mean wall {before} / {now}: {ratio:.2f}; efficiency {common.pm([r['efficiency'] for r in b_rows], 2)} "
+        f"-> {common.pm([r['efficiency'] for r in n_rows], 2)}"
+    )
     return rows, ratio
 
 
-def compare(ctx: Context, ways: Mapping[str, Callable[[], ContextManager[dict[str, Any]]]],
-            title: str) -> dict[str, Any]:
+def compare(
+    ctx: Context, ways: Mapping[str, Callable[[], AbstractContextManager[dict[str, Any]]]], title: str
+) -> dict[str, Any]:
     """Rounds of the same sweep run each way in turn, A B A B, on one Ray instance (so the
     machine's noise hits all alike), summed up and plotted. A way is a context manager that
     is entered around its round and gives the trial's extra arguments."""
-    from tuner.runner import prepare_data
+    from tuner import datasets
     from tuner.spec import from_dict
 
     repeats, trials, epochs = (1, 4, 3) if ctx.quick else (2, 20, 60)
     cpus = float(common.ensure_ray().get("CPU", 1))
     sweep = from_dict(orchestration_sweep(trials, epochs))
-    data = prepare_data(sweep).without_test()
+    data = datasets.load(sweep).without_test()
     runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
     for rep in range(repeats):
         for i, (way, setting) in enumerate(ways.items()):
             with setting() as trial_args:
-                runs[way].append(timed_round(ctx, ctx.storage(f"round-{rep}-way-{i}"), sweep, data, cpus,
-                                             f"{way} {rep + 1}", **trial_args))
+                runs[way].append(
+                    timed_round(
+                        ctx, ctx.storage(f"round-{rep}-way-{i}"), sweep, data, cpus, f"{way} {rep + 1}", **trial_args
+                    )
+                )
     summary_rows, ratio = summarize(ctx, runs)
     plot(ctx, runs, title)
-    return {"sizes": {"repeats": repeats, "trials": trials, "epochs": epochs}, "cpus": cpus, "runs": runs,
-            "summary": summary_rows, "wall_ratio_before_to_now": ratio}
+    return {
+        "sizes": {"repeats": repeats, "trials": trials, "epochs": epochs},
+        "cpus": cpus,
+        "runs": runs,
+        "summary": summary_rows,
+        "wall_ratio_before_to_now": ratio,
+    }
 
 
 @contextlib.contextmanager
@@ -159,15 +209,25 @@ def plot(ctx: Context, runs: dict[str, list[dict[str, Any]]], title: str) -> Non
     """Each way's round wall times (with Σ compute / CPUs) and time lost per epoch."""
     plt = common.pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for i, (way, rows) in enumerate(runs.items()):
+    for i, rows in enumerate(runs.values()):
         for j, r in enumerate(rows):
             x = i + (j - (len(rows) - 1) / 2) * 0.25
             a1.bar(x, r["wall_s"], width=0.22, color=["tab:gray", "tab:blue"][i])
             a1.bar(x, r["lower_bound_s"], width=0.1, color="k", alpha=0.35)
-            a1.annotate(f"{r['efficiency']:.0%}", (x, r["wall_s"]), ha="center", fontsize=8,
-                        textcoords="offset points", xytext=(0, 2))
-        a2.bar(i, sum(r["per_epoch_loss"]["per_epoch_s"] for r in rows) / len(rows) * 1000, width=0.5,
-               color=["tab:gray", "tab:blue"][i])
+            a1.annotate(
+                f"{r['efficiency']:.0%}",
+                (x, r["wall_s"]),
+                ha="center",
+                fontsize=8,
+                textcoords="offset points",
+                xytext=(0, 2),
+            )
+        a2.bar(
+            i,
+            sum(r["per_epoch_loss"]["per_epoch_s"] for r in rows) / len(rows) * 1000,
+            width=0.5,
+            color=["tab:gray", "tab:blue"][i],
+        )
     a1.set_xticks(range(len(runs)), list(runs), fontsize=8)
     a1.set_ylabel("round wall time (s); dark: Σ compute / CPUs")
     a2.set_xticks(range(len(runs)), list(runs), fontsize=8)

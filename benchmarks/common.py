@@ -15,9 +15,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,9 +61,17 @@ def machine() -> dict[str, Any]:
         mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
         pass
-    return {"cpus": os.cpu_count(), "memory_gib": mem_gib, "load_avg": list(os.getloadavg()),
-            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "ray": ray.__version__, "numpy": numpy.__version__, "gpu": torch.cuda.is_available()}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "load_avg": list(os.getloadavg()),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "numpy": numpy.__version__,
+        "gpu": torch.cuda.is_available(),
+    }
 
 
 def command(name: str, quick: bool) -> str:
@@ -96,9 +105,9 @@ def load(raw: Mapping[str, Any], source: str = "<benchmark>") -> Any:
 def ensure_ray() -> dict[str, Any]:
     """Start the local Ray instance (every core) before anything is timed, so that wall times
     compare sweeps, not Ray's start-up; later sweeps of the benchmark join it."""
-    from tuner import backend
+    from tuner.ray import cluster
 
-    return backend.connect()
+    return cluster.connect()
 
 
 def run(ctx: Context, raw: Mapping[str, Any], label: str) -> Any:
@@ -147,36 +156,37 @@ def report_overhead(summary: Any) -> dict[str, Any]:
     gaps = [r["time_this_iter_s"] - r["epoch_s"] for t in rows for r in t[1:] if "epoch_s" in r]
     epochs = [r["epoch_s"] for t in rows for r in t if "epoch_s" in r]
     setup = [t[0]["time_this_iter_s"] - t[0].get("epoch_s", 0.0) for t in rows if t]
-    return {"in_report_median_s": statistics.median(gaps) if gaps else None,
-            "in_report_mean_s": statistics.fmean(gaps) if gaps else None,
-            "median_epoch_s": statistics.median(epochs) if epochs else None,
-            "median_trial_setup_s": statistics.median(setup) if setup else None,
-            "max_trial_setup_s": max(setup) if setup else None,
-            "worker_processes": len({r.get("pid") for t in rows for r in t}),
-            "checkpoints": sum(1 for t in rows for r in t if r.get("checkpoint_dir_name"))}
+    return {
+        "in_report_median_s": statistics.median(gaps) if gaps else None,
+        "in_report_mean_s": statistics.fmean(gaps) if gaps else None,
+        "median_epoch_s": statistics.median(epochs) if epochs else None,
+        "median_trial_setup_s": statistics.median(setup) if setup else None,
+        "max_trial_setup_s": max(setup) if setup else None,
+        "worker_processes": len({r.get("pid") for t in rows for r in t}),
+        "checkpoints": sum(1 for t in rows for r in t if r.get("checkpoint_dir_name")),
+    }
 
 
 def best_config(summary: Any) -> tuple[Any, dict[str, Any]]:
     """The best trial of a run and its whole resolved config (``data``/``model``/``train``)."""
-    from tuner.spec import from_dict
     from tuner.space import apply_params
 
     best = summary.run.ranked()[0]
-    sweep = from_dict(summary.run.sweep)
-    return best, apply_params(sweep.base_config(), best.params)
+    sweep = summary.run.sweep
+    return best, {"data": sweep.data, **apply_params(sweep.base_config(), best.params)}
 
 
 def score(configs: Sequence[Mapping[str, Any]], seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Retrain each config for its full budget on the train split and score it on val and test
-    (``tuner.retesting.score_config``: the code ``tuner retest`` runs), all in parallel as Ray
+    (``tuner.ray.worker.seed_task``: the code ``tuner retest`` runs), all in parallel as Ray
     tasks, one CPU each. ``seeds`` (default: each config's own ``train.seed``) sets the
     initialisation and batch order; with the config's own seed the retrained model is the
     search trial's model again."""
-    from models.data import load as load_data
-    from tuner import backend
-    from tuner.retesting import score_config
+    from tuner.models.data import load as load_data
+    from tuner.ray import cluster
+    from tuner.ray.worker import run_tasks, seed_task
 
-    backend.connect()
+    cluster.connect()
     calls = []
     datasets: dict[str, Any] = {}
     for i, cfg in enumerate(configs):
@@ -189,10 +199,26 @@ def score(configs: Sequence[Mapping[str, Any]], seeds: Sequence[int] | None = No
     # one run_tasks call per data set: each data set goes through the object store once
     for key, data in datasets.items():
         idx = [i for i, c in enumerate(calls) if c["key"] == key]
-        out = backend.run_tasks(score_config, [{"cfg": calls[i]["cfg"], "seed": calls[i]["seed"]} for i in idx],
-                                shared={"data": data}, cpu=1, gpu=0)
+        out = run_tasks(
+            seed_task,
+            [
+                {
+                    "function": "tuner.models.train:fit",
+                    "metric": "val_acc",
+                    "mode": "max",
+                    "config": {k: calls[i]["cfg"][k] for k in ("model", "train")},
+                    "seed": calls[i]["seed"],
+                }
+                for i in idx
+            ],
+            shared={"data": data},
+            cpu=1,
+            gpu=0,
+        )
         for i, r in zip(idx, out):
-            results[i] = r
+            if "error" in r:
+                raise RuntimeError(r["error"])
+            results[i] = {"seed": r["seed"], "diverged": r["diverged"], "seconds": r["seconds"], **r["metrics"]}
     return results
 
 

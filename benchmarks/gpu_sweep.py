@@ -34,8 +34,11 @@ class GpuSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                                  "--format=csv,noheader,nounits"], capture_output=True, text=True)
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode == 0 and out.stdout.strip():
                 util, mem = out.stdout.strip().splitlines()[0].split(",")
                 self.samples.append((float(util), float(mem)))
@@ -51,16 +54,20 @@ class GpuSampler:
 
     def summary(self) -> dict[str, float]:
         utils = [u for u, _ in self.samples] or [0.0]
-        return {"util_mean_pct": statistics.mean(utils), "util_max_pct": max(utils),
-                "mem_max_mib": max((m for _, m in self.samples), default=0.0), "samples": len(self.samples)}
+        return {
+            "util_mean_pct": statistics.mean(utils),
+            "util_max_pct": max(utils),
+            "mem_max_mib": max((m for _, m in self.samples), default=0.0),
+            "samples": len(self.samples),
+        }
 
 
 def loop_speed(amp: bool) -> dict[str, float]:
     """Samples/second of models.train.Trainer on CUDA (MNIST-1D, BN-CNN)."""
     import torch
 
-    from models.data import load
-    from models.train import Trainer
+    from tuner.models.data import load
+    from tuner.models.train import Trainer
 
     data = load({"name": "mnist1d", "val_fraction": 0.2})
     train = {"epochs": 10, "batch_size": 128, "optimizer": "adamw", "lr": 3e-3, "seed": 0, "amp": amp}
@@ -89,15 +96,27 @@ def sweep(gpu: float, trials: int, storage: Path, amp: bool = False) -> dict[str
     raw["train"]["amp"] = amp
     with GpuSampler() as sampler:
         start = time.perf_counter()
-        summary = run_sweep(from_dict(raw, source="sweeps/mnist1d_cnn.yaml"), storage=storage,
-                            write=lambda line: print("   ", line, flush=True), progress_every_s=10)
+        summary = run_sweep(
+            from_dict(raw, source="sweeps/mnist1d_cnn.yaml"),
+            storage=storage,
+            write=lambda line: print("   ", line, flush=True),
+            progress_every_s=10,
+        )
         wall = time.perf_counter() - start
     run = summary.run
     devices = sorted({str(t.history[-1].get("device", "?")) for t in run.trials if t.history})
     best = run.ranked()[0]
-    return {"gpu_per_trial": gpu, "amp": amp, "trials": len(run.trials), "wall_s": wall,
-            "trials_per_hour": len(run.trials) / wall * 3600, "epochs": sum(t.epochs for t in run.trials),
-            "best_val_acc": best.score("val_acc"), "trial_devices": devices, **sampler.summary()}
+    return {
+        "gpu_per_trial": gpu,
+        "amp": amp,
+        "trials": len(run.trials),
+        "wall_s": wall,
+        "trials_per_hour": len(run.trials) / wall * 3600,
+        "epochs": sum(t.epochs for t in run.trials),
+        "best_val_acc": best.score("val_acc"),
+        "trial_devices": devices,
+        **sampler.summary(),
+    }
 
 
 def main() -> int:
@@ -112,7 +131,9 @@ def main() -> int:
 
     result: dict[str, Any] = {
         "gpu": subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip(),
-        "torch": str(torch.__version__), "cuda": str(torch.version.cuda), "ray": ray.__version__,
+        "torch": str(torch.__version__),
+        "cuda": str(torch.version.cuda),
+        "ray": ray.__version__,
     }
     print(json.dumps(result), flush=True)
     result["loop_fp32"] = loop_speed(amp=False)

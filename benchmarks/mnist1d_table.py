@@ -40,18 +40,31 @@ def run(ctx: Context) -> dict[str, Any]:
             summary = common.run(ctx, raw, overrides["name"])
             entry = tuner.retest(summary.export_path, seeds=seeds, top_k=1, write=lambda line: None)
             best = entry["results"][0]
-            row = {"network": f"{'BN-' + arch if bn else arch + ', no BN'}", "batch_norm": bn, "sweep": SWEEPS[arch],
-                   "overrides": overrides, "trials": len(summary.run.trials), "sweep_wall_s": summary.wall_s,
-                   "best_val_acc_in_sweep": summary.run.ranked()[0].score("val_acc"), "params": best["params"],
-                   "retest_seeds": entry["seeds"], "test": best["test"], "val": best["val"],
-                   "retest_s": entry["seconds"]}
+            row = {
+                "network": f"{'BN-' + arch if bn else arch + ', no BN'}",
+                "batch_norm": bn,
+                "sweep": SWEEPS[arch],
+                "overrides": overrides,
+                "trials": len(summary.run.trials),
+                "sweep_wall_s": summary.wall_s,
+                "best_val_acc_in_sweep": summary.run.ranked()[0].score("val_acc"),
+                "params": best["params"],
+                "retest_seeds": entry["seeds"],
+                "test": best["test"],
+                "val": best["val"],
+                "retest_s": entry["seconds"],
+            }
             rows.append(row)
-            ctx.say(f"{row['network']:<11} test_acc {best['test']['mean']:.3f} ± {best['test']['std']:.3f} over "
-                    f"{seeds} seeds (val {best['val']['mean']:.3f}; sweep {len(summary.run.trials)} trials in "
-                    f"{summary.wall_s:.0f}s, retest {entry['seconds']:.0f}s)")
+            ctx.say(
+                f"{row['network']:<11} test_acc {best['test']['mean']:.3f} ± {best['test']['std']:.3f} over "
+                f"{seeds} seeds (val {best['val']['mean']:.3f}; sweep {len(summary.run.trials)} trials in "
+                f"{summary.wall_s:.0f}s, retest {entry['seconds']:.0f}s)"
+            )
     ctx.say("")
-    lines = [[r["network"], f"{r['test']['mean']:.1%} ± {r['test']['std']:.1%}", "tuned here (tuner retest, "
-              f"{seeds} seeds)"] for r in rows]
+    lines = [
+        [r["network"], f"{r['test']['mean']:.1%} ± {r['test']['std']:.1%}", f"tuned here (tuner retest, {seeds} seeds)"]
+        for r in rows
+    ]
     lines += [[f"{k} (published)", f"{v:.0%}", "Greydanus 2020"] for k, v in PUBLISHED.items()]
     for line in common.table(lines, ["model", "MNIST-1D test accuracy", "source"]):
         ctx.say(line)

@@ -1,22 +1,23 @@
 """Baselines for the orchestration benchmark that talk to Ray directly.
 
-Outside ``tuner/`` (whose Ray calls stay in ``tuner/backend.py`` and ``tuner/trial.py``) on
+Outside ``tuner/`` (whose Ray calls stay in ``tuner/ray/``) on
 purpose: this is what a user would write by hand from Ray Tune's examples, the yardstick the
 project's own path is measured against. Not used by ``tuner`` itself.
 
 - :func:`run_plain`: a plain Ray Tune script running given configurations for their full
-  budget: a function trainable that builds the ``models.train.Trainer``, trains an epoch,
+  budget: a function trainable that builds the ``tuner.models.train.Trainer``, trains an epoch,
   reports, repeats; the data shipped with ``tune.with_parameters``; Ray's defaults otherwise
   (FIFO, no checkpoints, ``reuse_actors`` False), and the same with ``reuse_actors=True``.
-- :func:`sleep_trial`: the trainable of the scale run: sleeps ``seconds`` and reports once
-  (Ray's own bookkeeping release test does the same), run through ``tuner.backend.run_round``.
+- :func:`sleep_fit`: the trial function of the scale run: sleeps ``seconds`` and reports once
+  (Ray's own bookkeeping release test does the same), run through ``tuner.ray.experiment.run_round``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def train_fn(config: dict[str, Any], data: Any) -> None:
@@ -24,7 +25,7 @@ def train_fn(config: dict[str, Any], data: Any) -> None:
     import torch
     from ray import tune
 
-    from models.train import Trainer
+    from tuner.models.train import Trainer
 
     torch.set_num_threads(1)
     cfg = config["cfg"]
@@ -32,11 +33,19 @@ def train_fn(config: dict[str, Any], data: Any) -> None:
     for _ in range(int(cfg["train"]["epochs"])):
         start = time.perf_counter()
         m = trainer.step()
-        tune.report({"val_acc": m.val_acc, "val_loss": m.val_loss, "epoch": m.epoch,
-                     "epoch_s": time.perf_counter() - start})
+        tune.report(
+            {
+                "val_acc": m["val_acc"],
+                "val_loss": m["val_loss"],
+                "epoch": trainer.epoch,
+                "epoch_s": time.perf_counter() - start,
+            }
+        )
 
 
-def run_plain(configs: Sequence[dict[str, Any]], data: Any, storage: Path, reuse_actors: bool = False) -> dict[str, Any]:
+def run_plain(
+    configs: Sequence[dict[str, Any]], data: Any, storage: Path, reuse_actors: bool = False
+) -> dict[str, Any]:
     """Run every config (a resolved ``data``/``model``/``train`` mapping) once with a plain
     Ray Tune script (Ray's default ``reuse_actors=False``, or True); returns wall seconds,
     compute seconds (Σ epoch_s) and worker processes."""
@@ -61,10 +70,8 @@ def run_plain(configs: Sequence[dict[str, Any]], data: Any, storage: Path, reuse
     return {"wall_s": wall, "compute_s": compute, "epochs": epochs, "trials": len(grid), "worker_processes": len(pids)}
 
 
-def sleep_trial(config: dict[str, Any], *, base: dict[str, Any], data: Any) -> None:
-    """Sleep ``base["seconds"]`` (no CPU), then report once: a trial that is pure bookkeeping."""
-    from ray import tune
-
-    start = time.perf_counter()
-    time.sleep(float(base["seconds"]))
-    tune.report({"epoch": 1, "val_acc": float(config.get("x", 0.0)), "epoch_s": time.perf_counter() - start})
+def sleep_fit(config: dict[str, Any], run: Any) -> None:
+    """A trial function that sleeps ``config["seconds"]`` (no CPU), then reports once: a trial
+    that is pure bookkeeping."""
+    time.sleep(float(config["seconds"]))
+    run.report({"val_acc": float(config.get("x", 0.0))})

@@ -33,13 +33,18 @@ def sweep(method: str, rep: int, side: int, epochs: int) -> dict[str, Any]:
         for p in params.values():
             p["grid_points"] = side
     return {
-        "name": f"{method}-{rep}", "metric": "val_acc", "mode": "max",
+        "name": f"{method}-{rep}",
+        "metric": "val_acc",
+        "mode": "max",
         "data": {"name": "mnist1d", "val_fraction": 0.2},
         "model": {"name": "mlp", "hidden": [100, 100], "batch_norm": True},
-        "train": {"epochs": epochs, "batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9,
-                  "seed": rep},
-        "search": {"method": method, "num_samples": 1 if method == "grid" else side * side, "seed": rep,
-                   "parameters": params},
+        "train": {"epochs": epochs, "batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "seed": rep},
+        "search": {
+            "method": method,
+            "num_samples": 1 if method == "grid" else side * side,
+            "seed": rep,
+            "parameters": params,
+        },
         "scheduler": {"name": "none"},
         "resources": {"cpu": 1, "gpu": 0},
     }
@@ -55,15 +60,19 @@ def run(ctx: Context) -> dict[str, Any]:
             summary = common.run(ctx, sweep(method, rep, side, epochs), f"{method}-{rep}")
             trials = summary.run.trials
             best = summary.run.ranked()[0]
-            row[method] = {"best_val_acc": best.score("val_acc"), "best_lr": best.params["train.lr"],
-                           "distinct_lr": len({round(t.params["train.lr"], 12) for t in trials}),
-                           "trials": len(trials),
-                           "points": [(t.params["train.lr"], t.params["train.weight_decay"], t.score("val_acc"))
-                                      for t in trials]}
+            row[method] = {
+                "best_val_acc": best.score("val_acc"),
+                "best_lr": best.params["train.lr"],
+                "distinct_lr": len({round(t.params["train.lr"], 12) for t in trials}),
+                "trials": len(trials),
+                "points": [(t.params["train.lr"], t.params["train.weight_decay"], t.score("val_acc")) for t in trials],
+            }
         rows.append(row)
-        ctx.say(f"rep {rep}: best val_acc grid {row['grid']['best_val_acc']:.4f} "
-                f"({row['grid']['distinct_lr']} lrs), random {row['random']['best_val_acc']:.4f} "
-                f"({row['random']['distinct_lr']} lrs)")
+        ctx.say(
+            f"rep {rep}: best val_acc grid {row['grid']['best_val_acc']:.4f} "
+            f"({row['grid']['distinct_lr']} lrs), random {row['random']['best_val_acc']:.4f} "
+            f"({row['random']['distinct_lr']} lrs)"
+        )
     wins = sum(r["random"]["best_val_acc"] > r["grid"]["best_val_acc"] for r in rows)
     ties = sum(r["random"]["best_val_acc"] == r["grid"]["best_val_acc"] for r in rows)
     summary = {
@@ -71,15 +80,23 @@ def run(ctx: Context) -> dict[str, Any]:
         "best_val_acc_random": common.mean_std([r["random"]["best_val_acc"] for r in rows]),
         "distinct_lr_grid": common.mean_std([r["grid"]["distinct_lr"] for r in rows]),
         "distinct_lr_random": common.mean_std([r["random"]["distinct_lr"] for r in rows]),
-        "random_better": wins, "ties": ties, "repetitions": reps,
+        "random_better": wins,
+        "ties": ties,
+        "repetitions": reps,
     }
-    ctx.say(f"{reps} repetitions of {side * side} trials: best val_acc grid "
-            f"{common.pm([r['grid']['best_val_acc'] for r in rows], 4)}, random "
-            f"{common.pm([r['random']['best_val_acc'] for r in rows], 4)}; random better in {wins}, tied in {ties}")
+    ctx.say(
+        f"{reps} repetitions of {side * side} trials: best val_acc grid "
+        f"{common.pm([r['grid']['best_val_acc'] for r in rows], 4)}, random "
+        f"{common.pm([r['random']['best_val_acc'] for r in rows], 4)}; random better in {wins}, tied in {ties}"
+    )
     ctx.say(f"distinct learning rates tried: grid {side}, random {summary['distinct_lr_random'][0]:.0f}")
     _plot(ctx, rows, side)
-    return {"sizes": {"repetitions": reps, "trials": side * side, "epochs": epochs},
-            "space": {"train.lr": LR, "train.weight_decay": WD}, "per_rep": rows, "summary": summary}
+    return {
+        "sizes": {"repetitions": reps, "trials": side * side, "epochs": epochs},
+        "space": {"train.lr": LR, "train.weight_decay": WD},
+        "per_rep": rows,
+        "summary": summary,
+    }
 
 
 def _plot(ctx: Context, rows: list[dict[str, Any]], side: int) -> None:
@@ -87,8 +104,15 @@ def _plot(ctx: Context, rows: list[dict[str, Any]], side: int) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for method, color, marker in (("grid", "tab:gray", "s"), ("random", "tab:red", "o")):
         pts = [p for r in rows for p in r[method]["points"]]
-        a1.scatter([p[0] for p in pts], [p[2] for p in pts], s=14, color=color, marker=marker, alpha=0.6,
-                   label=f"{method} ({side * side} trials a repetition)")
+        a1.scatter(
+            [p[0] for p in pts],
+            [p[2] for p in pts],
+            s=14,
+            color=color,
+            marker=marker,
+            alpha=0.6,
+            label=f"{method} ({side * side} trials a repetition)",
+        )
     a1.set_xscale("log")
     a1.set_xlabel("learning rate (important)")
     a1.set_ylabel("val_acc")

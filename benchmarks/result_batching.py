@@ -3,13 +3,13 @@
 The performance change this measures: a function trainable's ``tune.report`` blocks until
 Ray's driver has processed the result and asked for the next, so a trial used to wait for
 the driver every epoch (~10 ms on 2 busy cores). Trials now send their results in batches of
-up to a second (``tuner.backend._batched_results``: a batch ends early at an ASHA rung, at a
+up to a second (``tuner.ray.batching.batched``: a batch ends early at an ASHA rung, at a
 checkpoint and at the trial's end, so ASHA's decisions are as before), and the driver logs
 fewer TensorBoard scalars, flushed every 2 s instead of every result
-(``tuner.backend._EpochTensorBoard``). "Before" is the same code with
+(``tuner.ray.callbacks.EpochTensorBoard``). "Before" is the same code with
 ``TUNE_RESULT_BUFFER_LENGTH=1`` (one result a call, Ray's default), which keeps the
 TensorBoard change: the difference is the batching alone. Both ways run the same round
-through ``tuner.backend.run_round``, alternated A B A B on one Ray instance; the figures are
+through ``tuner.ray.experiment.run_round``, alternated A B A B on one Ray instance; the figures are
 those of ``checkpoint_cost`` (wall, efficiency, time a trial loses per epoch outside its
 epochs, the driver's CPU).
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from benchmarks.checkpoint_cost import compare
 from benchmarks.common import Context

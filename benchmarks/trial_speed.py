@@ -6,7 +6,7 @@ epochs interleaved round-robin so that the machine's noise hits all alike:
 
 - ``bare``: shuffle, index a batch, forward, cross-entropy, zero_grad, backward, step; then
   evaluate on the val split. Nothing else.
-- ``trainer``: ``models.train.Trainer.step()``, what a trial runs each epoch (it also reads
+- ``trainer``: ``tuner.models.train.Trainer.step()``, what a trial runs each epoch (it also reads
   each batch's loss to catch divergence, and averages the epoch's loss).
 - ``trainer+ckpt``: the same plus ``torch.save`` of the trainer's whole state to a fresh
   temporary folder, as a trial that checkpoints every epoch does before reporting.
@@ -33,8 +33,15 @@ NETWORKS = {
     "mlp [256, 256], batch 128": {"name": "mlp", "hidden": [256, 256], "batch_norm": True},
     "cnn [32, 32] k5, batch 128": {"name": "cnn", "hidden": [32, 32], "kernel_size": 5, "batch_norm": True},
 }
-TRAIN = {"epochs": 20, "batch_size": 128, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-         "seed": 0}
+TRAIN = {
+    "epochs": 20,
+    "batch_size": 128,
+    "optimizer": "sgd",
+    "lr": 0.05,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "seed": 0,
+}
 
 
 class Bare:
@@ -43,13 +50,14 @@ class Bare:
     def __init__(self, model_cfg: dict[str, Any], data: Any) -> None:
         import torch
 
-        from models import build_model
+        from tuner.models import build_model
 
         torch.manual_seed(0)
         self.torch = torch
         self.model = build_model(model_cfg, data.input_shape, data.num_classes)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=TRAIN["lr"], momentum=TRAIN["momentum"],
-                                   weight_decay=TRAIN["weight_decay"])
+        self.opt = torch.optim.SGD(
+            self.model.parameters(), lr=TRAIN["lr"], momentum=TRAIN["momentum"], weight_decay=TRAIN["weight_decay"]
+        )
         self.x, self.y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
         self.xv, self.yv = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
         self.gen = torch.Generator().manual_seed(0)
@@ -60,7 +68,7 @@ class Bare:
         self.model.train()
         order = torch.randperm(len(self.x), generator=self.gen)
         for start in range(0, len(self.x), bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             loss = self.loss(self.model(self.x[idx]), self.y[idx])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -75,8 +83,8 @@ class Bare:
 def run(ctx: Context) -> dict[str, Any]:
     import torch
 
-    from models.data import load as load_data
-    from models.train import Trainer
+    from tuner.models.data import load as load_data
+    from tuner.models.train import Trainer
 
     torch.set_num_threads(1)
     data = load_data({"name": "mnist1d", "val_fraction": 0.2})
@@ -89,7 +97,7 @@ def run(ctx: Context) -> dict[str, Any]:
         ckpt_trainer = Trainer(model_cfg, TRAIN, data, device="cpu")
         bare = Bare(model_cfg, data)
 
-        def with_checkpoint() -> None:
+        def with_checkpoint(ckpt_trainer: Trainer = ckpt_trainer) -> None:
             ckpt_trainer.step()
             with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as d:
                 torch.save(ckpt_trainer.state_dict(), os.path.join(d, "state.pt"))
@@ -105,14 +113,25 @@ def run(ctx: Context) -> dict[str, Any]:
                 times[key].append(time.perf_counter() - start)
         med = {k: statistics.median(v) for k, v in times.items()}
         low = {k: min(v) for k, v in times.items()}
-        row = {k: {"min_epoch_s": low[k], "median_epoch_s": med[k], "samples_per_s": n / low[k],
-                   "median_samples_per_s": n / med[k], "ratio_to_bare": low["bare"] / low[k],
-                   "median_ratio_to_bare": med["bare"] / med[k], "epoch_s": times[k]} for k in loops}
+        row = {
+            k: {
+                "min_epoch_s": low[k],
+                "median_epoch_s": med[k],
+                "samples_per_s": n / low[k],
+                "median_samples_per_s": n / med[k],
+                "ratio_to_bare": low["bare"] / low[k],
+                "median_ratio_to_bare": med["bare"] / med[k],
+                "epoch_s": times[k],
+            }
+            for k in loops
+        }
         results[label] = row
         ctx.say(f"{label}:")
         for k in loops:
-            ctx.say(f"  {k:<13} {row[k]['samples_per_s']:>8,.0f} samples/s fastest epoch ({row[k]['ratio_to_bare']:.1%} "
-                    f"of bare), {row[k]['median_samples_per_s']:>8,.0f} median ({row[k]['median_ratio_to_bare']:.1%})")
+            ctx.say(
+                f"  {k:<13} {row[k]['samples_per_s']:>8,.0f} samples/s fastest epoch ({row[k]['ratio_to_bare']:.1%} "
+                f"of bare), {row[k]['median_samples_per_s']:>8,.0f} median ({row[k]['median_ratio_to_bare']:.1%})"
+            )
     _plot(ctx, results)
     return {"sizes": {"epochs": epochs, "n_train": n, "threads": 1}, "train": TRAIN, "results": results}
 
@@ -127,8 +146,14 @@ def _plot(ctx: Context, results: dict[str, Any]) -> None:
         ys = [r[loop]["samples_per_s"] for r in results.values()]
         bars = ax.bar(xs, ys, width=width, label=loop)
         for x, (r, y) in zip(xs, zip(results.values(), ys)):
-            ax.annotate(f"{r[loop]['ratio_to_bare']:.0%}", (x, y), ha="center", fontsize=7,
-                        textcoords="offset points", xytext=(0, 2))
+            ax.annotate(
+                f"{r[loop]['ratio_to_bare']:.0%}",
+                (x, y),
+                ha="center",
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(0, 2),
+            )
         del bars
     ax.set_xticks(range(len(results)), list(results))
     ax.set_ylabel("training samples / s, fastest epoch (1 thread)")

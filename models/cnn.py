@@ -22,8 +22,9 @@ from torch import nn
 class ConvBlock(nn.Module):
     """Conv -> BatchNorm -> ReLU -> MaxPool(2) (the pool only while the input is >= 4 wide)."""
 
-    def __init__(self, dims: int, c_in: int, c_out: int, kernel_size: int, batch_norm: bool,
-                 bn_momentum: float, pool: bool) -> None:
+    def __init__(
+        self, dims: int, c_in: int, c_out: int, kernel_size: int, batch_norm: bool, bn_momentum: float, pool: bool
+    ) -> None:
         super().__init__()
         conv = nn.Conv1d if dims == 1 else nn.Conv2d
         bn = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
@@ -40,7 +41,7 @@ class ConvBlock(nn.Module):
 @dataclass
 class CNNConfig:
     input_shape: tuple[int, ...]  # (F,), (C, L) or (C, H, W) without the batch dimension
-    num_classes: int
+    num_outputs: int  # classes (logits), or regression targets
     channels: tuple[int, ...] = (32, 32)  # output channels of each conv block
     kernel_size: int | None = None  # None: 5 for 1-D inputs, 3 for 2-D inputs (odd: 'same' padding)
     batch_norm: bool = True  # True: Conv(no bias) -> BN -> ReLU; False: Conv(bias) -> ReLU, the baseline
@@ -48,7 +49,7 @@ class CNNConfig:
 
 
 class CNN(nn.Module):
-    """Conv blocks, flatten, linear classifier producing logits."""
+    """Conv blocks, flatten, linear classifier producing logits (or regression outputs)."""
 
     def __init__(self, config: CNNConfig) -> None:
         super().__init__()
@@ -71,8 +72,8 @@ class CNN(nn.Module):
         with torch.no_grad():
             n_flat = self.blocks(torch.zeros(1, *shape)).flatten(1).shape[1]
         self.blocks.train()
-        self.head = nn.Linear(n_flat, config.num_classes)
+        self.head = nn.Linear(n_flat, config.num_outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, *input_shape) -> (B, num_classes)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, *input_shape) -> (B, num_outputs)
         x = x.reshape(x.shape[0], *self.in_shape)
         return self.head(self.blocks(x).flatten(1))

@@ -1,7 +1,8 @@
 """Data sets a trial trains on, loaded once in the driver and shared with every trial.
 
 Every source ends as a :class:`Dataset`: float32 inputs shaped ``(N, *input_shape)`` and
-int64 labels ``0..num_classes-1``, split into train / val / test. The validation split is
+targets -- int64 class indices ``0..num_outputs-1`` for classification, float32 ``(N,)`` or
+``(N, T)`` values for regression -- split into train / val / test. The validation split is
 carved out of the training split with a fixed seed (``split_seed``); the test split is the
 source's own held-out part and is never handed to a search (:meth:`Dataset.without_test`).
 
@@ -14,53 +15,67 @@ Sources (``data.name`` in a sweep file):
   cached on disk under ``$TUNER_CACHE`` (default ``~/.cache/tuner``).
 - ``synthetic``: scikit-learn's ``make_classification``, sized for scale tests; ``flip_y``
   adds label noise (a drift to test against).
+- ``diabetes``: scikit-learn's bundled diabetes regression set (442 patients, 10 features,
+  a disease-progression target), a fixed 20% test split.
+- ``regression``: scikit-learn's ``make_regression`` (``n_targets`` > 1: a (N, T) target).
 - ``npz``: the user's arrays ``x_train, y_train, x_test, y_test`` in one ``.npz`` file.
 - ``"package.module:function"``: a function returning a :class:`Dataset` or a mapping
   with those four arrays.
 
 Input layout: ``(N, F)`` is a feature vector, ``(N, C, L)`` a sequence, ``(N, C, H, W)`` an
-image; the CNN picks 1-D or 2-D convolutions from it.
+image; the CNN picks 1-D or 2-D convolutions from it. Bad arrays (non-finite values, a
+class index of a billion, no features, text) are refused with the array and the first bad
+index, before any trial starts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import os
-import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-SOURCES = ("digits", "mnist1d", "synthetic", "npz")
+SOURCES = ("digits", "mnist1d", "synthetic", "diabetes", "regression", "npz")
+TASKS = ("classification", "regression")
+MAX_CLASSES = 100_000  # a class index beyond this is a mistake, not a 10^9-way output layer
+MAX_ELEMENTS = 2_000_000_000  # values in all arrays together (8 GB of float32)
 
 # Keys each source accepts besides ``name``, ``val_fraction`` and ``split_seed``, with defaults.
 SOURCE_OPTIONS: dict[str, dict[str, Any]] = {
     "digits": {},
+    "diabetes": {},
     "mnist1d": {
         "seed": 42,  # the generator's seed (42 is the published data set)
-        "num_samples": 5000,  # 80% train, 20% test, as published
+        "n_samples": 5000,  # 80% train, 20% test, as published
         "iid_noise_scale": 2e-2,
         "corr_noise_scale": 0.25,
     },
-    "synthetic": {"n_samples": 2000, "n_features": 20, "n_classes": 4, "seed": 0,
-                  "flip_y": 0.01},  # the fraction of labels assigned at random (label noise)
+    "synthetic": {
+        "n_samples": 2000,
+        "n_features": 20,
+        "n_classes": 4,
+        "seed": 0,
+        "flip_y": 0.01,
+    },  # the fraction of labels assigned at random (label noise)
+    "regression": {"n_samples": 2000, "n_features": 20, "n_targets": 1, "noise": 10.0, "seed": 0},
     "npz": {"path": None},
 }
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 class DataError(ValueError):
-    """A data source could not be loaded (missing file, missing array, bad shapes)."""
+    """A data source could not be loaded (missing file, missing array, bad shapes or values)."""
 
 
 @dataclass(frozen=True)
 class Dataset:
     """Arrays of one data source, split three ways.
 
-    ``x_*`` are float32 ``(N, *input_shape)``; ``y_*`` are int64 class indices.
-    ``x_test``/``y_test`` are ``None`` in the copy a search sees.
+    ``x_*`` are float32 ``(N, *input_shape)``; ``y_*`` are int64 class indices
+    (classification) or float32 values ``(N,)``/``(N, T)`` (regression). ``x_test``/``y_test``
+    are ``None`` in the copy a search sees.
     """
 
     name: str
@@ -70,12 +85,18 @@ class Dataset:
     y_val: np.ndarray
     x_test: np.ndarray | None
     y_test: np.ndarray | None
-    num_classes: int
+    num_outputs: int  # classes, or regression targets
+    task: str = "classification"  # classification | regression
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of a classification set (its output size)."""
+        return self.num_outputs
 
     def without_test(self) -> Dataset:
         """The copy handed to a search: the test split removed."""
@@ -96,172 +117,132 @@ class Dataset:
             shapes[split] = list(arr.shape)
             h.update(split.encode())
             h.update(np.ascontiguousarray(arr).tobytes())
-        return {"name": self.name, "shapes": shapes, "dtype": str(self.x_train.dtype), "sha256": h.hexdigest()}
+        return {
+            "name": self.name,
+            "task": self.task,
+            "shapes": shapes,
+            "dtype": str(self.x_train.dtype),
+            "sha256": h.hexdigest(),
+        }
 
 
-def load(cfg: Mapping[str, Any]) -> Dataset:
+def load(
+    cfg: Mapping[str, Any], task: str | None = None, resolve: Callable[[str], Callable[..., Any]] | None = None
+) -> Dataset:
     """Load the data set a sweep's ``data`` section describes.
 
     Args:
         cfg: the resolved ``data`` section: ``name``, ``val_fraction`` in (0, 1),
             ``split_seed`` and the source's own options (see ``SOURCE_OPTIONS``).
+        task: ``classification`` or ``regression``; None: the targets decide (integers:
+            classes; floats or (N, T): regression).
+        resolve: turns ``"package.module:function"`` into the function (default: import it).
 
     Raises:
-        DataError: the source cannot be loaded; the message names the file or array.
+        DataError: the source cannot be loaded or its arrays are unusable; the message names
+            the file or array and, for a bad value, its first index.
     """
-    name = cfg["name"]
+    from . import sources
+
+    name = str(cfg["name"])
     opts = {**SOURCE_OPTIONS.get(name, {}), **{k: v for k, v in cfg.items() if k not in _COMMON}}
     if name == "digits":
-        x, y, xt, yt = _digits()
+        arrays = sources.digits()
+    elif name == "diabetes":
+        arrays = sources.diabetes()
     elif name == "mnist1d":
-        x, y, xt, yt = _mnist1d(**opts)
+        arrays = sources.mnist1d(**opts)
     elif name == "synthetic":
-        x, y, xt, yt = _synthetic(**opts)
+        arrays = sources.synthetic(**opts)
+    elif name == "regression":
+        arrays = sources.regression(**opts)
     elif name == "npz":
-        x, y, xt, yt = _npz(opts["path"])
+        arrays = sources.npz(opts["path"])
     elif ":" in name:
-        x, y, xt, yt = _from_function(name, opts.get("kwargs") or {})
+        arrays = sources.from_function(name, opts.get("kwargs") or {}, resolve or sources.import_function)
     else:
         raise DataError(f"unknown data source {name!r}: one of {', '.join(SOURCES)} or 'package.module:function'")
-    return _split(name, x, y, xt, yt, float(cfg.get("val_fraction", 0.2)), int(cfg.get("split_seed", 0)))
+    source = str(opts["path"]) if name == "npz" else name  # problems name the file
+    return _split(source, *arrays, float(cfg.get("val_fraction", 0.2)), int(cfg.get("split_seed", 0)), task)
 
 
 _COMMON = ("name", "val_fraction", "split_seed")
 
 
-def _split(name: str, x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray,
-           val_fraction: float, split_seed: int) -> Dataset:
-    x, y, xt, yt = _as_arrays(name, x, y, xt, yt)
+def _split(
+    name: str, x: Any, y: Any, xt: Any, yt: Any, val_fraction: float, split_seed: int, task: str | None
+) -> Dataset:
+    x, y, xt, yt, task = check_arrays(name, x, y, xt, yt, task)
     n_val = int(round(len(x) * val_fraction))
     if not 1 <= n_val < len(x):
         raise DataError(f"{name}: val_fraction {val_fraction} leaves no train or no val samples of {len(x)}")
     order = np.random.default_rng(split_seed).permutation(len(x))
     val, train = order[:n_val], order[n_val:]
-    num_classes = int(max(y.max(), yt.max())) + 1
-    return Dataset(name, x[train], y[train], x[val], y[val], xt, yt, num_classes)
+    if task == "classification":
+        num_outputs = int(max(y.max(), yt.max())) + 1
+    else:
+        num_outputs = 1 if y.ndim == 1 else int(y.shape[1])
+    return Dataset(name, x[train], y[train], x[val], y[val], xt, yt, num_outputs, task)
 
 
-def _as_arrays(name: str, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    x, y, xt, yt = (np.asarray(a) for a in arrays)
-    if len(x) != len(y) or len(xt) != len(yt):
-        raise DataError(f"{name}: x and y differ in length (train {len(x)} vs {len(y)}, test {len(xt)} vs {len(yt)})")
-    if x.shape[1:] != xt.shape[1:]:
-        raise DataError(f"{name}: train inputs {x.shape[1:]} and test inputs {xt.shape[1:]} differ in shape")
-    if x.ndim < 2 or x.ndim > 4:
-        raise DataError(f"{name}: inputs must be (N, F), (N, C, L) or (N, C, H, W), got {x.shape}")
-    for split, labels in (("y_train", y), ("y_test", yt)):
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or (len(labels) and labels.min() < 0):
-            raise DataError(f"{name}: {split} must be a 1-D array of class indices >= 0")
-    return x.astype(np.float32), y.astype(np.int64), xt.astype(np.float32), yt.astype(np.int64)
-
-
-def _digits() -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8) in [0, 1]
-    order = np.random.default_rng(0).permutation(len(x))
-    n_test = len(x) // 5
-    test, train = order[:n_test], order[n_test:]
-    return x[train], d.target[train], x[test], d.target[test]
-
-
-def cache_dir() -> Path:
-    """Where generated data sets are cached (``$TUNER_CACHE`` or ``~/.cache/tuner``)."""
-    return Path(os.environ.get("TUNER_CACHE", Path.home() / ".cache" / "tuner"))
-
-
-def _mnist1d(seed: int, num_samples: int, iid_noise_scale: float, corr_noise_scale: float) -> tuple[np.ndarray, ...]:
-    key = f"seed={seed},n={num_samples},iid={iid_noise_scale},corr={corr_noise_scale}"
-    path = cache_dir() / f"mnist1d-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-    if path.exists():
-        with np.load(path) as f:
-            return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    args.seed, args.num_samples = int(seed), int(num_samples)
-    args.iid_noise_scale, args.corr_noise_scale = float(iid_noise_scale), float(corr_noise_scale)
-    state = np.random.get_state()  # the generator seeds numpy's global RNG; leave it as it was
-    try:
-        d = make_dataset(args)
-    finally:
-        np.random.set_state(state)
-    arrays = {"x_train": d["x"][:, None], "y_train": d["y"], "x_test": d["x_test"][:, None], "y_test": d["y_test"]}
-    _save_npz_atomic(path, arrays)
-    return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
-
-
-def _save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs regeneration next time
-
-
-def _synthetic(n_samples: int, n_features: int, n_classes: int, seed: int, flip_y: float) -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import make_classification
-
-    x, y = make_classification(n_samples=int(n_samples), n_features=int(n_features),
-                               n_informative=max(2, int(n_features) // 2), n_classes=int(n_classes),
-                               n_clusters_per_class=1, class_sep=1.5, flip_y=float(flip_y), random_state=int(seed))
-    n_test = len(x) // 5
-    return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
-
-
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-def _npz(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, ...]:
-    if path is None:
-        raise DataError("npz: data.path is required")
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            missing = [k for k in NPZ_KEYS if k not in f.files]
-            if missing:
-                raise DataError(f"{p}: missing arrays {', '.join(missing)} (needs {', '.join(NPZ_KEYS)})")
-            return tuple(f[k] for k in NPZ_KEYS)
-    except (OSError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{p}: not a readable .npz file ({e})") from None
-
-
-def resolve_callable(ref: str) -> Callable[..., Any]:
-    """Import ``"package.module:function"`` and return the function.
+def check_arrays(name: str, x: Any, y: Any, xt: Any, yt: Any, task: str | None = None) -> tuple[Any, ...]:
+    """The four arrays as float32 inputs and typed targets, and the task, after every check.
 
     Raises:
-        ImportError: the module cannot be imported or has no such callable.
+        DataError: naming the array, the rule and (for a value) its first bad index.
     """
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:  # a user's module may fail in any way while importing
-        raise ImportError(f"{ref}: cannot import module {module_name!r} ({type(e).__name__}: {e})") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ImportError(f"{ref}: module {module_name!r} has no function {attr!r}")
-    return fn
+    out = []
+    for key, a in zip(NPZ_KEYS, (x, y, xt, yt)):
+        try:
+            a = np.asarray(a)
+        except Exception as e:  # ragged lists and other things numpy cannot hold
+            raise DataError(f"{name}: {key}: not an array ({type(e).__name__})") from None
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{name}: {key}: must hold numbers, not {a.dtype} values")
+        if a.ndim == 0:
+            raise DataError(f"{name}: {key}: must have one row per sample, not be a single value")
+        if len(a) == 0:
+            raise DataError(f"{name}: {key}: is empty (no samples)")
+        out.append(a)
+    x, y, xt, yt = out
+    if x.size + y.size + xt.size + yt.size > MAX_ELEMENTS:
+        raise DataError(f"{name}: more than {MAX_ELEMENTS} values in all: too large to hold in memory")
+    if len(x) != len(y) or len(xt) != len(yt):
+        raise DataError(f"{name}: x and y differ in length (train {len(x)} vs {len(y)}, test {len(xt)} vs {len(yt)})")
+    if x.ndim < 2 or x.ndim > 4:
+        raise DataError(f"{name}: x_train: inputs must be (N, F), (N, C, L) or (N, C, H, W), got {x.shape}")
+    if x.shape[1:] != xt.shape[1:]:
+        raise DataError(f"{name}: train inputs {x.shape[1:]} and test inputs {xt.shape[1:]} differ in shape")
+    if int(np.prod(x.shape[1:])) == 0:
+        raise DataError(f"{name}: x_train: inputs {x.shape[1:]} have no features")
+    for key, a in (("x_train", x), ("x_test", xt), ("y_train", y), ("y_test", yt)):
+        _finite(name, key, a)
+    if y.ndim != yt.ndim or y.shape[1:] != yt.shape[1:] or y.ndim > 2:
+        raise DataError(f"{name}: y_train {y.shape[1:]} and y_test {yt.shape[1:]} must both be (N,) or (N, T)")
+    integral = y.dtype.kind in "biu" and yt.dtype.kind in "biu"
+    if task is None:
+        task = "classification" if integral and y.ndim == 1 else "regression"
+    if task == "classification":
+        for key, labels in (("y_train", y), ("y_test", yt)):
+            if labels.ndim != 1:
+                raise DataError(f"{name}: {key}: class labels must be (N,), got {labels.shape}")
+            bad = np.flatnonzero((labels < 0) | (labels >= MAX_CLASSES) | (labels != np.round(labels)))
+            if len(bad):
+                raise DataError(
+                    f"{name}: {key}[{bad[0]}]: {labels[bad[0]].item()!r} is not a class index in [0, {MAX_CLASSES})"
+                )
+        return x.astype(np.float32), y.astype(np.int64), xt.astype(np.float32), yt.astype(np.int64), task
+    return x.astype(np.float32), y.astype(np.float32), xt.astype(np.float32), yt.astype(np.float32), task
 
 
-def _from_function(ref: str, kwargs: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
-    try:
-        fn = resolve_callable(ref)
-    except ImportError as e:
-        raise DataError(str(e)) from None
-    out = fn(**kwargs)
-    if isinstance(out, Dataset):
-        if out.x_test is None or out.y_test is None:
-            raise DataError(f"{ref}: the Dataset returned must hold its test split")
-        return (np.concatenate([out.x_train, out.x_val]), np.concatenate([out.y_train, out.y_val]),
-                out.x_test, out.y_test)
-    if not isinstance(out, Mapping) or any(k not in out for k in NPZ_KEYS):
-        raise DataError(f"{ref}: must return a Dataset or a mapping with {', '.join(NPZ_KEYS)}")
-    return tuple(out[k] for k in NPZ_KEYS)
+def _finite(name: str, key: str, a: np.ndarray) -> None:
+    if a.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            bad = ~np.isfinite(a.astype(np.float32, copy=False)) if a.dtype.itemsize > 4 else ~np.isfinite(a)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            at = index[0] if len(index) == 1 else index
+            raise DataError(
+                f"{name}: {key}[{at}]: {a[index].item()!r} must be finite (no NaN or infinity; "
+                f"{int(bad.sum())} such values, or beyond float32's range)"
+            )

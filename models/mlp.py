@@ -36,22 +36,23 @@ class LinearBlock(nn.Module):
 @dataclass
 class MLPConfig:
     input_dim: int  # flattened input size
-    num_classes: int
+    num_outputs: int  # classes (logits), or regression targets
     hidden: tuple[int, ...] = (100, 100)  # width of each hidden block
     batch_norm: bool = True  # True: Linear(no bias) -> BN -> ReLU; False: Linear(bias) -> ReLU, the baseline
     bn_momentum: float = 0.1  # torch semantics: weight of the newest batch in BN's running averages
 
 
 class MLP(nn.Module):
-    """Flatten, hidden blocks, then a linear classifier producing logits."""
+    """Flatten, hidden blocks, then a linear classifier producing logits (or regression outputs)."""
 
     def __init__(self, config: MLPConfig) -> None:
         super().__init__()
         self.config = config
         widths = (config.input_dim, *config.hidden)
-        self.blocks = nn.Sequential(*[LinearBlock(a, b, config.batch_norm, config.bn_momentum)
-                                      for a, b in zip(widths[:-1], widths[1:])])
-        self.head = nn.Linear(widths[-1], config.num_classes)
+        self.blocks = nn.Sequential(
+            *[LinearBlock(a, b, config.batch_norm, config.bn_momentum) for a, b in zip(widths[:-1], widths[1:])]
+        )
+        self.head = nn.Linear(widths[-1], config.num_outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, *input_shape) -> (B, num_classes)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, *input_shape) -> (B, num_outputs)
         return self.head(self.blocks(x.flatten(1)))

@@ -28,9 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -122,17 +123,38 @@ class LocalCluster:
         """The environment of a node or a driver of this cluster: token auth on, this
         cluster's token, no address inherited, the repository importable."""
         env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
-        env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token, "PYTHONPATH": str(ROOT),
-                    "RAY_USAGE_STATS_ENABLED": "0", **self.extra_env, **extra})
+        env.update(
+            {
+                "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN": self.token,
+                "PYTHONPATH": str(ROOT),
+                "RAY_USAGE_STATS_ENABLED": "0",
+                **self.extra_env,
+                **extra,
+            }
+        )
         return env
 
     def _start(self, name: str, args: list[str]) -> Node:
         log = self.root / f"{name}.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([RAY, "start", *args, f"--num-cpus={self.cpus}", "--num-gpus=0",
-                                     "--disable-usage-stats", f"--temp-dir={self.root / ('ray-' + name)}", "--block"],
-                                    env=self.env(), stdout=out, stderr=subprocess.STDOUT, cwd=self.root,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [
+                    RAY,
+                    "start",
+                    *args,
+                    f"--num-cpus={self.cpus}",
+                    "--num-gpus=0",
+                    "--disable-usage-stats",
+                    f"--temp-dir={self.root / ('ray-' + name)}",
+                    "--block",
+                ],
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                start_new_session=True,
+            )
         node = Node(name, proc, log)
         self.nodes.append(node)
         return node
@@ -140,10 +162,18 @@ class LocalCluster:
     def start(self, timeout: float = 120.0) -> LocalCluster:
         """Start the head, then the workers; return once every node has joined."""
         try:
-            self._start("head", ["--head", f"--port={self.port}", "--include-dashboard=false",
-                                 f"--dashboard-port={free_port()}", f"--ray-client-server-port={self.client_port}"])
+            self._start(
+                "head",
+                [
+                    "--head",
+                    f"--port={self.port}",
+                    "--include-dashboard=false",
+                    f"--dashboard-port={free_port()}",
+                    f"--ray-client-server-port={self.client_port}",
+                ],
+            )
             self._wait_started(self.nodes[0], timeout)
-            for i in range(self.workers):
+            for _ in range(self.workers):
                 self.add_worker(timeout=timeout, wait=False)
             self.wait_nodes(1 + self.workers, timeout)
         except BaseException:
@@ -170,11 +200,12 @@ class LocalCluster:
     def alive_nodes(self) -> list[dict[str, Any]]:
         """The cluster's live nodes as the GCS reports them (asked from a subprocess, so the
         test process never connects to this cluster)."""
-        code = ("import json, ray; ray.init(address=%r, log_to_driver=False, logging_level='ERROR');"
-                "print(json.dumps([{'id': n['NodeID'], 'cpu': n['Resources'].get('CPU', 0)} "
-                "for n in ray.nodes() if n['Alive']]))" % self.address)
-        out = subprocess.run([sys.executable, "-c", code], env=self.env(), capture_output=True, text=True,
-                             timeout=120)
+        code = (
+            f"import json, ray; ray.init(address={self.address!r}, log_to_driver=False, logging_level='ERROR');"
+            "print(json.dumps([{'id': n['NodeID'], 'cpu': n['Resources'].get('CPU', 0)} "
+            "for n in ray.nodes() if n['Alive']]))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], env=self.env(), capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             self.last_error = out.stderr[-2000:]
             return []
@@ -192,8 +223,10 @@ class LocalCluster:
         try:
             return wait_for(ready, timeout, f"{n} live nodes", every=1.0)
         except TimeoutError as e:
-            logs = "\n".join(f"--- {node.name} (alive: {node.alive}):\n"
-                             + node.log.read_text(errors="replace")[-1500:] for node in self.nodes)
+            logs = "\n".join(
+                f"--- {node.name} (alive: {node.alive}):\n" + node.log.read_text(errors="replace")[-1500:]
+                for node in self.nodes
+            )
             raise TimeoutError(f"{e}; last count: {seen}; last error: {self.last_error}\n{logs}") from None
 
     def logs(self, pattern: str, chars: int = 3000) -> str:

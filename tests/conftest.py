@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -21,11 +22,11 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def ray_session() -> Any:
     """One local Ray instance (2 CPUs, token auth on) for every test that runs trials."""
-    from tuner import backend
+    from tuner.ray import cluster
 
-    backend.connect(num_cpus=2)
+    cluster.connect(num_cpus=2)
     yield
-    backend.disconnect()
+    cluster.disconnect()
 
 
 def tiny_sweep(**overrides: Any) -> dict[str, Any]:
@@ -37,10 +38,15 @@ def tiny_sweep(**overrides: Any) -> dict[str, Any]:
         "data": {"name": "synthetic", "n_samples": 300, "n_features": 8, "n_classes": 3, "seed": 0},
         "model": {"name": "mlp", "hidden": [16]},
         "train": {"epochs": 3, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
-        "search": {"method": "random", "num_samples": 4, "seed": 0, "parameters": {
-            "train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 0.5},
-            "train.momentum": {"distribution": "one_minus_log_uniform", "min": 0.5, "max": 0.99},
-        }},
+        "search": {
+            "method": "random",
+            "num_samples": 4,
+            "seed": 0,
+            "parameters": {
+                "train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 0.5},
+                "train.momentum": {"distribution": "one_minus_log_uniform", "min": 0.5, "max": 0.99},
+            },
+        },
         "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
         "resources": {"cpu": 1, "gpu": 0},
     }
@@ -62,8 +68,9 @@ def write_sweep(tmp_path: Path) -> Callable[..., Path]:
         if isinstance(content, str):
             path.write_text(content)
         else:
-            path.write_text(yaml.safe_dump(content if content is not None else tiny_sweep(**overrides),
-                                           sort_keys=False))
+            path.write_text(
+                yaml.safe_dump(content if content is not None else tiny_sweep(**overrides), sort_keys=False)
+            )
         return path
 
     return write
@@ -80,14 +87,21 @@ def tracked_run(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> d
     from tuner.spec import from_dict
 
     root = tmp_path_factory.mktemp("tracked")
-    sweep = from_dict(tiny_sweep(**{"search.num_samples": 2, "train.epochs": 2, "scheduler.name": "none"}),
-                      source=str(root / "tiny.yaml"))
+    sweep = from_dict(
+        tiny_sweep(**{"search.num_samples": 2, "train.epochs": 2, "scheduler.name": "none"}),
+        source=str(root / "tiny.yaml"),
+    )
     uri = f"sqlite:///{root / 'mlflow.db'}" if importlib.util.find_spec("mlflow") else None
     cwd = os.getcwd()
     os.chdir(root)  # a local MLflow store keeps its artifacts under ./mlruns
     try:
-        summary = run_sweep(sweep, storage=root / "runs", write=lambda _: None, mlflow_uri=uri,
-                            mlflow_experiment="bn-sweeps" if uri else None)
+        summary = run_sweep(
+            sweep,
+            storage=root / "runs",
+            write=lambda _: None,
+            mlflow_uri=uri,
+            mlflow_experiment="bn-sweeps" if uri else None,
+        )
     finally:
         os.chdir(cwd)
     return {"summary": summary, "mlflow_uri": uri, "root": root}

@@ -16,7 +16,12 @@ def counting_data(log: str, n: int = 200) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 6)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
-    return {"x_train": x[: n * 4 // 5], "y_train": y[: n * 4 // 5], "x_test": x[n * 4 // 5:], "y_test": y[n * 4 // 5:]}
+    return {
+        "x_train": x[: n * 4 // 5],
+        "y_train": y[: n * 4 // 5],
+        "x_test": x[n * 4 // 5 :],
+        "y_test": y[n * 4 // 5 :],
+    }
 
 
 def tiny_net(input_shape: tuple[int, ...], num_classes: int, width: int = 8) -> nn.Module:
@@ -95,8 +100,15 @@ class _Barrier(nn.Module):
         return self.net(x)
 
 
-def barrier_net(input_shape: tuple[int, ...], num_classes: int, barrier: str, n: int, width: int = 8,
-                step_s: float = 0.0, timeout_s: float = 180.0) -> nn.Module:
+def barrier_net(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    barrier: str,
+    n: int,
+    width: int = 8,
+    step_s: float = 0.0,
+    timeout_s: float = 180.0,
+) -> nn.Module:
     """:func:`slow_net` whose trials wait for each other: ``n`` of them train at once."""
     return _Barrier(slow_net(input_shape, num_classes, width, step_s), barrier, n, timeout_s)
 

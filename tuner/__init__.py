@@ -4,25 +4,58 @@ The Python API mirrors the command line, for notebooks::
 
     import tuner
 
-    summary = tuner.run("sweeps/quickstart.yaml", storage="runs")   # tuner run
-    best = tuner.load_best(summary.export_path)                      # the export as a mapping
+    summary = tuner.run("sweeps/quickstart.yaml", storage="runs")   # tuner run; prints its summary
+    trials = tuner.load_run(summary.run_dir)                         # one row per trial (pandas)
+    best = tuner.load_best(summary.export_path)                      # the export file
     entry = tuner.retest(summary.export_path, seeds=3)               # tuner retest
     metrics = tuner.train(summary.export_path, "model.pt")           # tuner train
-    tuner.evaluate("model.pt")                                        # tuner evaluate
+    model, info = tuner.load_model("model.pt")                       # eval mode, with its metadata
+
+A sweep may train a function of the user's, ``fit(config: dict, run: tuner.Run)``; see
+:class:`tuner.Run`. Importing tuner does nothing else: no environment change, no Ray.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas
+    import torch
+
+    from tuner.final import ModelFile
+    from tuner.records import Export, RetestEntry
     from tuner.runner import RunSummary
     from tuner.spec import Sweep
+    from tuner.trial import Run
 
-__version__ = "0.1.0"
-__all__ = ["run", "resume", "export", "load_best", "retest", "train", "evaluate", "load_sweep", "__version__"]
+__version__ = "0.2.0"
+__all__ = [
+    "run",
+    "resume",
+    "export",
+    "load_best",
+    "load_run",
+    "load_model",
+    "load_sweep",
+    "retest",
+    "train",
+    "evaluate",
+    "try_trial",
+    "Run",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Run":  # the trial protocol, imported on first use (it imports torch)
+        from tuner.trial import Run
+
+        return Run
+    raise AttributeError(f"module 'tuner' has no attribute {name!r}")
 
 
 def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> Sweep:
@@ -33,39 +66,90 @@ def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> Sweep:
     return _load(path, overrides)
 
 
-def run(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, storage: str | os.PathLike[str] = "runs",
-        address: str | None = None, name: str | None = None, num_samples: int | None = None,
-        num_cpus: int | None = None, write: Callable[[str], None] = print, mlflow_uri: str | None = None,
-        mlflow_experiment: str | None = None) -> RunSummary:
-    """Run a sweep (a file, a mapping in the sweep-file form, or a loaded ``Sweep``) on Ray and
-    export its best configuration; returns the run directory, export path, trials and wall time.
-    Like ``tuner run``; ``address`` joins a cluster (default: a local instance); ``mlflow_uri``
-    also logs it to MLflow (``--mlflow-uri``)."""
+def _sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, overrides: dict[str, Any]) -> Sweep:
     import copy
 
-    from tuner.runner import run_sweep
     from tuner.spec import Sweep, from_dict, set_dotted
     from tuner.spec import load_sweep as _load
 
-    overrides: dict[str, Any] = {}
-    if name:
-        overrides["name"] = name
-    if num_samples:
-        overrides["search.num_samples"] = num_samples
     if isinstance(sweep, (Sweep, Mapping)):
         raw = sweep.to_dict() if isinstance(sweep, Sweep) else copy.deepcopy(dict(sweep))
         for key, value in overrides.items():
             set_dotted(raw, key, value)
-        spec = from_dict(raw, source=sweep.source if isinstance(sweep, Sweep) else "<dict>",
-                         sha256=sweep.sha256 if isinstance(sweep, Sweep) else "")
-    else:
-        spec = _load(sweep, overrides)
-    return run_sweep(spec, storage=storage, address=address, num_cpus=num_cpus, write=write, mlflow_uri=mlflow_uri,
-                     mlflow_experiment=mlflow_experiment)
+        if isinstance(sweep, Sweep):
+            return from_dict(
+                raw,
+                source=sweep.source,
+                sha256=sweep.sha256,
+                base_dir=sweep.base_dir,
+                overrides={**sweep.overrides, **overrides},
+            )
+        return from_dict(raw, source="<dict>", base_dir=Path.cwd(), overrides=overrides)
+    return _load(sweep, overrides)
 
 
-def resume(run_dir: str | os.PathLike[str], address: str | None = None, num_cpus: int | None = None,
-           write: Callable[[str], None] = print) -> RunSummary:
+def run(
+    sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep,
+    storage: str | os.PathLike[str] = "runs",
+    address: str | None = None,
+    name: str | None = None,
+    num_samples: int | None = None,
+    num_cpus: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    quiet: bool = False,
+    write: Callable[[str], None] | None = None,
+    mlflow_uri: str | None = None,
+    mlflow_experiment: str | None = None,
+) -> RunSummary:
+    """Run a sweep (a file, a mapping in the sweep-file form, or a loaded ``Sweep``) on Ray and
+    export its best configuration, like ``tuner run``; prints its progress and end summary
+    unless ``quiet``. Returns the run directory, export path, trials and wall time.
+
+    ``address`` joins a cluster (default: a local instance); ``overrides`` are dotted keys
+    (``{"train.epochs": 5}``, ``--set``); ``mlflow_uri`` also logs it to MLflow.
+    """
+    from tuner.runner import run_sweep
+
+    changes = dict(overrides or {})
+    if name:
+        changes["name"] = name
+    if num_samples:
+        changes["search.num_samples"] = num_samples
+    say = write or ((lambda _: None) if quiet else print)
+    summary = run_sweep(
+        _sweep(sweep, changes),
+        storage=storage,
+        address=address,
+        num_cpus=num_cpus,
+        write=say,
+        mlflow_uri=mlflow_uri,
+        mlflow_experiment=mlflow_experiment,
+    )
+    if not quiet:
+        for line in summary.lines():
+            say(line)
+    return summary
+
+
+def try_trial(
+    sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep,
+    epochs: int | None = None,
+    write: Callable[[str], None] = print,
+) -> Run:
+    """One trial of the sweep's base configuration in this process, without Ray, like
+    ``tuner try``: its reports are printed as they come and its exceptions raised as they are.
+    Returns the run (``run.reports`` holds every report)."""
+    from tuner.local import try_trial as _try
+
+    return _try(_sweep(sweep, {}), epochs, write)
+
+
+def resume(
+    run_dir: str | os.PathLike[str],
+    address: str | None = None,
+    num_cpus: int | None = None,
+    write: Callable[[str], None] = print,
+) -> RunSummary:
     """Finish an interrupted run from its saved state; like ``tuner resume``. The run
     directory holds pickled state that this unpickles: only resume runs from a trusted source."""
     from tuner.runner import resume_sweep
@@ -73,45 +157,82 @@ def resume(run_dir: str | os.PathLike[str], address: str | None = None, num_cpus
     return resume_sweep(run_dir, address=address, num_cpus=num_cpus, write=write)
 
 
-def export(run_dir: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, top_k: int = 5,
-           fmt: str | None = None) -> Path:
+def export(
+    run_dir: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    top_k: int = 5,
+    fmt: str | None = None,
+) -> Path:
     """Write a run's export file (default ``RUN_DIR/best.yaml``); like ``tuner export``."""
     from tuner.export_file import export_run
 
     return export_run(run_dir, output, top_k, fmt)
 
 
-def load_best(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """An export file as a mapping: ``metric``, ``mode``, ``score``, ``params``, ``config``,
-    ``top``, ``provenance`` (and ``retest`` once re-tested)."""
-    from tuner.export_file import load
+def load_best(path: str | os.PathLike[str]) -> Export:
+    """An export file: ``metric``, ``mode``, ``score``, ``params``, ``config``, ``top``,
+    ``provenance`` (and ``retest`` once re-tested); ``.to_dict()`` gives it as a mapping."""
+    from tuner.export_file import read
 
-    return load(path)
+    return read(path)
 
 
-def retest(export_path: str | os.PathLike[str], seeds: int = 3, top_k: int | None = None,
-           data: Mapping[str, Any] | None = None, address: str | None = None, tolerance: float = 0.02,
-           write: Callable[[str], None] = print) -> dict[str, Any]:
+def load_run(run_dir: str | os.PathLike[str], per: str = "trial") -> pandas.DataFrame:
+    """A run directory's trials as a pandas DataFrame: ``per="trial"`` one row per trial
+    (id, round, status, epochs, score, every searched value and the last of every metric);
+    ``per="epoch"`` one row per reported epoch."""
+    from tuner.frames import trials_frame
+
+    return trials_frame(run_dir, per)
+
+
+def load_model(
+    path: str | os.PathLike[str], device: str | None = "cpu", trust_code: bool = False
+) -> tuple[torch.nn.Module, ModelFile]:
+    """A model file written by :func:`train`: the network in eval mode on ``device`` and what
+    the file says of it (config, metrics, data fingerprint). A model file is data: one naming a
+    user's model function is refused unless ``trust_code``."""
+    from tuner.final import load_model as _load
+
+    return _load(path, device, trust_code)
+
+
+def retest(
+    export_path: str | os.PathLike[str],
+    seeds: int = 3,
+    top_k: int | None = None,
+    data: Mapping[str, Any] | None = None,
+    address: str | None = None,
+    tolerance: float = 0.02,
+    write: Callable[[str], None] = print,
+) -> RetestEntry:
     """Re-test an export's top configurations with fresh seeds (like ``tuner retest``); returns
     the retest entry: ranking with mean, std and 95% CI, ``ranking_changed``, ``drift``."""
     from tuner.retesting import retest as _retest
 
-    return _retest(export_path, seeds=seeds, top_k=top_k, data=data, address=address, tolerance=tolerance,
-                   write=write)
+    return _retest(export_path, seeds=seeds, top_k=top_k, data=data, address=address, tolerance=tolerance, write=write)
 
 
-def train(export_path: str | os.PathLike[str], output: str | os.PathLike[str],
-          data: Mapping[str, Any] | None = None, device: str | None = None,
-          write: Callable[[str], None] = print) -> dict[str, Any]:
+def train(
+    export_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    data: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    write: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Train the export's best configuration on train+val, save it; returns its test metrics."""
     from tuner.final import train as _train
 
     return _train(export_path, output, data=data, device=device, write=write)
 
 
-def evaluate(model_path: str | os.PathLike[str], data: Mapping[str, Any] | None = None,
-             device: str | None = None) -> dict[str, Any]:
-    """Test loss and accuracy of a model file written by :func:`train`."""
+def evaluate(
+    model_path: str | os.PathLike[str],
+    data: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    trust_code: bool = False,
+) -> dict[str, Any]:
+    """Test metrics of a model file written by :func:`train`."""
     from tuner.final import evaluate_file
 
-    return evaluate_file(model_path, data=data, device=device)
+    return evaluate_file(model_path, data=data, device=device, trust_code=trust_code)

@@ -1,14 +1,28 @@
-"""The errors ``tuner`` raises for bad input, and how they read.
+"""The errors ``tuner`` raises, how they read, and where a bug's traceback goes.
 
 Bad input (a sweep file, an export file, a flag, a data file) is an :class:`InputError`:
 the command line prints each of its problems on one line and exits with status 2, before
 anything is started or written. A problem names the file, the key path, the value and the
 rule: ``sweeps/x.yaml: search.parameters.train.lr.min: 0 must be > 0 for log_uniform``.
+
+A failure of the run itself is a :class:`RunError` (exit 1, one readable block). Anything
+else is a bug of tuner's: :func:`log_bug` writes its traceback to a log file and the
+console gets one line naming that file.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import datetime as dt
+import difflib
+import os
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+# The longest a value is shown in a problem line: a hostile file's value may be huge, and
+# showing it must cost nothing (the value is cut before it is turned into text, where it can).
+MAX_VALUE_TEXT = 60
 
 
 class InputError(Exception):
@@ -20,19 +34,80 @@ class InputError(Exception):
 
 
 class RunError(Exception):
-    """The run itself failed (not the input): exit status 1."""
+    """The run itself failed (not the input): exit status 1. ``details`` are extra lines
+    (the first error of each kind, where the logs are) printed under the message."""
+
+    def __init__(self, message: str, details: Iterable[str] = ()) -> None:
+        self.details = list(details)
+        super().__init__(message)
+
+
+NO_VALUE: Any = object()  # for problems about a key that has no value (missing, unknown)
 
 
 def problem(source: str, key: str, value: Any, rule: str) -> str:
     """One problem line: ``source: key: value rule``."""
     where = f"{source}: {key}" if key else source
-    return f"{where}: {_show(value)} {rule}" if value is not _NO_VALUE else f"{where}: {rule}"
+    return f"{where}: {show(value)} {rule}" if value is not NO_VALUE else f"{where}: {rule}"
 
 
-_NO_VALUE: Any = object()
-NO_VALUE: Any = _NO_VALUE  # for problems about a key that has no value (missing, unknown)
+def show(value: Any, limit: int = MAX_VALUE_TEXT) -> str:
+    """A value as a problem line shows it, at most ``limit`` characters. Containers are
+    summarised before they are turned into text, so a huge (or alias-bombed) value costs
+    no more than a small one."""
+    if isinstance(value, (dict, list, tuple, set)):
+        n = len(value)
+        if n > 8:
+            return f"<{type(value).__name__} of {n} items>"
+        try:
+            text = repr(value) if _is_shallow(value) else f"<{type(value).__name__} of {n} items>"
+        except RecursionError:
+            text = f"<{type(value).__name__}>"
+    elif isinstance(value, str):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, bytes):
+        text = repr(value[: limit + 1])
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _is_shallow(value: Any) -> bool:
+    items = value.values() if isinstance(value, dict) else value
+    return all(not isinstance(x, (dict, list, tuple, set)) or len(x) <= 8 and _is_shallow(x) for x in items)
+
+
+def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The one of ``known`` closest to ``word`` (a misspelling's intent), or None."""
+    close = difflib.get_close_matches(str(word)[:200], [str(k) for k in known], n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, known: Iterable[str], cutoff: float = 0.6) -> str:
+    """``"did you mean 'epochs'? "`` for the closest of ``known``, else ``""``."""
+    close = closest(word, known, cutoff)
+    return f"did you mean {close!r}? " if close else ""
+
+
+def log_dir() -> Path:
+    """Where tuner's own logs go: ``$TUNER_LOG_DIR``, else ``~/.cache/tuner/logs``."""
+    return Path(
+        os.environ.get("TUNER_LOG_DIR")
+        or Path(os.environ.get("TUNER_CACHE") or Path.home() / ".cache" / "tuner") / "logs"
+    )
+
+
+def log_bug(error: BaseException, context: str = "") -> Path | None:
+    """Write ``error``'s traceback to a new log file; returns its path (None when no log can
+    be written: the console line then says so)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    for folder in (log_dir(), Path("/tmp") / "tuner-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"tuner-{stamp}-{os.getpid()}.log"
+            path.write_text(f"{context}\n{text}" if context else text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None

@@ -1,6 +1,6 @@
 """The export file: the best configuration of a run, as a file that trains the final model.
 
-Contract (DESIGN.md)::
+Contract (``docs/design.md``)::
 
     metric: val_acc
     mode: max
@@ -11,46 +11,56 @@ Contract (DESIGN.md)::
     provenance: {sweep_sha256, run_dir, created, versions, ...}
 
 ``config`` is itself a valid sweep: ``tuner run`` of it re-creates the best trial, and
-``tuner train`` reads it. YAML and JSON exports hold the same content.
+``tuner train``/``tuner retest`` read it. YAML and JSON exports hold the same content. An
+export given to a command is validated as rigorously as a sweep file, before anything starts.
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
-import json
+import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tuner.errors import InputError
-from tuner.files import write_json, write_yaml
-from tuner.results import Run, load_run
-from tuner.space import apply_params
+from tuner.errors import InputError, RunError
+from tuner.files import check_output, load_json, load_yaml, read_bytes, write_json, write_yaml
+from tuner.records import EXPORT_FILE, Export, TopEntry, now
+from tuner.results import RunDir, load_run
+from tuner.space import apply_params, get_path
+from tuner.spec import Sweep, from_dict
 
 FORMATS = ("yaml", "json")
 DEFAULT_TOP_K = 5
 
 
 def best_config(sweep: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The resolved sweep with ``params`` applied and nothing left to search."""
+    """The resolved sweep (its sweep-file form) with ``params`` applied and nothing left to search."""
     config = copy.deepcopy(sweep)
-    config.update(apply_params({k: config[k] for k in ("data", "model", "train")}, params))
+    for path, value in params.items():
+        section, _, rest = path.partition(".")
+        if "function" in config and config.get("function"):  # a function's parameters live in its config
+            config["config"] = apply_params(config.get("config") or {}, {path: value})
+        else:
+            config[section] = apply_params(config.get(section) or {}, {rest: value})
     search = config.get("search", {})
-    config["search"] = {"method": "random", "num_samples": 1, "seed": int(search.get("seed", 0)),
-                        "max_concurrent": int(search.get("max_concurrent", 0)), "parameters": {}}
+    config["search"] = {
+        "method": "random",
+        "num_samples": 1,
+        "seed": int(search.get("seed", 0)),
+        "max_concurrent": int(search.get("max_concurrent", 0)),
+        "parameters": {},
+    }
     return config
 
 
-def ordered(params: dict[str, Any], sweep: dict[str, Any]) -> dict[str, Any]:
+def ordered(params: dict[str, Any], sweep: Sweep) -> dict[str, Any]:
     """``params`` in the order the sweep file lists its parameters."""
-    order = list(sweep.get("search", {}).get("parameters", {}))
+    order = [p.path for p in sweep.search.parameters]
     return dict(sorted(params.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
-def build(run: Run, top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
-    """The export of ``run`` as a mapping (see the module docstring).
+def build(run: RunDir, top_k: int = DEFAULT_TOP_K) -> Export:
+    """The export of ``run`` (see the module docstring).
 
     Raises:
         InputError: no trial of the run reported a score yet.
@@ -59,67 +69,125 @@ def build(run: Run, top_k: int = DEFAULT_TOP_K) -> dict[str, Any]:
     if not ranked:
         raise InputError(f"{run.path}: no trial has reported {run.metric} yet; nothing to export")
     best = ranked[0]
-    prov = dict(run.meta.get("provenance", {}))
-    prov.update({"run_dir": str(run.path.resolve()), "created": _now(), "run_created": run.meta.get("created"),
-                 "run_finished": run.meta.get("finished"), "run_status": run.meta.get("status", "unknown")})
-    return {
-        "metric": run.metric,
-        "mode": run.mode,
-        "score": best.score(run.metric),
-        "params": ordered(best.params, run.sweep),
-        "config": best_config(run.sweep, best.params),
-        "top": [{"params": ordered(t.params, run.sweep), "score": t.score(run.metric), "trial": t.trial_id, "round": t.round,
-                 "epochs": t.epochs, "status": t.status} for t in ranked[:top_k]],
-        "provenance": prov,
-    }
+    prov = dict(run.meta.provenance)
+    prov.update(
+        {
+            "run_dir": str(run.path.resolve()),
+            "created": now(),
+            "run_created": run.meta.created,
+            "run_finished": run.meta.finished,
+            "run_status": run.meta.status.value,
+        }
+    )
+    sweep = run.sweep.to_dict()
+    return Export(
+        metric=run.metric,
+        mode=run.mode,
+        score=best.score(run.metric),
+        params=ordered(best.params, run.sweep),
+        config=best_config(sweep, best.params),
+        top=[
+            TopEntry(
+                params=ordered(t.params, run.sweep),
+                score=t.score(run.metric),
+                trial=t.trial_id,
+                round=t.round,
+                epochs=t.epochs,
+                status=t.status.value,
+            )
+            for t in ranked[:top_k]
+        ],
+        provenance=prov,
+    )
 
 
-def write(export: dict[str, Any], path: str | Path, fmt: str | None = None) -> Path:
+def write(export: Export, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
     """Write an export atomically; ``fmt`` defaults to the file's suffix (``.json`` or YAML)."""
     fmt = fmt or ("json" if str(path).endswith(".json") else "yaml")
     if fmt not in FORMATS:
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
-    return write_json(path, export) if fmt == "json" else write_yaml(path, export)
+    data = export.to_dict()
+    return write_json(path, data) if fmt == "json" else write_yaml(path, data)
 
 
-def export_run(run_dir: str | Path, output: str | Path | None = None, top_k: int = DEFAULT_TOP_K,
-               fmt: str | None = None) -> Path:
+def export_run(
+    run_dir: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    fmt: str | None = None,
+) -> Path:
     """Export a run directory's best configuration; returns the file written
     (default ``RUN_DIR/best.yaml``, or ``best.json`` with ``fmt="json"``)."""
     if top_k < 1:
         raise InputError(f"--top-k: {top_k} must be >= 1")
+    if output is not None:
+        check_output(output)
     run = load_run(run_dir)
     if output is None:
-        output = Path(run_dir) / ("best.json" if fmt == "json" else "best.yaml")
-    return write(build(run, top_k), output, fmt)
+        output = Path(run_dir) / ("best.json" if fmt == "json" else EXPORT_FILE)
+    export = build(run, top_k)
+    try:
+        return write(export, output, fmt)
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        raise InputError(f"-o: {output}: cannot write ({e.strerror or e})") from None
+    except OSError as e:
+        raise RunError(f"cannot write {output}: {e.strerror or e}") from None
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Read an export file (YAML or JSON) and check its required keys.
+def read(path: str | os.PathLike[str]) -> Export:
+    """An export file (YAML or JSON) with the types of its fields checked (no code imported).
 
     Raises:
-        InputError: missing, unreadable or not an export.
+        InputError: missing, unreadable or not an export, naming the key.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as e:
-        raise InputError(f"{path}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({e})".replace("\n", " "))
-    if not isinstance(data, dict):
+    data = read_bytes(p, what="export file")
+    parsed = load_json(data, str(path)) if p.suffix == ".json" else load_yaml(data, str(path))
+    if not isinstance(parsed, dict):
         raise InputError(f"{path}: not an export file (the top level must be a mapping)")
-    missing = [k for k in ("metric", "mode", "score", "params", "config") if k not in data]
-    if missing:
-        raise InputError(f"{path}: not an export file (missing {', '.join(missing)})")
-    if not isinstance(data["config"], dict) or not isinstance(data["params"], dict):
-        raise InputError(f"{path}: config and params must be mappings")
-    return data
+    return Export.from_dict(parsed, str(path))
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+def load(path: str | os.PathLike[str], check_code: bool = True) -> tuple[Export, Sweep]:
+    """An export file validated as rigorously as a sweep: its fields, its ``config`` as a
+    sweep (``check_code``: its functions imported), and every ``top`` entry's parameters as
+    paths into that config with values the sweep accepts.
+
+    Raises:
+        InputError: every problem, naming the file and the key.
+    """
+    export = read(path)
+    base_dir = Path(path).parent
+    try:
+        sweep = from_dict(export.config, source=f"{path}: config", base_dir=base_dir, offline=not check_code)
+    except InputError as e:
+        raise InputError([line.replace(f"{path}: config: ", f"{path}: config.", 1) for line in e.problems]) from None
+    if export.metric != sweep.metric or export.mode != sweep.mode:
+        raise InputError(
+            f"{path}: metric/mode: {export.metric} {export.mode} differ from config's {sweep.metric} {sweep.mode}"
+        )
+    entries = export.top or [TopEntry(params=export.params, score=export.score)]
+    for i, entry in enumerate(entries):
+        where = f"top[{i}].params" if export.top else "params"
+        check_params(entry.params, sweep, f"{path}: {where}", base_dir, check_code)
+    return export, sweep
+
+
+def check_params(params: dict[str, Any], sweep: Sweep, where: str, base_dir: Path, check_code: bool = True) -> Sweep:
+    """``sweep`` with ``params`` applied, validated; each path must already exist in it.
+
+    Raises:
+        InputError: an unknown path, or a value the sweep's rules refuse.
+    """
+    base = sweep.to_dict()
+    for key in params:
+        try:
+            get_path(sweep.base_config(), key) if not sweep.builtin else get_path(base, key)
+        except (KeyError, TypeError):
+            raise InputError(
+                f"{where}.{key}: not a key of the config (an export's parameters must name keys of its config)"
+            ) from None
+    try:
+        return from_dict(best_config(base, params), source=where, base_dir=base_dir, offline=not check_code)
+    except InputError as e:
+        raise InputError(e.problems[0]) from None

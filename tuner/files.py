@@ -1,16 +1,29 @@
-"""Atomic writes: a file that matters (an export, a history, run metadata) is either the old
-version or the new one, never half of either, whatever kills the process in between. And
-the reading of JSON-lines files that a crash may have cut short (Ray Tune's result.json)."""
+"""Reading and writing the files a user hands tuner and the files a run leaves behind.
+
+Writes that matter (an export, a history, run metadata) are atomic: a file is either the old
+version or the new one, never half of either, whatever kills the process in between. JSON
+is strict (a non-finite number is written as ``null``, never ``Infinity``).
+
+Reads of a user's file are bounded: at most :data:`MAX_FILE_BYTES`, YAML aliases expanding to
+at most :data:`MAX_YAML_NODES` nodes (a kilobyte "billion laughs" file is refused at once),
+and a mapping that repeats a key is an error naming the line, not a silent last-wins.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tuner.errors import InputError
+
+MAX_FILE_BYTES = 4 * 1024 * 1024  # a sweep or export file is a few KB; this is generous
+MAX_YAML_NODES = 200_000  # after aliases are expanded
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -22,7 +35,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:100]}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -42,9 +55,28 @@ def _umask() -> int:
     return mask
 
 
+def strict(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN or Infinity)
+    and tuples as lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # a numpy scalar
+        return strict(obj.item())
+    return obj
+
+
+def dumps_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON text of ``obj`` (see :func:`strict`); anything else unknown as ``str``."""
+    return json.dumps(strict(obj), indent=indent, default=str, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Atomically write ``obj`` as indented JSON."""
-    return write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    """Atomically write ``obj`` as indented strict JSON."""
+    return write_text(path, dumps_json(obj, indent=2) + "\n")
 
 
 class _Dumper(yaml.SafeDumper):
@@ -73,6 +105,122 @@ def write_yaml(path: str | os.PathLike[str], obj: Any) -> Path:
     return write_text(path, dump_yaml(obj))
 
 
+# -- reading ----------------------------------------------------------------------------------
+
+
+def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES, what: str = "file") -> bytes:
+    """A user's file, at most ``limit`` bytes.
+
+    Raises:
+        InputError: missing, a folder, unreadable or larger than ``limit``.
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise InputError(f"{path}: is a folder, not a {what}")
+        with open(p, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    if len(data) > limit:
+        raise InputError(f"{path}: larger than {limit // (1024 * 1024)} MB: not a {what}")
+    return data
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys and counts what aliases expand to."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                ) from None
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {str(key)[:60]!r} (first at line {seen[key]})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
+    """Nodes ``node`` stands for once every alias is expanded (shared nodes counted once a
+    use), stopping as soon as ``limit`` is passed."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = limit + 1  # a cycle (a recursive alias) counts as too large
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, memo, limit)
+        if total > limit:
+            break
+    memo[id(node)] = total
+    return total
+
+
+def load_yaml(data: bytes | str, source: str) -> Any:
+    """Parse a user's YAML (safe: plain values only), bounded as the module docstring says.
+
+    Raises:
+        InputError: invalid YAML, a duplicate key, or aliases expanding past the limit,
+            naming the line where it can.
+    """
+    try:
+        loader = _Loader(data)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _expanded_size(node, {}, MAX_YAML_NODES) > MAX_YAML_NODES:
+                raise InputError(
+                    f"{source}: YAML aliases expand to more than {MAX_YAML_NODES} values (an alias bomb?): refused"
+                )
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        raise InputError(f"{where}: invalid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"{source}: invalid YAML: {str(e)[:200]}") from None
+    except RecursionError:
+        raise InputError(f"{source}: invalid YAML: nested too deeply") from None
+
+
+def load_json(data: bytes | str, source: str) -> Any:
+    """Parse JSON (NaN and Infinity accepted on read, as Ray writes them).
+
+    Raises:
+        InputError: invalid JSON, naming the line.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise InputError(f"{source}: not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{source}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except RecursionError:
+        raise InputError(f"{source}: invalid JSON: nested too deeply") from None
+
+
 def read_json_lines(path: str | os.PathLike[str], errors: str = "strict") -> list[Any]:
     """Every JSON value of a JSON-lines file, one a line; a line that does not parse (cut short
     by a crash mid-write) is skipped. ``errors``: how undecodable bytes are handled, as in
@@ -81,16 +229,49 @@ def read_json_lines(path: str | os.PathLike[str], errors: str = "strict") -> lis
     for line in Path(path).read_text(encoding="utf-8", errors=errors).splitlines():
         try:
             out.append(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     return out
 
 
 def append_line(path: str | os.PathLike[str], obj: Any) -> None:
-    """Append one JSON line: rewrites the whole file atomically, so a reader never sees a
-    torn line (histories are small)."""
+    """Append one strict JSON line: rewrites the whole file atomically, so a reader never sees
+    a torn line (histories are small)."""
     target = Path(path)
     old = target.read_text(encoding="utf-8") if target.exists() else ""
     if old and not old.endswith("\n"):
         old += "\n"
-    write_text(target, old + json.dumps(obj, default=str) + "\n")
+    write_text(target, old + dumps_json(obj) + "\n")
+
+
+_SYSTEM = ("/proc", "/sys", "/dev")
+
+
+def check_output(path: str | os.PathLike[str], flag: str = "-o", folder: bool = False) -> Path:
+    """``path`` as a place tuner may write a file (``folder``: a folder) to, checked before
+    anything is started.
+
+    Raises:
+        InputError: a folder where a file is wanted (or the reverse), a system folder, or a
+            place this process cannot write; one line naming ``flag``.
+    """
+    p = Path(path).expanduser()
+    text = str(p)
+    if not text.strip() or "\x00" in text:
+        raise InputError(f"{flag}: {text[:60]!r} is not a path")
+    resolved = p.resolve()
+    if any(resolved == Path(s) or Path(s) in resolved.parents for s in _SYSTEM):
+        raise InputError(f"{flag}: {text[:200]}: tuner does not write under {', '.join(_SYSTEM)}")
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise InputError(f"{flag}: {text[:200]}: exists and is not a folder")
+    elif p.is_dir():
+        raise InputError(f"{flag}: {text[:200]} is a folder; give a file name")
+    parent = p if folder and p.exists() else p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{flag}: {text[:200]}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{flag}: {text[:200]}: no permission to write in {parent}")
+    return p

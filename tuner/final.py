@@ -1,37 +1,88 @@
-"""The final model: trained from an export, saved as one file, evaluated again later.
+"""The final model: trained from an export, saved as one file, evaluated and loaded again later.
 
 ``tuner train EXPORT -o MODEL.pt`` trains the export's best configuration on train + val for
-its full budget, reports the test accuracy, and saves one file holding the weights (BN's
+its full budget, reports its test metrics, and saves one file holding the weights (BN's
 running mean and variance included), the resolved config, the metrics and the data's
 fingerprint. ``tuner evaluate MODEL.pt`` rebuilds the network in eval mode and reproduces
-that test accuracy exactly on the same data (and device type).
+those test metrics exactly on the same data (and device type).
 
-The file is a plain ``torch.save`` of tensors, strings and numbers, loaded with
-``weights_only=True``: no pickled code runs when it is read.
+A model file is data. It is a plain ``torch.save`` of tensors, strings and numbers, loaded
+with ``weights_only=True`` (no pickled code runs), and loading it never imports a callable
+named inside it -- a ``"package.module:function"`` model or data source -- unless the user
+says so (``trust_code=True``, ``--trust-code``); the error names the callable otherwise.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import io
+import math
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
-from models import build_model
-from models.train import Trainer, default_device, evaluate
-import tuner.export_file as export_mod
+from tuner import datasets, usercode
+from tuner import export_file as export_mod
 from tuner.errors import InputError
-from tuner.files import write_bytes
-from tuner.retesting import load_sweep_data, sweep_with_data
+from tuner.files import check_output, write_bytes
+from tuner.models import build_model
+from tuner.models.train import Trainer, default_device, evaluate, model_state
+from tuner.records import now
+from tuner.retesting import sweep_with_data
+from tuner.spec import from_dict
 
-MODEL_FORMAT = "tuner-model/1"
+MODEL_FORMAT = "tuner-model/2"
+MAX_MODEL_BYTES = 2 * 1024**3
 
 
-def train(export_path: str | Path, output: str | Path, data: Mapping[str, Any] | None = None,
-          device: str | None = None, write: Callable[[str], None] = print) -> dict[str, Any]:
+@dataclass
+class ModelFile:
+    """What a model file holds besides its weights."""
+
+    config: dict[str, Any]  # the resolved sweep it was trained from (a sweep file's form)
+    params: dict[str, Any]
+    input_shape: tuple[int, ...]
+    num_outputs: int
+    task: str
+    metrics: dict[str, Any]  # what training measured on the test split
+    data: dict[str, Any]  # the training data's fingerprint
+    created: str
+    versions: dict[str, str]
+    target: dict[str, Any]  # regression: the targets' standardisation
+
+    def __repr__(self) -> str:
+        model = self.config.get("model", {}).get("name", "?")
+        shown = ", ".join(
+            f"{k} {v:.4g}" for k, v in self.metrics.items() if k.startswith("test_") and isinstance(v, float)
+        )
+        return f"ModelFile({model}, {self.task}, input {self.input_shape}, {shown}, created {self.created})"
+
+
+def device_of(name: str | None) -> torch.device:
+    """``cpu``, ``cuda`` or None (CUDA when torch sees a GPU).
+
+    Raises:
+        InputError: ``cuda`` asked for on a machine without CUDA.
+    """
+    if name is None:
+        return default_device()
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"--device: {name[:40]!r} is not one of cpu, cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: this machine has no CUDA device torch can use (use --device cpu)")
+    return torch.device(name)
+
+
+def train(
+    export_path: str | Path,
+    output: str | Path,
+    data: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    write: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Train the export's best configuration on train + val and save it to ``output``.
 
     Args:
@@ -41,88 +92,199 @@ def train(export_path: str | Path, output: str | Path, data: Mapping[str, Any] |
         device: ``cpu`` or ``cuda`` (default: CUDA when torch sees a GPU).
 
     Returns:
-        The metrics saved with the model: ``test_acc``, ``test_loss``, ``train_loss``,
-        ``epochs``, ``seconds``, ``device``.
+        The metrics saved with the model: the test metrics (``test_acc``, ``test_loss``; for
+        regression ``test_rmse``...), ``train_loss``, ``epochs``, ``seconds``, ``device``.
 
     Raises:
-        InputError: a bad export file or data override (nothing written).
+        InputError: a bad export file, output or data override, an export whose function is
+            the user's (it saves its own model), or a training that diverged (nothing written).
     """
-    export = export_mod.load(export_path)
-    sweep = sweep_with_data(export["config"], str(export_path), data)
-    dataset = load_sweep_data(sweep)
-    out = Path(output)
-    if out.is_dir():
-        raise InputError(f"-o: {output} is a folder; give a file name such as model.pt")
-    torch_device = torch.device(device) if device else default_device()
+    out = check_output(output)
+    torch_device = device_of(device)
+    export, _ = export_mod.load(export_path)
+    sweep = sweep_with_data(export.config, f"{export_path}: config", data, Path(export_path).parent)
+    if not sweep.builtin:
+        raise InputError(
+            f"{export_path}: config.function: {sweep.function} trains its own model; tuner train needs "
+            "the built-in trainer's model and train sections (save your model from your function)"
+        )
+    dataset = datasets.load(sweep)
+    assert dataset is not None  # the built-in trainer always has data
+    usercode.add_to_path(sweep.base_dir)
     cfg = sweep.base_config()
-    write(f"training {cfg['model']['name']} on {dataset.name} train+val ({len(dataset.x_train) + len(dataset.x_val)} "
-          f"samples) for {cfg['train']['epochs']} epochs on {torch_device.type}")
+    write(
+        f"training {cfg['model']['name']} on {dataset.name} train+val ({len(dataset.x_train) + len(dataset.x_val)} "
+        f"samples) for {cfg['train']['epochs']} epochs on {torch_device.type}"
+    )
     start = time.perf_counter()
     trainer = Trainer(cfg["model"], cfg["train"], dataset, device=torch_device, final=True)
-    train_loss = float("nan")
-    for _ in range(int(cfg["train"]["epochs"])):
-        train_loss = trainer.train_epoch()
-        if train_loss != train_loss or abs(train_loss) == float("inf"):
-            raise InputError(f"{export_path}: training diverged (loss {train_loss}) at epoch {trainer.epoch}; "
-                             "the exported configuration is unstable on train+val")
-    assert dataset.x_test is not None and dataset.y_test is not None
-    test_loss, test_acc = trainer.evaluate(dataset.x_test, dataset.y_test)
-    metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": train_loss,
-               "epochs": trainer.epoch, "seconds": time.perf_counter() - start, "device": torch_device.type}
-    from tuner.runner import versions
+    metrics: dict[str, Any] = {}
+    for epoch_metrics in trainer.epochs():
+        metrics = epoch_metrics
+        loss = epoch_metrics["train_loss"]
+        if not math.isfinite(loss):
+            raise InputError(
+                f"{export_path}: training diverged (loss {loss}) at epoch {trainer.epoch}: the exported "
+                "configuration is unstable on train+val, or the data holds extreme values"
+            )
+    metrics = {
+        **{k: v for k, v in metrics.items() if k.startswith("test_")},
+        "train_loss": metrics["train_loss"],
+        "epochs": trainer.epoch,
+        "seconds": time.perf_counter() - start,
+        "device": torch_device.type,
+    }
+    from tuner.provenance import versions
 
-    payload = {"format": MODEL_FORMAT, "config": sweep.to_dict(), "params": dict(export["params"]),
-               "input_shape": list(dataset.input_shape), "num_classes": dataset.num_classes,
-               "state_dict": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
-               "metrics": metrics, "data": dataset.fingerprint(), "versions": versions(),
-               "export": str(Path(export_path).resolve()), "created": _now()}
-    _save_atomic(payload, out)
-    write(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}); saved {out}")
+    payload = {
+        "format": MODEL_FORMAT,
+        "config": sweep.to_dict(),
+        "params": dict(export.params),
+        "input_shape": list(dataset.input_shape),
+        "num_outputs": dataset.num_outputs,
+        "state_dict": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
+        "metrics": metrics,
+        "data": dataset.fingerprint(),
+        "versions": versions(),
+        "export": str(Path(export_path).resolve()),
+        "created": now(),
+        **model_state(trainer),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    try:
+        write_bytes(out, buffer.getvalue())
+    except OSError as e:
+        raise InputError(f"-o: {output}: cannot write ({e.strerror or e})") from None
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test_"))
+    write(f"test: {shown}; saved {out}")
     return metrics
 
 
-def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_bytes(path, buffer.getvalue())
-
-
-def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The saved network (in eval mode, on ``device``) and the file's contents.
-
-    Raises:
-        InputError: missing, unreadable or not a tuner model file.
-    """
-    p = Path(path)
-    if not p.is_file():
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise InputError(f"{path}: larger than {MAX_MODEL_BYTES // 1024**3} GB: not a tuner model file")
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file: any unpickling error
         raise InputError(f"{path}: not a tuner model file ({type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise InputError(f"{path}: not a tuner model file (no format {MODEL_FORMAT!r})")
-    cfg = payload["config"]
-    model = build_model(cfg["model"], tuple(payload["input_shape"]), int(payload["num_classes"]))
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device).eval(), payload
+    return payload
 
 
-def evaluate_file(path: str | Path, data: Mapping[str, Any] | None = None, device: str | None = None) -> dict[str, Any]:
-    """Test loss and accuracy of a saved model on its data's test split (or on the data the
-    ``data`` overrides describe), in eval mode: BN's running statistics, not the batch's."""
-    torch_device = torch.device(device) if device else default_device()
-    model, payload = load(path, torch_device)
-    sweep = sweep_with_data(payload["config"], str(path), data)
-    dataset = load_sweep_data(sweep)
-    assert dataset.x_test is not None and dataset.y_test is not None
-    x = torch.from_numpy(dataset.x_test).to(torch_device)
+def _info(path: Path, payload: dict[str, Any]) -> ModelFile:
+    try:
+        config = payload["config"]
+        info = ModelFile(
+            config=config,
+            params=dict(payload.get("params") or {}),
+            input_shape=tuple(int(s) for s in payload["input_shape"]),
+            num_outputs=int(payload["num_outputs"]),
+            task=str(payload.get("task", "classification")),
+            metrics=dict(payload.get("metrics") or {}),
+            data=dict(payload.get("data") or {}),
+            created=str(payload.get("created", "")),
+            versions=dict(payload.get("versions") or {}),
+            target={k: payload[k] for k in ("target_mean", "target_std") if k in payload},
+        )
+        if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+            raise TypeError("config.model")
+        if (
+            not 0 < len(info.input_shape) <= 3
+            or not all(0 < s <= 10**7 for s in info.input_shape)
+            or not 0 < info.num_outputs <= 100_000
+            or info.task not in ("classification", "regression")
+        ):
+            raise ValueError("shapes")
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{path}: not a tuner model file (malformed: {e})") from None
+    return info
+
+
+def _untrusted(path: Path, key: str, ref: Any, trust_code: bool) -> None:
+    if isinstance(ref, str) and ":" in ref and not trust_code:
+        raise InputError(
+            f"{path}: config.{key}: {ref[:100]!r} names code; a model file is data and tuner imports no "
+            "code it names unless you trust the file: --trust-code (tuner.load_model(..., "
+            "trust_code=True))"
+        )
+
+
+def load_model(
+    path: str | Path, device: str | torch.device | None = "cpu", trust_code: bool = False
+) -> tuple[torch.nn.Module, ModelFile]:
+    """The saved network in eval mode (BN's running statistics) on ``device``, and what the
+    file says of it.
+
+    Args:
+        path: a file written by :func:`train`.
+        device: ``cpu``, ``cuda`` or None (CUDA when available).
+        trust_code: import the ``"package.module:function"`` model the file names (a model file
+            is data: without this, such a file is refused).
+
+    Raises:
+        InputError: missing, unreadable or not a tuner model file, weights that do not fit the
+            network it describes, or code named without ``trust_code``.
+    """
+    p = Path(path)
+    payload = _read(p)
+    info = _info(p, payload)
+    model_cfg = info.config["model"]
+    _untrusted(p, "model.name", model_cfg.get("name"), trust_code)
+    try:
+        model = build_model(model_cfg, info.input_shape, info.num_outputs, resolve=usercode.resolve)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError, ImportError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise InputError(
+            f"{p}: the weights do not fit the network the file describes ({type(e).__name__}: {first})"
+        ) from None
+    torch_device = device if isinstance(device, torch.device) else device_of(device)
+    return model.to(torch_device).eval(), info
+
+
+def evaluate_file(
+    path: str | Path, data: Mapping[str, Any] | None = None, device: str | None = None, trust_code: bool = False
+) -> dict[str, Any]:
+    """The test metrics of a saved model on its data's test split (or on the data the ``data``
+    overrides describe), in eval mode: BN's running statistics, not the batch's."""
+    torch_device = device_of(device)
+    model, info = load_model(path, torch_device, trust_code)
+    raw = dict(info.config)
+    for key in ("function", "config", "seed"):
+        raw.pop(key, None)
+    _untrusted(Path(path), "data.name", (data or {}).get("name", (raw.get("data") or {}).get("name")), trust_code)
+    try:
+        sweep = sweep_with_data(raw, f"{path}: config", data) if data else from_dict(raw, f"{path}: config")
+    except InputError as e:
+        raise InputError(e.problems[0]) from None
+    dataset = datasets.load(sweep)
+    assert dataset is not None and dataset.x_test is not None and dataset.y_test is not None
+    if dataset.input_shape != info.input_shape:
+        raise InputError(f"{path}: data: inputs {dataset.input_shape} do not fit the model's {info.input_shape}")
+    target_mean = target_std = None
+    if info.task == "regression" and info.target:
+        target_mean = torch.tensor(info.target["target_mean"], dtype=torch.float32, device=torch_device)
+        target_std = torch.tensor(info.target["target_std"], dtype=torch.float32, device=torch_device)
     y = torch.from_numpy(dataset.y_test).to(torch_device)
-    test_loss, test_acc = evaluate(model, x, y, amp=bool(sweep.train.get("amp")) and torch_device.type == "cuda")
-    same_data = dataset.fingerprint()["sha256"] == payload["data"]["sha256"]
-    return {"test_acc": test_acc, "test_loss": test_loss, "n": len(dataset.y_test), "same_data": same_data,
-            "trained": payload["metrics"], "device": torch_device.type}
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    metrics = evaluate(
+        model,
+        torch.from_numpy(dataset.x_test).to(torch_device),
+        y,
+        info.task,
+        amp=bool(sweep.train.get("amp")) and torch_device.type == "cuda",
+        target_mean=target_mean,
+        target_std=target_std,
+        prefix="test_",
+    )
+    same_data = dataset.fingerprint()["sha256"] == info.data.get("sha256")
+    return {
+        **metrics,
+        "n": len(dataset.y_test),
+        "same_data": same_data,
+        "trained": info.metrics,
+        "device": torch_device.type,
+    }

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import yaml
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tuner.nodetypes", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tuner.nodetypes", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="the cluster config the autoscaler runs with (~/ray_bootstrap_config.yaml)")
     parser.add_argument("--address", default="auto", help="the cluster (default: auto, the one on this machine)")
     args = parser.parse_args(argv)
@@ -29,11 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = config.get("head_node_type")
     if head in types:  # the head is never started by the autoscaler
         types[head] = {**types[head], "max_workers": 0}
-    from tuner import backend
+    from tuner.ray import cluster
 
-    backend.connect(args.address)
-    backend.publish_node_types(types, max_workers=config.get("max_workers"))
-    for t in backend.autoscaler_node_types():
+    cluster.connect(cluster.check_address(args.address))
+    cluster.publish_node_types(types, max_workers=config.get("max_workers"))
+    for t in cluster.autoscaler_node_types():
         resources = dict(sorted(t["resources"].items()))  # Ray hands them back in no fixed order
         print(f"{t['name']}: {resources} (up to {t['max_count'] if t['max_count'] >= 0 else 'any number of'} nodes)")
     return 0

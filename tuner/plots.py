@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import matplotlib
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-matplotlib.use("Agg")  # no display: files only
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
-
-from tuner.files import write_bytes  # noqa: E402
+from tuner.files import write_bytes
 
 DPI = 100
 # How each status is drawn: marker, edge/line colour (None: the colour map), label.
@@ -35,8 +34,13 @@ STYLE = {
     "error": ("D", "black", "failed"),
     "running": ("s", "tab:gray", "running"),
 }
-CURVE_COLOUR = {"finished": "tab:blue", "stopped": "tab:gray", "diverged": "tab:red", "error": "black",
-                "running": "tab:olive"}
+CURVE_COLOUR = {
+    "finished": "tab:blue",
+    "stopped": "tab:gray",
+    "diverged": "tab:red",
+    "error": "black",
+    "running": "tab:olive",
+}
 
 
 @dataclass
@@ -102,8 +106,7 @@ class RetestBar:
 def save(fig: Any, path: Path) -> Path:
     """Render ``fig`` to PNG and write it atomically; closes the figure."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")  # a bare Figure: no pyplot, no backend switch
     return write_bytes(path, buf.getvalue())
 
 
@@ -120,11 +123,21 @@ def _placed(v: float, worst: float) -> float:
     return v if math.isfinite(v) else worst
 
 
-def scatter(path: Path, points: Sequence[Point], *, xlabel: str, metric: str, mode: str,
-            colour: Colour | None, title: str, note: str = "") -> Path:
+def scatter(
+    path: Path,
+    points: Sequence[Point],
+    *,
+    xlabel: str,
+    metric: str,
+    mode: str,
+    colour: Colour | None,
+    title: str,
+    note: str = "",
+) -> Path:
     """Metric against one parameter on a log x axis, a marker per status, coloured by
     another parameter (``colour``) or all one colour."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
     lo, hi, worst = _edges([p.y for p in points], mode)
     cs = [p.colour for p in points if p.colour is not None and p.status != "diverged"]
     norm = Normalize(min(cs), max(cs) if max(cs) > min(cs) else min(cs) + 1) if colour and cs else None
@@ -139,12 +152,28 @@ def scatter(path: Path, points: Sequence[Point], *, xlabel: str, metric: str, mo
         if fixed is not None or norm is None:
             ax.scatter(xs, ys, marker=marker, c=fixed or "tab:blue", label=label, alpha=0.85)
         else:
-            mappable = ax.scatter(xs, ys, marker=marker, c=[p.colour for p in group], cmap="viridis", norm=norm,
-                                  label=label, alpha=0.85, edgecolors="black", linewidths=0.3)
+            mappable = ax.scatter(
+                xs,
+                ys,
+                marker=marker,
+                c=[p.colour for p in group],
+                cmap="viridis",
+                norm=norm,
+                label=label,
+                alpha=0.85,
+                edgecolors="black",
+                linewidths=0.3,
+            )
     if any(not math.isfinite(p.y) for p in points):
         ax.axhline(worst, color="tab:red", lw=0.6, ls=":")
-        ax.annotate("non-finite (diverged)", (0.01, worst), xycoords=("axes fraction", "data"), fontsize=8,
-                    color="tab:red", va="bottom")
+        ax.annotate(
+            "non-finite (diverged)",
+            (0.01, worst),
+            xycoords=("axes fraction", "data"),
+            fontsize=8,
+            color="tab:red",
+            va="bottom",
+        )
     _log_x(ax, [p.x for p in points])
     ax.set_ylim(lo, hi)
     ax.set_xlabel(xlabel)
@@ -161,11 +190,13 @@ def scatter(path: Path, points: Sequence[Point], *, xlabel: str, metric: str, mo
     return save(fig, path)
 
 
-def curves(path: Path, trials: Sequence[Curve], *, metric: str, mode: str, milestones: Sequence[int],
-           max_t: int, title: str) -> Path:
+def curves(
+    path: Path, trials: Sequence[Curve], *, metric: str, mode: str, milestones: Sequence[int], max_t: int, title: str
+) -> Path:
     """Each trial's metric per epoch, coloured by status, ASHA's rung milestones as dashed
     lines; a stopped trial ends in a bar, a diverged one in a red cross."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
     lo, hi, worst = _edges([v for c in trials for v in c.values], mode)
     for c in trials:
         colour = CURVE_COLOUR.get(c.status, "tab:gray")
@@ -179,12 +210,30 @@ def curves(path: Path, trials: Sequence[Curve], *, metric: str, mode: str, miles
             ax.plot(c.epochs[-1], c.values[-1], marker="D", color=colour, ms=5)
     for k, m in enumerate(milestones):
         ax.axvline(m, color="tab:purple", ls="--", lw=1)
-        ax.annotate(f"rung {k}", (m, 1.0), xycoords=("data", "axes fraction"), fontsize=8, color="tab:purple",
-                    ha="left", va="top", rotation=90)
+        ax.annotate(
+            f"rung {k}",
+            (m, 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=8,
+            color="tab:purple",
+            ha="left",
+            va="top",
+            rotation=90,
+        )
     counts = {s: sum(c.status == s for c in trials) for s in CURVE_COLOUR}
     marks = {"stopped": "o", "diverged": "x", "error": "D"}
-    handles = [Line2D([], [], color=CURVE_COLOUR[s], marker=marks.get(s, ""), mfc="white" if s == "stopped" else None,
-                      label=f"{STYLE[s][2]} ({n})") for s, n in counts.items() if n]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=CURVE_COLOUR[s],
+            marker=marks.get(s, ""),
+            mfc="white" if s == "stopped" else None,
+            label=f"{STYLE[s][2]} ({n})",
+        )
+        for s, n in counts.items()
+        if n
+    ]
     if milestones:
         handles.append(Line2D([], [], color="tab:purple", ls="--", label="ASHA rung milestone"))
     ax.legend(handles=handles, fontsize=8, loc="best")
@@ -198,8 +247,15 @@ def curves(path: Path, trials: Sequence[Curve], *, metric: str, mode: str, miles
     return save(fig, path)
 
 
-def parallel(path: Path, axes: Sequence[Axis], rows: Sequence[Sequence[float]], scores: Sequence[float], *,
-             metric: str, mode: str) -> Path:
+def parallel(
+    path: Path,
+    axes: Sequence[Axis],
+    rows: Sequence[Sequence[float]],
+    scores: Sequence[float],
+    *,
+    metric: str,
+    mode: str,
+) -> Path:
     """Parallel coordinates: one vertical axis per searched parameter (on its latent
     scale) and a last one for the score; one line per trial, coloured by score, the best on
     top. A non-finite score is drawn red at the worst end."""
@@ -208,8 +264,9 @@ def parallel(path: Path, axes: Sequence[Axis], rows: Sequence[Sequence[float]], 
     if s_hi <= s_lo:
         s_lo, s_hi = s_lo - 0.5, s_hi + 0.5
     all_axes = list(axes) + [Axis(metric, s_lo, s_hi, [(v, f"{v:.3g}") for v in _linspace(s_lo, s_hi, 5)])]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(all_axes)), 4.8))
-    cmap = plt.get_cmap("viridis" if mode == "max" else "viridis_r")
+    fig = Figure(figsize=(max(6.0, 1.8 * len(all_axes)), 4.8))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["viridis" if mode == "max" else "viridis_r"]
     norm = Normalize(s_lo, s_hi)
     sign = 1.0 if mode == "max" else -1.0
     order = sorted(range(len(rows)), key=lambda i: sign * scores[i] if math.isfinite(scores[i]) else -math.inf)
@@ -218,8 +275,14 @@ def parallel(path: Path, axes: Sequence[Axis], rows: Sequence[Sequence[float]], 
         ok = math.isfinite(score)
         worst_end = 0.0 if mode == "max" else 1.0
         ys = [_norm(v, a) for v, a in zip(rows[i], axes)] + [_norm(score, all_axes[-1]) if ok else worst_end]
-        ax.plot(range(len(all_axes)), ys, color=cmap(norm(score)) if ok else "tab:red", lw=1.2,
-                alpha=0.8 if ok else 0.5, ls="-" if ok else ":")
+        ax.plot(
+            range(len(all_axes)),
+            ys,
+            color=cmap(norm(score)) if ok else "tab:red",
+            lw=1.2,
+            alpha=0.8 if ok else 0.5,
+            ls="-" if ok else ":",
+        )
     for j, a in enumerate(all_axes):
         ax.axvline(j, color="black", lw=0.8)
         for pos, text in a.ticks:
@@ -233,7 +296,7 @@ def parallel(path: Path, axes: Sequence[Axis], rows: Sequence[Sequence[float]], 
     ax.set_ylim(-0.05, 1.05)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    mappable = ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(mappable, ax=ax).set_label(metric)
     ax.set_title(f"searched parameters on their own scales, coloured by {metric}", fontsize=10)
     return save(fig, path)
@@ -242,7 +305,8 @@ def parallel(path: Path, axes: Sequence[Axis], rows: Sequence[Sequence[float]], 
 def ranges(path: Path, panels: Sequence[RangePanel]) -> Path:
     """One panel per numeric parameter: each round's range as a bar (latent scale) with
     that round's trials as dots, round 0 at the top."""
-    fig, axs = plt.subplots(len(panels), 1, figsize=(7.5, 1.0 + 1.2 * len(panels)), squeeze=False)
+    fig = Figure(figsize=(7.5, 1.0 + 1.2 * len(panels)))
+    axs = fig.subplots(len(panels), 1, squeeze=False)
     for ax, panel in zip(axs[:, 0], panels):
         for r, lo, hi in panel.rounds:
             ax.plot([lo, hi], [r, r], color="tab:blue", lw=6, alpha=0.35, solid_capstyle="butt")
@@ -263,19 +327,36 @@ def ranges(path: Path, panels: Sequence[RangePanel]) -> Path:
 def retest(path: Path, bars: Sequence[RetestBar], *, metric: str) -> Path:
     """Re-tested configurations: mean and 95% interval on validation and test seeds, and
     the single-seed score each had in the search."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(bars) + 2), 4.2))
+    fig = Figure(figsize=(max(6.0, 1.2 * len(bars) + 2), 4.2))
+    ax = fig.subplots()
     for i, b in enumerate(bars):
         test_metric = metric.replace("val_", "test_", 1)
-        for offset, stats, colour, name in ((-0.12, b.val, "tab:blue", f"validation ({metric})"),
-                                            (0.12, b.test, "tab:orange", f"test ({test_metric})")):
+        for offset, stats, colour, name in (
+            (-0.12, b.val, "tab:blue", f"validation ({metric})"),
+            (0.12, b.test, "tab:orange", f"test ({test_metric})"),
+        ):
             if stats is None:
                 continue
             mean, lo, hi = stats
-            ax.errorbar(i + offset, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color=colour, capsize=4,
-                        label=name if i == 0 else None)
+            ax.errorbar(
+                i + offset,
+                mean,
+                yerr=[[mean - lo], [hi - mean]],
+                fmt="o",
+                color=colour,
+                capsize=4,
+                label=name if i == 0 else None,
+            )
         if b.search is not None and math.isfinite(b.search):
-            ax.plot(i, b.search, marker="*", color="black", ms=9, ls="",
-                    label=f"search ({metric}, one seed)" if i == 0 else None)
+            ax.plot(
+                i,
+                b.search,
+                marker="*",
+                color="black",
+                ms=9,
+                ls="",
+                label=f"search ({metric}, one seed)" if i == 0 else None,
+            )
     ax.set_xticks(range(len(bars)))
     ax.set_xticklabels([b.label for b in bars], fontsize=8, rotation=20, ha="right")
     ax.set_ylabel(metric)

@@ -24,12 +24,13 @@ from typing import Any
 from tuner import plots
 from tuner.errors import InputError
 from tuner.files import write_text
-from tuner.results import Run, TrialRecord, load_run
-from tuner.space import Parameter
+from tuner.records import EXPORT_FILE, REPORT_DIR, Export, RetestEntry, TrialRecord, history_path, test_metric
+from tuner.records import Stats as RecordStats
+from tuner.results import RunDir as Run
+from tuner.results import load_run
+from tuner.space import Parameter, short
 
 PAGE = "index.html"
-REPORT_DIR = "report"
-EXPORT_FILE = "best.yaml"
 TOP = 10
 # A retest's statistics on one split: (mean, 95% interval low, high, std), None when absent.
 Stats = tuple[float, float, float, float] | None
@@ -70,12 +71,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
 def round_parameters(run: Run) -> list[tuple[int, dict[str, Parameter]]]:
     """Each round's index and searched parameters (``run.json``'s ``rounds[*].parameters``;
     the sweep's own for a round that does not record them)."""
-    sweep_params = run.sweep.get("search", {}).get("parameters", {}) or {}
+    sweep_params = {p.path: p.to_dict() for p in run.sweep.search.parameters}
     out = []
-    for i, r in enumerate(run.meta.get("rounds", [])):
-        specs = r.get("parameters") or sweep_params
+    for i, r in enumerate(run.meta.rounds):
+        specs = r.parameters or sweep_params
         try:
-            out.append((int(r.get("index", i)), {p: Parameter.from_dict(p, s) for p, s in specs.items()}))
+            out.append((r.index, {p: Parameter.from_dict(p, s) for p, s in specs.items()}))
         except (ValueError, TypeError, AttributeError, KeyError) as e:
             why = f"missing key {e}" if isinstance(e, KeyError) else str(e)
             raise InputError(f"{run.path / 'run.json'}: rounds[{i}].parameters: {why}") from None
@@ -95,25 +96,13 @@ def beta_path(optimizer: str) -> str:
     return "train.momentum" if optimizer == "sgd" else "train.beta1"
 
 
-def trial_beta(t: TrialRecord, sweep: dict[str, Any]) -> tuple[str, float, bool]:
+def trial_beta(t: TrialRecord, sweep: Any) -> tuple[str, float, bool]:
     """The trial's β: its path, value, and whether it was searched (else the sweep's)."""
-    train = sweep.get("train", {})
+    train = sweep.train
     path = beta_path(str(t.params.get("train.optimizer", train.get("optimizer", "sgd"))))
     if path in t.params:
         return path, float(t.params[path]), True
     return path, float(train.get(path.split(".", 1)[1], 0.0)), False
-
-
-def asha_milestones(scheduler: dict[str, Any], max_t: int) -> list[int]:
-    """ASHA's rung milestones grace_period·η^k below ``max_t`` (empty without ASHA)."""
-    if scheduler.get("name") != "asha":
-        return []
-    grace, eta = int(scheduler.get("grace_period", 1)), float(scheduler.get("reduction_factor", 3))
-    out, m = [], float(grace)
-    while m < max_t and eta > 1:
-        out.append(int(round(m)))
-        m *= eta
-    return out
 
 
 def _one_minus_log(beta: float) -> float:
@@ -130,25 +119,39 @@ def _scored(run: Run) -> list[TrialRecord]:
 def _lr_section(run: Run, params: dict[str, Parameter], out: Path) -> str:
     scored = _scored(run)
     if "train.lr" not in params:
-        return _p(f"train.lr was not searched (fixed at {run.sweep.get('train', {}).get('lr')}): no "
-                  "learning-rate figure.")
+        return _p(f"train.lr was not searched (fixed at {run.sweep.train.get('lr')}): no learning-rate figure.")
     if not scored:
         return _p("No trial has reported a score yet.")
     betas = [trial_beta(t, run.sweep) for t in scored]
     searched = any(s for _, _, s in betas)
-    points = [plots.Point(float(t.params["train.lr"]), float(t.score(run.metric)),  # type: ignore[arg-type]
-                          _one_minus_log(b) if searched else None, t.status)
-              for t, (_, b, _) in zip(scored, betas) if "train.lr" in t.params]
+    points = [
+        plots.Point(
+            float(t.params["train.lr"]),
+            float(t.score(run.metric)),  # type: ignore[arg-type]
+            _one_minus_log(b) if searched else None,
+            t.status.value,
+        )
+        for t, (_, b, _) in zip(scored, betas)
+        if "train.lr" in t.params
+    ]
     paths = sorted({p for p, _, _ in betas})
     note = ""
     colour = None
     if searched:
-        colour = plots.Colour(f"β ({', '.join(paths)}), on a log(1 − β) scale", lambda z: f"{1 - 10 ** z:.4g}")
+        colour = plots.Colour(f"β ({', '.join(paths)}), on a log(1 − β) scale", lambda z: f"{1 - 10**z:.4g}")
     else:
         fixed = sorted({b for _, b, _ in betas})
         note = f"β ({', '.join(paths)}) was not searched (fixed at {', '.join(f'{b:g}' for b in fixed)}): one colour"
-    plots.scatter(out / "lr.png", points, xlabel="learning rate (train.lr, log scale)", metric=run.metric,
-                  mode=run.mode, colour=colour, title=f"{run.metric} against the learning rate", note=note)
+    plots.scatter(
+        out / "lr.png",
+        points,
+        xlabel="learning rate (train.lr, log scale)",
+        metric=run.metric,
+        mode=run.mode,
+        colour=colour,
+        title=f"{run.metric} against the learning rate",
+        note=note,
+    )
     text = (_p(note + ".") if note else "") + _img("lr.png", f"{run.metric} against the learning rate")
     return text
 
@@ -158,19 +161,33 @@ def _beta_section(run: Run, params: dict[str, Parameter], out: Path) -> str:
     betas = [trial_beta(t, run.sweep) for t in scored]
     searched_paths = sorted({p for p in ("train.momentum", "train.beta1") if p in params})
     if not searched_paths:
-        path = beta_path(str(run.sweep.get("train", {}).get("optimizer", "sgd")))
+        path = beta_path(str(run.sweep.train.get("optimizer", "sgd")))
         return _p(f"β ({path}) was not searched: no 1 − β figure.")
     if not scored:
         return _p("No trial has reported a score yet.")
     lr_searched = "train.lr" in params
-    points = [plots.Point(max(1.0 - b, 1e-12), float(t.score(run.metric)),  # type: ignore[arg-type]
-                          math.log10(float(t.params["train.lr"])) if lr_searched and "train.lr" in t.params else None,
-                          t.status)
-              for t, (_, b, s) in zip(scored, betas) if s]
-    colour = plots.Colour("learning rate (log scale)", lambda z: f"{10 ** z:.2g}") if lr_searched else None
+    points = [
+        plots.Point(
+            max(1.0 - b, 1e-12),
+            float(t.score(run.metric)),  # type: ignore[arg-type]
+            math.log10(float(t.params["train.lr"])) if lr_searched and "train.lr" in t.params else None,
+            t.status.value,
+        )
+        for t, (_, b, s) in zip(scored, betas)
+        if s
+    ]
+    colour = plots.Colour("learning rate (log scale)", lambda z: f"{10**z:.2g}") if lr_searched else None
     note = "" if lr_searched else "train.lr was not searched: one colour"
-    plots.scatter(out / "beta.png", points, xlabel=f"1 − β ({', '.join(searched_paths)}, log scale)",
-                  metric=run.metric, mode=run.mode, colour=colour, title=f"{run.metric} against 1 − β", note=note)
+    plots.scatter(
+        out / "beta.png",
+        points,
+        xlabel=f"1 − β ({', '.join(searched_paths)}, log scale)",
+        metric=run.metric,
+        mode=run.mode,
+        colour=colour,
+        title=f"{run.metric} against 1 − β",
+        note=note,
+    )
     return _img("beta.png", f"{run.metric} against 1 − β")
 
 
@@ -178,40 +195,38 @@ def _curves_section(run: Run, out: Path) -> str:
     trials = [t for t in run.trials if t.history]
     if not trials:
         return _p("No trial has reported an epoch yet.")
-    max_t = int(run.sweep["train"]["epochs"])
-    scheduler = run.sweep.get("scheduler", {})
-    milestones = asha_milestones(scheduler, max_t)
-    curves = [plots.Curve([int(h["epoch"]) for h in t.history], [_num(h.get(run.metric)) for h in t.history],
-                          t.status) for t in trials]
-    if scheduler.get("name") == "asha":
-        how = (f"ASHA (grace period {scheduler.get('grace_period')}, reduction factor "
-               f"{scheduler.get('reduction_factor')}): rung milestones at epoch "
-               f"{', '.join(map(str, milestones)) or '(none below the budget)'} of {max_t}")
+    max_t = int(run.sweep.max_t or max(t.epochs for t in trials))
+    scheduler = run.sweep.scheduler
+    milestones = [m for m in scheduler.milestones() if m < max_t]
+    curves = [
+        plots.Curve([int(h["epoch"]) for h in t.history], [_num(h.get(run.metric)) for h in t.history], t.status.value)
+        for t in trials
+    ]
+    if scheduler.name == "asha":
+        how = (
+            f"ASHA (grace period {scheduler.grace_period}, reduction factor "
+            f"{scheduler.reduction_factor}): rung milestones at epoch "
+            f"{', '.join(map(str, milestones)) or '(none below the budget)'} of {max_t}"
+        )
     else:
         how = f"no early stopping: every trial has a budget of {max_t} epochs"
-    plots.curves(out / "curves.png", curves, metric=run.metric, mode=run.mode, milestones=milestones, max_t=max_t,
-                 title=f"{len(trials)} trials; {how}")
-    return _p(how + ". A stopped trial ends in a bar, a diverged one in a red cross.") + \
-        _img("curves.png", "learning curves")
+    plots.curves(
+        out / "curves.png",
+        curves,
+        metric=run.metric,
+        mode=run.mode,
+        milestones=milestones,
+        max_t=max_t,
+        title=f"{len(trials)} trials; {how}",
+    )
+    return _p(how + ". A stopped trial ends in a bar, a diverged one in a red cross.") + _img(
+        "curves.png", "learning curves"
+    )
 
 
 def _axis(p: Parameter, lo: float, hi: float) -> plots.Axis:
-    scale = {"log_uniform": "log10", "int_log_uniform": "log10", "one_minus_log_uniform": "log10 1−β"}
-    label = f"{p.path}\n({'values' if p.categorical else scale.get(str(p.distribution), 'linear')})"
-    return plots.Axis(label, lo, hi, _ticks(p, lo, hi))
-
-
-def _ticks(p: Parameter, lo: float, hi: float) -> list[tuple[float, str]]:
-    if p.values is not None:
-        return [(i + 0.5, _short(v)) for i, v in enumerate(p.values)]
-    d = p.distribution
-    if d in ("uniform", "int_uniform"):
-        return [(z, f"{z:.3g}") for z in (lo + (hi - lo) * i / 4 for i in range(5))]
-    zs = [lo] + [float(z) for z in range(math.ceil(lo), math.floor(hi) + 1)
-                 if min(z - lo, hi - z) > 0.1 * (hi - lo)] + [hi]
-    if d == "one_minus_log_uniform":
-        return [(z, f"{1 - 10 ** z:.4g}") for z in zs]
-    return [(z, f"{10 ** z:.2g}") for z in zs]
+    label = f"{p.path}\n({'values' if p.categorical else p.scale.name})"
+    return plots.Axis(label, lo, hi, p.ticks(lo, hi))
 
 
 def _parallel_section(run: Run, params: dict[str, Parameter], out: Path) -> str:
@@ -241,9 +256,10 @@ def _parallel_section(run: Run, params: dict[str, Parameter], out: Path) -> str:
         hi = max([bounds[p][1]] + [r[j] for r in rows])
         axes.append(_axis(param, lo, hi))
     plots.parallel(out / "parallel.png", axes, rows, scores, metric=run.metric, mode=run.mode)
-    return _p("Each axis is a parameter on its own scale: log10 for log-uniform, log10(1 − β) for "
-              "one_minus_log_uniform, the index for a list of values; labels are the values themselves.") + \
-        _img("parallel.png", "parallel coordinates of the searched parameters")
+    return _p(
+        "Each axis is a parameter on its own scale: log10 for log-uniform, log10(1 − β) for "
+        "one_minus_log_uniform, the index for a list of values; labels are the values themselves."
+    ) + _img("parallel.png", "parallel coordinates of the searched parameters")
 
 
 def _rounds_section(run: Run, out: Path) -> str:
@@ -276,74 +292,90 @@ def _rounds_section(run: Run, out: Path) -> str:
                         points.append((t.round, rounds[0][1][p].to_latent(t.params[p])))
                     except (ValueError, TypeError):
                         pass
-            panels.append(plots.RangePanel(_axis(rounds[0][1][p], lo, hi).label.replace("\n", " "),
-                                           [(i, *param.latent_bounds()) for i, param in per_round], points,
-                                           _ticks(rounds[0][1][p], lo, hi)))
+            panels.append(
+                plots.RangePanel(
+                    _axis(rounds[0][1][p], lo, hi).label.replace("\n", " "),
+                    [(i, *param.latent_bounds()) for i, param in per_round],
+                    points,
+                    rounds[0][1][p].ticks(lo, hi),
+                )
+            )
         plots.ranges(out / "rounds.png", panels)
         text += _p(f"{len(rounds)} rounds: each refine round narrows the ranges around the best configurations.")
         text += _img("rounds.png", "each round's ranges")
     return text + _table(["round", "parameter", "distribution", "min", "max", "trials", f"best {run.metric}"], rows)
 
 
-def _retest(export: dict[str, Any] | None, source: Path) -> list[tuple[dict[str, Any], Stats, Stats]] | None:
-    """The export's latest retest: each result with its validation and test statistics
-    (None when there is no retest). Raises InputError on a malformed section."""
-    if export is None or export.get("retest") is None:
+def _retest(export: Export | None, source: Path) -> RetestEntry | None:
+    """The export's latest retest (None when there is none). Raises InputError on a malformed
+    section, before anything is written."""
+    if export is None or export.retest is None:
         return None
-    retest = export["retest"]
-    if not isinstance(retest, dict) or not isinstance(retest.get("results"), list) or not all(
-            isinstance(r, dict) for r in retest["results"]):
-        raise InputError(f"{source}: retest.results: must be a list of mappings")
-    return [(r, _stats(r.get("val"), source, i, "val"), _stats(r.get("test"), source, i, "test"))
-            for i, r in enumerate(retest["results"])]
+    return RetestEntry.from_dict(export.retest, str(source), "retest")
 
 
-def _stats(s: Any, source: Path, i: int, key: str) -> Stats:
-    """(mean, ci low, ci high, std) of one retest result's ``val``/``test`` (None if absent);
-    without ``ci95`` the interval is mean ± std."""
+def _stats(s: RecordStats | None) -> Stats:
+    """(mean, ci low, ci high, std) of one statistic (None if absent); without an interval
+    it is mean ± std."""
     if s is None:
         return None
-    if not isinstance(s, dict) or "mean" not in s:
-        raise InputError(f"{source}: retest.results[{i}].{key}: must be a mapping with a mean")
-    mean, std = _num(s["mean"]), _num(s.get("std", 0.0))
-    ci = s.get("ci95")
-    lo, hi = (_num(ci[0]), _num(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (mean - std, mean + std)
-    return mean, lo, hi, std
+    lo, hi = s.ci95 if s.ci95 else (s.mean - s.std, s.mean + s.std)
+    return s.mean, lo, hi, s.std
 
 
-def _retest_section(run: Run, export: dict[str, Any] | None, results: list[tuple[dict[str, Any], Stats, Stats]] | None,
-                    out: Path) -> str:
+def _retest_section(run: Run, export: Export | None, retest: RetestEntry | None, out: Path) -> str:
     source = run.path / EXPORT_FILE
     if export is None:
         return _p(f"No retest yet: there is no export ({EXPORT_FILE}) in the run directory.")
-    if results is None:
+    if retest is None:
         return _p(f"No retest yet (tuner retest {source} re-trains the best configurations on fresh seeds).")
-    retest = export["retest"]
-    search = {str(t.get("trial")): t.get("score") for t in export.get("top", []) or [] if isinstance(t, dict)}
+    search = {str(t.trial): t.score for t in export.top}
+    counterpart = test_metric(retest.metric or run.metric)
     bars, rows = [], []
-    for i, (r, val, test) in enumerate(results):
-        score = r.get("search_score", search.get(str(r.get("trial"))))
-        bars.append(plots.RetestBar(f"#{i + 1} {r.get('trial', '')}", val and val[:3], test and test[:3],
-                                    None if score is None else _num(score)))
-        rows.append([str(i + 1), str(r.get("trial", "")), _params_text(r.get("params", {})),
-                     _stats_text(val), _stats_text(test), "–" if score is None else f"{_num(score):.4g}"])
-    if results:
-        plots.retest(out / "retest.png", bars, metric=str(export.get("metric", run.metric)))
-    facts = [f"{len(retest.get('seeds', []) or [])} seeds", f"top {retest.get('top_k', len(rows))}",
-             f"created {retest.get('created', '?')}", f"{_num(retest.get('seconds', math.nan)):.0f} s",
-             "ranking changed" if retest.get("ranking_changed") else "ranking unchanged",
-             "drift detected" if retest.get("drift") else "no drift"]
-    history = source.with_name(source.stem + ".retest.jsonl")
+    for i, r in enumerate(retest.results):
+        val = _stats(r.val)
+        test = _stats(r.test.get(counterpart) if counterpart else None) or (
+            _stats(next(iter(r.test.values()))) if r.test else None
+        )
+        score = r.search_score if r.search_score is not None else search.get(str(r.trial))
+        bars.append(
+            plots.RetestBar(
+                f"#{i + 1} {r.trial or ''}", val and val[:3], test and test[:3], None if score is None else _num(score)
+            )
+        )
+        rows.append(
+            [
+                str(i + 1),
+                str(r.trial or ""),
+                _params_text(r.params),
+                _stats_text(val),
+                _stats_text(test),
+                "–" if score is None else f"{_num(score):.4g}",
+            ]
+        )
+    plots.retest(out / "retest.png", bars, metric=export.metric)
+    facts = [
+        f"{len(retest.seeds)} seeds",
+        f"top {retest.top_k or len(rows)}",
+        f"created {retest.created or '?'}",
+        f"{retest.seconds:.0f} s",
+        "ranking changed" if retest.ranking_changed else "ranking unchanged",
+        "drift detected" if retest.drift else "no drift",
+    ]
+    history = history_path(source)
     if history.is_file():
-        n = sum(1 for line in history.read_text(encoding="utf-8").splitlines() if line.strip())
+        n = sum(1 for line in history.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
         facts.append(f"{n} retest(s) in {history.name}")
     text = _p("Latest retest: " + ", ".join(facts) + ".")
-    for m in retest.get("messages", []) or []:
+    for m in retest.messages:
         text += _p(str(m))
-    if not results:
-        return text + _p("The retest holds no results.")
-    return text + _img("retest.png", "retest means and intervals") + _table(
-        ["#", "trial", "params", "validation mean ± std [95% CI]", "test mean ± std [95% CI]", "search score"], rows)
+    return (
+        text
+        + _img("retest.png", "retest means and intervals")
+        + _table(
+            ["#", "trial", "params", "validation mean ± std [95% CI]", "test mean ± std [95% CI]", "search score"], rows
+        )
+    )
 
 
 def _stats_text(s: Stats) -> str:
@@ -356,24 +388,39 @@ def _stats_text(s: Stats) -> str:
 def _summary(run: Run, export: dict[str, Any] | None) -> str:
     counts: dict[str, int] = {}
     for t in run.trials:
-        counts[t.status] = counts.get(t.status, 0) + 1
-    max_t = int(run.sweep["train"]["epochs"])
+        counts[t.status.value] = counts.get(t.status.value, 0) + 1
+    max_t = int(run.sweep.max_t or 0)
     trained, full = sum(t.epochs for t in run.trials), len(run.trials) * max_t
     ranked = run.ranked()
     rows = [
-        ["run", f"{run.meta.get('name', run.path.name)} ({run.meta.get('status', 'unknown')}), "
-                f"created {run.meta.get('created', '?')}, finished {run.meta.get('finished') or '–'}"],
-        ["rounds", str(len(run.meta.get("rounds", [])))],
-        ["trials", f"{len(run.trials)} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"
-         if run.trials else "none yet"],
-        ["epochs trained", f"{trained} of a full budget of {full} ({len(run.trials)} × {max_t})"
-         + (f": {100 * trained / full:.0f}%" if full else "")],
+        [
+            "run",
+            f"{run.meta.name or run.path.name} ({run.meta.status.value}), "
+            f"created {run.meta.created or '?'}, finished {run.meta.finished or '–'}",
+        ],
+        ["rounds", str(len(run.meta.rounds))],
+        [
+            "trials",
+            f"{len(run.trials)} (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"
+            if run.trials
+            else "none yet",
+        ],
+        [
+            "epochs trained",
+            f"{trained} of a full budget of {full} ({len(run.trials)} × {max_t})"
+            + (f": {100 * trained / full:.0f}%" if full else ""),
+        ],
         ["metric", f"{run.metric} ({run.mode})"],
     ]
     if ranked:
         best = ranked[0]
-        rows.append(["best score", f"{best.score(run.metric):.4g} (trial {best.trial_id}, round {best.round}, "
-                                   f"{best.status}, {best.epochs} epochs)"])
+        rows.append(
+            [
+                "best score",
+                f"{best.score(run.metric):.4g} (trial {best.trial_id}, round {best.round}, "
+                f"{best.status.value}, {best.epochs} epochs)",
+            ]
+        )
         rows.append(["best params", _params_text(best.params)])
     else:
         rows.append(["best score", "no trial has reported a score yet"])
@@ -385,22 +432,34 @@ def _top_table(run: Run) -> str:
     ranked = run.ranked()[:TOP]
     if not ranked:
         return _p("No trial has reported a score yet.")
-    return _table(["#", run.metric, "status", "epochs", "round", "trial", "params"],
-                  [[str(i + 1), f"{t.score(run.metric):.4g}", t.status, str(t.epochs), str(t.round), t.trial_id,
-                    _params_text(t.params)] for i, t in enumerate(ranked)])
+    return _table(
+        ["#", run.metric, "status", "epochs", "round", "trial", "params"],
+        [
+            [
+                str(i + 1),
+                f"{t.score(run.metric):.4g}",
+                t.status.value,
+                str(t.epochs),
+                str(t.round),
+                t.trial_id,
+                _params_text(t.params),
+            ]
+            for i, t in enumerate(ranked)
+        ],
+    )
 
 
 def _provenance(run: Run) -> str:
-    prov = run.meta.get("provenance", {}) or {}
-    rows = [[k, _short(prov[k], 200)] for k in ("sweep_file", "sweep_sha256", "git_commit") if prov.get(k)]
+    prov = run.meta.provenance
+    rows = [[k, short(prov[k], 200)] for k in ("sweep_file", "sweep_sha256", "git_commit") if prov.get(k)]
     data = prov.get("data") or {}
     if data:
         rows.append(["data", f"{data.get('name', '?')} sha256 {data.get('sha256', '?')}"])
     for k, v in (prov.get("versions") or {}).items():
         rows.append([f"version of {k}", str(v)])
-    cluster = run.meta.get("cluster") or {}
+    cluster = run.meta.cluster
     if cluster:
-        rows.append(["cluster", ", ".join(f"{k} {_short(v)}" for k, v in cluster.items())])
+        rows.append(["cluster", ", ".join(f"{k} {short(v)}" for k, v in cluster.items())])
     rows.append(["run directory", str(run.path.resolve())])
     return _table(["", ""], rows, header=False)
 
@@ -417,11 +476,13 @@ th { background: #f4f4f4; } img { max-width: 100%; display: block; margin: .5em 
 
 
 def _page(run: Run, sections: list[tuple[str, str]]) -> str:
-    title = f"tuner report: {run.meta.get('name', run.path.name)}"
+    title = f"tuner report: {run.meta.name or run.path.name}"
     body = "".join(f"<section><h2>{html.escape(name)}</h2>\n{content}</section>\n" for name, content in sections)
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}"
-            f"</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-            f"<p>{html.escape(str(run.path.resolve()))}</p>\n{body}</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}'
+        f"</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+        f"<p>{html.escape(str(run.path.resolve()))}</p>\n{body}</body>\n</html>\n"
+    )
 
 
 def _p(text: str) -> str:
@@ -443,13 +504,8 @@ def _table(head: list[str], rows: list[list[str]], header: bool = True) -> str:
 
 def _params_text(params: Any) -> str:
     if not isinstance(params, dict):
-        return _short(params)
-    return ", ".join(f"{k}={_short(v)}" for k, v in params.items())
-
-
-def _short(v: Any, limit: int = 40) -> str:
-    text = f"{v:.4g}" if isinstance(v, float) else str(v)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return short(params)
+    return ", ".join(f"{k}={short(v)}" for k, v in params.items())
 
 
 def _num(v: Any) -> float:
@@ -459,9 +515,9 @@ def _num(v: Any) -> float:
         return math.nan
 
 
-def _load_export(path: Path) -> dict[str, Any] | None:
+def _load_export(path: Path) -> Export | None:
     if not path.is_file():
         return None
-    from tuner import export_file
+    from tuner import export_file as export
 
-    return export_file.load(path)
+    return export.read(path)

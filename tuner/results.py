@@ -1,102 +1,85 @@
-"""Reading a run directory: its rounds, their trials, each trial's per-epoch history.
+"""Reading a run directory: its metadata, resolved sweep, and every trial's history.
 
-A run directory holds ``sweep.yaml`` (the resolved sweep), ``run.json`` (rounds, times,
-status, provenance) and one folder per round (``round-0``, ``round-1``...) in which Ray
-Tune keeps a folder per trial with ``params.json`` (the searched values) and
-``result.json`` (one JSON line per reported epoch). Everything here reads those files, so
-a run can be exported or reported on after the driver is gone.
+A run directory holds ``sweep.yaml``, ``run.json`` and one folder per round in which Ray Tune
+keeps a folder per trial with ``params.json`` (the searched values) and ``result.json`` (one
+JSON line per report). Everything here reads those files -- and never runs code named in
+them -- so a run can be exported or reported on after the driver is gone, and a damaged or
+hostile run directory is bad input (one line), not a traceback.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tuner.errors import InputError
-from tuner.files import read_json_lines
+from tuner.files import load_json, load_yaml, read_bytes, read_json_lines
+from tuner.records import DIVERGED, EPOCH, RAY_KEYS, RUN_FILE, SWEEP_FILE, RunMeta, TrialRecord, TrialStatus, rank
+from tuner.spec import Sweep, from_dict
 
-RUN_FILE = "run.json"
-SWEEP_FILE = "sweep.yaml"
 _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
-# Keys of a reported result that are metrics of ours rather than Ray's bookkeeping.
-METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_acc", "diverged", "epoch_s", "samples_per_s", "device")
+# What a history entry keeps of Ray's own keys: when the epoch ended, and where.
+_KEPT_RAY_KEYS = ("time_total_s", "timestamp", "time_this_iter_s", "pid")
 
 
 @dataclass
-class TrialRecord:
-    """One trial as its files tell it."""
-
-    trial_id: str
-    round: int
-    params: dict[str, Any]  # searched values, keyed by dotted path
-    history: list[dict[str, Any]]  # one entry per epoch: the METRIC_KEYS present, plus time_total_s
-    status: str  # finished | stopped | diverged | error | running
-    node: str = ""  # the node_ip it last reported from
-    hostname: str = ""
-    error: str | None = None
-    path: str = ""
-    node_id: str = ""  # Ray's id of the node it last reported from (one machine can hold several nodes)
-
-    @property
-    def epochs(self) -> int:
-        return int(self.history[-1]["epoch"]) if self.history else 0
-
-    def score(self, metric: str) -> float | None:
-        """The trial's last reported value of ``metric`` (None before its first epoch)."""
-        if not self.history:
-            return None
-        v = self.history[-1].get(metric)
-        return None if v is None else float(v)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"trial_id": self.trial_id, "round": self.round, "params": self.params, "status": self.status,
-                "epochs": self.epochs, "node": self.node, "history": self.history}
-
-
-@dataclass
-class Run:
+class RunDir:
     """A run directory: its metadata, resolved sweep and every round's trials."""
 
     path: Path
-    meta: dict[str, Any]
-    sweep: dict[str, Any]
+    meta: RunMeta
+    sweep: Sweep
     trials: list[TrialRecord] = field(default_factory=list)
 
     @property
     def metric(self) -> str:
-        return str(self.sweep["metric"])
+        return self.sweep.metric
 
     @property
     def mode(self) -> str:
-        return str(self.sweep["mode"])
+        return self.sweep.mode
 
     def ranked(self, rounds: list[int] | None = None) -> list[TrialRecord]:
         """Trials with a score, best first (ties: more epochs first)."""
-        scored = [t for t in self.trials if t.score(self.metric) is not None and (rounds is None or t.round in rounds)]
-        sign = -1.0 if self.mode == "max" else 1.0
-        return sorted(scored, key=lambda t: (_finite(sign * t.score(self.metric)), -t.epochs))  # type: ignore[operator]
+        return rank([t for t in self.trials if rounds is None or t.round in rounds], self.metric, self.mode)
+
+    def metrics(self) -> list[str]:
+        """Every metric some trial reported, the sweep's first."""
+        seen = {self.metric: None}
+        for t in self.trials:
+            seen.update(dict.fromkeys(t.metrics()))
+        return list(seen)
 
 
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else math.inf
+def load_sweep_copy(path: Path) -> Sweep:
+    """A run directory's ``sweep.yaml``, validated without importing code or looking for files.
+
+    Raises:
+        InputError: unreadable, or not a valid sweep (each problem named).
+    """
+    raw = load_yaml(read_bytes(path, what="sweep file"), str(path))
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: not a tuner run directory's sweep (the top level must be a mapping)")
+    return from_dict(raw, source=str(path), offline=True)
 
 
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def load_meta(path: Path) -> RunMeta:
+    """A run directory's ``run.json``.
+
+    Raises:
+        InputError: unreadable or malformed, naming the key.
+    """
+    return RunMeta.from_dict(load_json(read_bytes(path, what="run.json"), str(path)), str(path))
 
 
-def load_run(run_dir: str | Path) -> Run:
+def load_run(run_dir: str | Path) -> RunDir:
     """Read a run directory.
 
     Raises:
-        InputError: the directory is missing or is not a tuner run.
+        InputError: the directory is missing, is not a tuner run, or its files are malformed.
     """
     path = Path(run_dir)
     if not path.is_dir():
@@ -104,74 +87,98 @@ def load_run(run_dir: str | Path) -> Run:
     meta_file, sweep_file = path / RUN_FILE, path / SWEEP_FILE
     if not meta_file.is_file() or not sweep_file.is_file():
         raise InputError(f"{run_dir}: not a tuner run directory (no {RUN_FILE} / {SWEEP_FILE})")
-    try:
-        meta = read_json(meta_file)
-        sweep = yaml.safe_load(sweep_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError) as e:
-        raise InputError(f"{run_dir}: unreadable run files ({e})") from None
-    try:
-        max_t = int(sweep["train"]["epochs"])
-        rounds = [(path / r["dir"], int(r["index"])) for r in meta.get("rounds", [])]
-    except (TypeError, KeyError, ValueError, AttributeError) as e:
-        raise InputError(f"{run_dir}: not a tuner run directory (malformed {RUN_FILE} / {SWEEP_FILE}: "
-                         f"{type(e).__name__}: {e})") from None
-    run = Run(path, meta, sweep)
-    for round_dir, index in rounds:
-        run.trials.extend(load_trials(round_dir, index, max_t))
+    run = RunDir(path, load_meta(meta_file), load_sweep_copy(sweep_file))
+    for r in run.meta.rounds:
+        run.trials.extend(load_trials(path / r.dir, r.index, run.sweep.max_t))
     return run
 
 
-def load_trials(round_dir: Path, round_index: int, max_t: int) -> list[TrialRecord]:
+def load_trials(round_dir: Path, round_index: int, max_t: int | None) -> list[TrialRecord]:
     """Every trial Ray Tune recorded under one round's folder."""
     if not round_dir.is_dir():
         return []
     trials = []
-    for d in sorted(p for p in round_dir.iterdir() if p.is_dir() and (p / "params.json").is_file()):
+    for d in sorted(
+        p for p in round_dir.iterdir() if p.is_dir() and not p.is_symlink() and (p / "params.json").is_file()
+    ):
         record = _load_trial(d, round_index, max_t)
         if record is not None:
             trials.append(record)
     return trials
 
 
-def _load_trial(d: Path, round_index: int, max_t: int) -> TrialRecord | None:
+def _read_params(path: Path) -> dict[str, Any] | None:
+    try:
+        params = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError, RecursionError):
+        return None  # cut short by a killed driver: the results carry the same config
+    return params if isinstance(params, dict) and all(isinstance(k, str) for k in params) else None
+
+
+def _entry(row: dict[str, Any]) -> dict[str, Any] | None:
+    """One report of ``result.json`` as a history entry (None for a row that is not one)."""
+    epoch = row.get(EPOCH)
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or not 1 <= epoch < 10**9 or int(epoch) != epoch:
+        return None
+    out: dict[str, Any] = {EPOCH: int(epoch)}
+    for k, v in row.items():
+        if k in RAY_KEYS and k not in _KEPT_RAY_KEYS or k == EPOCH:
+            continue
+        if isinstance(v, (bool, int, float)) or (isinstance(v, str) and len(v) <= 200):
+            out[k] = v
+    return out
+
+
+def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | None:
     """One trial's record, or None for a trial that a killed driver left with neither its
     params (``params.json`` empty or cut short) nor a reported result: it has nothing to lose,
     and Ray rewrites the folder when the run resumes."""
-    try:
-        params: dict[str, Any] | None = read_json(d / "params.json")
-    except ValueError:
-        params = None  # cut short by a killed driver: the results carry the same config
+    params = _read_params(d / "params.json")
     by_epoch: dict[int, dict[str, Any]] = {}
-    node = hostname = node_id = ""
-    trial_id = ""
+    node = hostname = node_id = trial_id = ""
     result_file = d / "result.json"
     if result_file.is_file():
-        for row in read_json_lines(result_file):  # a line cut short by a crash is skipped
-            if "epoch" not in row:
+        for row in read_json_lines(result_file, errors="replace"):  # a line cut short by a crash is skipped
+            if not isinstance(row, dict):
+                continue
+            entry = _entry(row)
+            if entry is None:
                 continue
             if params is None and isinstance(row.get("config"), dict):
                 params = row["config"]
-            entry = {k: row[k] for k in METRIC_KEYS if k in row}
-            entry["time_total_s"] = row.get("time_total_s")
-            by_epoch[int(row["epoch"])] = entry  # a restored trial may report an epoch twice: keep the last
-            node, hostname, trial_id = row.get("node_ip", node), row.get("hostname", hostname), row.get("trial_id", "")
-            node_id = row.get("node_id", node_id)
+            by_epoch[entry[EPOCH]] = entry  # a restored trial may report an epoch twice: keep the last
+            node = str(row.get("node_ip", node))[:100]
+            hostname = str(row.get("hostname", hostname))[:100]
+            trial_id = str(row.get("trial_id", trial_id))[:100]
+            node_id = str(row.get("node_id", node_id))[:100]
     if params is None:
         return None
     if not trial_id:
         m = _TRIAL_ID.search(d.name)
-        trial_id = m.group(1) if m else d.name
+        trial_id = m.group(1) if m else d.name[:100]
     history = [by_epoch[e] for e in sorted(by_epoch)]
     error = None
     if (d / "error.txt").is_file():
-        error = (d / "error.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or [""]
-        error = error[0]
-    if history and history[-1].get("diverged"):
-        status = "diverged"
-    elif history and int(history[-1]["epoch"]) >= max_t:
-        status = "finished"
+        lines = (d / "error.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        error = _error_line(lines)
+    last = history[-1][EPOCH] if history else 0
+    if history and history[-1].get(DIVERGED):
+        status = TrialStatus.DIVERGED
+    elif history and max_t and last >= max_t:
+        status = TrialStatus.FINISHED
     elif error is not None:
-        status = "error"
+        status = TrialStatus.ERROR
+    elif history and not max_t:  # a function with no stated budget: it ran until it returned
+        status = TrialStatus.FINISHED
     else:
-        status = "stopped"
+        status = TrialStatus.STOPPED
     return TrialRecord(trial_id, round_index, params, history, status, node, hostname, error, str(d), node_id)
+
+
+def _error_line(lines: list[str]) -> str:
+    """The error a trial failed with, from Ray's ``error.txt``: our one-line summary of the
+    user's error where there is one, else the last line."""
+    for line in reversed(lines):
+        if "TrialError: " in line:
+            return line.split("TrialError: ", 1)[1].strip()[:500]
+    return (lines[-1] if lines else "").strip()[:500]

@@ -1,4 +1,4 @@
-"""Search-space parameters and the scales they are sampled on.
+"""Search-space parameters and the scales they live on: the one place for each scale's math.
 
 A parameter is sampled uniformly on its *latent* scale and mapped back to its value:
 
@@ -18,38 +18,82 @@ distribution                  latent z                value
 behaviour, and it changes fastest near 1. Searchers may model the latent scale, but every
 configuration a trial, a log or an export shows holds the value itself (β, never 1 - β).
 
-This module is plain arithmetic; the Ray Tune domains and searchers built from it live in
-:mod:`tuner.backend`.
+Each distribution's :class:`Scale` is used by sampling, the searchers (:mod:`tuner.ray.search`),
+refine rounds (:meth:`Parameter.restrict`) and the report's axes (:meth:`Parameter.ticks`),
+as Optuna's ``_SearchSpaceTransform`` serves its samplers and plots.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "one_minus_log_uniform", "int_uniform", "int_log_uniform")
 INT_DISTRIBUTIONS = ("int_uniform", "int_log_uniform")
+# Refine: when the top-k span less than this fraction of the original range on the
+# parameter's scale (all at one point, say), the span is taken as this fraction, centred on them.
+MIN_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How values map to the scale a distribution is uniform on, and back."""
+
+    name: str  # as an axis says it: linear | log10 | log10(1 − β)
+
+    def forward(self, x: float) -> float:
+        """``x`` on this scale."""
+        x = float(x)
+        if self.name == "log10":
+            return math.log10(x)
+        if self.name == "log10(1 − β)":
+            return math.log10(1.0 - x)
+        return x
+
+    def inverse(self, z: float) -> float:
+        """The value at ``z`` on this scale."""
+        if self.name == "log10":
+            return 10.0**z
+        if self.name == "log10(1 − β)":
+            return 1.0 - 10.0**z
+        return float(z)
+
+    def domain_rule(self, x: float) -> str | None:
+        """The rule ``x`` breaks to be on this scale (None: it is fine)."""
+        if not math.isfinite(float(x)):
+            return "must be a finite number"
+        if self.name == "log10" and x <= 0:
+            return "must be > 0"
+        if self.name == "log10(1 − β)" and not 0 < x < 1:
+            return "must lie in (0, 1)"
+        return None
+
+
+LINEAR, LOG, ONE_MINUS_LOG = Scale("linear"), Scale("log10"), Scale("log10(1 − β)")
+SCALES = {
+    "uniform": LINEAR,
+    "log_uniform": LOG,
+    "one_minus_log_uniform": ONE_MINUS_LOG,
+    "int_uniform": LINEAR,
+    "int_log_uniform": LOG,
+}
 
 
 def bound_rules(distribution: str, low: float, high: float) -> list[tuple[str, Any, str]]:
     """The bound rules ``low``/``high`` break for ``distribution``, as (key, value, rule)."""
     problems: list[tuple[str, Any, str]] = []
-    if distribution in ("log_uniform", "int_log_uniform"):
-        if low <= 0:
-            problems.append(("min", low, f"must be > 0 for {distribution}"))
-        if high <= 0:
-            problems.append(("max", high, f"must be > 0 for {distribution}"))
-    if distribution == "one_minus_log_uniform":
-        for key, v in (("min", low), ("max", high)):
-            if not 0 < v < 1:
-                problems.append((key, v, "must lie in (0, 1) for one_minus_log_uniform (β, not 1 - β)"))
-    if distribution in INT_DISTRIBUTIONS:
-        for key, v in (("min", low), ("max", high)):
-            if float(v) != int(v):
-                problems.append((key, v, f"must be an integer for {distribution}"))
+    for key, v in (("min", low), ("max", high)):
+        rule = SCALES[distribution].domain_rule(v)
+        if rule is not None:
+            note = " (β, not 1 - β)" if distribution == "one_minus_log_uniform" else ""
+            problems.append((key, v, f"{rule} for {distribution}{note}"))
+        elif distribution in INT_DISTRIBUTIONS and float(v) != int(v):
+            problems.append((key, v, f"must be an integer for {distribution}"))
     if not problems and low >= high:
         problems.append(("min", low, f"must be < max ({high})"))
     return problems
@@ -61,7 +105,7 @@ class Parameter:
 
     Either ``values`` (categorical) or ``distribution`` with ``low < high`` is set.
     ``grid_points`` is the number of points a grid search takes on a continuous
-    distribution, evenly spaced on the latent scale.
+    distribution, evenly spaced on its scale.
     """
 
     path: str
@@ -75,7 +119,8 @@ class Parameter:
         if self.values is None:
             if self.distribution not in DISTRIBUTIONS:
                 raise ValueError(f"{self.path}: unknown distribution {self.distribution!r}")
-            assert self.low is not None and self.high is not None
+            if self.low is None or self.high is None:
+                raise ValueError(f"{self.path}: {self.distribution} needs min and max")
             broken = bound_rules(self.distribution, self.low, self.high)
             if broken:
                 key, value, rule = broken[0]
@@ -91,22 +136,27 @@ class Parameter:
     def is_int(self) -> bool:
         return self.distribution in INT_DISTRIBUTIONS
 
+    @property
+    def scale(self) -> Scale:
+        """The scale the distribution is uniform on (linear for a categorical's index)."""
+        return SCALES[self.distribution] if self.distribution else LINEAR
+
+    def _bounds(self) -> tuple[float, float]:
+        assert self.low is not None and self.high is not None  # __post_init__ holds it
+        return float(self.low), float(self.high)
+
+    # -- the latent scale: what samplers and figures use ---------------------------------------
+
     def latent_bounds(self) -> tuple[float, float]:
-        """The interval the latent z is drawn from (uniformly)."""
+        """The interval the latent z is drawn from (uniformly); an integer's cells reach to
+        ``max + 1`` so that every integer gets the same share."""
         if self.values is not None:
             return 0.0, float(len(self.values))
-        assert self.low is not None and self.high is not None
-        d, lo, hi = self.distribution, float(self.low), float(self.high)
-        if d == "uniform":
-            return lo, hi
-        if d == "log_uniform":
-            return math.log10(lo), math.log10(hi)
-        if d == "one_minus_log_uniform":
-            # β in [lo, hi] <=> 1 - β in [1 - hi, 1 - lo]; the larger β is the smaller z
-            return math.log10(1.0 - hi), math.log10(1.0 - lo)
-        if d == "int_uniform":
-            return lo, hi + 1.0
-        return math.log10(lo), math.log10(hi + 1.0)  # int_log_uniform
+        lo, hi = self._bounds()
+        if self.is_int:
+            hi += 1.0
+        a, b = self.scale.forward(lo), self.scale.forward(hi)
+        return (a, b) if a <= b else (b, a)  # 1 - β: the larger β is the smaller z
 
     def from_latent(self, z: float) -> Any:
         """The parameter value at latent ``z`` (clipped into the bounds)."""
@@ -114,31 +164,20 @@ class Parameter:
         z = min(max(float(z), lo), hi)
         if self.values is not None:
             return self.values[min(int(z), len(self.values) - 1)]
-        d = self.distribution
-        if d == "uniform":
-            return z
-        if d == "log_uniform":
-            return 10.0**z
-        if d == "one_minus_log_uniform":
-            return 1.0 - 10.0**z
-        assert self.low is not None and self.high is not None
-        x = z if d == "int_uniform" else 10.0**z
-        return int(min(max(math.floor(x + 1e-9), self.low), self.high))
+        x = self.scale.inverse(z)
+        if self.is_int:
+            low, high = self._bounds()
+            return int(min(max(math.floor(x + 1e-9), low), high))
+        return x
 
     def to_latent(self, x: Any) -> float:
-        """The latent coordinate of value ``x`` (for a categorical: its index)."""
+        """The latent coordinate of value ``x`` (a categorical's index, an integer's cell
+        middle)."""
         if self.values is not None:
             return float(list(self.values).index(x)) + 0.5
-        d = self.distribution
-        if d == "uniform":
-            return float(x)
-        if d == "log_uniform":
-            return math.log10(float(x))
-        if d == "one_minus_log_uniform":
-            return math.log10(1.0 - float(x))
-        if d == "int_uniform":
-            return float(x) + 0.5
-        return math.log10(float(x) + 0.5)  # int_log_uniform: the middle of x's latent cell
+        if self.is_int:
+            return self.scale.forward(float(x) + 0.5)
+        return self.scale.forward(float(x))
 
     def sample(self, rng: np.random.Generator | np.random.RandomState, size: int | None = None) -> Any:
         """Draw value(s) with ``rng``: uniform on the latent scale, mapped back."""
@@ -149,27 +188,109 @@ class Parameter:
 
     def grid(self) -> list[Any]:
         """The grid-search points: all ``values``, or ``grid_points`` points evenly spaced on
-        the latent scale from min to max (integers deduplicated)."""
+        the scale from min to max (integers rounded and deduplicated)."""
         if self.values is not None:
             return list(self.values)
         if not self.grid_points:
             raise ValueError(f"{self.path}: grid search needs values or grid_points")
-        assert self.low is not None and self.high is not None
-        if self.distribution == "int_uniform":
-            return sorted({int(round(p)) for p in np.linspace(self.low, self.high, self.grid_points)})
-        if self.distribution == "int_log_uniform":
-            zs = np.linspace(math.log10(self.low), math.log10(self.high), self.grid_points)
-            return sorted({int(round(10.0**z)) for z in zs})
-        lo, hi = self.latent_bounds()
-        points = [self.from_latent(z) for z in np.linspace(lo, hi, self.grid_points)]
+        lo, hi = self._bounds()
+        zs = np.linspace(self.scale.forward(lo), self.scale.forward(hi), self.grid_points)
+        points = [self.scale.inverse(float(z)) for z in zs]
+        if self.is_int:
+            return sorted({int(round(p)) for p in points})
         return sorted(points)
+
+    # -- refine: zoom in on the best region, on this scale --------------------------------------
+
+    def restrict(self, top_values: Sequence[Any], margin: float, within: Parameter | None = None) -> Parameter:
+        """The next refine round's parameter from the values the top-k configurations hold.
+
+        The range shrinks to the span of ``top_values`` on this parameter's scale, widened on
+        each side by ``margin`` × span and clipped to ``within``'s bounds (the sweep file's;
+        default: this parameter's). A span under :data:`MIN_FRACTION` of the original range
+        is taken as that fraction, centred on the values, so the range is never empty.
+        Integers round outward. A categorical keeps the values in the top k.
+        """
+        original = within or self
+        if not top_values:
+            return self
+        if original.values is not None:
+            keep = [v for v in original.values if any(v == t for t in top_values)]
+            return replace(self, values=tuple(keep) if keep else self.values)
+        o_lo, o_hi = original._bounds()
+        f = original.scale.forward
+        z_lo, z_hi = sorted((f(o_lo), f(o_hi)))
+        zs = [f(v) for v in top_values]
+        lo, hi = min(zs), max(zs)
+        width = max(hi - lo, MIN_FRACTION * (z_hi - z_lo))
+        centre = (lo + hi) / 2.0
+        lo, hi = centre - width / 2.0 * (1.0 + 2.0 * margin), centre + width / 2.0 * (1.0 + 2.0 * margin)
+        lo, hi = max(lo, z_lo), min(hi, z_hi)
+        a, b = sorted((original.scale.inverse(lo), original.scale.inverse(hi)))
+        if original.is_int:
+            a, b = max(math.floor(a + 1e-9), int(o_lo)), min(math.ceil(b - 1e-9), int(o_hi))
+            if a >= b:  # one integer left: keep a neighbour so min < max
+                a, b = (a, a + 1) if a < o_hi else (b - 1, b)
+            return replace(self, low=int(a), high=int(b))
+        a, b = max(a, o_lo), min(b, o_hi)
+        if a >= b:  # the clipped span collapsed at a bound: keep the smallest usable slice there
+            eps = (o_hi - o_lo) * 1e-6
+            a, b = (a - eps, a) if a >= o_hi else (a, a + eps)
+        return replace(self, low=a, high=b)
+
+    # -- how it reads ---------------------------------------------------------------------------
+
+    def axis_label(self) -> str:
+        """``train.lr (log10)``: the path and the scale a figure draws it on."""
+        return f"{self.path} ({'values' if self.categorical else self.scale.name})"
+
+    def ticks(self, lo: float, hi: float, n: int = 5) -> list[tuple[float, str]]:
+        """Tick positions on the latent interval [lo, hi] with labels in the parameter's own
+        units: every value for a categorical; round values (decades, 1-2-5 steps) on a log
+        or 1 - β scale; evenly spaced otherwise."""
+        if self.values is not None:
+            return [(i + 0.5, short(v)) for i, v in enumerate(self.values)]
+        if self.scale is LINEAR:
+            return [(z, f"{z:.3g}") for z in np.linspace(lo, hi, n)]
+        # log scales: decades and 1-2-5 steps inside [lo, hi] on 10^z (or 1 - 10^z)
+        steps = [(z + math.log10(m)) for z in range(math.floor(lo), math.ceil(hi) + 1) for m in (1, 2, 5)]
+        inside = [z for z in steps if lo - 1e-9 <= z <= hi + 1e-9]
+        if len(inside) > 2 * n:
+            inside = [z for z in inside if abs(z - round(z)) < 1e-9] or inside[:: max(1, len(inside) // n)]
+        if len(inside) < 2:
+            inside = [lo, hi]
+        return [(z, f"{self.scale.inverse(z):.4g}") for z in inside]
+
+    def describe(self) -> str:
+        """One line: its range or values (the progress output of refine rounds)."""
+        if self.values is not None:
+            return f"{self.path}: {list(self.values)}"
+        return f"{self.path}: [{self.low:.4g}, {self.high:.4g}] ({self.distribution})"
+
+    # -- the sweep-file form ----------------------------------------------------------------------
 
     @classmethod
     def from_dict(cls, path: str, d: dict[str, Any]) -> Parameter:
-        """Read the sweep-file form back (as :meth:`to_dict` writes it)."""
+        """Read the sweep-file form back (as :meth:`to_dict` writes it).
+
+        Raises:
+            ValueError: not a valid parameter (a missing key, a broken rule).
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: must be a mapping")
         if "values" in d:
+            if not isinstance(d["values"], list):
+                raise ValueError(f"{path}.values: must be a list")
             return cls(path, values=tuple(d["values"]))
-        return cls(path, d["distribution"], d["min"], d["max"], grid_points=d.get("grid_points"))
+        try:
+            low, high = float(d["min"]), float(d["max"])
+        except KeyError as e:
+            raise ValueError(f"{path}: missing {e.args[0]}") from None
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: min and max must be numbers") from None
+        if d.get("distribution") in INT_DISTRIBUTIONS and low.is_integer() and high.is_integer():
+            low, high = int(low), int(high)  # type: ignore[assignment]
+        return cls(path, d.get("distribution"), low, high, grid_points=d.get("grid_points"))
 
     def to_dict(self) -> dict[str, Any]:
         """The sweep-file form of this parameter."""
@@ -181,24 +302,32 @@ class Parameter:
         return out
 
 
+def short(v: Any, limit: int = 40) -> str:
+    """A value as a label shows it: 4 significant digits for a float, cut at ``limit``."""
+    text = f"{v:.4g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def get_path(config: dict[str, Any], path: str) -> Any:
     """The value at dotted ``path`` in nested ``config`` (``KeyError`` if absent)."""
     node: Any = config
     for part in path.split("."):
+        if not isinstance(node, dict):
+            raise KeyError(path)
         node = node[part]
     return node
 
 
 def apply_params(config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """A copy of nested ``config`` with each dotted-path param set to its value."""
-    import copy
-
     out = copy.deepcopy(config)
     for path, value in params.items():
         parts = path.split(".")
         node = out
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
         node[parts[-1]] = value
     return out
 
@@ -209,3 +338,11 @@ def grid_size(parameters: Sequence[Parameter]) -> int:
     for p in parameters:
         n *= len(p.grid())
     return n
+
+
+def restrict_all(
+    current: Sequence[Parameter], original: Sequence[Parameter], top_params: Sequence[dict[str, Any]], margin: float
+) -> list[Parameter]:
+    """The next refine round's parameters from the top-k configurations (each ``{path: value}``)."""
+    by_path = {p.path: p for p in original}
+    return [p.restrict([t[p.path] for t in top_params if p.path in t], margin, by_path.get(p.path)) for p in current]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import InputError
+from tuner.files import check_output
 
 # Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
@@ -47,11 +48,16 @@ def check_storage(text: str | os.PathLike[str], flag: str = "--storage") -> str:
     if m is None:
         if not s.strip():
             raise InputError(f"{flag}: empty path")
+        if flag == "--storage":
+            check_output(s, flag, folder=True)
         return s
     scheme, rest = m.group(1).lower(), m.group(2)
     if scheme not in SCHEMES:
-        raise InputError(f"{flag}: {s!r} has the unsupported scheme {scheme!r} (a local path or one of "
-                         + ", ".join(f"{x}://" for x in SCHEMES) + ")")
+        raise InputError(
+            f"{flag}: {s!r} has the unsupported scheme {scheme!r} (a local path or one of "
+            + ", ".join(f"{x}://" for x in SCHEMES)
+            + ")"
+        )
     if not rest.strip("/"):
         raise InputError(f"{flag}: {s!r} names no bucket or path")
     return s
@@ -69,7 +75,7 @@ def join(uri: str, *parts: str) -> str:
 
 def mirror_dir(uri: str) -> Path:
     """The local mirror of the run directory at ``uri``."""
-    from models.data import cache_dir
+    from tuner.models.sources import cache_dir
 
     name = uri.rstrip("/").rsplit("/", 1)[-1] or "run"
     return cache_dir() / "remote-runs" / f"{hashlib.sha256(uri.encode()).hexdigest()[:12]}-{name}"
@@ -97,11 +103,15 @@ class RunStore:
     def create(cls, storage: str | os.PathLike[str], name: str) -> RunStore:
         """A new, empty run directory ``storage/name`` (``name-2``, ``-3``... when taken).
         Nothing is written yet."""
+        from tuner.spec.schema import NAME_PATTERN, NAME_RULE
+
+        if not NAME_PATTERN.fullmatch(name) or name in (".", ".."):
+            raise InputError(f"name: {name[:60]!r} {NAME_RULE}")
         s = check_storage(storage)
         if not is_uri(s):
             base = Path(s).expanduser().resolve() / name
             candidate, n = base, 1
-            while candidate.exists() and any(candidate.iterdir()):
+            while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
                 n += 1
                 candidate = base.with_name(f"{name}-{n}")
             return cls(candidate)
@@ -114,7 +124,8 @@ class RunStore:
             if info.type == pyarrow.fs.FileType.NotFound:
                 break
             if info.type == pyarrow.fs.FileType.Directory and not fs.get_file_info(
-                    pyarrow.fs.FileSelector(info.path, recursive=False)):
+                pyarrow.fs.FileSelector(info.path, recursive=False)
+            ):
                 break
             n += 1
             candidate = f"{name}-{n}"
@@ -184,7 +195,7 @@ class RunStore:
         for f in fs.get_file_info(pyarrow.fs.FileSelector(start, recursive=True)):
             if f.type != pyarrow.fs.FileType.File:
                 continue
-            rel = f.path[len(base):].lstrip("/")
+            rel = f.path[len(base) :].lstrip("/")
             if _SKIP_DOWNLOAD.search(rel) or rel.rsplit("/", 1)[-1].endswith(".uploading"):
                 continue
             dest = self.local / rel

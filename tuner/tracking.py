@@ -6,7 +6,7 @@ A sweep becomes one parent MLflow run (named after the run directory, tagged wit
 path and the sweep's sha256) holding the resolved sweep and, at the end, the export file
 as artifacts and the best score as a metric. Each trial becomes a child run (tag
 ``mlflow.parentRunId``) with its searched parameters and per-epoch metrics, logged by Ray
-Tune's MLflow callback on the driver (see :func:`tuner.backend.run_round`). MLflow is an
+Tune's MLflow callback on the driver (see :func:`tuner.ray.experiment.run_round`). MLflow is an
 extra (``pip install 'tuner[mlflow]'``): nothing here imports it before it is asked for.
 
 MLflow 3 keeps its file store (``./mlruns``, ``file:``) in maintenance mode and refuses it
@@ -54,19 +54,25 @@ class SweepTracking:
 
     def target(self, round_index: int) -> MlflowTarget:
         """Where round ``round_index``'s trials go: child runs of this sweep's run."""
-        return MlflowTarget(self.uri, self.experiment, {"mlflow.parentRunId": self.run_id,
-                                                        "tuner.round": str(round_index)})
+        return MlflowTarget(
+            self.uri, self.experiment, {"mlflow.parentRunId": self.run_id, "tuner.round": str(round_index)}
+        )
 
     def to_dict(self) -> dict[str, str]:
-        return {"uri": self.uri, "experiment": self.experiment, "experiment_id": self.experiment_id,
-                "run_id": self.run_id}
+        return {
+            "uri": self.uri,
+            "experiment": self.experiment,
+            "experiment_id": self.experiment_id,
+            "run_id": self.run_id,
+        }
 
     def log_artifact(self, path: str | Path) -> None:
         """Attach a file to the sweep's run."""
         _client(self.uri).log_artifact(self.run_id, str(path))
 
-    def finish(self, status: str = "FINISHED", export_path: str | Path | None = None,
-               metrics: dict[str, float] | None = None) -> None:
+    def finish(
+        self, status: str = "FINISHED", export_path: str | Path | None = None, metrics: dict[str, float] | None = None
+    ) -> None:
         """Attach the export file (when there is one), log ``metrics`` and close the sweep's
         run with ``status`` (FINISHED, FAILED or KILLED)."""
         client = _client(self.uri)

@@ -1,87 +1,73 @@
-"""One trial, as Ray Tune runs it: a plain function trainable.
+"""What a trial's function gets: :class:`Run`, the one trial protocol.
 
-Build the trial's configuration, train one epoch, evaluate, report ``train_loss``,
-``val_loss``, ``val_acc`` and ``epoch``; repeat until ``train.epochs`` (or until ASHA stops
-it). A report carries a checkpoint when :class:`CheckpointPolicy` says one is due: the first
-epoch's, then once the training since the last is ``CHECKPOINT_RATIO`` times what that
-checkpoint cost. A restored trial loads its last checkpoint and continues with the same
-batches it would have seen. A trial whose loss turns NaN
-or infinite reports the worst possible metrics with ``diverged: true`` and stops; the sweep
-goes on.
+A sweep names a function ``fit(config: dict, run: tuner.Run) -> None`` (the built-in BN
+trainer, :func:`tuner.models.train.fit`, is one such function). It calls
+``run.report(metrics, state=None)`` once an epoch -- the ASHA time unit -- and may call
+``run.restore()`` first to continue from its last saved state after a restart. ``state`` is a
+dict or a zero-argument callable returning one; it is saved as a checkpoint only when
+:class:`CheckpointPolicy` says one is due (the first report, then once the training since
+the last is ``CHECKPOINT_RATIO`` times what that checkpoint cost), so passing it costs
+nothing otherwise.
 
-This module and :mod:`tuner.backend` are the only ones that touch Ray's API.
+Every report is checked: the sweep's metric must be in the first one (else the trial fails
+with a message naming the metric and the keys it did report), values must be numbers, and a
+non-finite value of any metric marks the trial diverged: it is recorded with the worst value
+of each metric and stopped, and the sweep goes on.
+
+Where a trial runs decides how a report travels: :class:`tuner.ray.worker.RayRun` on Ray,
+:class:`LocalRun` in this process (``tuner try``), :class:`TaskRun` for a retest.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-import ray
 import torch
-from ray import tune
 
-from models.data import Dataset
-from models.train import Trainer
-from tuner.space import apply_params
+from tuner.records import (
+    BOOKKEEPING,
+    BUILTIN_METRICS,
+    DEVICE,
+    DIVERGED,
+    EPOCH,
+    EPOCH_S,
+    NODE_ID,
+    RESERVED,
+    THREADS,
+    worst,
+)
 
-CHECKPOINT_FILE = "state.pt"
-# A checkpoint costs the trial a torch.save and Ray's copy into the trial folder while it
-# waits, and the driver the bookkeeping of it: tens of ms, a third of a short epoch when taken
-# every epoch. Taken once the training since the last is CHECKPOINT_RATIO times that cost,
-# checkpoints cost at most 1/CHECKPOINT_RATIO of a trial's time, and a restored trial redoes
-# at most CHECKPOINT_RATIO checkpoints' worth of training (about a second here). The first
-# epoch always checkpoints: a trial checkpoint also makes Ray Tune save the experiment's
-# state (num_to_keep=1), so every started trial is in that state at once, as `tuner resume`
-# needs after a driver crash.
 CHECKPOINT_RATIO = 25.0
-# Worst possible value of each metric, reported by a diverged trial.
-WORST = {"val_acc": 0.0, "val_loss": math.inf, "train_loss": math.inf}
+State = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+MAX_METRICS = 200  # keys of one report; more is a mistake (a whole tensor passed in, say)
 
 
-def trial_device() -> torch.device:
-    """The GPU Ray assigned this trial (Ray sets CUDA_VISIBLE_DEVICES to it, so it is
-    ``cuda`` inside the process), or the CPU when Ray gave it none."""
-    if ray.get_gpu_ids() and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+class TrialDiverged(Exception):
+    """Raised out of :meth:`Run.report` when a metric turned non-finite: the trial stops there
+    (caught by whoever runs the function; never the user's to handle)."""
 
 
-def node_id() -> str:
-    """Ray's id of the node this trial runs on (nodes of one machine share an IP, not an id)."""
-    try:
-        return str(ray.get_runtime_context().get_node_id())
-    except Exception:  # outside Ray (a direct call in a test)
-        return ""
-
-
-def trial_cpus() -> int:
-    """The CPUs Ray reserved for this trial (at least 1)."""
-    try:
-        resources = tune.get_context().get_trial_resources().required_resources
-        return max(1, int(resources.get("CPU", 1)))
-    except Exception:  # outside a Tune session (a direct call in a test)
-        return 1
-
-
-def task(fn: Callable[..., Any], call: dict[str, Any], cpus: float, **shared: Any) -> Any:
-    """A plain Ray task (see :func:`tuner.backend.run_tasks`): ``fn(**call, **shared)`` on the
-    CPUs and the GPU Ray gave it, passed as ``device``."""
-    torch.set_num_threads(max(1, int(cpus)))
-    return fn(**call, **shared, device=trial_device())
+class ReportError(ValueError):
+    """A report the sweep cannot use: the metric missing, a value that is not a number."""
 
 
 class CheckpointPolicy:
     """When a trial checkpoints: at its first report, then once the seconds since its last
     checkpoint reach ``ratio`` × what that checkpoint cost (wall seconds, save and report);
-    or, when ``every_s`` is given, every ``every_s`` seconds (0: every epoch)."""
+    or, when ``every_s`` is given, every ``every_s`` seconds (0: every epoch).
 
-    def __init__(self, every_s: float | None = None, ratio: float = CHECKPOINT_RATIO,
-                 now: float | None = None) -> None:
+    A checkpoint costs the trial a ``torch.save`` and Ray's copy into the trial folder while it
+    waits, and the driver the bookkeeping of it: tens of ms, a third of a short epoch when taken
+    every epoch. At ``CHECKPOINT_RATIO`` = 25 they cost at most 4% of a trial's time, and a
+    restored trial redoes at most 25 checkpoints' worth of training. The first report always
+    checkpoints: a trial checkpoint makes Ray Tune save the experiment's state, so every started
+    trial is in that state at once, as ``tuner resume`` needs after a driver crash.
+    """
+
+    def __init__(self, every_s: float | None = None, ratio: float = CHECKPOINT_RATIO, now: float | None = None) -> None:
         self.every_s, self.ratio = every_s, ratio
         self.cost_s: float | None = None  # of the last checkpoint; None before the first
         self.since = time.monotonic() if now is None else now
@@ -99,47 +85,214 @@ class CheckpointPolicy:
         self.cost_s = max(self.since - started, 0.0)
 
 
-def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: Dataset,
-              checkpoint_every_s: float | None = None) -> None:
-    """Ray Tune's trainable: train ``base`` with the searched ``config`` applied.
+class Run:
+    """The trial protocol a function sees (see the module docstring).
 
-    Args:
-        config: the searched parameters, keyed by dotted path (``{"train.lr": 0.03}``).
-        base: the sweep's resolved ``data``/``model``/``train`` sections.
-        data: the data set without its test split, shipped through Ray's object store.
-        checkpoint_every_s: a fixed interval between checkpoints (0: every epoch) instead of
-            :class:`CheckpointPolicy`'s ratio to their cost.
+    Attributes:
+        seed: the trial's seed (the sweep's for a search; fresh ones in a retest).
+        device: the GPU Ray assigned this trial (``cuda``), else the CPU.
+        cpus: the CPUs reserved for the trial (torch uses that many threads).
+        data: the sweep's data set, read-only, shared by every trial (``None`` when the sweep
+            names none); a search's copy holds no test split.
+        trial_id: the trial's id.
     """
-    cfg = apply_params(base, config)
-    threads = trial_cpus()
-    torch.set_num_threads(threads)  # the trial's CPUs, not the node's: trials share a node
-    device = trial_device()
-    trainer = Trainer(cfg["model"], cfg["train"], data, device=device)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            # map_location: a trial restored on another node may have another device (a GPU's checkpoint on a CPU)
-            trainer.load_state_dict(torch.load(Path(d) / CHECKPOINT_FILE, map_location=device, weights_only=False))
-    epochs = int(cfg["train"]["epochs"])
-    n_train = len(data.x_train)
-    # Where the trial ran, reported with every epoch: a restored trial may continue elsewhere.
-    where = {"node_id": node_id(), "device": trainer.device.type, "threads": threads}
-    policy = CheckpointPolicy(checkpoint_every_s)
-    while trainer.epoch < epochs:
-        start = time.perf_counter()
-        m = trainer.step()
-        seconds = time.perf_counter() - start
-        if m.diverged:
-            tune.report({**WORST, "epoch": m.epoch, "diverged": True, "epoch_s": seconds, **where})
+
+    def __init__(
+        self,
+        *,
+        metric: str,
+        mode: str,
+        seed: int = 0,
+        device: torch.device | None = None,
+        cpus: int = 1,
+        data: Any = None,
+        trial_id: str = "",
+        node_id: str = "",
+        checkpoint_every_s: float | None = None,
+    ) -> None:
+        self.metric, self.mode = metric, mode
+        self.seed = int(seed)
+        self.device = device or torch.device("cpu")
+        self.cpus = max(1, int(cpus))
+        self.data = data
+        self.trial_id = trial_id
+        self.epoch = 0  # reports made (continued from a restored checkpoint)
+        self.reports: list[dict[str, Any]] = []  # what this process reported
+        self._where = {NODE_ID: node_id, DEVICE: self.device.type, THREADS: self.cpus}
+        self._policy = CheckpointPolicy(checkpoint_every_s)
+        self._last = time.perf_counter()
+        self._restored: Any = None
+        self._loaded = False
+
+    # -- the protocol ---------------------------------------------------------------------------
+
+    def report(self, metrics: Mapping[str, Any], state: State | None = None) -> None:
+        """Report one epoch's metrics; ``state`` (a dict or a zero-argument callable returning
+        one) is saved as a checkpoint when one is due.
+
+        Raises:
+            ReportError: the sweep's metric is missing from the first report, or a value is
+                not a number.
+            TrialDiverged: a metric is non-finite (the trial is recorded as diverged and ends).
+        """
+        now = time.perf_counter()
+        result = self._check(metrics)
+        self.epoch += 1
+        result.update({EPOCH: self.epoch, EPOCH_S: now - self._last, **self._where})
+        diverged = any(isinstance(v, float) and not math.isfinite(v) for k, v in result.items() if k not in BOOKKEEPING)
+        if diverged:
+            result = {**{k: self._worst(k, v) for k, v in result.items()}, DIVERGED: True}
+            result.setdefault(self.metric, self._worst(self.metric, math.nan))
+            self.reports.append(result)
+            self._send(result, None)
+            raise TrialDiverged(f"{self.metric} turned non-finite at epoch {self.epoch}")
+        self._require_metric(result)
+        result[DIVERGED] = False
+        self.reports.append(result)
+        if state is not None and self._policy.due():
+            started = time.monotonic()
+            self._send(result, {"epoch": self.epoch, "state": state() if callable(state) else state})
+            self._policy.taken(started)
+        else:
+            self._send(result, None)
+        self._last = time.perf_counter()
+
+    def restore(self) -> Any | None:
+        """The state saved with the last checkpoint, or None (a fresh trial)."""
+        self._load()
+        return self._restored
+
+    # -- what a place to run provides -----------------------------------------------------------
+
+    def _send(self, result: dict[str, Any], checkpoint: dict[str, Any] | None) -> None:
+        """Deliver one report (with the checkpoint to save, when one is due)."""
+        raise NotImplementedError
+
+    def _checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint saved for this trial ({"epoch", "state"}), or None."""
+        return None
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            saved = self._checkpoint()
+            if saved is not None:
+                self.epoch = int(saved.get("epoch", 0))
+                self._restored = saved.get("state")
+
+    def _check(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """The report's keys and values checked (the metric's presence is checked after
+        divergence: a diverged epoch may have nothing else to say)."""
+        if not isinstance(metrics, Mapping):
+            raise ReportError(f"run.report: metrics must be a dict of numbers, not {type(metrics).__name__}")
+        if len(metrics) > MAX_METRICS:
+            raise ReportError(f"run.report: {len(metrics)} metrics in one report (at most {MAX_METRICS})")
+        out: dict[str, Any] = {}
+        for key, value in metrics.items():
+            if not isinstance(key, str) or not key or key in RESERVED or len(key) > 100:
+                raise ReportError(
+                    f"run.report: {str(key)[:100]!r} cannot be a metric name (reserved: {', '.join(RESERVED)})"
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)) and not _scalar(value):
+                raise ReportError(f"run.report: {key!r} must be a number, not {type(value).__name__}")
+            out[key] = float(value) if not isinstance(value, int) else value
+        return out
+
+    def _require_metric(self, result: Mapping[str, Any]) -> None:
+        if self.metric in result:
             return
-        metrics = {"train_loss": m.train_loss, "val_loss": m.val_loss, "val_acc": m.val_acc, "epoch": m.epoch,
-                   "diverged": False, "epoch_s": seconds, "samples_per_s": n_train / max(seconds, 1e-9),
-                   **where}
-        if not policy.due():
-            tune.report(metrics)
-            continue
-        started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as d:
-            torch.save(trainer.state_dict(), os.path.join(d, CHECKPOINT_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-        policy.taken(started)
+        if not self.reports:
+            keys = ", ".join(sorted(k for k in result if k not in RESERVED)[:20]) or "none"
+            raise ReportError(
+                f"run.report: the sweep's metric {self.metric!r} is not in the first report "
+                f"(it reported: {keys}); report it every epoch or set the sweep's metric to one "
+                "of those"
+            )
+        raise ReportError(f"run.report: the sweep's metric {self.metric!r} is missing at epoch {self.epoch}")
+
+    def _worst(self, key: str, value: Any) -> Any:
+        """A diverged report's value of ``key``: the worst possible for the sweep's metric and
+        for any non-finite value (in the direction the metric is better), else as reported."""
+        if key in BOOKKEEPING or not isinstance(value, (int, float)):
+            return value
+        if key == self.metric:
+            return worst(self.mode, key)
+        if isinstance(value, float) and not math.isfinite(value):
+            return worst(BUILTIN_METRICS.get(key, "min"), key)
+        return value
+
+
+def _scalar(value: Any) -> bool:
+    """A numpy or torch scalar (``float(value)`` works and it holds one number)."""
+    try:
+        return getattr(value, "ndim", None) == 0 or (hasattr(value, "numel") and value.numel() == 1)
+    except Exception:
+        return False
+
+
+class LocalRun(Run):
+    """A trial in this process without Ray (``tuner try``): reports go to ``write`` as they
+    come; checkpoints are kept in memory."""
+
+    def __init__(self, *, write: Callable[[str], None] = print, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.write = write
+        self.saved: dict[str, Any] | None = None
+
+    def _send(self, result: dict[str, Any], checkpoint: dict[str, Any] | None) -> None:
+        if checkpoint is not None:
+            self.saved = checkpoint
+        shown = {k: v for k, v in result.items() if k not in (EPOCH, NODE_ID, THREADS, DEVICE, DIVERGED)}
+        text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
+        self.write(f"epoch {self.epoch}: {text}" + ("  (diverged)" if result.get(DIVERGED) else ""))
+
+    def _checkpoint(self) -> dict[str, Any] | None:
+        return self.saved
+
+
+class TaskRun(Run):
+    """A trial run as a plain task (a retest's seed): reports are kept, nothing is saved."""
+
+    def _send(self, result: dict[str, Any], checkpoint: dict[str, Any] | None) -> None:
+        pass
+
+
+def call(function: Callable[..., Any], config: dict[str, Any], run: Run) -> None:
+    """Run ``function(config, run)``; a divergence ends it quietly (it is in the reports)."""
+    try:
+        function(config, run)
+    except TrialDiverged:
+        pass
+
+
+class TrialError(RuntimeError):
+    """A trial's function failed: its error in one line, naming the user's own frame (the
+    original error and its whole traceback are chained to it, for the logs)."""
+
+
+def describe_error(error: BaseException) -> str:
+    """``ValueError: boom (in fit, at train.py:12)``: the error and the innermost frame that is
+    the user's own code (not tuner's, Ray's, torch's or the standard library's)."""
+    import os
+    import sysconfig
+    import traceback
+
+    import tuner.models
+
+    skip = tuple(
+        os.path.normpath(p) + os.sep
+        for p in {
+            sysconfig.get_paths()["stdlib"],
+            sysconfig.get_paths()["purelib"],
+            sysconfig.get_paths()["platlib"],
+            os.path.dirname(os.path.abspath(__file__)),
+            os.path.dirname(os.path.abspath(tuner.models.__file__)),
+        }
+    )
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if not os.path.normpath(f.filename).startswith(skip)]
+    where = f" (in {own[-1].name}, at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
+    message = (str(error).strip().splitlines() or [""])[0][:300]
+    return f"{type(error).__name__}: {message}{where}"

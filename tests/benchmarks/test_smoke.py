@@ -47,8 +47,13 @@ def test_every_benchmark_has_a_module_with_run() -> None:
 
 
 def test_an_unknown_benchmark_is_a_usage_error(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "nope", "--out", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "nope", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "invalid choice: 'nope'" in proc.stderr
     assert not any(tmp_path.iterdir())

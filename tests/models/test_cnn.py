@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from models import build_model
-from models.cnn import CNN, CNNConfig
+from tuner.models import build_model
+from tuner.models.cnn import CNN, CNNConfig
 
 
 def test_1d_input_gets_conv1d_blocks_without_bias_before_bn() -> None:
-    net = CNN(CNNConfig(input_shape=(1, 40), num_classes=10, channels=(8, 16), bn_momentum=0.2))
+    net = CNN(CNNConfig(input_shape=(1, 40), num_outputs=10, channels=(8, 16), bn_momentum=0.2))
     convs = [m for m in net.modules() if isinstance(m, nn.Conv1d)]
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm1d)]
     assert len(convs) == 2 and len(bns) == 2
@@ -20,7 +20,7 @@ def test_1d_input_gets_conv1d_blocks_without_bias_before_bn() -> None:
 
 
 def test_2d_input_gets_conv2d_blocks() -> None:
-    net = CNN(CNNConfig(input_shape=(1, 8, 8), num_classes=10, channels=(4, 8)))
+    net = CNN(CNNConfig(input_shape=(1, 8, 8), num_outputs=10, channels=(4, 8)))
     assert any(isinstance(m, nn.Conv2d) for m in net.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
@@ -32,13 +32,13 @@ def test_vector_input_is_a_one_channel_sequence() -> None:
 
 
 def test_without_bn_convs_have_biases() -> None:
-    net = CNN(CNNConfig(input_shape=(1, 40), num_classes=10, channels=(8,), batch_norm=False))
+    net = CNN(CNNConfig(input_shape=(1, 40), num_outputs=10, channels=(8,), batch_norm=False))
     assert not any(isinstance(m, nn.BatchNorm1d) for m in net.modules())
     assert all(m.bias is not None for m in net.modules() if isinstance(m, nn.Conv1d))
 
 
 def test_sizing_the_head_leaves_running_statistics_untouched() -> None:
-    net = CNN(CNNConfig(input_shape=(1, 8, 8), num_classes=10, channels=(4,)))
+    net = CNN(CNNConfig(input_shape=(1, 8, 8), num_outputs=10, channels=(4,)))
     bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm2d))
     assert torch.equal(bn.running_mean, torch.zeros(4)) and int(bn.num_batches_tracked) == 0
     assert net.training
@@ -46,7 +46,7 @@ def test_sizing_the_head_leaves_running_statistics_untouched() -> None:
 
 def test_eval_mode_prediction_does_not_depend_on_the_batch() -> None:
     torch.manual_seed(0)
-    net = CNN(CNNConfig(input_shape=(1, 8, 8), num_classes=10, channels=(4, 8)))
+    net = CNN(CNNConfig(input_shape=(1, 8, 8), num_outputs=10, channels=(4, 8)))
     for _ in range(5):
         net(torch.randn(32, 1, 8, 8) * 2 + 1)
     net.eval()
@@ -56,7 +56,7 @@ def test_eval_mode_prediction_does_not_depend_on_the_batch() -> None:
 
 def test_bad_input_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="neither"):
-        CNN(CNNConfig(input_shape=(1, 2, 3, 4), num_classes=2))
+        CNN(CNNConfig(input_shape=(1, 2, 3, 4), num_outputs=2))
 
 
 def test_user_model_function_and_its_errors() -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.fixtures_data import write_npz
-from models import data as data_mod
-from models.data import DataError, load
+from tuner.models import sources
+from tuner.models.data import DataError, load
 
 
 def test_digits_splits_are_disjoint_and_shaped_as_images() -> None:
@@ -34,7 +34,7 @@ def test_mnist1d_is_the_published_split_and_is_cached(monkeypatch: pytest.Monkey
     d = load({"name": "mnist1d", "val_fraction": 0.2})
     assert d.input_shape == (1, 40) and d.num_classes == 10
     assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (3200, 800, 1000)
-    assert list(data_mod.cache_dir().glob("mnist1d-*.npz"))
+    assert list(sources.cache_dir().glob("mnist1d-*.npz"))
     import mnist1d.data
 
     monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *a, **k: pytest.fail("regenerated"))
@@ -43,8 +43,8 @@ def test_mnist1d_is_the_published_split_and_is_cached(monkeypatch: pytest.Monkey
 
 
 def test_mnist1d_generator_seed_changes_the_data() -> None:
-    a = load({"name": "mnist1d", "val_fraction": 0.2, "num_samples": 500})
-    b = load({"name": "mnist1d", "val_fraction": 0.2, "num_samples": 500, "seed": 7})
+    a = load({"name": "mnist1d", "val_fraction": 0.2, "n_samples": 500})
+    b = load({"name": "mnist1d", "val_fraction": 0.2, "n_samples": 500, "seed": 7})
     assert a.x_train.shape == b.x_train.shape and not np.array_equal(a.x_train, b.x_train)
     assert a.fingerprint()["sha256"] != b.fingerprint()["sha256"]
 
@@ -71,8 +71,9 @@ def test_npz_loads_and_reports_missing_file_and_arrays(tmp_path: Path) -> None:
 def test_bad_arrays_are_refused(tmp_path: Path) -> None:
     x = np.zeros((10, 3), np.float32)
     np.savez(tmp_path / "f.npz", x_train=x, y_train=np.zeros(10) + 0.5, x_test=x, y_test=np.zeros(10, int))
-    with pytest.raises(DataError, match="class indices"):
-        load({"name": "npz", "path": str(tmp_path / "f.npz")})
+    with pytest.raises(DataError, match=r"y_train\[0\]: 0.5 is not a class index"):
+        load({"name": "npz", "path": str(tmp_path / "f.npz")}, task="classification")
+    assert load({"name": "npz", "path": str(tmp_path / "f.npz")}).task == "regression"  # float targets decide
     np.savez(tmp_path / "g.npz", x_train=x, y_train=np.zeros(9, int), x_test=x, y_test=np.zeros(10, int))
     with pytest.raises(DataError, match="differ in length"):
         load({"name": "npz", "path": str(tmp_path / "g.npz")})
@@ -83,7 +84,7 @@ def test_callable_source(tmp_path: Path) -> None:
     d = load({"name": "tests.fixtures_data:counting_data", "kwargs": {"log": str(log)}, "val_fraction": 0.2})
     assert d.input_shape == (6,) and d.num_classes == 2
     assert log.read_text().count("called") == 1
-    with pytest.raises(DataError, match="cannot import module"):
+    with pytest.raises(DataError, match="No module named 'no_such_module_xyz'"):
         load({"name": "no_such_module_xyz:f"})
     with pytest.raises(DataError, match="has no function"):
         load({"name": "tests.fixtures_data:absent"})

@@ -3,12 +3,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models import build_model
-from models.mlp import MLP, MLPConfig
+from tuner.models import build_model
+from tuner.models.mlp import MLP, MLPConfig
 
 
 def test_bn_block_is_linear_without_bias_then_bn_then_relu() -> None:
-    net = MLP(MLPConfig(input_dim=10, num_classes=3, hidden=(7, 5), batch_norm=True, bn_momentum=0.05))
+    net = MLP(MLPConfig(input_dim=10, num_outputs=3, hidden=(7, 5), batch_norm=True, bn_momentum=0.05))
     blocks = list(net.blocks)
     assert len(blocks) == 2
     for block, width in zip(blocks, (7, 5)):
@@ -22,7 +22,7 @@ def test_bn_block_is_linear_without_bias_then_bn_then_relu() -> None:
 
 
 def test_without_bn_the_same_net_has_biases_and_no_bn() -> None:
-    net = MLP(MLPConfig(input_dim=10, num_classes=3, hidden=(7, 5), batch_norm=False))
+    net = MLP(MLPConfig(input_dim=10, num_outputs=3, hidden=(7, 5), batch_norm=False))
     assert not any(isinstance(m, nn.BatchNorm1d) for m in net.modules())
     assert all(b.linear.bias is not None for b in net.blocks)
 
@@ -33,7 +33,7 @@ def test_mlp_flattens_any_input_shape() -> None:
 
 
 def test_bn_normalises_z_over_the_batch_in_training() -> None:
-    net = MLP(MLPConfig(input_dim=6, num_classes=2, hidden=(32,)))
+    net = MLP(MLPConfig(input_dim=6, num_outputs=2, hidden=(32,)))
     block = net.blocks[0]
     x = torch.randn(256, 6) * 5 + 3
     z = block.bn(block.linear(x))  # γ=1, β=0 at init: z is normalised
@@ -43,7 +43,7 @@ def test_bn_normalises_z_over_the_batch_in_training() -> None:
 
 def test_eval_mode_prediction_does_not_depend_on_the_batch() -> None:
     torch.manual_seed(0)
-    net = MLP(MLPConfig(input_dim=6, num_classes=4, hidden=(16, 16)))
+    net = MLP(MLPConfig(input_dim=6, num_outputs=4, hidden=(16, 16)))
     net.train()
     for _ in range(5):  # move the running statistics away from their initial values
         net(torch.randn(64, 6) * 3 + 1)

@@ -16,14 +16,14 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 
 def test_api_round_trip_and_an_export_re_creates_the_best_trial(tmp_path: Path) -> None:
     raw = tiny_sweep(**{"scheduler.name": "none", "search.num_samples": 3})
-    summary = tuner.run(raw, storage=tmp_path, name="api", write=lambda _: None)
+    summary = tuner.run(raw, storage=tmp_path, name="api", quiet=True)
     assert summary.run_dir == tmp_path / "api" and len(summary.run.trials) == 3
     best = tuner.load_best(summary.export_path)
-    assert best["score"] == summary.run.ranked()[0].score("val_acc")
+    assert best.score == summary.run.ranked()[0].score("val_acc")
     again = tuner.export(summary.run_dir, tmp_path / "b.json", top_k=1)
-    assert len(tuner.load_best(again)["top"]) == 1
+    assert len(tuner.load_best(again).top) == 1
     # `tuner run` of the export itself: its config, nothing searched, same seed -> the same trial
-    rerun = tuner.run(summary.export_path, storage=tmp_path, name="rerun", write=lambda _: None)
+    rerun = tuner.run(summary.export_path, storage=tmp_path, name="rerun", quiet=True)
     (trial,) = rerun.run.trials
     original = summary.run.ranked()[0]
     assert trial.params == {}
@@ -37,7 +37,7 @@ def test_api_round_trip_and_an_export_re_creates_the_best_trial(tmp_path: Path) 
 def test_api_errors_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         tuner.run(tmp_path / "absent.yaml")
-    with pytest.raises(InputError, match="train.epochs: 0 must be >= 1"):
+    with pytest.raises(InputError, match=r"train.epochs: 0 must lie in \[1, 100000\]"):
         tuner.run(tiny_sweep(**{"train.epochs": 0}), storage=tmp_path)
     assert not any(tmp_path.iterdir())
 
@@ -54,8 +54,8 @@ def test_export_provenance_names_the_git_commit_data_versions_and_times(tmp_path
     subprocess.run([*git, "add", "s.yaml"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "s"], cwd=repo, check=True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
-    summary = tuner.run(sweep, storage=tmp_path / "runs", write=lambda _: None)
-    prov = tuner.load_best(summary.export_path)["provenance"]
+    summary = tuner.run(sweep, storage=tmp_path / "runs", quiet=True)
+    prov = tuner.load_best(summary.export_path).provenance
     import hashlib
 
     assert prov["git_commit"] == head
@@ -66,5 +66,5 @@ def test_export_provenance_names_the_git_commit_data_versions_and_times(tmp_path
     assert prov["run_created"] and prov["run_finished"] and prov["created"]
     assert prov["run_dir"] == str(summary.run_dir)
     sweep.write_text(sweep.read_text() + "# edited\n")
-    summary = tuner.run(sweep, storage=tmp_path / "runs", write=lambda _: None)
-    assert tuner.load_best(summary.export_path)["provenance"]["git_commit"] == head + "+dirty"
+    summary = tuner.run(sweep, storage=tmp_path / "runs", quiet=True)
+    assert tuner.load_best(summary.export_path).provenance["git_commit"] == head + "+dirty"

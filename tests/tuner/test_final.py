@@ -12,14 +12,20 @@ from tests.tuner.fake_run import epochs, make_run
 from tuner.cli import main
 from tuner.errors import InputError
 from tuner.export_file import export_run
-from tuner.final import evaluate_file, load, train
+from tuner.final import evaluate_file, load_model, train
 
 
 @pytest.fixture(scope="module")
 def export_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("final")
-    run_dir = make_run(tmp, [({"train.lr": 0.05, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
-                             ({"train.lr": 0.2, "train.momentum": 0.5}, epochs(0.4))], epochs=4)
+    run_dir = make_run(
+        tmp,
+        [
+            ({"train.lr": 0.05, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
+            ({"train.lr": 0.2, "train.momentum": 0.5}, epochs(0.4)),
+        ],
+        epochs=4,
+    )
     return export_run(run_dir)
 
 
@@ -41,10 +47,10 @@ def test_train_saves_weights_config_and_metrics_and_evaluate_reproduces_them(exp
 def test_a_loaded_model_predicts_each_sample_independently_of_its_batch(export_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "model.pt"
     train(export_path, out, device="cpu", write=lambda _: None)
-    model, _ = load(out)
+    model, _ = load_model(out)
     assert not model.training
     x = torch.randn(16, 8)
-    alone = torch.cat([model(x[i:i + 1]) for i in range(16)])
+    alone = torch.cat([model(x[i : i + 1]) for i in range(16)])
     assert torch.allclose(model(x), alone, atol=1e-6)
     shuffled = model(torch.cat([x[:1], torch.randn(7, 8) * 10]))[:1]
     assert torch.allclose(shuffled, alone[:1], atol=1e-6)
@@ -54,9 +60,9 @@ def test_cli_train_and_evaluate(export_path: Path, tmp_path: Path, capsys: pytes
     out = tmp_path / "m.pt"
     assert main(["train", str(export_path), "-o", str(out), "--device", "cpu"]) == 0
     trained = capsys.readouterr().out
-    acc = trained.split("test accuracy ")[1].split()[0]
+    acc = trained.split("test_acc ")[1].split(",")[0].split(";")[0]
     assert main(["evaluate", str(out), "--device", "cpu"]) == 0
-    assert capsys.readouterr().out.startswith(f"test_acc {acc}")
+    assert f"test_acc {acc}" in capsys.readouterr().out
 
 
 def test_bad_inputs(export_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,15 +75,15 @@ def test_bad_inputs(export_path: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["evaluate", str(tmp_path / "absent.pt")]) == 2
     (tmp_path / "junk.pt").write_text("junk")
     with pytest.raises(InputError, match="not a tuner model file"):
-        load(tmp_path / "junk.pt")
+        load_model(tmp_path / "junk.pt")
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a tuner model file"):
-        load(tmp_path / "other.pt")
+        load_model(tmp_path / "other.pt")
 
 
 def test_diverging_final_training_is_a_clear_error(export_path: Path, tmp_path: Path) -> None:
     data = yaml.safe_load(export_path.read_text())
-    data["config"]["train"].update(lr=1e7, momentum=0.0)
+    data["config"]["train"].update(lr=1e5, momentum=0.0)
     data["config"]["model"]["batch_norm"] = False
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data))

@@ -19,13 +19,19 @@ def test_classify() -> None:
 def test_a_line_is_printed_only_when_something_changed() -> None:
     lines: list[str] = []
     p = Progress("val_acc", "max", 5, label="round 1/1", write=lines.append)
-    events = [ev(0, "TERMINATED", epoch=5, val_acc=0.7), ev(1, "TERMINATED", epoch=1, val_acc=0.9, diverged=True),
-              ev(2, "RUNNING", epoch=2, val_acc=0.8), ev(3, "PENDING"), ev(4, "TERMINATED", epoch=2, val_acc=0.5)]
+    events = [
+        ev(0, "TERMINATED", epoch=5, val_acc=0.7),
+        ev(1, "TERMINATED", epoch=1, val_acc=0.9, diverged=True),
+        ev(2, "RUNNING", epoch=2, val_acc=0.8),
+        ev(3, "PENDING"),
+        ev(4, "TERMINATED", epoch=2, val_acc=0.5),
+    ]
     p.update(events)
     p.update(events)
     assert len(lines) == 1
-    assert lines[0].endswith("round 1/1 | 1 running, 1 pending, 1 finished, 1 stopped early, 1 diverged, 0 errors"
-                             " | best val_acc 0.8000 (t2)")
+    assert lines[0].endswith(
+        "round 1/1 | 1 running, 1 pending, 1 finished, 1 stopped early, 1 diverged, 0 errors | best val_acc 0.8000 (t2)"
+    )
 
 
 def test_min_mode_best() -> None:

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_sweep
-from tuner.backend import sample
-from tuner.refine import MIN_FRACTION, next_parameters, refine_parameter
+from tuner.ray.search import sample
 from tuner.runner import run_sweep
-from tuner.space import Parameter
+from tuner.space import MIN_FRACTION, Parameter
+from tuner.space import restrict_all as next_parameters
 from tuner.spec import from_dict
 
 LR = Parameter("train.lr", "log_uniform", 1e-5, 10.0)
@@ -25,8 +25,11 @@ OPTIMUM = {"train.lr": 1e-2, "train.momentum": 0.99}  # log10 lr = -2, log10(1 -
 
 def objective(c: dict) -> float:  # type: ignore[type-arg]
     """A known optimum on the log scales; the width 32 is best."""
-    return -((math.log10(c["train.lr"]) + 2) ** 2 + (math.log10(1 - c["train.momentum"]) + 2) ** 2
-             + (0 if c["model.hidden"] == [32] else 0.5))
+    return -(
+        (math.log10(c["train.lr"]) + 2) ** 2
+        + (math.log10(1 - c["train.momentum"]) + 2) ** 2
+        + (0 if c["model.hidden"] == [32] else 0.5)
+    )
 
 
 def test_rounds_zoom_in_on_a_known_optimum_on_the_right_scales() -> None:
@@ -35,7 +38,7 @@ def test_rounds_zoom_in_on_a_known_optimum_on_the_right_scales() -> None:
     params, seen = list(original), []
     widths = []
     for round_index in range(4):
-        configs = sample(params, "random", 24, seed=round_index)
+        configs = list(sample(params, "random", 24, seed=round_index))
         for c in configs:  # every configuration lies inside this round's ranges
             assert params[0].low <= c["train.lr"] <= params[0].high
             assert params[1].low <= c["train.momentum"] <= params[1].high
@@ -43,8 +46,7 @@ def test_rounds_zoom_in_on_a_known_optimum_on_the_right_scales() -> None:
         top = sorted(seen, key=objective, reverse=True)[:5]
         params = next_parameters(params, original, top, margin=0.1)
         lr, beta, width = params
-        widths.append((math.log10(lr.high) - math.log10(lr.low),
-                       math.log10(1 - beta.low) - math.log10(1 - beta.high)))
+        widths.append((math.log10(lr.high) - math.log10(lr.low), math.log10(1 - beta.low) - math.log10(1 - beta.high)))
         # the optimum stays inside, on the log scales
         assert lr.low <= OPTIMUM["train.lr"] <= lr.high
         assert beta.low <= OPTIMUM["train.momentum"] <= beta.high
@@ -91,8 +93,14 @@ def test_categoricals_keep_the_values_in_the_top_k() -> None:
 @pytest.mark.usefixtures("ray_session")
 @pytest.mark.parametrize("method", ["random", "tpe"])
 def test_refine_rounds_end_to_end(tmp_path: Path, method: str) -> None:
-    raw = tiny_sweep(**{"search.method": method, "search.num_samples": 6, "train.epochs": 2,
-                        "search.refine": {"rounds": 1, "top_k": 2, "num_samples": 3, "margin": 0.0}})
+    raw = tiny_sweep(
+        **{
+            "search.method": method,
+            "search.num_samples": 6,
+            "train.epochs": 2,
+            "search.refine": {"rounds": 1, "top_k": 2, "num_samples": 3, "margin": 0.0},
+        }
+    )
     raw["search"]["parameters"]["model.hidden"] = {"values": [[4], [16], [32]]}
     lines: list[str] = []
     summary = run_sweep(from_dict(raw, source="tiny.yaml"), storage=tmp_path, write=lines.append)
@@ -120,3 +128,7 @@ def test_refine_rounds_end_to_end(tmp_path: Path, method: str) -> None:
     assert len(export["top"]) == 5 and {e["round"] for e in export["top"]} <= {0, 1}
     assert export["top"][0]["trial"] == summary.run.ranked()[0].trial_id
     assert np.isfinite(export["score"])
+
+
+def refine_parameter(current: Parameter, original: Parameter, values: list, margin: float) -> Parameter:  # type: ignore[type-arg]
+    return current.restrict(values, margin, original)

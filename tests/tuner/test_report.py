@@ -18,7 +18,7 @@ import pytest
 from tests.tuner.fake_run import epochs, make_run, retest_section, write_export
 from tuner import report as report_mod
 from tuner.cli import main
-from tuner.report import asha_milestones, write_report
+from tuner.report import write_report
 
 LR = {"distribution": "log_uniform", "min": 1e-3, "max": 0.5}
 MOMENTUM = {"distribution": "one_minus_log_uniform", "min": 0.5, "max": 0.99}
@@ -28,9 +28,11 @@ HIDDEN = {"values": [[8], [16]]}
 def mixed_run(tmp_path: Path, **kwargs: Any) -> Path:
     """Two rounds; finished, stopped, diverged and failed trials; a categorical parameter."""
     params = {"train.lr": LR, "train.momentum": MOMENTUM, "model.hidden": HIDDEN}
-    narrow = {"train.lr": {"distribution": "log_uniform", "min": 0.01, "max": 0.1},
-              "train.momentum": {"distribution": "one_minus_log_uniform", "min": 0.8, "max": 0.95},
-              "model.hidden": HIDDEN}
+    narrow = {
+        "train.lr": {"distribution": "log_uniform", "min": 0.01, "max": 0.1},
+        "train.momentum": {"distribution": "one_minus_log_uniform", "min": 0.8, "max": 0.95},
+        "model.hidden": HIDDEN,
+    }
     trials = [
         ({"train.lr": 0.05, "train.momentum": 0.9, "model.hidden": [16]}, epochs(0.5, 0.7, 0.8, 0.85)),
         ({"train.lr": 0.002, "train.momentum": 0.6, "model.hidden": [8]}, epochs(0.3)),
@@ -39,9 +41,16 @@ def mixed_run(tmp_path: Path, **kwargs: Any) -> Path:
         ({"train.lr": 0.03, "train.momentum": 0.85, "model.hidden": [16]}, epochs(0.6, 0.75, 0.8, 0.9)),
         ({"train.lr": 0.08, "train.momentum": 0.93, "model.hidden": [8]}, epochs(0.55)),
     ]
-    return make_run(tmp_path, trials, epochs=4, error_for={3}, rounds=[params, narrow], round_of=[0, 0, 0, 0, 1, 1],
-                    overrides={"search.parameters": params, "scheduler.grace_period": 1,
-                               "scheduler.reduction_factor": 2}, **kwargs)
+    return make_run(
+        tmp_path,
+        trials,
+        epochs=4,
+        error_for={3},
+        rounds=[params, narrow],
+        round_of=[0, 0, 0, 0, 1, 1],
+        overrides={"search.parameters": params, "scheduler.grace_period": 1, "scheduler.reduction_factor": 2},
+        **kwargs,
+    )
 
 
 def images(page: Path) -> list[str]:
@@ -50,8 +59,7 @@ def images(page: Path) -> list[str]:
 
 def test_the_report_of_a_two_round_run_with_a_retest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = mixed_run(tmp_path)
-    write_export(run_dir, retest_section(["abcde_00004", "abcde_00000"],
-                                         [{"train.lr": 0.03}, {"train.lr": 0.05}]))
+    write_export(run_dir, retest_section(["abcde_00004", "abcde_00000"], [{"train.lr": 0.03}, {"train.lr": 0.05}]))
     (run_dir / "best.retest.jsonl").write_text("{}\n{}\n")
     assert main(["report", str(run_dir)]) == 0
     page = run_dir / "report" / "index.html"
@@ -70,8 +78,10 @@ def test_the_report_of_a_two_round_run_with_a_retest(tmp_path: Path, capsys: pyt
     # ASHA's rungs (grace 1, η 2, 4 epochs) are named; the rounds are one row per round per numeric parameter
     assert "rung milestones at epoch 1, 2 of 4" in text
     assert "2 rounds" in text and "One round only" not in text
-    for row in ("<td>0</td><td>train.lr</td><td>log_uniform</td><td>0.001</td><td>0.5</td><td>4</td>",
-                "<td>1</td><td>train.momentum</td><td>one_minus_log_uniform</td><td>0.8</td><td>0.95</td><td>2</td>"):
+    for row in (
+        "<td>0</td><td>train.lr</td><td>log_uniform</td><td>0.001</td><td>0.5</td><td>4</td>",
+        "<td>1</td><td>train.momentum</td><td>one_minus_log_uniform</td><td>0.8</td><td>0.95</td><td>2</td>",
+    ):
         assert row in text
     assert "<td>model.hidden</td>" not in text  # categorical: no range
     # the retest, with its intervals and history
@@ -82,8 +92,13 @@ def test_the_report_of_a_two_round_run_with_a_retest(tmp_path: Path, capsys: pyt
 
 
 def test_one_round_and_no_export_say_so(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, [({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
-                                  ({"train.lr": 0.01, "train.momentum": 0.6}, epochs(0.4))])
+    run_dir = make_run(
+        tmp_path,
+        [
+            ({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
+            ({"train.lr": 0.01, "train.momentum": 0.6}, epochs(0.4)),
+        ],
+    )
     text = write_report(run_dir).read_text()
     assert "One round only (no refine rounds): the ranges are the sweep file" in text
     assert "No retest yet: there is no export (best.yaml)" in text
@@ -94,8 +109,11 @@ def test_one_round_and_no_export_say_so(tmp_path: Path) -> None:
 
 
 def test_beta_not_searched_is_one_colour_and_said(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5)), ({"train.lr": 0.01}, epochs(0.4))],
-                       overrides={"search.parameters": {"train.lr": LR}})
+    run_dir = make_run(
+        tmp_path,
+        [({"train.lr": 0.1}, epochs(0.5)), ({"train.lr": 0.01}, epochs(0.4))],
+        overrides={"search.parameters": {"train.lr": LR}},
+    )
     page = write_report(run_dir)
     text = page.read_text()
     assert "β (train.momentum) was not searched (fixed at 0.9): one colour." in text
@@ -105,8 +123,11 @@ def test_beta_not_searched_is_one_colour_and_said(tmp_path: Path) -> None:
 
 def test_adam_searches_beta1_and_lr_not_searched_is_said(tmp_path: Path) -> None:
     beta1 = {"distribution": "one_minus_log_uniform", "min": 0.8, "max": 0.999}
-    run_dir = make_run(tmp_path, [({"train.beta1": 0.9}, epochs(0.5)), ({"train.beta1": 0.99}, epochs(0.6))],
-                       overrides={"train.optimizer": "adam", "search.parameters": {"train.beta1": beta1}})
+    run_dir = make_run(
+        tmp_path,
+        [({"train.beta1": 0.9}, epochs(0.5)), ({"train.beta1": 0.99}, epochs(0.6))],
+        overrides={"train.optimizer": "adam", "search.parameters": {"train.beta1": beta1}},
+    )
     page = write_report(run_dir)
     text = page.read_text()
     assert "train.lr was not searched (fixed at 0.05): no learning-rate figure." in text
@@ -114,9 +135,14 @@ def test_adam_searches_beta1_and_lr_not_searched_is_said(tmp_path: Path) -> None
 
 
 def test_a_minimised_metric_with_infinite_values_still_draws(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, [({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
-                                  ({"train.lr": 0.4, "train.momentum": 0.99}, epochs(0.5, diverged_at=2))],
-                       overrides={"metric": "val_loss", "mode": "min"})
+    run_dir = make_run(
+        tmp_path,
+        [
+            ({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
+            ({"train.lr": 0.4, "train.momentum": 0.99}, epochs(0.5, diverged_at=2)),
+        ],
+        overrides={"metric": "val_loss", "mode": "min"},
+    )
     page = write_report(run_dir)
     assert images(page) == ["lr.png", "beta.png", "curves.png", "parallel.png"]
     assert "best score</td><td>0.3 " in page.read_text()
@@ -145,27 +171,23 @@ def test_output_folder_and_figures_written_before_the_page(tmp_path: Path, monke
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-def test_asha_milestones() -> None:
-    assert asha_milestones({"name": "asha", "grace_period": 1, "reduction_factor": 3}, 20) == [1, 3, 9]
-    assert asha_milestones({"name": "asha", "grace_period": 2, "reduction_factor": 3}, 20) == [2, 6, 18]
-    assert asha_milestones({"name": "asha", "grace_period": 1, "reduction_factor": 2}, 4) == [1, 2]
-    assert asha_milestones({"name": "asha", "grace_period": 5, "reduction_factor": 3}, 5) == []
-    assert asha_milestones({"name": "none", "grace_period": 1, "reduction_factor": 3}, 20) == []
-
-
-@pytest.mark.parametrize("case, expected", [
-    ("missing", "{run}: no such run directory"),
-    ("empty", "{run}: not a tuner run directory (no run.json / sweep.yaml)"),
-    ("bad_json", "{run}: unreadable run files"),
-    ("bad_meta", "{run}: not a tuner run directory (malformed run.json / sweep.yaml"),
-    ("bad_rounds", "{run}/run.json: rounds[0].parameters: train.lr.min: -1 must be > 0"),
-    ("bad_export", "{run}/best.yaml: not valid YAML"),
-    ("bad_retest", "{run}/best.yaml: retest.results: must be a list of mappings"),
-    ("bad_retest_stats", "{run}/best.yaml: retest.results[0].val: must be a mapping with a mean"),
-    ("output_is_file", "-o: {out}: exists and is not a folder"),
-])
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, case: str, expected: str,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "{run}: no such run directory"),
+        ("empty", "{run}: not a tuner run directory (no run.json / sweep.yaml)"),
+        ("bad_json", "{run}/run.json:1:2: invalid JSON"),
+        ("bad_meta", "{run}/run.json: name: is required"),
+        ("bad_rounds", "{run}/run.json: rounds[0].parameters: train.lr.min: -1.0 must be > 0"),
+        ("bad_export", "{run}/best.yaml:2:1: invalid YAML"),
+        ("bad_retest", "{run}/best.yaml: retest.results: must be a list, not str"),
+        ("bad_retest_stats", "{run}/best.yaml: retest.results[0].val: must be a mapping, not list"),
+        ("output_is_file", "-o: {out}: exists and is not a folder"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path: Path, case: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_dir = tmp_path / "run"
     out = tmp_path / "out"
     if case == "empty":
@@ -185,7 +207,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, case
     elif case == "bad_retest":
         write_export(run_dir, {"results": "nope"})
     elif case == "bad_retest_stats":
-        write_export(run_dir, {"results": [{"trial": "x", "val": [0.5]}]})
+        write_export(run_dir, {"results": [{"trial": "x", "params": {}, "val": [0.5]}]})
     elif case == "output_is_file":
         out.write_text("")
     assert main(["report", str(run_dir), "-o", str(out)]) == 2
@@ -209,13 +231,25 @@ CHECK_SCRIPT = """<script>window.addEventListener('load', function () {
 def chromium(tmp_path: Path, *args: str) -> str:
     """Run headless Chromium (no network, no profile of the user's); returns its stdout."""
     assert CHROMIUM
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-           "--virtual-time-budget=5000", *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=5000",
+        *args,
+    ]
     env = {**os.environ, "HOME": str(tmp_path)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=90)
     except subprocess.TimeoutExpired:

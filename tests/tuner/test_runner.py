@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_sweep
-from tuner import backend
-from tuner.backend import sample
 from tuner.errors import InputError
+from tuner.ray.search import sample
 from tuner.results import load_run
 from tuner.runner import describe, new_run_dir, run_sweep
 from tuner.spec import from_dict
@@ -20,7 +19,7 @@ from tuner.spec import from_dict
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
-def run(tmp_path: Path, **overrides: object):  # noqa: ANN201
+def run(tmp_path: Path, **overrides: object):
     sweep = from_dict(tiny_sweep(**overrides), source=str(tmp_path / "tiny.yaml"))
     lines: list[str] = []
     summary = run_sweep(sweep, storage=tmp_path / "runs", write=lines.append, progress_every_s=0.5)
@@ -47,11 +46,10 @@ def test_random_asha_sweep_end_to_end(tmp_path: Path) -> None:
     assert sum(t.epochs for t in trials) < 12 * 4
     # ...each exactly at a rung where ASHA judged it: results travel in batches, but a batch
     # ends at every rung, so no trial trains (or reports) past the epoch it was stopped at
-    sch = sweep.scheduler
-    rungs = backend.decision_epochs(backend.scheduler("asha", 4, sch.grace_period, sch.reduction_factor, sch.brackets))
+    rungs = sweep.scheduler.milestones()
     assert rungs and all(t.epochs in rungs for t in trials if t.status == "stopped")
     # the trials got exactly the configurations `tuner space` prints for this seed
-    expected = sample(sweep.search.parameters, "random", 12, 0)
+    expected = list(sample(sweep.search.parameters, "random", 12, 0))
     got = [t.params for t in trials]
     assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, expected))
     # the configuration holds β itself, inside the file's bounds
@@ -72,10 +70,17 @@ def test_scheduler_none_runs_every_trial_to_its_full_budget(tmp_path: Path) -> N
 
 
 def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    _, summary, _ = run(tmp_path, **{
-        "model.batch_norm": False, "train.momentum": 0.0, "scheduler.name": "none",
-        "search.parameters": {"train.lr": {"values": [1.0e6, 0.05]}}, "search.method": "grid",
-        "search.num_samples": 1})
+    _, summary, _ = run(
+        tmp_path,
+        **{
+            "model.batch_norm": False,
+            "train.momentum": 0.0,
+            "scheduler.name": "none",
+            "search.parameters": {"train.lr": {"values": [1.0e6, 0.05]}},
+            "search.method": "grid",
+            "search.num_samples": 1,
+        },
+    )
     by_lr = {t.params["train.lr"]: t for t in summary.run.trials}
     bad, good = by_lr[1.0e6], by_lr[0.05]
     assert bad.status == "diverged" and bad.history[-1]["diverged"] is True
@@ -85,14 +90,22 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> 
 
 
 def test_grid_and_tpe_sweeps(tmp_path: Path) -> None:
-    _, grid, _ = run(tmp_path, **{"search.method": "grid", "search.num_samples": 1, "scheduler.name": "none",
-                                  "search.parameters": {
-                                      "train.lr": {"distribution": "log_uniform", "min": 1e-2, "max": 1e-1,
-                                                   "grid_points": 2},
-                                      "model.hidden": {"values": [[8], [8, 8]]}}})
+    _, grid, _ = run(
+        tmp_path,
+        **{
+            "search.method": "grid",
+            "search.num_samples": 1,
+            "scheduler.name": "none",
+            "search.parameters": {
+                "train.lr": {"distribution": "log_uniform", "min": 1e-2, "max": 1e-1, "grid_points": 2},
+                "model.hidden": {"values": [[8], [8, 8]]},
+            },
+        },
+    )
     assert len(grid.run.trials) == 4
-    assert {(round(t.params["train.lr"], 6), tuple(t.params["model.hidden"])) for t in grid.run.trials} == \
-        {(lr, h) for lr in (0.01, 0.1) for h in ((8,), (8, 8))}
+    assert {(round(t.params["train.lr"], 6), tuple(t.params["model.hidden"])) for t in grid.run.trials} == {
+        (lr, h) for lr in (0.01, 0.1) for h in ((8,), (8, 8))
+    }
     _, tpe, _ = run(tmp_path, **{"search.method": "tpe", "search.num_samples": 4, "search.max_concurrent": 2})
     assert len(tpe.run.trials) == 4
     assert all(0.5 <= t.params["train.momentum"] <= 0.99 for t in tpe.run.trials)
@@ -100,16 +113,26 @@ def test_grid_and_tpe_sweeps(tmp_path: Path) -> None:
 
 def test_data_is_loaded_once_in_the_driver(tmp_path: Path) -> None:
     log = tmp_path / "calls.txt"
-    _, summary, _ = run(tmp_path, data={"name": "tests.fixtures_data:counting_data", "kwargs": {"log": str(log)}},
-                        **{"search.num_samples": 3, "scheduler.name": "none"})
+    _, summary, _ = run(
+        tmp_path,
+        data={"name": "tests.fixtures_data:counting_data", "kwargs": {"log": str(log)}},
+        **{"search.num_samples": 3, "scheduler.name": "none"},
+    )
     assert len(summary.run.trials) == 3
     assert log.read_text().count("called") == 1
 
 
 def test_a_user_model_function_trains_in_the_trials(tmp_path: Path) -> None:
-    _, summary, _ = run(tmp_path, model={"name": "tests.fixtures_data:tiny_net", "kwargs": {"width": 4}},
-                        **{"search.parameters": {"model.kwargs.width": {"values": [2, 6]}}, "search.method": "grid",
-                           "search.num_samples": 1, "scheduler.name": "none"})
+    _, summary, _ = run(
+        tmp_path,
+        model={"name": "tests.fixtures_data:tiny_net", "kwargs": {"width": 4}},
+        **{
+            "search.parameters": {"model.kwargs.width": {"values": [2, 6]}},
+            "search.method": "grid",
+            "search.num_samples": 1,
+            "scheduler.name": "none",
+        },
+    )
     assert sorted(t.params["model.kwargs.width"] for t in summary.run.trials) == [2, 6]
     assert all(t.status == "finished" for t in summary.run.trials)
 
@@ -140,13 +163,15 @@ def test_a_second_run_of_the_same_name_gets_its_own_directory(tmp_path: Path) ->
     (tmp_path / "runs" / "tiny" / "run.json").write_text("{}")
     assert new_run_dir(tmp_path / "runs", "tiny") == tmp_path / "runs" / "tiny-2"
     _, summary, _ = run(tmp_path, **{"search.num_samples": 1, "scheduler.name": "none"})
-    assert summary.run_dir.name == "tiny-2" and load_run(summary.run_dir).meta["status"] == "done"
+    assert summary.run_dir.name == "tiny-2" and load_run(summary.run_dir).meta.status == "done"
 
 
 def test_a_trial_uses_its_cpus_and_reports_where_it_ran_and_amp_on_cpu_is_ignored_with_a_warning(
-        tmp_path: Path) -> None:
-    _, summary, lines = run(tmp_path, **{"resources.cpu": 2, "train.amp": True, "search.num_samples": 1,
-                                         "scheduler.name": "none"})
+    tmp_path: Path,
+) -> None:
+    _, summary, lines = run(
+        tmp_path, **{"resources.cpu": 2, "train.amp": True, "search.num_samples": 1, "scheduler.name": "none"}
+    )
     assert any(line.startswith("warning: train.amp: mixed precision needs a GPU") for line in lines)
     (t,) = summary.run.trials
     assert t.status == "finished" and t.node_id
@@ -168,7 +193,7 @@ def test_resume_continues_at_the_round_that_was_running(tmp_path: Path) -> None:
     run_dir = summary.run_dir
     done = load_run(run_dir)
     histories = {t.trial_id: t.history for t in done.trials}
-    assert [r["status"] for r in done.meta["rounds"]] == ["done", "done"]
+    assert [r.status for r in done.meta.rounds] == ["done", "done"]
     fresh = tmp_path / "fresh"
     shutil.copytree(run_dir, fresh)
 
@@ -180,7 +205,7 @@ def test_resume_continues_at_the_round_that_was_running(tmp_path: Path) -> None:
     resumed = resume_sweep(run_dir, write=lines.append, progress_every_s=0.5)
     assert "round 2/2: continuing from its saved state" in lines
     assert any("pickled state" in line and "trusted source" in line for line in lines)
-    assert resumed.run.meta["status"] == "done" and len(resumed.run.meta["resumed"]) == 1
+    assert resumed.run.meta.status == "done" and len(resumed.run.meta.resumed) == 1
     assert {t.trial_id: t.history for t in resumed.run.trials} == histories  # nothing re-ran, nothing lost
     assert (run_dir / "best.yaml").is_file()
 
@@ -189,9 +214,9 @@ def test_resume_continues_at_the_round_that_was_running(tmp_path: Path) -> None:
     (fresh / "run.json").write_text(json.dumps(meta))
     shutil.rmtree(fresh / "round-1")
     resumed = resume_sweep(fresh, write=lambda _: None)
-    rounds = resumed.run.meta["rounds"]
-    assert [r["status"] for r in rounds] == ["done", "done"]
-    assert rounds[1]["parameters"] == done.meta["rounds"][1]["parameters"]
+    rounds = resumed.run.meta.rounds
+    assert [r.status for r in rounds] == ["done", "done"]
+    assert rounds[1].parameters == done.meta.rounds[1].parameters
     round0 = {t.trial_id: t.history for t in resumed.run.trials if t.round == 0}
     assert round0 == {t.trial_id: t.history for t in done.trials if t.round == 0}
     assert len([t for t in resumed.run.trials if t.round == 1]) == 2
@@ -201,11 +226,10 @@ def test_resume_continues_at_the_round_that_was_running(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
+    import tuner
     from tests.tuner.fake_run import epochs, make_run
     from tuner.cli import main
     from tuner.runner import resume_sweep
-
-    import tuner
 
     with pytest.raises(InputError, match="no such run directory"):
         tuner.resume(tmp_path / "nothing", write=lambda _: None)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tuner.backend import sample
+from tuner.ray.search import sample
 from tuner.space import Parameter, apply_params, get_path, grid_size
 
 N = 4000
@@ -17,7 +17,7 @@ ALPHA = 1e-3  # a correct sampler fails one of these tests once in a thousand ru
 
 def ray_samples(param: Parameter, n: int = N, seed: int = 0) -> np.ndarray:
     """Samples through Ray Tune's random search, exactly as a sweep draws them."""
-    return np.array([c[param.path] for c in sample([param], "random", n, seed)])
+    return np.array([c[param.path] for c in list(sample([param], "random", n, seed))])
 
 
 def test_one_minus_log_uniform_draws_log10_one_minus_beta_uniformly() -> None:
@@ -58,7 +58,7 @@ def test_int_log_uniform_is_uniform_in_log() -> None:
 
 def test_values_are_drawn_evenly_and_keep_their_type() -> None:
     p = Parameter("model.hidden", values=([64, 64], [100, 100], [256]))
-    x = [c["model.hidden"] for c in sample([p], "random", N, 0)]
+    x = [c["model.hidden"] for c in list(sample([p], "random", N, 0))]
     assert all(isinstance(v, list) for v in x)
     counts = [sum(v == w for v in x) for w in p.values]  # type: ignore[union-attr]
     assert stats.chisquare(counts).pvalue > ALPHA
@@ -72,15 +72,18 @@ def test_parameter_sample_matches_the_same_law() -> None:
 
 
 def test_same_seed_same_configurations_other_seed_others() -> None:
-    params = [Parameter("train.lr", "log_uniform", 1e-4, 1.0), Parameter("train.momentum", "one_minus_log_uniform",
-                                                                        0.9, 0.999)]
-    assert sample(params, "random", 5, 3) == sample(params, "random", 5, 3)
-    assert sample(params, "random", 5, 3) != sample(params, "random", 5, 4)
+    params = [
+        Parameter("train.lr", "log_uniform", 1e-4, 1.0),
+        Parameter("train.momentum", "one_minus_log_uniform", 0.9, 0.999),
+    ]
+    assert list(sample(params, "random", 5, 3)) == list(sample(params, "random", 5, 3))
+    assert list(sample(params, "random", 5, 3)) != list(sample(params, "random", 5, 4))
 
 
 def test_grid_points_are_even_on_each_scale() -> None:
-    assert Parameter("train.momentum", "one_minus_log_uniform", 0.9, 0.999, grid_points=3).grid() == \
-        pytest.approx([0.9, 0.99, 0.999])
+    assert Parameter("train.momentum", "one_minus_log_uniform", 0.9, 0.999, grid_points=3).grid() == pytest.approx(
+        [0.9, 0.99, 0.999]
+    )
     assert Parameter("train.lr", "log_uniform", 1e-3, 1.0, grid_points=4).grid() == pytest.approx([1e-3, 1e-2, 1e-1, 1])
     assert Parameter("train.lr", "uniform", 0.0, 1.0, grid_points=3).grid() == pytest.approx([0, 0.5, 1])
     assert Parameter("train.batch_size", "int_log_uniform", 16, 256, grid_points=5).grid() == [16, 32, 64, 128, 256]
@@ -88,29 +91,38 @@ def test_grid_points_are_even_on_each_scale() -> None:
 
 
 def test_grid_search_is_the_cross_product() -> None:
-    params = [Parameter("train.lr", "log_uniform", 1e-3, 1.0, grid_points=4),
-              Parameter("train.momentum", values=(0.0, 0.9))]
-    configs = sample(params, "grid", 100, 0)
+    params = [
+        Parameter("train.lr", "log_uniform", 1e-3, 1.0, grid_points=4),
+        Parameter("train.momentum", values=(0.0, 0.9)),
+    ]
+    configs = list(sample(params, "grid", 100, 0))
     assert len(configs) == grid_size(params) == 8
-    assert {(c["train.lr"], c["train.momentum"]) for c in configs} == \
-        {(lr, m) for lr in params[0].grid() for m in (0.0, 0.9)}
+    assert {(c["train.lr"], c["train.momentum"]) for c in configs} == {
+        (lr, m) for lr in params[0].grid() for m in (0.0, 0.9)
+    }
 
 
 def test_tpe_hands_trials_beta_not_its_latent_coordinate() -> None:
-    params = [Parameter("train.momentum", "one_minus_log_uniform", 0.9, 0.999),
-              Parameter("model.hidden", values=([8], [16, 16]))]
-    configs = sample(params, "tpe", 200, 0)
+    params = [
+        Parameter("train.momentum", "one_minus_log_uniform", 0.9, 0.999),
+        Parameter("model.hidden", values=([8], [16, 16])),
+    ]
+    configs = list(sample(params, "tpe", 200, 0))
     beta = np.array([c["train.momentum"] for c in configs])
     assert beta.min() >= 0.9 and beta.max() <= 0.999
     assert stats.kstest(np.log10(1 - beta), stats.uniform(loc=-3, scale=2).cdf).pvalue > ALPHA
     assert {tuple(c["model.hidden"]) for c in configs} == {(8,), (16, 16)}
-    assert sample(params, "tpe", 5, 1) == sample(params, "tpe", 5, 1)
+    assert list(sample(params, "tpe", 5, 1)) == list(sample(params, "tpe", 5, 1))
 
 
-@pytest.mark.parametrize("param", [
-    Parameter("a.b", "log_uniform", 1e-4, 1.0), Parameter("a.b", "one_minus_log_uniform", 0.9, 0.999),
-    Parameter("a.b", "uniform", -1.0, 1.0),
-])
+@pytest.mark.parametrize(
+    "param",
+    [
+        Parameter("a.b", "log_uniform", 1e-4, 1.0),
+        Parameter("a.b", "one_minus_log_uniform", 0.9, 0.999),
+        Parameter("a.b", "uniform", -1.0, 1.0),
+    ],
+)
 def test_latent_round_trip(param: Parameter) -> None:
     for x in param.sample(np.random.default_rng(1), size=50):
         assert param.from_latent(param.to_latent(x)) == pytest.approx(x)
@@ -123,14 +135,17 @@ def test_int_latent_round_trip() -> None:
     assert [q.from_latent(q.to_latent(v)) for v in "xyz"] == list("xyz")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"distribution": "log_uniform", "low": 0.0, "high": 1.0}, "must be > 0"),
-    ({"distribution": "one_minus_log_uniform", "low": 0.9, "high": 1.0}, "must lie in \\(0, 1\\)"),
-    ({"distribution": "uniform", "low": 1.0, "high": 1.0}, "must be < max"),
-    ({"distribution": "int_uniform", "low": 1.5, "high": 3.0}, "must be an integer"),
-    ({"distribution": "normal", "low": 0.0, "high": 1.0}, "unknown distribution"),
-    ({"values": ()}, "must not be empty"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"distribution": "log_uniform", "low": 0.0, "high": 1.0}, "must be > 0"),
+        ({"distribution": "one_minus_log_uniform", "low": 0.9, "high": 1.0}, "must lie in \\(0, 1\\)"),
+        ({"distribution": "uniform", "low": 1.0, "high": 1.0}, "must be < max"),
+        ({"distribution": "int_uniform", "low": 1.5, "high": 3.0}, "must be an integer"),
+        ({"distribution": "normal", "low": 0.0, "high": 1.0}, "unknown distribution"),
+        ({"values": ()}, "must not be empty"),
+    ],
+)
 def test_parameter_checks_its_arguments(kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=message):
         Parameter("a.b", **kwargs)

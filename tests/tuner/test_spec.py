@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -48,32 +49,55 @@ def test_shipped_sweeps_are_valid() -> None:
         load_sweep(path)
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("train.epochs", "ten", "s.yaml: train.epochs: 'ten' must be an integer"),
-    ("train.lr", [1], "s.yaml: train.lr: [1] must be a number"),
-    ("model.batch_norm", "yes", "s.yaml: model.batch_norm: 'yes' must be true or false"),
-    ("model.hidden", [64, "x"], "s.yaml: model.hidden: [64, 'x'] must be a list of positive integers"),
-    ("train.momentum", 1.0, "s.yaml: train.momentum: 1.0 must lie in [0, 1)"),
-    ("model.bn_momentum", 0.0, "s.yaml: model.bn_momentum: 0.0 must lie in (0, 1]"),
-    ("data.val_fraction", 1.5, "s.yaml: data.val_fraction: 1.5 must lie in (0, 1)"),
-    ("train.optimizer", "lion", "s.yaml: train.optimizer: 'lion' is not one of sgd, adam, adamw"),
-    ("search.method", "bayes", "s.yaml: search.method: 'bayes' is not one of random, grid, tpe"),
-    ("scheduler.name", "pbt", "s.yaml: scheduler.name: 'pbt' is not one of asha, none"),
-    ("scheduler.reduction_factor", 1.5, "s.yaml: scheduler.reduction_factor: 1.5 must be >= 2"),
-    ("search.num_samples", 0, "s.yaml: search.num_samples: 0 must be >= 1"),
-    ("train.batch_size", 1, "s.yaml: train.batch_size: 1 must be >= 2"),
-    ("resources.gpu", 1.5, "s.yaml: resources.gpu: 1.5 must be >= 0, and a whole number when above 1"),
-    ("resources.cpu", 0, "s.yaml: resources.cpu: 0.0 must be > 0"),
-    ("metric", "accuracy", "s.yaml: metric: 'accuracy' is not one of val_acc, val_loss, train_loss"),
-    ("model.kernel_size", 3, "s.yaml: model.kernel_size: unknown key"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("train.epochs", "ten", "s.yaml: train.epochs: 'ten' must be an integer"),
+        ("train.lr", [1], "s.yaml: train.lr: [1] must be a finite number"),
+        ("train.lr", float("inf"), "s.yaml: train.lr: inf must be a finite number"),
+        ("train.weight_decay", float("nan"), "s.yaml: train.weight_decay: nan must be a finite number"),
+        ("model.batch_norm", "yes", "s.yaml: model.batch_norm: 'yes' must be true or false"),
+        (
+            "model.hidden",
+            [64, "x"],
+            "s.yaml: model.hidden: [64, 'x'] must be a non-empty list of integers in [1, 1000000]",
+        ),
+        (
+            "model.hidden",
+            [10**12],
+            "s.yaml: model.hidden: [1000000000000] must be a non-empty list of integers in [1, 1000000]",
+        ),
+        ("train.momentum", 1.0, "s.yaml: train.momentum: 1.0 must lie in [0, 1)"),
+        ("model.bn_momentum", 0.0, "s.yaml: model.bn_momentum: 0.0 must lie in (0, 1]"),
+        ("data.val_fraction", 1.5, "s.yaml: data.val_fraction: 1.5 must lie in (0, 1)"),
+        ("train.optimizer", "lion", "s.yaml: train.optimizer: 'lion' is not one of sgd, adam, adamw"),
+        ("search.method", "bayes", "s.yaml: search.method: 'bayes' is not one of random, grid, tpe"),
+        ("scheduler.name", "pbt", "s.yaml: scheduler.name: 'pbt' is not one of asha, none"),
+        ("scheduler.reduction_factor", 1.5, "s.yaml: scheduler.reduction_factor: 1.5 must lie in [2, 1000]"),
+        ("scheduler.reduction_factor", float("inf"), "s.yaml: scheduler.reduction_factor: inf must be a finite number"),
+        ("search.num_samples", 0, "s.yaml: search.num_samples: 0 must lie in [1, 1000000]"),
+        ("train.batch_size", 1, "s.yaml: train.batch_size: 1 must lie in [2, 1000000]"),
+        ("resources.gpu", 1.5, "s.yaml: resources.gpu: 1.5 must be >= 0, and a whole number when above 1"),
+        ("resources.cpu", 0, "s.yaml: resources.cpu: 0.0 must lie in (0, 10000]"),
+        ("resources.cpu", float("inf"), "s.yaml: resources.cpu: inf must be a finite number"),
+        ("data.seed", 1e30, "s.yaml: data.seed: 1e+30 must be an integer"),
+        ("data.n_samples", 1e12, "s.yaml: data.n_samples: 1000000000000 must lie in [20, 10000000]"),
+        ("name", "../../x", "s.yaml: name: '../../x' must be 1-100 letters"),
+        ("name", "x" * 300, "s.yaml: name: 'xxxx"),
+        ("search.refine", {"margin": float("inf")}, "s.yaml: search.refine.margin: inf must be a finite number"),
+        ("metric", "accuracy", "s.yaml: metric: 'accuracy' is not a metric the built-in trainer reports"),
+        ("model.kernel_size", 3, "s.yaml: model.kernel_size: unknown key"),
+    ],
+)
 def test_each_field_rule(key: str, value: Any, expected: str) -> None:
     assert one(tiny_sweep(**{key: value})).startswith(expected)
 
 
 def test_grace_period_above_epochs() -> None:
-    assert one(tiny_sweep(**{"scheduler.grace_period": 5})) == \
-        "s.yaml: scheduler.grace_period: 5 must be <= train.epochs (3)"
+    assert (
+        one(tiny_sweep(**{"scheduler.grace_period": 5}))
+        == "s.yaml: scheduler.grace_period: 5 must be <= train.epochs (3)"
+    )
 
 
 def test_mode_contradicting_the_metric() -> None:
@@ -97,45 +121,74 @@ def test_every_problem_is_reported_at_once() -> None:
     assert all(line.startswith("s.yaml: ") and "\n" not in line for line in found)
 
 
-@pytest.mark.parametrize("param, expected", [
-    ({"distribution": "log_uniform", "min": 0, "max": 1},
-     "s.yaml: search.parameters.train.lr.min: 0.0 must be > 0 for log_uniform"),
-    ({"distribution": "log_uniform", "min": 1e-2, "max": 1e-3},
-     "s.yaml: search.parameters.train.lr.min: 0.01 must be < max (0.001)"),
-    ({"distribution": "uniform", "min": 0.5, "max": 0.5},
-     "s.yaml: search.parameters.train.lr.min: 0.5 must be < max (0.5)"),
-    ({"distribution": "gaussian", "min": 0.1, "max": 1},
-     "s.yaml: search.parameters.train.lr.distribution: 'gaussian' is not a distribution"),
-    ({"distribution": "log_uniform", "min": 1e-3},
-     "s.yaml: search.parameters.train.lr.max: is required for log_uniform"),
-    ({"distribution": "log_uniform", "min": "small", "max": 1},
-     "s.yaml: search.parameters.train.lr.min: 'small' must be a number"),
-    ({"min": 0.1, "max": 1}, "s.yaml: search.parameters.train.lr: needs a distribution (with min and max) or values"),
-    ({"values": []}, "s.yaml: search.parameters.train.lr.values: [] must be a non-empty list"),
-    ({"values": [0.1], "distribution": "uniform"}, "s.yaml: search.parameters.train.lr: takes values or a distribution"),
-    ({"values": [0.1, -1]}, "s.yaml: search.parameters.train.lr.values[1]: -1.0 must be > 0"),
-    (0.1, "s.yaml: search.parameters.train.lr: 0.1 must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "param, expected",
+    [
+        (
+            {"distribution": "log_uniform", "min": 0, "max": 1},
+            "s.yaml: search.parameters.train.lr.min: 0.0 must be > 0 for log_uniform",
+        ),
+        (
+            {"distribution": "log_uniform", "min": 1e-2, "max": 1e-3},
+            "s.yaml: search.parameters.train.lr.min: 0.01 must be < max (0.001)",
+        ),
+        (
+            {"distribution": "uniform", "min": 0.5, "max": 0.5},
+            "s.yaml: search.parameters.train.lr.min: 0.5 must be < max (0.5)",
+        ),
+        (
+            {"distribution": "gaussian", "min": 0.1, "max": 1},
+            "s.yaml: search.parameters.train.lr.distribution: 'gaussian' is not a distribution",
+        ),
+        (
+            {"distribution": "log_uniform", "min": 1e-3},
+            "s.yaml: search.parameters.train.lr.max: is required for log_uniform",
+        ),
+        (
+            {"distribution": "log_uniform", "min": "small", "max": 1},
+            "s.yaml: search.parameters.train.lr.min: 'small' must be a finite number",
+        ),
+        (
+            {"min": 0.1, "max": 1},
+            "s.yaml: search.parameters.train.lr: needs a distribution (with min and max) or values",
+        ),
+        ({"values": []}, "s.yaml: search.parameters.train.lr.values: [] must be a non-empty list"),
+        (
+            {"values": [0.1], "distribution": "uniform"},
+            "s.yaml: search.parameters.train.lr: takes values or a distribution",
+        ),
+        ({"values": [0.1, -1]}, "s.yaml: search.parameters.train.lr.values[1]: -1.0 must lie in (0, 1000000]"),
+        (0.1, "s.yaml: search.parameters.train.lr: 0.1 must be a mapping"),
+    ],
+)
 def test_parameter_rules(param: Any, expected: str) -> None:
     assert one(tiny_sweep(**{"search.parameters": {"train.lr": param}})).startswith(expected)
 
 
 @pytest.mark.parametrize("bounds", [(0.9, 1.0), (0.0, 0.9), (-0.5, 0.5), (0.99, 1.5)])
 def test_one_minus_log_uniform_needs_beta_inside_zero_one(bounds: tuple[float, float]) -> None:
-    raw = tiny_sweep(**{"search.parameters": {"train.momentum": {
-        "distribution": "one_minus_log_uniform", "min": bounds[0], "max": bounds[1]}}})
+    raw = tiny_sweep(
+        **{
+            "search.parameters": {
+                "train.momentum": {"distribution": "one_minus_log_uniform", "min": bounds[0], "max": bounds[1]}
+            }
+        }
+    )
     found = problems(raw)
     assert any("must lie in (0, 1) for one_minus_log_uniform" in p for p in found), found
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("train.lrate", "s.yaml: search.parameters.train.lrate: is not a key of train (did you mean train.lr?)"),
-    ("optim.lr", "s.yaml: search.parameters.optim.lr: is not a path into model or train"),
-    ("model.depth", "s.yaml: search.parameters.model.depth: is not a key of model"),
-    ("train.lr.x", "s.yaml: search.parameters.train.lr.x: is not a key of train"),
-    ("data.val_fraction", "s.yaml: search.parameters.data.val_fraction: data cannot be searched"),
-    ("train.epochs", "s.yaml: search.parameters.train.epochs: train.epochs is ASHA's max_t"),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("train.lrate", "s.yaml: search.parameters.train.lrate: is not a key of train (did you mean train.lr?)"),
+        ("optim.lr", "s.yaml: search.parameters.optim.lr: is not a path into model or train"),
+        ("model.depth", "s.yaml: search.parameters.model.depth: is not a key of model"),
+        ("train.lr.x", "s.yaml: search.parameters.train.lr.x: is not a key of train"),
+        ("data.val_fraction", "s.yaml: search.parameters.data.val_fraction: data cannot be searched"),
+        ("train.epochs", "s.yaml: search.parameters.train.epochs: train.epochs is ASHA's max_t"),
+    ],
+)
 def test_parameter_paths_must_exist(path: str, expected: str) -> None:
     raw = tiny_sweep(**{"search.parameters": {path: {"values": [1, 2]}}})
     assert any(p.startswith(expected) for p in problems(raw)), problems(raw)
@@ -144,7 +197,9 @@ def test_parameter_paths_must_exist(path: str, expected: str) -> None:
 def test_parameter_values_are_checked_against_their_key() -> None:
     raw = tiny_sweep(**{"search.parameters": {"train.batch_size": {"values": [32, "big"]}}})
     assert one(raw) == "s.yaml: search.parameters.train.batch_size.values[1]: 'big' must be an integer"
-    raw = tiny_sweep(**{"search.parameters": {"train.batch_size": {"distribution": "log_uniform", "min": 8, "max": 64}}})
+    raw = tiny_sweep(
+        **{"search.parameters": {"train.batch_size": {"distribution": "log_uniform", "min": 8, "max": 64}}}
+    )
     assert "is an integer: use int_uniform, int_log_uniform or values" in one(raw)
     raw = tiny_sweep(**{"search.parameters": {"train.momentum": {"distribution": "uniform", "min": 0.5, "max": 1.2}}})
     assert one(raw) == "s.yaml: search.parameters.train.momentum.max: 1.2 must lie in [0, 1)"
@@ -154,22 +209,32 @@ def test_parameter_values_are_checked_against_their_key() -> None:
 
 def test_grid_needs_grid_points_and_grid_points_need_grid() -> None:
     raw = tiny_sweep(**{"search.method": "grid"})
-    assert "needs grid_points (or values) for search.method grid" in problems(raw)[0]
-    raw = tiny_sweep(**{"search.parameters": {"train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1,
-                                                           "grid_points": 3}}})
+    assert all("needs grid_points (or values) for search.method grid" in p for p in problems(raw))
+    raw = tiny_sweep(
+        **{"search.parameters": {"train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 3}}}
+    )
     assert one(raw).endswith("grid_points: 3 is only used by search.method grid")
-    raw = tiny_sweep(**{"search.method": "grid", "search.parameters": {
-        "train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 1}}})
-    assert one(raw).endswith("grid_points: 1 must be >= 2")
-    raw = tiny_sweep(**{"search.method": "grid", "search.parameters": {
-        "train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 3}}})
+    raw = tiny_sweep(
+        **{
+            "search.method": "grid",
+            "search.parameters": {"train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 1}},
+        }
+    )
+    assert one(raw).endswith("grid_points: 1 must lie in [2, 10000]")
+    raw = tiny_sweep(
+        **{
+            "search.method": "grid",
+            "search.parameters": {"train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 3}},
+        }
+    )
     del raw["search"]["num_samples"]
     assert from_dict(raw, source="s.yaml").search.num_samples == 1  # one pass over the grid
 
 
 def test_unknown_model_and_data_names() -> None:
     assert one(tiny_sweep(**{"model.name": "mpl"})).startswith(
-        "s.yaml: model.name: 'mpl' is not a model (did you mean 'mlp'?")
+        "s.yaml: model.name: 'mpl' is not a model (did you mean 'mlp'?"
+    )
     found = problems(tiny_sweep(**{"data": {"name": "mnist"}}))
     assert found[0].startswith("s.yaml: data.name: 'mnist' is not a data source (did you mean 'mnist1d'?")
 
@@ -177,8 +242,15 @@ def test_unknown_model_and_data_names() -> None:
 def test_callable_names_must_import() -> None:
     assert "cannot be imported" in one(tiny_sweep(**{"model.name": "no_such_pkg_xyz:net"}))
     assert "has no function 'absent'" in one(tiny_sweep(**{"data": {"name": "tests.fixtures_data:absent"}}))
-    s = from_dict(tiny_sweep(**{"model": {"name": "tests.fixtures_data:tiny_net", "kwargs": {"width": 4}},
-                                "search.parameters": {"model.kwargs.width": {"values": [4, 8]}}}), source="s.yaml")
+    s = from_dict(
+        tiny_sweep(
+            **{
+                "model": {"name": "tests.fixtures_data:tiny_net", "kwargs": {"width": 4}},
+                "search.parameters": {"model.kwargs.width": {"values": [4, 8]}},
+            }
+        ),
+        source="s.yaml",
+    )
     assert s.model["kwargs"] == {"width": 4}
 
 
@@ -202,13 +274,20 @@ def test_npz_path_relative_to_the_sweep_file(tmp_path: Path, write_sweep: Callab
 def test_missing_data_section_and_wrong_section_types() -> None:
     raw = tiny_sweep()
     del raw["data"]
-    assert one(raw) == "s.yaml: data: is required (a mapping)"
+    assert one(raw) == "s.yaml: data: is required (a mapping) for the built-in trainer"
     assert one(tiny_sweep(train=[1, 2])) == "s.yaml: train: [1, 2] must be a mapping"
 
 
 def test_floats_written_without_a_dot_are_numbers() -> None:
-    s = from_dict(tiny_sweep(**{"train.lr": "1e-3", "search.parameters": {
-        "train.lr": {"distribution": "log_uniform", "min": "1e-4", "max": "1e-1"}}}), source="s.yaml")
+    s = from_dict(
+        tiny_sweep(
+            **{
+                "train.lr": "1e-3",
+                "search.parameters": {"train.lr": {"distribution": "log_uniform", "min": "1e-4", "max": "1e-1"}},
+            }
+        ),
+        source="s.yaml",
+    )
     assert s.train["lr"] == 1e-3 and s.search.parameters[0].low == 1e-4
 
 
@@ -220,7 +299,9 @@ def test_invalid_yaml_reports_the_line(write_sweep: Callable[..., Path]) -> None
     assert line.startswith(f"{path}:5:") and "invalid YAML" in line
 
 
-@pytest.mark.parametrize("text, expected", [("", "the file is empty"), ("- a\n- b\n", "the top level must be a mapping")])
+@pytest.mark.parametrize(
+    "text, expected", [("", "the file is empty"), ("- a\n- b\n", "the top level must be a mapping")]
+)
 def test_empty_or_non_mapping_files(write_sweep: Callable[..., Path], text: str, expected: str) -> None:
     with pytest.raises(InputError, match=expected):
         load_sweep(write_sweep(text))
@@ -238,6 +319,42 @@ def test_overrides_and_name_default(write_sweep: Callable[..., Path]) -> None:
     assert load_sweep(path).name == "my-sweep"
     s = load_sweep(path, {"name": "other", "search.num_samples": 7})
     assert s.name == "other" and s.search.num_samples == 7
-    with pytest.raises(InputError, match="search.num_samples: 0 must be >= 1"):
+    with pytest.raises(InputError, match=r"search.num_samples: 0 must lie in \[1, 1000000\]"):
         load_sweep(path, {"search.num_samples": 0})
     assert len(load_sweep(path).sha256) == 64
+
+
+@pytest.mark.parametrize(
+    "grace, eta, max_t, brackets, expected",
+    [
+        (1, 3, 20, 1, [1, 3, 9]),
+        (2, 3, 20, 1, [2, 6, 18]),
+        (1, 2, 4, 1, [1, 2, 4]),
+        (5, 3, 5, 1, [5]),
+        (1, 2.5, 20, 1, [1, 3, 7, 16]),  # 2.5, 6.25, 15.6: ASHA judges at the first epoch past each, not int(2.5)
+        (1, 3, 27, 2, [1, 3, 9, 27]),
+    ],
+)
+def test_milestones_are_the_epochs_rays_asha_judges_at(
+    grace: int, eta: float, max_t: int, brackets: int, expected: list[int]
+) -> None:
+    from types import SimpleNamespace
+
+    from tuner.ray.asha import scheduler
+    from tuner.spec import SchedulerSpec
+
+    spec = SchedulerSpec("asha", grace, eta, brackets, max_t)
+    assert spec.milestones() == expected
+    # feed Ray's own ASHA one trial per epoch: it records (judges) a trial exactly at these epochs
+    asha = scheduler(spec)
+    asha.set_search_properties("val_acc", "max")
+    judged = set()
+    for b, bracket in enumerate(asha._brackets):
+        t = SimpleNamespace(trial_id=f"t{b}")
+        for epoch in range(1, max_t + 1):
+            before = sum(len(rec) for _, rec in bracket._rungs)
+            bracket.on_result(t, epoch, 0.5)
+            if sum(len(rec) for _, rec in bracket._rungs) > before:
+                judged.add(epoch)
+    assert sorted(judged) == expected
+    assert SchedulerSpec("none", grace, eta, brackets, max_t).milestones() == []

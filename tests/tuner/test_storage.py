@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -20,20 +20,24 @@ def test_storage_forms() -> None:
     assert not is_uri("C:\\runs") and not is_uri("runs")
 
 
-@pytest.mark.parametrize("bad, rule", [
-    ("ftp://host/runs", "has the unsupported scheme 'ftp' (a local path or one of file://, s3://"),
-    ("http://host/runs", "unsupported scheme 'http'"),
-    ("s3://", "names no bucket or path"),
-    ("", "empty path"),
-])
+@pytest.mark.parametrize(
+    "bad, rule",
+    [
+        ("ftp://host/runs", "has the unsupported scheme 'ftp' (a local path or one of file://, s3://"),
+        ("http://host/runs", "unsupported scheme 'http'"),
+        ("s3://", "names no bucket or path"),
+        ("", "empty path"),
+    ],
+)
 def test_bad_storage_is_bad_input(bad: str, rule: str) -> None:
     with pytest.raises(InputError, match="--storage: ") as e:
         check_storage(bad)
     assert rule in str(e.value)
 
 
-def test_a_bad_storage_or_address_exits_2_before_anything_starts(write_sweep: Callable[..., Path], tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_storage_or_address_exits_2_before_anything_starts(
+    write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sweep = write_sweep()
     assert main(["run", str(sweep), "--storage", "ftp://host/runs"]) == 2
     assert main(["run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", "not an address"]) == 2
@@ -43,8 +47,9 @@ def test_a_bad_storage_or_address_exits_2_before_anything_starts(write_sweep: Ca
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_uri_run_directory_is_mirrored_locally_and_uploaded_whole(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_uri_run_directory_is_mirrored_locally_and_uploaded_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
     uri = f"file://{tmp_path}/bucket/runs"
     store = RunStore.create(uri, "tiny")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -28,9 +29,9 @@ def read_events(path: Path) -> dict[str, list[tuple[int, float]]]:
     out: dict[str, list[tuple[int, float]]] = {}
     i = 0
     while i < len(data):
-        (n,) = struct.unpack("<Q", data[i:i + 8])
+        (n,) = struct.unpack("<Q", data[i : i + 8])
         event = event_pb2.Event()
-        event.ParseFromString(data[i + 12:i + 12 + n])
+        event.ParseFromString(data[i + 12 : i + 12 + n])
         i += 12 + n + 4
         for v in event.summary.value:
             out.setdefault(v.tag, []).append((event.step, v.simple_value))
@@ -50,13 +51,14 @@ def test_every_trial_has_tensorboard_events_with_our_metrics(tracked_run: dict[s
 
 
 def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_into_the_experiment(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Our logger replaces Ray's (which wrote ~20 bookkeeping scalars and flushed each result):
     the trial's metrics, step = epoch, all in the file once the trial ends; a diverged
     epoch's NaN is left out; pickled into the experiment without its open writers."""
     import pickle
 
-    from tuner import backend
+    from tuner.ray.callbacks import EpochTensorBoard
 
     class Trial:  # what the logger reads of Tune's Trial (hashable: it keys the open writers)
         local_path, evaluated_params = str(tmp_path), {"train.lr": 0.1}
@@ -65,18 +67,33 @@ def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_int
             pass
 
     trial = Trial()
-    tb = backend._EpochTensorBoard()
+    tb = EpochTensorBoard()
     for epoch, loss in ((1, 0.9), (2, 0.5), (3, float("nan"))):
-        tb.log_trial_result(epoch, trial, {"epoch": epoch, "training_iteration": epoch, "val_acc": 0.1 * epoch,
-                                           "val_loss": loss, "train_loss": loss, "pid": 123, "time_this_iter_s": 0.1,
-                                           "diverged": False, "config": {"train.lr": 0.1}})
+        tb.log_trial_result(
+            epoch,
+            trial,
+            {
+                "epoch": epoch,
+                "training_iteration": epoch,
+                "val_acc": 0.1 * epoch,
+                "val_loss": loss,
+                "train_loss": loss,
+                "pid": 123,
+                "time_this_iter_s": 0.1,
+                "diverged": False,
+                "config": {"train.lr": 0.1},
+            },
+        )
     state = pickle.loads(pickle.dumps(tb)).__dict__
     assert state["_trial_writer"] == {} and tb._trial_writer
     tb.log_trial_end(trial)
     (events,) = tmp_path.glob("events.out.tfevents.*")
     scalars = read_events(events)
-    assert {k for k in scalars if k.startswith("ray/")} == {"ray/tune/val_acc", "ray/tune/val_loss",
-                                                            "ray/tune/train_loss"}
+    assert {k for k in scalars if k.startswith("ray/")} == {
+        "ray/tune/val_acc",
+        "ray/tune/val_loss",
+        "ray/tune/train_loss",
+    }
     assert "_hparams_/experiment" in scalars  # the trial's params beside its last metrics (HParams tab)
     assert [s for s, _ in scalars["ray/tune/val_acc"]] == [1, 2, 3]
     assert [s for s, _ in scalars["ray/tune/val_loss"]] == [1, 2]
@@ -85,8 +102,9 @@ def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_int
 # -- MLflow -----------------------------------------------------------------------------------
 
 
-def test_mlflow_logs_a_run_per_trial_and_the_export_under_the_sweeps_run(tracked_run: dict[str, Any],
-                                                                         tmp_path: Path) -> None:
+def test_mlflow_logs_a_run_per_trial_and_the_export_under_the_sweeps_run(
+    tracked_run: dict[str, Any], tmp_path: Path
+) -> None:
     pytest.importorskip("mlflow", reason="MLflow is an extra: pip install 'tuner[mlflow]'")
     from mlflow.tracking import MlflowClient
 
@@ -113,13 +131,16 @@ def test_mlflow_logs_a_run_per_trial_and_the_export_under_the_sweeps_run(tracked
         assert child.data.tags["tuner.round"] == "0" and child.info.status == "FINISHED"
         for metric in ("val_acc", "val_loss", "train_loss"):
             history = client.get_metric_history(child.info.run_id, metric)
-            assert [(m.step, m.value) for m in history] == [(h["epoch"], pytest.approx(h[metric]))
-                                                            for h in t.history]
+            assert [(m.step, m.value) for m in history] == [(h["epoch"], pytest.approx(h[metric])) for h in t.history]
         assert "time_this_iter_s" not in child.data.metrics  # Ray's bookkeeping is left out
     # where the sweep went is in the run's provenance, and so in the export's
     meta = json.loads((summary.run_dir / "run.json").read_text())
-    expected = {"uri": uri, "experiment": "bn-sweeps", "experiment_id": experiment.experiment_id,
-                "run_id": parent.info.run_id}
+    expected = {
+        "uri": uri,
+        "experiment": "bn-sweeps",
+        "experiment_id": experiment.experiment_id,
+        "run_id": parent.info.run_id,
+    }
     assert meta["provenance"]["mlflow"] == expected
     assert yaml.safe_load((summary.run_dir / "best.yaml").read_text())["provenance"]["mlflow"] == expected
 
@@ -128,14 +149,22 @@ def test_mlflow_logs_a_run_per_trial_and_the_export_under_the_sweeps_run(tracked
 def test_an_unusable_tracking_store_is_bad_input_and_writes_nothing(tmp_path: Path) -> None:
     pytest.importorskip("mlflow", reason="MLflow is an extra: pip install 'tuner[mlflow]'")
     with pytest.raises(InputError, match=r"^--mlflow-uri: bogus://x: cannot use this tracking store \(") as e:
-        run_sweep(from_dict(tiny_sweep(), source="tiny.yaml"), storage=tmp_path / "runs", write=lambda _: None, mlflow_uri="bogus://x")
+        run_sweep(
+            from_dict(tiny_sweep(), source="tiny.yaml"),
+            storage=tmp_path / "runs",
+            write=lambda _: None,
+            mlflow_uri="bogus://x",
+        )
     assert len(e.value.problems) == 1 and "\n" not in e.value.problems[0]
     assert not (tmp_path / "runs").exists()
 
 
 def test_mlflow_uri_without_mlflow_installed_exits_2_before_anything(
-        write_sweep: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    write_sweep: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow now raises ImportError
     started = []
     monkeypatch.setattr("tuner.runner.run_sweep", lambda *a, **k: started.append(1))

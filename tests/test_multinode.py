@@ -19,8 +19,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -39,8 +40,9 @@ STEP_S = 0.1  # sleep per training batch: ~0.6 s an epoch, so trials can be caug
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
     # The GCS declares a node dead after ~3 s without a heartbeat (default ~30 s).
-    c = LocalCluster(workers=2, cpus=1, extra_env={"RAY_health_check_period_ms": "1000",
-                                                   "RAY_health_check_failure_threshold": "3"})
+    c = LocalCluster(
+        workers=2, cpus=1, extra_env={"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+    )
     try:
         c.start(timeout=180)
         yield c
@@ -50,8 +52,9 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 def write_sweep(tmp_path: Path, **overrides: Any) -> Path:
-    sweep = tiny_sweep(**{"model": {"name": "tests.fixtures_data:slow_net", "kwargs": {"width": 8, "step_s": STEP_S}},
-                          **overrides})
+    sweep = tiny_sweep(
+        **{"model": {"name": "tests.fixtures_data:slow_net", "kwargs": {"width": 8, "step_s": STEP_S}}, **overrides}
+    )
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep, sort_keys=False))
     return path
@@ -64,8 +67,9 @@ class Cli:
         n = len(list(tmp_path.glob("cli-*.out")))
         self.out, self.err = tmp_path / f"cli-{n}.out", tmp_path / f"cli-{n}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "tuner", *args], stdout=out, stderr=err,
-                                         cwd=tmp_path, env=env)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tuner", *args], stdout=out, stderr=err, cwd=tmp_path, env=env
+            )
 
     def wait(self, timeout: float = 300) -> int:
         try:
@@ -95,8 +99,9 @@ def rows(run_dir: Path, round_dir: str = "round-0") -> dict[str, list[dict[str, 
     return out
 
 
-def test_a_sweep_runs_on_every_node_and_gets_its_data_through_the_object_store(cluster: LocalCluster,
-                                                                               tmp_path: Path) -> None:
+def test_a_sweep_runs_on_every_node_and_gets_its_data_through_the_object_store(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
     """Proves points 1 and 4: ``tuner run --address ray://...`` (Ray Client) runs a sweep on a
     3-node cluster, its trials run on all three nodes (three distinct Ray node ids in
     result.json: the three trials wait for each other before training, and each needs a
@@ -106,13 +111,19 @@ def test_a_sweep_runs_on_every_node_and_gets_its_data_through_the_object_store(c
     ``file://`` URI (Ray Tune and tuner's own files both written through pyarrow)."""
     for attempt in range(2):
         data = write_npz(tmp_path / f"data{attempt}.npz", n=300)
-        sweep = write_sweep(tmp_path, data={"name": "tests.fixtures_data:npz_once", "kwargs": {"path": str(data)}},
-                            model={"name": "tests.fixtures_data:barrier_net",
-                                   "kwargs": {"barrier": str(tmp_path / f"barrier{attempt}"), "n": 3}},
-                            **{"scheduler.name": "none", "search.num_samples": 3, "train.epochs": 2})
+        sweep = write_sweep(
+            tmp_path,
+            data={"name": "tests.fixtures_data:npz_once", "kwargs": {"path": str(data)}},
+            model={
+                "name": "tests.fixtures_data:barrier_net",
+                "kwargs": {"barrier": str(tmp_path / f"barrier{attempt}"), "n": 3},
+            },
+            **{"scheduler.name": "none", "search.num_samples": 3, "train.epochs": 2},
+        )
         storage = f"file://{tmp_path}/remote{attempt}"
-        with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", storage,
-                 "--address", cluster.client_address) as cli:
+        with Cli(
+            tmp_path, cluster.env(), "run", str(sweep), "--storage", storage, "--address", cluster.client_address
+        ) as cli:
             code = cli.wait()
         server_log = cluster.logs("ray_client_server*.err")
         # Ray Client's server (Ray's code, on the head) now and then dies at start-up with a gRPC
@@ -124,7 +135,7 @@ def test_a_sweep_runs_on_every_node_and_gets_its_data_through_the_object_store(c
     assert not data.exists()  # read once, by the driver
     run_dir = tmp_path / f"remote{attempt}" / "tiny"
     run = load_run(run_dir)
-    assert run.meta["status"] == "done" and run.meta["location"] == storage + "/tiny"
+    assert run.meta.status == "done" and run.meta.location == storage + "/tiny"
     assert [t.status for t in run.trials] == ["finished"] * 3
     node_ids = {n["id"] for n in cluster.alive_nodes()}
     assert len(node_ids) == 3
@@ -138,11 +149,21 @@ def test_a_killed_trial_process_restarts_from_its_last_checkpoint(cluster: Local
     completes. The restarted process's first reported epoch follows the last checkpointed one
     (it does not start over at epoch 1), every epoch 1..6 is recorded, the trial finishes.
     Joins with ``--address auto`` (the cluster named by ``RAY_ADDRESS``)."""
-    sweep = write_sweep(tmp_path, max_failures=2, **{"scheduler.name": "none", "search.num_samples": 2,
-                                                     "train.epochs": 6})
+    sweep = write_sweep(
+        tmp_path, max_failures=2, **{"scheduler.name": "none", "search.num_samples": 2, "train.epochs": 6}
+    )
     run_dir = tmp_path / "runs" / "tiny"
-    with Cli(tmp_path, cluster.env(RAY_ADDRESS=cluster.address), "run", str(sweep), "--storage",
-             str(tmp_path / "runs"), "--address", "auto") as cli:
+    with Cli(
+        tmp_path,
+        cluster.env(RAY_ADDRESS=cluster.address),
+        "run",
+        str(sweep),
+        "--storage",
+        str(tmp_path / "runs"),
+        "--address",
+        "auto",
+    ) as cli:
+
         def victim() -> tuple[str, int, int] | None:
             for name, rs in rows(run_dir).items():
                 if rs and 2 <= rs[-1]["epoch"] <= 3:
@@ -160,8 +181,7 @@ def test_a_killed_trial_process_restarts_from_its_last_checkpoint(cluster: Local
     assert [t.status for t in load_run(run_dir).trials] == ["finished"] * 2
 
 
-def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster: LocalCluster,
-                                                                        tmp_path: Path) -> None:
+def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster: LocalCluster, tmp_path: Path) -> None:
     """Proves point 5c: the driver is SIGKILLed mid-sweep (ASHA, 12 trials); ``tuner resume
     RUN_DIR`` completes it: the trials that had finished are not re-run (their result.json
     does not grow), no result reported before the kill is lost (every line is still there),
@@ -169,12 +189,16 @@ def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster:
     kill are all still there, with the same values, at the end (Ray 2.60 does not save a
     scheduler: tuner does)."""
     # 12 trials on 3 CPUs: trials are still pending when the first finishes and the driver is killed
-    sweep = write_sweep(tmp_path, **{"search.num_samples": 12, "train.epochs": 4, "scheduler.grace_period": 1,
-                                     "scheduler.reduction_factor": 2})
+    sweep = write_sweep(
+        tmp_path,
+        **{"search.num_samples": 12, "train.epochs": 4, "scheduler.grace_period": 1, "scheduler.reduction_factor": 2},
+    )
     run_dir = tmp_path / "runs" / "tiny"
     rungs_file = run_dir / "round-0" / "asha-rungs.json"
-    with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"),
-             "--address", cluster.address) as cli:
+    with Cli(
+        tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
+    ) as cli:
+
         def finished() -> list[str] | None:
             done = [n for n, rs in rows(run_dir).items() if rs and rs[-1]["epoch"] == 4]
             return done or None
@@ -182,8 +206,11 @@ def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster:
         wait_for(finished, 240, "a finished trial")
         seen = time.time()
         # the experiment snapshot taken after that trial's last result (rung records included)
-        wait_for(lambda: rungs_file.is_file() and rungs_file.stat().st_mtime > seen + 0.5, 60,
-                 "an experiment snapshot after it")
+        wait_for(
+            lambda: rungs_file.is_file() and rungs_file.stat().st_mtime > seen + 0.5,
+            60,
+            "an experiment snapshot after it",
+        )
         cli.proc.send_signal(signal.SIGKILL)
         cli.proc.wait(timeout=30)
     before = rows(run_dir)
@@ -222,10 +249,10 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(cluster: LocalCluster, 
     the interrupted trials continuing from their checkpoints (not from epoch 1)."""
     sweep = write_sweep(tmp_path, **{"scheduler.name": "none", "search.num_samples": 2, "train.epochs": 6})
     run_dir = tmp_path / "runs" / "tiny"
-    with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"),
-             "--address", cluster.address) as cli:
-        wait_for(lambda: any(rs and rs[-1]["epoch"] >= 2 for rs in rows(run_dir).values()), 240,
-                 "a trial at epoch 2")
+    with Cli(
+        tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
+    ) as cli:
+        wait_for(lambda: any(rs and rs[-1]["epoch"] >= 2 for rs in rows(run_dir).values()), 240, "a trial at epoch 2")
         cli.proc.send_signal(signal.SIGINT)
         assert cli.wait(timeout=120) == 130, cli.text()
         assert "tuner resume" in cli.text()
@@ -239,10 +266,10 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(cluster: LocalCluster, 
         assert cli.wait() == 0, cli.text()
     after = rows(run_dir)
     for name, last in progressed.items():
-        resumed = after[name][len(before[name]):]
+        resumed = after[name][len(before[name]) :]
         assert resumed and 1 < resumed[0]["epoch"] <= last + 1, (name, last, resumed[:1])
     run = load_run(run_dir)
-    assert run.meta["status"] == "done" and [t.status for t in run.trials] == ["finished"] * 2
+    assert run.meta.status == "done" and [t.status for t in run.trials] == ["finished"] * 2
 
 
 def test_the_cluster_reports_node_types_its_autoscaler_can_start(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -251,25 +278,47 @@ def test_the_cluster_reports_node_types_its_autoscaler_can_start(cluster: LocalC
     no live node fits is let through with a note (its trials wait for the autoscaler) instead
     of being refused; a type too small for the trial does not count."""
     config = tmp_path / "bootstrap.yaml"
-    config.write_text(yaml.safe_dump({
-        "max_workers": 4, "head_node_type": "head",
-        "available_node_types": {"head": {"resources": {"CPU": 0}, "node_config": {}},
-                                 "gpu_worker": {"resources": {"CPU": 4, "GPU": 1}, "min_workers": 0,
-                                                "max_workers": 2, "node_config": {}}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "max_workers": 4,
+                "head_node_type": "head",
+                "available_node_types": {
+                    "head": {"resources": {"CPU": 0}, "node_config": {}},
+                    "gpu_worker": {
+                        "resources": {"CPU": 4, "GPU": 1},
+                        "min_workers": 0,
+                        "max_workers": 2,
+                        "node_config": {},
+                    },
+                },
+            }
+        )
+    )
     code = (
-        "import sys; from tuner import backend, nodetypes; from tuner.runner import check_resources;"
-        "from tuner.spec import from_dict; from tests.conftest import tiny_sweep;"
+        "import sys; from tuner import nodetypes; from tuner.ray import cluster;"
         "nodetypes.main([sys.argv[1], '--address', sys.argv[2]]);"
-        "nodes, types = backend.cluster_nodes(), backend.autoscaler_node_types();"
-        "print('NOTE', check_resources(from_dict(tiny_sweep(**{'resources.gpu': 1}), 's.yaml'), nodes, types));"
-        "print('TOO BIG', check_resources(from_dict(tiny_sweep(**{'resources.gpu': 2}), 's.yaml'), nodes, types))")
-    out = subprocess.run([sys.executable, "-c", code, str(config), cluster.address], env=cluster.env(), cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+        "nodes, types = cluster.cluster_nodes(), cluster.autoscaler_node_types();"
+        "print('NOTE', cluster.check_resources('s.yaml', 1, 1, nodes, types));"
+        "print('TOO BIG', cluster.check_resources('s.yaml', 1, 2, nodes, types))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(config), cluster.address],
+        env=cluster.env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "gpu_worker: {'CPU': 4.0, 'GPU': 1.0} (up to 2 nodes)" in out.stdout, out.stdout + out.stderr
-    assert "NOTE no node of the cluster fits one trial (1 CPU, 1 GPU) yet: trials wait for the autoscaler to " \
-           "start a gpu_worker node" in out.stdout, out.stdout + out.stderr
-    assert "resources.gpu: 2 per trial, but no node of this cluster (nor a node type its autoscaler reports) " \
-           "has 2 GPUs (most: 1)" in out.stderr
+    assert (
+        "NOTE no node of the cluster fits one trial (1 CPU, 1 GPU) yet: trials wait for the autoscaler to "
+        "start a gpu_worker node" in out.stdout
+    ), out.stdout + out.stderr
+    assert (
+        "resources.gpu: 2 per trial, but no node of this cluster (nor a node type its autoscaler reports) "
+        "has 2 GPUs (most: 1)" in out.stderr
+    )
     # the head type (never started by the autoscaler) is not reported
     assert "head:" not in out.stdout
 
@@ -279,8 +328,9 @@ def test_a_driver_without_the_clusters_token_is_refused(cluster: LocalCluster, t
     another token cannot join (exit 1, a one-line message, no run directory)."""
     sweep = write_sweep(tmp_path, **{"scheduler.name": "none", "search.num_samples": 1})
     env = cluster.env(RAY_AUTH_TOKEN="0" * 64)
-    with Cli(tmp_path, env, "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address",
-             cluster.address) as cli:
+    with Cli(
+        tmp_path, env, "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
+    ) as cli:
         assert cli.wait(timeout=180) == 1, cli.text()
     assert "cannot join the Ray cluster" in cli.err.read_text()
     assert not (tmp_path / "runs").exists()
@@ -294,12 +344,19 @@ def test_a_stopped_worker_node_loses_no_trial(cluster: LocalCluster, tmp_path: P
     remaining nodes from its last checkpoint (the checkpoints are on storage every node reads:
     here this machine's disk, on a real cluster a shared mount or a cloud URI) and no trial is
     lost: all three finish every epoch."""
-    sweep = write_sweep(tmp_path, model={"name": "tests.fixtures_data:barrier_net", "kwargs": {
-        "barrier": str(tmp_path / "barrier"), "n": 3, "step_s": STEP_S}},
-        **{"scheduler.name": "none", "search.num_samples": 3, "train.epochs": 8})
+    sweep = write_sweep(
+        tmp_path,
+        model={
+            "name": "tests.fixtures_data:barrier_net",
+            "kwargs": {"barrier": str(tmp_path / "barrier"), "n": 3, "step_s": STEP_S},
+        },
+        **{"scheduler.name": "none", "search.num_samples": 3, "train.epochs": 8},
+    )
     run_dir = tmp_path / "runs" / "tiny"
-    with Cli(tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"),
-             "--address", cluster.address) as cli:
+    with Cli(
+        tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
+    ) as cli:
+
         def victim() -> tuple[str, Any, int, str] | None:
             for name, rs in rows(run_dir).items():
                 if rs and 2 <= rs[-1]["epoch"] <= 5:

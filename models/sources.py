@@ -1,0 +1,171 @@
+"""Where each data source's arrays come from: scikit-learn's bundled sets, the MNIST-1D
+generator, scikit-learn's generators, the user's ``.npz`` file or data function. Each returns
+``x_train, y_train, x_test, y_test``; :func:`tuner.models.data.load` checks and splits them."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import NPZ_KEYS, DataError, Dataset
+
+
+def digits() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8) in [0, 1]
+    return _fixed_test_split(x, d.target)
+
+
+def diabetes() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_diabetes
+
+    d = load_diabetes()  # features already centred and scaled by scikit-learn
+    return _fixed_test_split(d.data.astype(np.float32), d.target.astype(np.float32))
+
+
+def _fixed_test_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    order = np.random.default_rng(0).permutation(len(x))
+    n_test = len(x) // 5
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+def cache_dir() -> Path:
+    """Where generated data sets are cached (``$TUNER_CACHE`` or ``~/.cache/tuner``)."""
+    return Path(os.environ.get("TUNER_CACHE") or Path.home() / ".cache" / "tuner")
+
+
+def mnist1d(seed: int, n_samples: int, iid_noise_scale: float, corr_noise_scale: float) -> tuple[np.ndarray, ...]:
+    key = f"seed={seed},n={n_samples},iid={iid_noise_scale},corr={corr_noise_scale}"
+    path = cache_dir() / f"mnist1d-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # a damaged cache entry: generate it again
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed, args.num_samples = int(seed), int(n_samples)
+    args.iid_noise_scale, args.corr_noise_scale = float(iid_noise_scale), float(corr_noise_scale)
+    state = np.random.get_state()  # the generator seeds numpy's global RNG; leave it as it was
+    try:
+        d = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    arrays = {"x_train": d["x"][:, None], "y_train": d["y"], "x_test": d["x_test"][:, None], "y_test": d["y_test"]}
+    _save_npz_atomic(path, arrays)
+    return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+
+
+def _save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs regeneration next time
+
+
+def synthetic(n_samples: int, n_features: int, n_classes: int, seed: int, flip_y: float) -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import make_classification
+
+    try:
+        x, y = make_classification(
+            n_samples=int(n_samples),
+            n_features=int(n_features),
+            n_informative=max(2, int(n_features) // 2),
+            n_classes=int(n_classes),
+            n_clusters_per_class=1,
+            class_sep=1.5,
+            flip_y=float(flip_y),
+            random_state=int(seed),
+        )
+    except ValueError as e:  # e.g. more classes than the informative features can separate
+        raise DataError(f"synthetic: {e}") from None
+    n_test = len(x) // 5
+    return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+
+
+def regression(n_samples: int, n_features: int, n_targets: int, noise: float, seed: int) -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import make_regression
+
+    x, y = make_regression(
+        n_samples=int(n_samples),
+        n_features=int(n_features),
+        n_targets=int(n_targets),
+        n_informative=max(1, int(n_features) // 2),
+        noise=float(noise),
+        random_state=int(seed),
+    )
+    n_test = len(x) // 5
+    return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+
+
+def npz(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, ...]:
+    if path is None:
+        raise DataError("npz: data.path is required")
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise DataError(f"{p}: a single .npy array, not an .npz archive with {', '.join(NPZ_KEYS)}")
+            missing = [k for k in NPZ_KEYS if k not in f.files]
+            if missing:
+                raise DataError(f"{p}: missing arrays {', '.join(missing)} (needs {', '.join(NPZ_KEYS)})")
+            return tuple(f[k] for k in NPZ_KEYS)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise DataError(f"{p}: not a readable .npz file ({first})") from None
+
+
+def import_function(ref: str) -> Callable[..., Any]:
+    module_name, _, attr = ref.partition(":")
+    module = importlib.import_module(module_name)
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ImportError(f"module {module_name!r} has no function {attr!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+def from_function(ref: str, kwargs: Mapping[str, Any], resolve: Callable[[str], Callable[..., Any]]) -> tuple[Any, ...]:
+    try:
+        fn = resolve(ref)
+    except ImportError as e:
+        raise DataError(f"{ref}: {e}") from None
+    try:
+        out = fn(**kwargs)
+    except Exception as e:  # the user's function failed: its error, one line
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"{ref}: the data function raised {type(e).__name__}: {first}") from None
+    if isinstance(out, Dataset):
+        if out.x_test is None or out.y_test is None:
+            raise DataError(f"{ref}: the Dataset returned must hold its test split")
+        return (
+            np.concatenate([out.x_train, out.x_val]),
+            np.concatenate([out.y_train, out.y_val]),
+            out.x_test,
+            out.y_test,
+        )
+    if not isinstance(out, Mapping) or any(k not in out for k in NPZ_KEYS):
+        raise DataError(
+            f"{ref}: must return a Dataset or a mapping with {', '.join(NPZ_KEYS)}, not {type(out).__name__}"
+        )
+    return tuple(out[k] for k in NPZ_KEYS)

@@ -1,0 +1,192 @@
+"""The ``tuner`` command line's arguments: every command, flag and its help.
+
+A usage error is one line and an :class:`~tuner.errors.InputError` (exit 2), never argparse's
+exit; numbers are checked as they are parsed (finite, within bounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from tuner import __version__
+from tuner.errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and raises instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        if value > 10**9:
+            raise argparse.ArgumentTypeError(f"{value} must be <= 1000000000")
+        return value
+
+    return parse
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} must be a finite number")
+    return value
+
+
+def _address(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--address",
+        help="join a Ray cluster: auto (this machine's), HOST:PORT or ray://HOST:10001 "
+        "(default: start a local instance of its own on every core)",
+    )
+
+
+def _set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a sweep-file key for this run, validated like the file, e.g. --set train.epochs=5 "
+        "--set search.num_samples=8 (repeatable; recorded in the run's provenance)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tuner",
+        description="Hyperparameter sweeps of PyTorch batch-norm networks on Ray Tune. Docs: docs/ in the repository.",
+    )
+    parser.add_argument("--version", action="version", version=f"tuner {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a sweep file on Ray and export the best configuration")
+    p.add_argument("sweep", help="the sweep file (YAML), or an export file (runs its best configuration)")
+    p.add_argument(
+        "--storage",
+        default="runs",
+        help="where the run directory goes: a folder (on a multi-node cluster, one every node mounts at "
+        "the same path) or a URI such as s3://bucket/runs (default: runs)",
+    )
+    p.add_argument("--name", help="run name, one folder name (default: the sweep's name)")
+    _address(p)
+    p.add_argument("--num-samples", type=_int_at_least(1), help="trials in the first round (overrides the file)")
+    p.add_argument("--num-cpus", type=_int_at_least(1), help="CPUs of the local Ray instance (default: all)")
+    _set(p)
+    p.add_argument(
+        "--mlflow-uri",
+        help="also log each trial as an MLflow run to this tracking store "
+        "(e.g. sqlite:///mlflow.db or http://host:5000; needs tuner[mlflow])",
+    )
+    p.add_argument("--mlflow-experiment", help="MLflow experiment name (default: the sweep's name)")
+    p.add_argument("--quiet", action="store_true", help="no progress; only where the results are")
+    p.add_argument(
+        "--json", action="store_true", help="print a machine-readable summary (JSON) on stdout; progress goes to stderr"
+    )
+
+    p = sub.add_parser(
+        "try",
+        help="run one trial of the sweep's base configuration in this process (no Ray), "
+        "printing its reports and its own traceback if it fails",
+    )
+    p.add_argument("sweep", help="the sweep file (YAML)")
+    p.add_argument("--epochs", type=_int_at_least(1), help="stop after this many reports (default: the budget)")
+    _set(p)
+
+    p = sub.add_parser(
+        "resume",
+        help="finish an interrupted run (Ctrl-C, killed driver, failure) from its saved state",
+        description="Finish an interrupted run: rounds already done are kept, the round that was running goes on "
+        "from its saved state (finished trials are not re-run, unfinished ones continue from their last "
+        "checkpoints, ASHA's rung records are restored), later rounds run as usual. WARNING: "
+        "a run directory holds pickled state that resuming unpickles (it can run any code): resume "
+        "only runs from a trusted source.",
+    )
+    p.add_argument("run_dir", help="the run directory (a path or a URI); must come from a trusted source")
+    _address(p)
+    p.add_argument("--num-cpus", type=_int_at_least(1), help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress; only where the results are")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary (JSON) on stdout")
+
+    p = sub.add_parser("validate", help="check a sweep file and report every problem (imports its functions)")
+    p.add_argument("sweep", help="the sweep file (YAML)")
+    _set(p)
+
+    p = sub.add_parser("space", help="print N sampled configurations, one JSON object a line (no Ray started)")
+    p.add_argument("sweep", help="the sweep file (YAML)")
+    p.add_argument("-n", type=_int_at_least(1), required=True, help="number of configurations")
+    p.add_argument("--seed", type=_int_at_least(0), help="search seed (default: the file's search.seed)")
+
+    p = sub.add_parser("export", help="write a run's best configuration as an export file")
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument("-o", "--output", help="file to write (default: RUN_DIR/best.yaml or best.json)")
+    p.add_argument("--top-k", type=_int_at_least(1), default=5, help="configurations kept in 'top' (default: 5)")
+    p.add_argument("--format", choices=("yaml", "json"), help="default: from the file name, else yaml")
+
+    p = sub.add_parser(
+        "retest",
+        help="re-train the export's top configurations with fresh seeds; rank with CIs; flag ranking changes and drift",
+    )
+    p.add_argument("export", help="the export file (rewritten with the new ranking and a retest section)")
+    p.add_argument("--seeds", type=_int_at_least(2), default=3, help="fresh seeds per configuration (>= 2, default 3)")
+    p.add_argument(
+        "--top-k", type=_int_at_least(1), help="configurations to re-test (default: all in the export's top)"
+    )
+    p.add_argument(
+        "--every", metavar="DURATION", help="keep re-testing every DURATION (30s, 15m, 12h, 1d) until stopped"
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a data key for this retest, e.g. --data seed=7 or --data path=new.npz (repeatable)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=_finite,
+        default=0.02,
+        help="flag drift when the best's mean score got worse by more than this since the last retest "
+        "(metric units, default: 0.02)",
+    )
+    p.add_argument("--fail-on-drift", action="store_true", help="exit with status 3 when drift was flagged")
+    _address(p)
+
+    p = sub.add_parser("train", help="train the export's best configuration on train+val and save the model")
+    p.add_argument("export", help="the export file")
+    p.add_argument("-o", "--output", required=True, help="the model file to write, e.g. model.pt")
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="override a data key")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+
+    p = sub.add_parser("evaluate", help="test metrics of a saved model (eval mode: BN running statistics)")
+    p.add_argument("model", help="a file written by tuner train")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="evaluate on other data, e.g. --data seed=7 (repeatable)",
+    )
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="import the model or data function the file names (a model file is data: off by default)",
+    )
+
+    p = sub.add_parser("report", help="write an HTML report of a run with its figures (no Ray started)")
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument("-o", "--output", help="folder to write index.html and the figures to (default: RUN_DIR/report)")
+    return parser

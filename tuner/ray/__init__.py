@@ -1,0 +1,16 @@
+"""Every touch of Ray's API, one module a job.
+
+Ray's API moves between releases; this project pins ``ray[tune]==2.60.*`` and keeps its calls
+in this package, so that an upgrade of Ray changes these files alone:
+
+- :mod:`~tuner.ray.cluster`: starting or joining a cluster, its resources and node types;
+- :mod:`~tuner.ray.search`: search domains and searchers on the parameters' latent scales;
+- :mod:`~tuner.ray.asha`: ASHA, with its rung records saved for ``tuner resume``;
+- :mod:`~tuner.ray.callbacks`: progress, the end of an experiment, TensorBoard, MLflow, Optuna;
+- :mod:`~tuner.ray.batching`: trials send their results in batches;
+- :mod:`~tuner.ray.worker`: the trial (a :class:`tuner.Run` on Ray) and plain tasks;
+- :mod:`~tuner.ray.experiment`: running and resuming one round of trials.
+
+Nothing here runs at import: Ray's settings are applied when :func:`tuner.ray.cluster.connect`
+starts or joins a cluster.
+"""

@@ -1,0 +1,99 @@
+"""ASHA over epochs, with its rung records kept across ``tuner resume``.
+
+Ray 2.60 restores an experiment's trials and searcher but not its scheduler
+(ray-project/ray#30838), so a resumed ASHA would forget every rung record and judge the rest
+of the sweep against nothing. :class:`ResumableASHA` exposes its state as plain data and
+:class:`SchedulerState` saves it with every experiment snapshot (and as ``asha-rungs.json`` in
+the round's folder, for people and tests to read).
+
+When ASHA judges a trial is :meth:`tuner.spec.SchedulerSpec.milestones`: one formula for the
+result batching, the progress and the report; a test checks it against this scheduler.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from tuner.files import write_json
+from tuner.records import RUNGS_FILE
+from tuner.spec import SchedulerSpec
+
+
+def scheduler(spec: SchedulerSpec) -> Any:
+    """ASHA over epochs (``training_iteration``: one report an epoch), or FIFO for ``none``."""
+    if spec.name == "none":
+        return FIFOScheduler()
+    return ResumableASHA(
+        time_attr="training_iteration",
+        max_t=spec.max_t,
+        grace_period=spec.grace_period,
+        reduction_factor=spec.reduction_factor,
+        brackets=spec.brackets,
+    )
+
+
+class ResumableASHA(ASHAScheduler):
+    """Ray's ASHA, plus its state as plain data (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._restored_brackets: dict[str, int] = {}
+
+    def rungs_state(self) -> dict[str, Any]:
+        """``{"brackets": [[{"milestone", "recorded": {trial_id: value}}...]...],
+        "trial_bracket": {trial_id: bracket index}}``; values are ASHA's own (the metric
+        times +1 for max, -1 for min)."""
+        index = {id(b): i for i, b in enumerate(self._brackets)}
+        return {
+            "brackets": [
+                [{"milestone": float(m), "recorded": {k: float(v) for k, v in rec.items()}} for m, rec in b._rungs]
+                for b in self._brackets
+            ],
+            "trial_bracket": {tid: index[id(b)] for tid, b in self._trial_info.items() if id(b) in index},
+        }
+
+    def set_rungs_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`rungs_state` returned (the same sweep: same rungs)."""
+        for bracket, rungs in zip(self._brackets, state["brackets"]):
+            for (milestone, recorded), saved in zip(bracket._rungs, rungs):
+                if float(milestone) != float(saved["milestone"]):
+                    raise ValueError(f"ASHA rung {milestone} does not match the saved rung {saved['milestone']}")
+                recorded.clear()
+                recorded.update(saved["recorded"])
+        self._restored_brackets = {str(k): int(v) for k, v in state.get("trial_bracket", {}).items()}
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)
+        i = self._restored_brackets.get(trial.trial_id)
+        if i is not None and i < len(self._brackets):  # a restored trial stays in its bracket
+            self._trial_info[trial.trial_id] = self._brackets[i]
+
+
+class SchedulerState(tune.Callback):
+    """Saves the scheduler's state with every experiment snapshot (Tune checkpoints a
+    callback's :meth:`get_state` beside the trials' state and restores it before the trials
+    are re-queued) and writes it as ``asha-rungs.json`` into the round's folder. Holds the very
+    scheduler object the Tuner uses: both are pickled in one piece into ``tuner.pkl``, so they
+    stay one object after a restore."""
+
+    def __init__(self, scheduler: ResumableASHA) -> None:
+        self.scheduler = scheduler
+        self._folder: str | None = None
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        self._folder = trial.storage.experiment_driver_staging_path
+
+    def get_state(self) -> dict[str, Any] | None:
+        state = self.scheduler.rungs_state()
+        if self._folder:  # the staging folder is synced to the round's folder with this snapshot
+            write_json(Path(self._folder) / RUNGS_FILE, state)
+        return {"asha": state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.scheduler.set_rungs_state(state["asha"])

@@ -1,0 +1,138 @@
+"""Tune callbacks on the driver: progress, how an experiment ended, TensorBoard and MLflow.
+
+Tune pickles its callbacks into the experiment's state (``tuner.pkl``); what belongs to this
+driver only (a printer, open files) is left out of the pickle and attached again on resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ray import tune
+from ray.tune.logger import TBXLoggerCallback
+from ray.tune.result import TRAINING_ITERATION
+
+from tuner.progress import TrialEvent
+from tuner.records import EPOCH, RAY_KEYS
+from tuner.tracking import MlflowTarget
+
+# Reported keys that are not metrics (where and how a trial ran).
+_NOT_METRICS = RAY_KEYS | {"node_id", "device", "threads", "diverged", EPOCH}
+
+
+def metrics_of(result: dict[str, Any]) -> dict[str, float]:
+    """The numeric metrics of one result (Ray's bookkeeping and ours left out; NaN left out)."""
+    return {
+        k: v
+        for k, v in result.items()
+        if k not in _NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    }
+
+
+def step_of(result: dict[str, Any], iteration: int) -> int:
+    return int(result.get(EPOCH) or result.get(TRAINING_ITERATION) or iteration)
+
+
+class ProgressCallback(tune.Callback):
+    """Hands the trials' states to ``on_step`` at most every ``every_s`` seconds."""
+
+    def __init__(self, on_step: Callable[[list[TrialEvent]], None] | None, every_s: float) -> None:
+        self.on_step = on_step
+        self.every_s = every_s
+        self._last = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the driver's printer is not part of the experiment (a resumed run attaches its own)
+        return {**self.__dict__, "on_step": None}
+
+    def _emit(self, trials: list[Any], force: bool = False) -> None:
+        now = time.monotonic()
+        if self.on_step is None or (not force and now - self._last < self.every_s):
+            return
+        self._last = now
+        self.on_step([TrialEvent(t.trial_id, t.status, dict(t.config), dict(t.last_result or {})) for t in trials])
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._emit(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._emit(trials)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self._emit(trials, force=True)
+
+
+class Outcome(tune.Callback):
+    """Whether the experiment ended with trials left unfinished. Tune's handler of the first
+    Ctrl-C saves the experiment and returns from ``fit()`` as if it had finished; its cleanup
+    then marks the running trials TERMINATED, so their status is read at the end of the last
+    step of the loop, before that cleanup."""
+
+    def __init__(self) -> None:
+        self.unfinished = 0
+        self._status: dict[str, str] = {}
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._status = {t.trial_id: t.status for t in trials}
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.unfinished = sum(
+            1 for t in trials if self._status.get(t.trial_id, t.status) not in ("TERMINATED", "ERROR")
+        )
+
+
+class EpochTensorBoard(TBXLoggerCallback):  # type: ignore[misc]
+    """Ray Tune's TensorBoard logger, lean: a trial's own metrics under ``ray/tune/`` with the
+    epoch as step, written to the trial's folder. Ray's writes every number of a result (Tune's
+    bookkeeping too: ~20 scalars) and flushes the file after each, ~5 ms of the driver's CPU a
+    result, on the cores the trials train on; this one writes the trial's metrics and flushes
+    at most every :attr:`FLUSH_S` per trial, and at the trial's end."""
+
+    FLUSH_S = 2.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._flushed: dict[Any, float] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks: open writers stay behind
+        return {**self.__dict__, "_trial_writer": {}, "_trial_result": {}, "_flushed": {}}
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+        if trial not in self._trial_writer:
+            self.log_trial_start(trial)
+        step = step_of(result, iteration)
+        writer = self._trial_writer[trial]
+        logged = {}
+        for key, value in metrics_of(result).items():
+            logged[f"ray/tune/{key}"] = value
+            writer.add_scalar(f"ray/tune/{key}", value, global_step=step)
+        self._trial_result[trial] = logged  # the trial's hparams entry at its end
+        now = time.monotonic()
+        if now - self._flushed.get(trial, 0.0) >= self.FLUSH_S:
+            writer.flush()
+            self._flushed[trial] = now
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        self._flushed.pop(trial, None)
+        super().log_trial_end(trial, failed)  # closes (and so flushes) the trial's writer
+
+
+def mlflow_callback(target: MlflowTarget) -> Any:
+    """Ray Tune's MLflow callback for ``target``: on the driver, one MLflow run per trial
+    with the searched parameters as params and its metrics per epoch (step = epoch)."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class _EpochMetrics(MLflowLoggerCallback):  # type: ignore[misc]
+        # Ray's callback logs every key of a result (its own bookkeeping too), one call each;
+        # ours are the metrics a trial reports, which keeps a long sweep's driver quick.
+        def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
+            metrics: dict[str, Any] = metrics_of(result)
+            if isinstance(result.get("diverged"), bool):
+                metrics["diverged"] = result["diverged"]
+            self.mlflow_util.log_metrics(
+                run_id=self._trial_runs[trial], metrics_to_log=metrics, step=step_of(result, iteration)
+            )
+
+    return _EpochMetrics(tracking_uri=target.uri, experiment_name=target.experiment, tags=dict(target.tags))

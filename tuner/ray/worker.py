@@ -1,0 +1,203 @@
+"""The worker side: a trial as Ray Tune runs it, and plain tasks.
+
+:func:`run_trial` is the plain function trainable every trial runs: it builds the trial's
+configuration, makes a :class:`RayRun` and calls the sweep's function with it (the built-in
+BN trainer or the user's). :func:`run_tasks` runs plain Ray tasks (a retest's seeds).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from tuner.space import apply_params
+from tuner.trial import Run, TaskRun, TrialDiverged, TrialError, describe_error
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def trial_device() -> torch.device:
+    """The GPU Ray assigned this trial (Ray sets CUDA_VISIBLE_DEVICES to it, so it is
+    ``cuda`` inside the process), or the CPU when Ray gave it none."""
+    if ray.get_gpu_ids() and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def node_id() -> str:
+    """Ray's id of the node this runs on (nodes of one machine share an IP, not an id)."""
+    try:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # outside Ray (a direct call in a test)
+        return ""
+
+
+def trial_cpus() -> int:
+    """The CPUs Ray reserved for this trial (at least 1)."""
+    try:
+        resources = tune.get_context().get_trial_resources().required_resources
+        return max(1, int(resources.get("CPU", 1)))
+    except Exception:  # outside a Tune session (a direct call in a test)
+        return 1
+
+
+def load_function(ref: str) -> Callable[..., Any]:
+    """Import the trial function ``"package.module:function"`` on this worker (the user's
+    module arrives with the job's runtime environment, see :mod:`tuner.usercode`)."""
+    from tuner import usercode
+
+    return usercode.resolve(ref)
+
+
+class RayRun(Run):
+    """:class:`tuner.Run` inside a Ray Tune trial: reports go through ``tune.report``, a due
+    checkpoint is a ``torch.save`` of ``{"epoch", "state"}`` in Tune's checkpoint folder."""
+
+    def _send(self, result: dict[str, Any], checkpoint: dict[str, Any] | None) -> None:
+        if checkpoint is None:
+            tune.report(result)
+            return
+        with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as d:
+            torch.save(checkpoint, os.path.join(d, CHECKPOINT_FILE))
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
+
+    def _checkpoint(self) -> dict[str, Any] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as d:
+            # map_location: a trial restored on another node may have another device (a GPU's
+            # checkpoint on a CPU). The file is this trial's own (resume is for trusted runs).
+            saved = torch.load(Path(d) / CHECKPOINT_FILE, map_location=self.device, weights_only=False)
+        return saved if isinstance(saved, dict) else None
+
+
+def run_trial(
+    config: dict[str, Any],
+    *,
+    function: str,
+    base: dict[str, Any],
+    data: Any,
+    metric: str,
+    mode: str,
+    seed: int,
+    checkpoint_every_s: float | None = None,
+) -> None:
+    """Ray Tune's trainable: ``function(base with config applied, run)``.
+
+    Args:
+        config: the searched parameters, keyed by dotted path (``{"train.lr": 0.03}``).
+        function: the trial function, ``"package.module:function"``.
+        base: the sweep's config before the searched values.
+        data: the data set without its test split (shipped once through Ray's object store).
+        metric, mode: the sweep's metric and which way is better.
+        seed: ``run.seed``.
+        checkpoint_every_s: a fixed interval between checkpoints (0: every epoch) instead of
+            :class:`tuner.trial.CheckpointPolicy`'s ratio to their cost.
+    """
+    threads = trial_cpus()
+    torch.set_num_threads(threads)  # the trial's CPUs, not the node's: trials share a node
+    run = RayRun(
+        metric=metric,
+        mode=mode,
+        seed=seed,
+        device=trial_device(),
+        cpus=threads,
+        data=data,
+        trial_id=tune.get_context().get_trial_id() or "",
+        node_id=node_id(),
+        checkpoint_every_s=checkpoint_every_s,
+    )
+    run._load()  # a restored trial's epochs count on from its checkpoint
+    try:
+        load_function(function)(apply_params(base, config), run)
+    except TrialDiverged:
+        return
+    except Exception as e:
+        raise TrialError(describe_error(e)) from e
+
+
+def task(fn: Callable[..., Any], call: dict[str, Any], cpus: float, **shared: Any) -> Any:
+    """A plain Ray task (see :func:`run_tasks`): ``fn(**call, **shared, device=..., cpus=...)``
+    on the CPUs and the GPU Ray gave it."""
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
+    return fn(**call, **shared, device=trial_device(), cpus=threads)
+
+
+def run_tasks(
+    fn: Callable[..., Any],
+    calls: Sequence[dict[str, Any]],
+    shared: dict[str, Any],
+    cpu: float,
+    gpu: float,
+    on_result: Callable[[int, Any], None] | None = None,
+    max_retries: int = 2,
+) -> list[Any]:
+    """Run ``fn(**call, **shared, device=..., cpus=...)`` for every call as Ray tasks, all in
+    parallel on the cluster; ``shared`` values go through the object store once. Results come
+    back in the order of ``calls``; ``on_result(index, result)`` is told of each as it
+    finishes. A task whose worker dies is retried ``max_retries`` times."""
+    refs = {k: ray.put(v) for k, v in shared.items()}
+    remote = ray.remote(task).options(num_cpus=cpu, num_gpus=gpu, max_retries=max_retries)
+    pending = {remote.remote(fn, call, cpu, **refs): i for i, call in enumerate(calls)}
+    results: list[Any] = [None] * len(calls)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(ready[0])
+        results[index] = ray.get(ready[0])
+        if on_result is not None:
+            on_result(index, results[index])
+    return results
+
+
+def seed_task(
+    *,
+    function: str,
+    config: dict[str, Any],
+    seed: int,
+    metric: str,
+    mode: str,
+    data: Any,
+    device: torch.device,
+    cpus: int,
+) -> dict[str, Any]:
+    """One retest seed as a task: run the trial function to its end with ``seed``; returns
+    its last report (``diverged`` set when it diverged) and its seconds, or its error."""
+    import time
+
+    run = TaskRun(
+        metric=metric,
+        mode=mode,
+        seed=seed,
+        device=device,
+        cpus=cpus,
+        data=data,
+        trial_id=f"seed-{seed}",
+        node_id=node_id(),
+    )
+    start = time.perf_counter()
+    try:
+        load_function(function)(config, run)
+    except TrialDiverged:
+        pass
+    except Exception as e:
+        return {"seed": seed, "error": describe_error(e), "seconds": time.perf_counter() - start}
+    last = dict(run.reports[-1]) if run.reports else {}
+    # test metrics may come with the last report only; keep every test_* reported at any epoch
+    for report in run.reports:
+        last.update({k: v for k, v in report.items() if k.startswith("test_") and k not in last})
+    return {
+        "seed": seed,
+        "metrics": last,
+        "diverged": bool(last.get("diverged")),
+        "epochs": run.epoch,
+        "seconds": time.perf_counter() - start,
+    }

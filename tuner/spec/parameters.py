@@ -1,0 +1,174 @@
+"""Checking ``search.parameters``: each path points at a key of the config, each range fits its
+distribution and the key's own rule, each list of values holds values the key accepts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from tuner.errors import NO_VALUE, closest, did_you_mean
+from tuner.space import DISTRIBUTIONS, INT_DISTRIBUTIONS, Parameter, bound_rules
+from tuner.spec.schema import MODEL_EXTRA_FIELDS, MODEL_FIELDS, PARAMETER_KEYS, TRAIN_FIELDS, Field, f, kind_text, rng
+
+if TYPE_CHECKING:
+    from tuner.spec.validate import Validator
+
+
+class ParameterRules:
+    """The rules of one sweep's parameters; problems go to the sweep's :class:`Validator`."""
+
+    def __init__(self, v: Validator) -> None:
+        self.v = v
+
+    def parameter(
+        self, path: str, spec: Any, method: str, config: dict[str, Any], builtin: bool, scheduler: dict[str, Any]
+    ) -> Parameter | None:
+        key = f"search.parameters.{path}"
+        target = self.target_field(key, path, config, builtin, scheduler)
+        if not isinstance(spec, dict):
+            self.v.add(key, spec, "must be a mapping: {distribution, min, max} or {values: [...]}")
+            return None
+        for k in spec:
+            if k not in PARAMETER_KEYS:
+                self.v.unknown(f"{key}.{k}", str(k), list(PARAMETER_KEYS))
+        grid_points = spec.get("grid_points")
+        if grid_points is not None:
+            ok, grid_points = self.v.value(f"{key}.grid_points", f("int", rule=rng(2, 10_000)), grid_points)
+            if not ok:
+                return None
+            if method != "grid":
+                self.v.add(f"{key}.grid_points", grid_points, "is only used by search.method grid")
+        if "values" in spec:
+            return self.categorical(key, path, spec, target)
+        dist = spec.get("distribution")
+        if dist is None:
+            self.v.add(key, NO_VALUE, "needs a distribution (with min and max) or values")
+            return None
+        if dist not in DISTRIBUTIONS:
+            self.v.add(
+                f"{key}.distribution",
+                dist,
+                f"is not a distribution ({did_you_mean(str(dist), DISTRIBUTIONS)}one of {', '.join(DISTRIBUTIONS)})",
+            )
+            return None
+        bounds = {}
+        for b in ("min", "max"):
+            if b not in spec:
+                self.v.add(f"{key}.{b}", NO_VALUE, f"is required for {dist}")
+                continue
+            ok, v = self.v.value(f"{key}.{b}", f("float", rule=rng(-1e300, 1e300)), spec[b])
+            if ok:
+                bounds[b] = v
+        if len(bounds) < 2:
+            return None
+        broken = bound_rules(dist, bounds["min"], bounds["max"])
+        for b, v, rule in broken:
+            self.v.add(f"{key}.{b}", v, rule)
+        if broken:
+            return None
+        if dist in INT_DISTRIBUTIONS and max(abs(bounds["min"]), abs(bounds["max"])) > 2**53:
+            self.v.add(f"{key}.max", bounds["max"], f"must lie within ±2^53 for {dist}")
+            return None
+        if target is not None:
+            if target.kind == "int" and dist not in INT_DISTRIBUTIONS:
+                self.v.add(
+                    f"{key}.distribution",
+                    dist,
+                    f"draws floats but {path} is an integer: use int_uniform, int_log_uniform or values",
+                )
+                return None
+            if target.kind not in ("int", "float", "any"):
+                self.v.add(f"{key}.distribution", dist, f"draws numbers but {path} is {kind_text(target)}: use values")
+                return None
+            for b in ("min", "max"):
+                self.v.value(f"{key}.{b}", target, int(bounds[b]) if target.kind == "int" else bounds[b])
+        if method == "grid" and grid_points is None:
+            self.v.add(key, NO_VALUE, "needs grid_points (or values) for search.method grid")
+            return None
+        if dist in INT_DISTRIBUTIONS:
+            bounds = {b: int(v) for b, v in bounds.items()}
+        return Parameter(path, dist, bounds["min"], bounds["max"], None, grid_points)
+
+    def categorical(self, key: str, path: str, spec: dict[str, Any], target: Field | None) -> Parameter | None:
+        values = spec["values"]
+        if "distribution" in spec or "min" in spec or "max" in spec:
+            self.v.add(key, NO_VALUE, "takes values or a distribution with min and max, not both")
+            return None
+        if not isinstance(values, list) or not values or len(values) > 10_000:
+            self.v.add(f"{key}.values", values, "must be a non-empty list (at most 10000 values)")
+            return None
+        converted, ok_all = [], True
+        for i, v in enumerate(values):
+            if target is None:
+                if isinstance(v, float) and not math.isfinite(v):
+                    self.v.add(f"{key}.values[{i}]", v, "must be a finite number")
+                    ok_all = False
+                converted.append(v)
+                continue
+            ok, cv = self.v.value(f"{key}.values[{i}]", target, v)
+            ok_all &= ok
+            converted.append(cv)
+        if not ok_all:
+            return None
+        return Parameter(path, None, None, None, tuple(converted), None)
+
+    def target_field(
+        self, key: str, path: str, config: dict[str, Any], builtin: bool, scheduler: dict[str, Any]
+    ) -> Field | None:
+        """The field a parameter path points at; a problem if it points nowhere."""
+        if path.split(".", 1)[0] == "data":
+            self.v.add(key, NO_VALUE, "data cannot be searched: the data set is loaded once and shared by every trial")
+            return None
+        if not builtin:
+            return self.config_field(key, path, config, scheduler)
+        section, _, rest = path.partition(".")
+        if section not in ("model", "train") or not rest:
+            self.v.add(key, NO_VALUE, "is not a path into model or train (e.g. train.lr, model.hidden)")
+            return None
+        if section == "train":
+            fields: Mapping[str, Field] = TRAIN_FIELDS
+        else:
+            name = config["model"].get("name", "mlp")
+            kind = "callable" if isinstance(name, str) and ":" in name else name
+            fields = {**MODEL_FIELDS, **MODEL_EXTRA_FIELDS.get(kind, {})}
+        head, _, tail = rest.partition(".")
+        if section == "model" and head == "kwargs" and "kwargs" in fields and tail:
+            return Field("any", None)
+        if head not in fields or tail:
+            close = closest(head, list(fields), cutoff=0.5)
+            hint = f" (did you mean {section}.{close}?)" if close else ""
+            self.v.add(key, NO_VALUE, f"is not a key of {section}{hint}")
+            return None
+        if section == "train" and head == "epochs" and scheduler.get("name") == "asha":
+            self.v.add(key, NO_VALUE, "train.epochs is ASHA's max_t and cannot be searched with scheduler asha")
+            return None
+        return fields[head]
+
+    def config_field(self, key: str, path: str, config: dict[str, Any], scheduler: dict[str, Any]) -> Field | None:
+        """A path into a function's ``config``: it must name a key there; its default's type
+        is the parameter's type."""
+        node: Any = config
+        parts = path.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                known = list(node) if isinstance(node, dict) else []
+                where = ".".join(parts[:i]) or "config"
+                hint = did_you_mean(part, known, cutoff=0.5)
+                self.v.add(
+                    key,
+                    NO_VALUE,
+                    f"is not a key of {'config.' + where if i else 'config'} "
+                    f"({hint}known: {', '.join(map(str, known[:12])) or 'none'})",
+                )
+                return None
+            node = node[part]
+        if isinstance(node, bool):
+            return Field("bool")
+        if isinstance(node, int):
+            return Field("any")  # a function may well take a float where its default is an int
+        if isinstance(node, float):
+            return Field("float")
+        if isinstance(node, str):
+            return Field("str")
+        return Field("any")

@@ -1,0 +1,303 @@
+"""Checking a sweep against its schema: every problem at once, one line each.
+
+Each problem names the file, the key path, the value and the rule, with a "did you mean"
+for a misspelt key or name. The validator returns plain, fully resolved sections; the typed
+:class:`tuner.spec.Sweep` is built from them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tuner import usercode
+from tuner.errors import NO_VALUE, did_you_mean, problem
+from tuner.models.data import SOURCES
+from tuner.records import BUILTIN_METRICS
+from tuner.spec.parameters import ParameterRules
+from tuner.spec.schema import (
+    DATA_FIELDS,
+    DATA_SOURCE_FIELDS,
+    MODEL_EXTRA_FIELDS,
+    MODEL_FIELDS,
+    MODELS,
+    NAME_PATTERN,
+    NAME_RULE,
+    REFINE_FIELDS,
+    REQUIRED,
+    RESOURCES_FIELDS,
+    SCHEDULER_FIELDS,
+    SEARCH_FIELDS,
+    TOP_FIELDS,
+    TRAIN_FIELDS,
+    Field,
+    convert,
+    kind_text,
+)
+
+CLASSIFICATION_METRICS = ("val_acc", "val_loss", "train_loss")
+REGRESSION_METRICS = ("val_loss", "val_rmse", "val_mae", "val_r2", "train_loss")
+
+
+class Validator:
+    """Collects every problem of one sweep; :meth:`sweep` returns its resolved sections."""
+
+    def __init__(self, source: str, base_dir: Path | None, offline: bool = False) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self.offline = offline  # check forms only: import no code, look for no file
+        self.problems: list[str] = []
+
+    def add(self, key: str, value: Any, rule: str) -> None:
+        self.problems.append(problem(self.source, key, value, rule))
+
+    # -- values -------------------------------------------------------------------------
+
+    def value(self, key: str, fld: Field, v: Any) -> tuple[bool, Any]:
+        """Check ``v`` against ``fld``; returns (ok, the value converted to its type)."""
+        if v is None:
+            if fld.nullable:
+                return True, None
+            self.add(key, v, f"must be set ({kind_text(fld)})")
+            return False, v
+        ok, v = convert(fld.kind, v)
+        if not ok:
+            self.add(key, v, f"must be {kind_text(fld)}")
+            return False, v
+        if fld.kind == "name" and (not NAME_PATTERN.fullmatch(v) or v in (".", "..")):
+            self.add(key, v, NAME_RULE)
+            return False, v
+        if fld.choices is not None and v not in fld.choices:
+            self.add(key, v, f"is not one of {', '.join(fld.choices)}")
+            return False, v
+        if fld.check is not None and not fld.check(v):
+            self.add(key, v, fld.rule)
+            return False, v
+        return True, v
+
+    def section(self, prefix: str, raw: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
+        """Validate one mapping against its fields; unknown keys are problems."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.add(prefix, type(raw).__name__, "must be a mapping of keys")
+            return {k: copy.deepcopy(fd.default) for k, fd in fields.items() if fd.default is not REQUIRED}
+        out: dict[str, Any] = {}
+        for key, v in raw.items():
+            full = f"{prefix}.{key}" if prefix else str(key)
+            if key not in fields:
+                self.unknown(full, str(key), list(fields))
+                continue
+            ok, v = self.value(full, fields[key], v)
+            if ok:
+                out[key] = v
+        for key, fld in fields.items():
+            if key in raw:
+                continue
+            if fld.default is REQUIRED:
+                self.add(f"{prefix}.{key}" if prefix else key, NO_VALUE, f"is required ({kind_text(fld)})")
+            else:
+                out[key] = copy.deepcopy(fld.default)
+        return out
+
+    def unknown(self, full: str, key: str, known: list[str]) -> None:
+        shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+        self.add(full, NO_VALUE, f"unknown key ({did_you_mean(key, known)}known: {shown})")
+
+    # -- the whole sweep ----------------------------------------------------------------
+
+    def sweep(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Every section resolved (problems collected in :attr:`problems`)."""
+        top = self.section("", dict(raw), TOP_FIELDS)
+        function = top.get("function")
+        builtin = function is None
+        if builtin:
+            for key in ("config", "seed"):
+                if raw.get(key) is not None:
+                    hint = (
+                        "; the built-in trainer takes model and train (train.seed)"
+                        if key == "seed"
+                        else "; the built-in trainer takes model and train"
+                    )
+                    self.add(key, NO_VALUE, f"is only used with function{hint}")
+        else:
+            for key in ("model", "train"):
+                if raw.get(key) is not None:
+                    self.add(
+                        key,
+                        NO_VALUE,
+                        "and function exclude each other: a function takes its settings from "
+                        "config (the built-in trainer's are model and train)",
+                    )
+            if isinstance(function, str):
+                self.callable("function", function)
+        metric = top.get("metric")
+        data: dict[str, Any] | None = None
+        if top.get("data") is not None or "data" in raw:
+            data = self.data(top.get("data"))
+        elif builtin:
+            self.add("data", NO_VALUE, "is required (a mapping) for the built-in trainer")
+        config: dict[str, Any] = {}
+        if builtin:
+            model = self.model(top.get("model"))
+            train = self.section("train", top.get("train"), TRAIN_FIELDS)
+            config = {"model": model, "train": train}
+            if metric is None:
+                metric = "val_rmse" if train.get("task") == "regression" else "val_acc"
+            self.builtin_metric(metric, train.get("task"))
+        else:
+            config = copy.deepcopy(top.get("config") or {})
+            if metric is None:
+                self.add("metric", NO_VALUE, "is required with function: the key your function reports to optimise")
+        mode = top.get("mode")
+        if metric in BUILTIN_METRICS:
+            better = BUILTIN_METRICS[metric]
+            if mode is not None and mode != better:
+                self.add("mode", mode, f"contradicts metric {metric} (better is {better})")
+            mode = mode or better
+        elif mode is None and metric is not None:
+            self.add("mode", NO_VALUE, f"is required for metric {metric!r}: max or min")
+        scheduler = self.scheduler(top.get("scheduler"), config, builtin)
+        search = self.search(top.get("search"), config, builtin, scheduler)
+        resources = self.section("resources", top.get("resources"), RESOURCES_FIELDS)
+        return {
+            "name": top.get("name"),
+            "metric": metric,
+            "mode": mode or "max",
+            "function": function,
+            "config": config,
+            "data": data,
+            "search": search,
+            "scheduler": scheduler,
+            "resources": resources,
+            "max_failures": top.get("max_failures", 2),
+            "seed": config["train"].get("seed", 0) if builtin else top.get("seed", 0),
+        }
+
+    def builtin_metric(self, metric: Any, task: str | None) -> None:
+        known = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(
+            task or "", tuple(dict.fromkeys(CLASSIFICATION_METRICS + REGRESSION_METRICS))
+        )
+        if isinstance(metric, str) and metric not in known:
+            what = f"the built-in trainer ({task})" if task else "the built-in trainer"
+            self.add(
+                "metric",
+                metric,
+                f"is not a metric {what} reports ({did_you_mean(metric, known)}one of {', '.join(known)})",
+            )
+
+    def data(self, raw: Any) -> dict[str, Any]:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str) and name not in SOURCES and ":" not in name:
+            self.add(
+                "data.name",
+                name,
+                f"is not a data source ({did_you_mean(name, SOURCES)}one of "
+                f"{', '.join(SOURCES)} or 'package.module:function')",
+            )
+            name = None
+        extra = (
+            DATA_SOURCE_FIELDS["callable" if isinstance(name, str) and ":" in name else name]
+            if isinstance(name, str)
+            else {}
+        )
+        if name is None and isinstance(raw, dict):  # unknown source: check only the common keys
+            raw = {k: v for k, v in raw.items() if k in DATA_FIELDS}
+        out = self.section("data", raw, {**DATA_FIELDS, **extra})
+        if out.get("name") == "npz" and isinstance(out.get("path"), str):
+            out["path"] = self.existing_file("data.path", out["path"])
+        if isinstance(out.get("name"), str) and ":" in out["name"]:
+            self.callable("data.name", out["name"])
+        return out
+
+    def existing_file(self, key: str, path: str) -> str:
+        if self.offline:
+            return path
+        p = Path(path)
+        candidates = [p] if p.is_absolute() else [Path.cwd() / p]
+        if self.base_dir is not None and not p.is_absolute():
+            candidates.append(self.base_dir / p)
+        for c in candidates:
+            try:
+                if c.is_file():
+                    return str(c.resolve())
+            except OSError:
+                continue
+        where = " or ".join(str(c.parent) for c in candidates)
+        self.add(key, path, f"no such file (looked in {where})")
+        return path
+
+    def callable(self, key: str, ref: str) -> None:
+        """``ref`` must name an importable function (beside the sweep file or in the current
+        folder, or installed)."""
+        try:
+            if self.offline:
+                usercode.check_ref(ref)
+            else:
+                usercode.resolve(ref, self.base_dir)
+        except ImportError as e:
+            self.add(key, ref, str(e))
+
+    def model(self, raw: Any) -> dict[str, Any]:
+        name = raw.get("name", "mlp") if isinstance(raw, dict) else "mlp"
+        kind = "callable" if isinstance(name, str) and ":" in name else name
+        if isinstance(name, str) and kind not in MODEL_EXTRA_FIELDS:
+            self.add(
+                "model.name",
+                name,
+                f"is not a model ({did_you_mean(name, MODELS)}one of {', '.join(MODELS)} or 'package.module:function')",
+            )
+            raw = {k: v for k, v in raw.items() if k != "name"}
+        extra = MODEL_EXTRA_FIELDS.get(kind, {}) if isinstance(kind, str) else {}
+        out = self.section("model", raw, {**MODEL_FIELDS, **extra})
+        if kind == "callable":
+            self.callable("model.name", name)
+        return out
+
+    def scheduler(self, raw: Any, config: dict[str, Any], builtin: bool) -> dict[str, Any]:
+        out = self.section("scheduler", raw, SCHEDULER_FIELDS)
+        if builtin:
+            epochs = config["train"].get("epochs")
+            if out.get("max_t") is not None and isinstance(epochs, int) and out["max_t"] != epochs:
+                self.add(
+                    "scheduler.max_t",
+                    out["max_t"],
+                    f"must equal train.epochs ({epochs}) for the built-in trainer (or be left out)",
+                )
+            if isinstance(epochs, int):
+                out["max_t"] = epochs
+        elif out.get("name") == "asha" and out.get("max_t") is None:
+            self.add(
+                "scheduler.max_t",
+                NO_VALUE,
+                "is required for asha with function: the most reports (epochs) a trial makes",
+            )
+        max_t = out.get("max_t")
+        if out.get("name") == "asha" and isinstance(max_t, int) and out.get("grace_period", 1) > max_t:
+            what = "train.epochs" if builtin else "scheduler.max_t"
+            self.add("scheduler.grace_period", out["grace_period"], f"must be <= {what} ({max_t})")
+        return out
+
+    def search(self, raw: Any, config: dict[str, Any], builtin: bool, scheduler: dict[str, Any]) -> dict[str, Any]:
+        out = self.section("search", raw, SEARCH_FIELDS)
+        method = out.get("method", "random")
+        params = []
+        raw_params = out.get("parameters") or {}
+        if len(raw_params) > 1000:
+            self.add("search.parameters", raw_params, "must hold at most 1000 parameters")
+            raw_params = {}
+        for path, spec in raw_params.items():
+            p = ParameterRules(self).parameter(str(path), spec, method, config, builtin, scheduler)
+            if p is not None:
+                params.append(p)
+        refine = None
+        if out.get("refine") is not None:
+            refine = self.section("search.refine", out["refine"], REFINE_FIELDS)
+            if method == "grid":
+                self.add("search.refine", NO_VALUE, "needs method random or tpe (a grid has no region to zoom in on)")
+        out["num_samples"] = out.get("num_samples") or (1 if method == "grid" else 32)
+        out["parameters"] = params
+        out["refine"] = refine
+        return out
