@@ -10,15 +10,34 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from .cnn import CNN, CNNConfig
 from .data import DataError, Dataset, load
-from .mlp import MLP, MLPConfig
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .cnn import CNN, CNNConfig
+    from .mlp import MLP, MLPConfig
 
 MODELS = ("mlp", "cnn")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine")  # cosine: decays to 0 over the epochs
+
+
+def __getattr__(name: str) -> Any:
+    # The networks import torch, on first use only: reading a sweep file or a data set (the
+    # driver of a run, `tuner validate`, `tuner space`) never pays for it.
+    if name in ("MLP", "MLPConfig"):
+        from . import mlp
+
+        return getattr(mlp, name)
+    if name in ("CNN", "CNNConfig"):
+        from . import cnn
+
+        return getattr(cnn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["CNN", "CNNConfig", "MLP", "MLPConfig", "Dataset", "DataError", "load", "build_model", "MODELS"]
 
@@ -42,6 +61,11 @@ def build_model(
     A user's function is called as ``fn(input_shape, num_outputs, **kwargs)`` and must
     return an ``nn.Module`` mapping ``(B, *input_shape)`` to ``(B, num_outputs)``.
     """
+    from torch import nn
+
+    from .cnn import CNN, CNNConfig
+    from .mlp import MLP, MLPConfig
+
     name = cfg["name"]
     hidden = tuple(int(h) for h in cfg.get("hidden", (100, 100)))
     batch_norm = bool(cfg.get("batch_norm", True))

@@ -246,3 +246,25 @@ def _finite(name: str, key: str, a: np.ndarray) -> None:
                 f"{name}: {key}[{at}]: {a[index].item()!r} must be finite (no NaN or infinity; "
                 f"{int(bad.sum())} such values, or beyond float32's range)"
             )
+
+
+EXTREME = 1e6  # inputs beyond this in magnitude: unscaled data, the usual cause of a diverging training
+
+
+def extreme_value(data: Dataset, limit: float = EXTREME) -> str | None:
+    """Where the training inputs (or regression targets) hold their largest value, when it is
+    beyond ``limit`` in magnitude: ``"x_train[12, 3] = 3e+30"``; None when every value is
+    within it. A diverging training on such data is the data's fault, not the configuration's."""
+    keys = ("x_train", "x_val") + (("y_train", "y_val") if data.task == "regression" else ())
+    worst: tuple[float, str] | None = None
+    for key in keys:
+        a = getattr(data, key)
+        if a is None or a.size == 0 or a.dtype.kind not in "fiu":
+            continue
+        flat = int(np.argmax(np.abs(a)))
+        index = np.unravel_index(flat, a.shape)
+        value = float(a[index])
+        if abs(value) > limit and (worst is None or abs(value) > worst[0]):
+            at = ", ".join(str(int(i)) for i in index)
+            worst = (abs(value), f"{key}[{at}] = {value:.3g}")
+    return worst[1] if worst else None

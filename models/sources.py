@@ -119,21 +119,40 @@ def npz(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, ...]:
     if path is None:
         raise DataError("npz: data.path is required")
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
     try:
-        with np.load(p, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise DataError(f"{p}: a single .npy array, not an .npz archive with {', '.join(NPZ_KEYS)}")
+        if not p.is_file():
+            raise DataError(f"{p}: no such file")
+        loaded = np.load(p, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load of a .npy file: one bare array
+            raise DataError(f"{p}: a single .npy array, not an .npz archive with {', '.join(NPZ_KEYS)}")
+        with loaded as f:
             missing = [k for k in NPZ_KEYS if k not in f.files]
             if missing:
                 raise DataError(f"{p}: missing arrays {', '.join(missing)} (needs {', '.join(NPZ_KEYS)})")
+            for k in NPZ_KEYS:  # each array's header says its size: refuse before reading
+                _check_size(p, k, f.zip.getinfo(f"{k}.npy").file_size if f"{k}.npy" in f.zip.namelist() else 0)
             return tuple(f[k] for k in NPZ_KEYS)
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    except MemoryError:
+        raise DataError(f"{p}: too large to load into memory") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, AttributeError) as e:
+        # a damaged or foreign file: numpy and zipfile fail in many ways on one
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
         raise DataError(f"{p}: not a readable .npz file ({first})") from None
+
+
+MAX_ARRAY_BYTES = 8 * 1024**3  # one array of an .npz, uncompressed
+
+
+def _check_size(path: Path, key: str, size: int) -> None:
+    if size > MAX_ARRAY_BYTES:
+        raise DataError(f"{path}: {key}: {size / 1024**3:.0f} GB uncompressed: too large to load into memory")
+
+
+def _first_line(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def import_function(ref: str) -> Callable[..., Any]:
@@ -150,11 +169,16 @@ def from_function(ref: str, kwargs: Mapping[str, Any], resolve: Callable[[str], 
         fn = resolve(ref)
     except ImportError as e:
         raise DataError(f"{ref}: {e}") from None
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as e:  # sys.exit() while importing: bad input, not this process's exit
+        raise DataError(f"{ref}: importing it raised {_first_line(e)}") from None
     try:
         out = fn(**kwargs)
-    except Exception as e:  # the user's function failed: its error, one line
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise DataError(f"{ref}: the data function raised {type(e).__name__}: {first}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # the user's function failed (sys.exit() included): its error, one line
+        raise DataError(f"{ref}: the data function raised {_first_line(e)}") from None
     if isinstance(out, Dataset):
         if out.x_test is None or out.y_test is None:
             raise DataError(f"{ref}: the Dataset returned must hold its test split")

@@ -15,7 +15,8 @@ Precise BN statistics (``train.precise_bn: N``; Wu & Johnson, "Rethinking 'Batch
 BatchNorm", 2021, https://arxiv.org/abs/2105.07576): before each validation the BN
 population statistics are recomputed over N fixed training batches with the current
 weights, instead of the exponential average over batches seen with older weights, which
-lags and is noisy early in training -- exactly when ASHA judges a trial.
+lags and is noisy early in training -- exactly when ASHA judges a trial. A user's own trial
+function gets the same with :func:`recompute_bn_stats` (any torch model, any batches).
 
 Nothing here knows about Ray: :func:`fit` talks to its ``run`` (a ``tuner.Run``) only.
 """
@@ -34,13 +35,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import build_model
+from . import LR_SCHEDULES, OPTIMIZERS, build_model
+from .batchnorm import bn_layers, recompute_bn_stats
 from .data import TASKS, Dataset
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-LR_SCHEDULES = ("constant", "cosine")
 EVAL_BATCH = 4096
-__all__ = ["Trainer", "fit", "evaluate", "make_optimizer", "OPTIMIZERS", "LR_SCHEDULES", "TASKS"]
+__all__ = [
+    "Trainer",
+    "fit",
+    "evaluate",
+    "make_optimizer",
+    "recompute_bn_stats",
+    "bn_layers",
+    "OPTIMIZERS",
+    "LR_SCHEDULES",
+    "TASKS",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -254,29 +264,6 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.generator.set_state(state["generator"])
-
-
-@torch.no_grad()
-def recompute_bn_stats(model: nn.Module, batches: Iterator[torch.Tensor] | Any) -> None:
-    """Set every BN layer's running mean and variance to their average over ``batches``
-    (train-mode forward passes with the current weights), as Wu & Johnson's precise BN does.
-    The layers' momentum and the model's mode are restored afterwards."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not bns:
-        return
-    momenta = [bn.momentum for bn in bns]
-    was_training = model.training
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # None: a cumulative (equal-weight) average over the batches
-    model.train()
-    try:
-        for xb in batches:
-            model(xb)
-    finally:
-        for bn, momentum in zip(bns, momenta):
-            bn.momentum = momentum
-        model.train(was_training)
 
 
 @torch.no_grad()

@@ -12,10 +12,10 @@ from typing import Any
 from tuner import datasets, usercode
 from tuner.errors import InputError, RunError
 from tuner.spec import Sweep
-from tuner.trial import LocalRun, TrialDiverged
+from tuner.trial import LocalRun, StopTrial
 
 
-class _Enough(Exception):
+class _Enough(StopTrial):
     """Raised out of a report once ``--epochs`` reports were made."""
 
 
@@ -33,7 +33,9 @@ class _CappedRun(LocalRun):
 def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], None] = print) -> LocalRun:
     """Run the sweep's function once on its base configuration (nothing searched) in this
     process, printing each report; stop after ``epochs`` reports (the built-in trainer also
-    trains for that budget). The function's exceptions propagate as they are.
+    trains for that budget), else at the sweep's budget (``max_t``) as a search trial would.
+    The function's exceptions propagate as they are (``tuner try`` prints their traceback);
+    ``run.seed`` is the sweep's, ``run.data`` its data without the test split, as in a search.
 
     Raises:
         InputError: bad ``epochs`` or data.
@@ -61,6 +63,7 @@ def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], No
         cpus=cpus,
         data=data.without_test() if data is not None else None,
         trial_id="try",
+        max_t=sweep.max_t,
     )
     write(
         f"try {sweep.trainer} on {'no data' if data is None else data.name} ({device.type}, {cpus} threads), "
@@ -68,13 +71,12 @@ def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], No
     )
     try:
         fn(config, run)
-    except (TrialDiverged, _Enough):
+    except StopTrial:  # diverged, --epochs reached, or the budget spent
         pass
     if not run.reports:
         raise RunError(f"{sweep.trainer} returned without a single run.report(...): nothing to optimise")
     last = run.reports[-1]
-    write(
-        f"done: {run.epoch} reports; last {sweep.metric} {last.get(sweep.metric)}"
-        + (" (diverged)" if last.get("diverged") else "")
-    )
+    value = last.get(sweep.metric)
+    shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+    write(f"done: {run.epoch} reports; last {sweep.metric} {shown}" + (" (diverged)" if last.get("diverged") else ""))
     return run

@@ -12,7 +12,13 @@ nothing otherwise.
 Every report is checked: the sweep's metric must be in the first one (else the trial fails
 with a message naming the metric and the keys it did report), values must be numbers, and a
 non-finite value of any metric marks the trial diverged: it is recorded with the worst value
-of each metric and stopped, and the sweep goes on.
+of each metric and stopped, and the sweep goes on. A trial's budget is ``max_t`` reports
+(the sweep's ``scheduler.max_t``): a report beyond it ends the function there, unrecorded,
+as ASHA ends a trial at ``max_t`` (code after a loop of exactly ``max_t`` epochs still runs).
+
+The trial ends by an exception raised out of :meth:`Run.report` (:class:`StopTrial`, a
+``BaseException``, so that a function's own ``except Exception`` cannot swallow it); whoever
+runs the function catches it.
 
 Where a trial runs decides how a report travels: :class:`tuner.ray.worker.RayRun` on Ray,
 :class:`LocalRun` in this process (``tuner try``), :class:`TaskRun` for a retest.
@@ -21,11 +27,15 @@ Where a trial runs decides how a report travels: :class:`tuner.ray.worker.RayRun
 from __future__ import annotations
 
 import math
+import os
+import sysconfig
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from tuner.records import (
     BOOKKEEPING,
@@ -35,6 +45,7 @@ from tuner.records import (
     EPOCH,
     EPOCH_S,
     NODE_ID,
+    RAY_KEYS,
     RESERVED,
     THREADS,
     worst,
@@ -45,9 +56,18 @@ State = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 MAX_METRICS = 200  # keys of one report; more is a mistake (a whole tensor passed in, say)
 
 
-class TrialDiverged(Exception):
-    """Raised out of :meth:`Run.report` when a metric turned non-finite: the trial stops there
-    (caught by whoever runs the function; never the user's to handle)."""
+class StopTrial(BaseException):
+    """Raised out of :meth:`Run.report` to end the trial's function (caught by whoever runs
+    it; never the user's to handle). A ``BaseException``: a function's ``except Exception``
+    around its training does not swallow it."""
+
+
+class TrialDiverged(StopTrial):
+    """A metric turned non-finite: the trial is recorded as diverged and stops there."""
+
+
+class BudgetSpent(StopTrial):
+    """The function reported beyond its budget (``max_t`` reports): the trial ends there."""
 
 
 class ReportError(ValueError):
@@ -109,10 +129,16 @@ class Run:
         trial_id: str = "",
         node_id: str = "",
         checkpoint_every_s: float | None = None,
+        max_t: int | None = None,
     ) -> None:
         self.metric, self.mode = metric, mode
+        self.max_t = max_t
         self.seed = int(seed)
-        self.device = device or torch.device("cpu")
+        if device is None:
+            import torch  # here, not at import: the driver of a run never needs torch
+
+            device = torch.device("cpu")
+        self.device = device
         self.cpus = max(1, int(cpus))
         self.data = data
         self.trial_id = trial_id
@@ -132,10 +158,13 @@ class Run:
 
         Raises:
             ReportError: the sweep's metric is missing from the first report, or a value is
-                not a number.
+                not a number, or the state cannot be saved.
             TrialDiverged: a metric is non-finite (the trial is recorded as diverged and ends).
+            BudgetSpent: ``max_t`` reports were made already (this one is not recorded).
         """
         now = time.perf_counter()
+        if self.max_t is not None and self.epoch >= self.max_t:
+            raise BudgetSpent(f"the trial's budget of {self.max_t} reports is spent")
         result = self._check(metrics)
         self.epoch += 1
         result.update({EPOCH: self.epoch, EPOCH_S: now - self._last, **self._where})
@@ -191,9 +220,14 @@ class Run:
             raise ReportError(f"run.report: {len(metrics)} metrics in one report (at most {MAX_METRICS})")
         out: dict[str, Any] = {}
         for key, value in metrics.items():
-            if not isinstance(key, str) or not key or key in RESERVED or len(key) > 100:
+            if not isinstance(key, str) or not key or len(key) > 100:
                 raise ReportError(
-                    f"run.report: {str(key)[:100]!r} cannot be a metric name (reserved: {', '.join(RESERVED)})"
+                    f"run.report: {str(key)[:100]!r} cannot be a metric name (a string of 1-100 characters)"
+                )
+            if key in RESERVED or key in RAY_KEYS:
+                raise ReportError(
+                    f"run.report: {key!r} cannot be a metric name: tuner or Ray sets it (leave out "
+                    f"{', '.join(RESERVED)} and Ray's {', '.join(sorted(RAY_KEYS))}; the epoch is counted for you)"
                 )
             if isinstance(value, bool) or not isinstance(value, (int, float)) and not _scalar(value):
                 raise ReportError(f"run.report: {key!r} must be a number, not {type(value).__name__}")
@@ -260,10 +294,11 @@ class TaskRun(Run):
 
 
 def call(function: Callable[..., Any], config: dict[str, Any], run: Run) -> None:
-    """Run ``function(config, run)``; a divergence ends it quietly (it is in the reports)."""
+    """Run ``function(config, run)``; a :class:`StopTrial` (divergence, the budget spent)
+    ends it quietly: what it means is in the reports."""
     try:
         function(config, run)
-    except TrialDiverged:
+    except StopTrial:
         pass
 
 
@@ -272,27 +307,37 @@ class TrialError(RuntimeError):
     original error and its whole traceback are chained to it, for the logs)."""
 
 
-def describe_error(error: BaseException) -> str:
-    """``ValueError: boom (in fit, at train.py:12)``: the error and the innermost frame that is
-    the user's own code (not tuner's, Ray's, torch's or the standard library's)."""
-    import os
-    import sysconfig
-    import traceback
-
+def user_frames(error: BaseException, theirs: Sequence[str] = ()) -> list[traceback.FrameSummary]:
+    """The frames of ``error``'s traceback that are the user's own code: in a file of
+    ``theirs`` (the modules a sweep names, wherever they are installed), or outside tuner's
+    packages, the installed libraries and the standard library."""
+    import tuner
     import tuner.models
 
+    paths = sysconfig.get_paths()
     skip = tuple(
         os.path.normpath(p) + os.sep
         for p in {
-            sysconfig.get_paths()["stdlib"],
-            sysconfig.get_paths()["purelib"],
-            sysconfig.get_paths()["platlib"],
-            os.path.dirname(os.path.abspath(__file__)),
+            paths["stdlib"],
+            paths["purelib"],
+            paths["platlib"],
+            os.path.dirname(os.path.abspath(tuner.__file__)),
             os.path.dirname(os.path.abspath(tuner.models.__file__)),
         }
     )
-    frames = traceback.extract_tb(error.__traceback__)
-    own = [f for f in frames if not os.path.normpath(f.filename).startswith(skip)]
+    own = {os.path.abspath(t) for t in theirs}
+    return [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if not f.filename.startswith("<")
+        and (os.path.abspath(f.filename) in own or not os.path.normpath(f.filename).startswith(skip))
+    ]
+
+
+def describe_error(error: BaseException) -> str:
+    """``ValueError: boom (in fit, at train.py:12)``: the error and the innermost frame that is
+    the user's own code (:func:`user_frames`)."""
+    own = user_frames(error)
     where = f" (in {own[-1].name}, at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
     message = (str(error).strip().splitlines() or [""])[0][:300]
     return f"{type(error).__name__}: {message}{where}"

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
 
 from tuner.models.data import load
-from tuner.models.train import Trainer, make_optimizer
+from tuner.models.train import Trainer, make_optimizer, recompute_bn_stats
 
 TRAIN = {"epochs": 4, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "seed": 0}
 MLP = {"name": "mlp", "hidden": [16]}
@@ -96,3 +97,87 @@ def test_evaluate_on_given_arrays(data) -> None:
     t = Trainer(MLP, TRAIN, data, device="cpu")
     m = t.evaluate(data.x_test, data.y_test, prefix="test_")
     assert m["test_loss"] > 0 and 0.0 <= m["test_acc"] <= 1.0
+
+
+# -- precise BN statistics ---------------------------------------------------------------------
+
+
+def bn_net() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3, momentum=0.1), torch.nn.ReLU())
+
+
+def test_recompute_bn_stats_is_the_equal_weight_average_of_batch_statistics() -> None:
+    net = bn_net().eval()
+    batches = [torch.randn(8, 4) * (i + 1) + i for i in range(5)]
+    weight = net[0].weight.clone()
+    assert recompute_bn_stats(net, batches) == 5
+    z = [net[0](x) for x in batches]
+    bn = net[1]
+    # Wu & Johnson's precise BN: the batches' means and (unbiased) variances averaged with equal weights
+    assert torch.allclose(bn.running_mean, torch.stack([b.mean(0) for b in z]).mean(0), atol=1e-5)
+    assert torch.allclose(bn.running_var, torch.stack([b.var(0) for b in z]).mean(0), atol=1e-4)
+    assert not net.training and bn.momentum == 0.1  # the mode and the layer's momentum are restored
+    assert torch.equal(net[0].weight, weight)  # no weight changes
+
+
+def test_recompute_bn_stats_takes_loader_pairs_and_stops_at_max_batches() -> None:
+    net = bn_net().train()
+    batches = [torch.randn(8, 4) + i for i in range(4)]
+    pairs = ((x, torch.zeros(len(x))) for x in batches)  # what a DataLoader yields
+    assert recompute_bn_stats(net, pairs, max_batches=2) == 2
+    expected = torch.stack([net[0](x).mean(0) for x in batches[:2]]).mean(0)
+    assert torch.allclose(net[1].running_mean, expected, atol=1e-5)
+    assert net.training and int(net[1].num_batches_tracked) == 2
+
+
+def test_recompute_bn_stats_without_bn_reads_nothing() -> None:
+    def never() -> Iterator[torch.Tensor]:
+        raise AssertionError("the batches were read")
+        yield torch.zeros(1)
+
+    assert recompute_bn_stats(torch.nn.Linear(4, 3), never()) == 0
+    untracked = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3, track_running_stats=False))
+    assert recompute_bn_stats(untracked, never()) == 0
+
+
+@pytest.mark.parametrize(
+    ("batches", "max_batches", "message"),
+    [
+        ([], None, "held no batch"),
+        ([torch.randn(8, 4)], 0, "max_batches: 0 must be >= 1"),
+        ([torch.randn(8, 4), torch.randn(1, 4)], None, "more than 1 value per channel"),  # BN cannot use one sample
+    ],
+)
+def test_recompute_bn_stats_errors_leave_the_statistics_as_they_were(batches, max_batches, message) -> None:
+    net = bn_net()
+    recompute_bn_stats(net, [torch.randn(8, 4) + 3])
+    net.eval()
+    before = {k: v.clone() for k, v in net[1].state_dict().items()}
+    with pytest.raises(ValueError, match=message):
+        recompute_bn_stats(net, batches, max_batches=max_batches)
+    assert all(torch.equal(before[k], v) for k, v in net[1].state_dict().items())
+    assert not net.training and net[1].momentum == 0.1
+
+
+def test_precise_bn_changes_the_validation_not_the_training(data) -> None:
+    plain = Trainer(MLP, TRAIN, data, device="cpu")
+    precise = Trainer(MLP, {**TRAIN, "precise_bn": 3}, data, device="cpu")
+    assert plain.bn_batches == [] and len(precise.bn_batches) == 3
+    for _ in range(2):
+        a, b = plain.step(), precise.step()
+        assert a["train_loss"] == b["train_loss"]  # the same weights: precise BN trains nothing
+        assert a["val_loss"] != b["val_loss"]
+    for p, q in zip(plain.model.parameters(), precise.model.parameters()):
+        assert torch.equal(p, q)
+    # what it validated with: the statistics of its 3 fixed batches under the current weights
+    bn = precise.model.blocks[0].bn
+    first = precise.model.blocks[0].linear
+    expected = torch.stack([first(precise.x_train[i]).mean(0) for i in precise.bn_batches]).mean(0)
+    assert torch.allclose(bn.running_mean, expected, atol=1e-5)
+    assert b == {**b, **precise.evaluate()}
+
+
+def test_precise_bn_batches_are_capped_by_the_data(data) -> None:
+    t = Trainer(MLP, {**TRAIN, "precise_bn": 10_000}, data, device="cpu")
+    assert sum(len(i) for i in t.bn_batches) == len(t.x_train)  # every training sample once, no more

@@ -11,19 +11,24 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
-import torch
+
+if TYPE_CHECKING:
+    import torch
 from ray import tune
 
+from tuner.records import ROUND_KEY
 from tuner.space import apply_params
-from tuner.trial import Run, TaskRun, TrialDiverged, TrialError, describe_error
+from tuner.trial import ReportError, Run, StopTrial, TaskRun, TrialError, describe_error
 
 CHECKPOINT_FILE = "state.pt"
 
 
 def trial_device() -> torch.device:
+    import torch
+
     """The GPU Ray assigned this trial (Ray sets CUDA_VISIBLE_DEVICES to it, so it is
     ``cuda`` inside the process), or the CPU when Ray gave it none."""
     if ray.get_gpu_ids() and torch.cuda.is_available():
@@ -65,7 +70,16 @@ class RayRun(Run):
             tune.report(result)
             return
         with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as d:
-            torch.save(checkpoint, os.path.join(d, CHECKPOINT_FILE))
+            try:
+                import torch
+
+                torch.save(checkpoint, os.path.join(d, CHECKPOINT_FILE))
+            except Exception as e:  # what the function handed in as its state cannot be pickled
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                raise ReportError(
+                    f"run.report: the state cannot be saved ({type(e).__name__}: {first}); hand in a dict of "
+                    "tensors, numbers and containers of them (state_dict()s)"
+                ) from e
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
 
     def _checkpoint(self) -> dict[str, Any] | None:
@@ -75,6 +89,8 @@ class RayRun(Run):
         with checkpoint.as_directory() as d:
             # map_location: a trial restored on another node may have another device (a GPU's
             # checkpoint on a CPU). The file is this trial's own (resume is for trusted runs).
+            import torch
+
             saved = torch.load(Path(d) / CHECKPOINT_FILE, map_location=self.device, weights_only=False)
         return saved if isinstance(saved, dict) else None
 
@@ -89,6 +105,7 @@ def run_trial(
     mode: str,
     seed: int,
     checkpoint_every_s: float | None = None,
+    max_t: int | None = None,
 ) -> None:
     """Ray Tune's trainable: ``function(base with config applied, run)``.
 
@@ -101,8 +118,15 @@ def run_trial(
         seed: ``run.seed``.
         checkpoint_every_s: a fixed interval between checkpoints (0: every epoch) instead of
             :class:`tuner.trial.CheckpointPolicy`'s ratio to their cost.
+        max_t: the trial's budget in reports (None: until the function returns).
+
+    The function's own exception fails the trial as a :class:`tuner.trial.TrialError` whose
+    message is one line naming the user's frame (what the run's summary shows); the original
+    error and its traceback are chained to it, in the trial's ``error.txt``.
     """
     threads = trial_cpus()
+    import torch  # in the trial's process; the driver, which imports this module, never needs torch
+
     torch.set_num_threads(threads)  # the trial's CPUs, not the node's: trials share a node
     run = RayRun(
         metric=metric,
@@ -114,11 +138,19 @@ def run_trial(
         trial_id=tune.get_context().get_trial_id() or "",
         node_id=node_id(),
         checkpoint_every_s=checkpoint_every_s,
+        max_t=max_t,
     )
     run._load()  # a restored trial's epochs count on from its checkpoint
     try:
-        load_function(function)(apply_params(base, config), run)
-    except TrialDiverged:
+        fn = load_function(function)
+    except ImportError as e:  # the module did not reach this worker, or fails to import here
+        raise TrialError(f"{function}: {e} (on node {node_id() or '?'})") from None
+    try:
+        searched = {
+            k: v for k, v in config.items() if k != ROUND_KEY
+        }  # the round is the searcher's, not the function's
+        fn(apply_params(base, searched), run)
+    except StopTrial:
         return
     except Exception as e:
         raise TrialError(describe_error(e)) from e
@@ -128,6 +160,8 @@ def task(fn: Callable[..., Any], call: dict[str, Any], cpus: float, **shared: An
     """A plain Ray task (see :func:`run_tasks`): ``fn(**call, **shared, device=..., cpus=...)``
     on the CPUs and the GPU Ray gave it."""
     threads = max(1, int(cpus))
+    import torch
+
     torch.set_num_threads(threads)
     return fn(**call, **shared, device=trial_device(), cpus=threads)
 
@@ -168,9 +202,11 @@ def seed_task(
     data: Any,
     device: torch.device,
     cpus: int,
+    max_t: int | None = None,
 ) -> dict[str, Any]:
-    """One retest seed as a task: run the trial function to its end with ``seed``; returns
-    its last report (``diverged`` set when it diverged) and its seconds, or its error."""
+    """One retest seed as a task: run the trial function to its end (at most ``max_t``
+    reports) with ``seed``; returns its last report (``diverged`` set when it diverged), every
+    ``test_*`` metric it reported at any epoch, and its seconds; or its error."""
     import time
 
     run = TaskRun(
@@ -182,11 +218,12 @@ def seed_task(
         data=data,
         trial_id=f"seed-{seed}",
         node_id=node_id(),
+        max_t=max_t,
     )
     start = time.perf_counter()
     try:
         load_function(function)(config, run)
-    except TrialDiverged:
+    except StopTrial:
         pass
     except Exception as e:
         return {"seed": seed, "error": describe_error(e), "seconds": time.perf_counter() - start}

@@ -13,6 +13,7 @@ import torch
 from tests.conftest import tiny_sweep
 from tuner import datasets
 from tuner.ray import experiment, worker
+from tuner.ray.search import RoundSearcher
 from tuner.results import load_trials
 from tuner.space import Parameter
 from tuner.spec import SchedulerSpec, from_dict
@@ -52,8 +53,8 @@ def run_flaky(tmp_path: Path, name: str, **trial_args: Any) -> list[dict[str, An
             }
         )
     )
-    experiment.run_round(
-        experiment.RoundSettings(
+    experiment.run_experiment(
+        experiment.ExperimentSettings(
             storage=tmp_path,
             name=name,
             trial_args={
@@ -65,10 +66,10 @@ def run_flaky(tmp_path: Path, name: str, **trial_args: Any) -> list[dict[str, An
                 "seed": 0,
                 **trial_args,
             },
-            params=[Parameter("train.lr", values=(0.05,))],
-            method="grid",
+            searcher=RoundSearcher(
+                [Parameter("train.lr", values=(0.05,))], "grid", [1], seed=0, metric="val_acc", mode="max"
+            ),
             num_samples=1,
-            seed=0,
             metric="val_acc",
             mode="max",
             scheduler=SchedulerSpec("none", 1, 2, 1, EPOCHS),
