@@ -23,10 +23,11 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_DRIFT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
     """Where progress goes: stdout, stderr with --json, nowhere with --quiet."""
+    from tuner.progress import Console  # on a terminal, the live progress bar is drawn on its stream
+
     if getattr(args, "quiet", False):
-        return lambda line: None
-    stream = sys.stderr if getattr(args, "json", False) else sys.stdout
-    return lambda line: print(line, file=stream, flush=True)
+        return Console(None)
+    return Console(sys.stderr if getattr(args, "json", False) else sys.stdout)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def summary_json(summary: Any) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from tuner.runner import run_sweep
     from tuner.spec import load_sweep
+    from tuner.storage import check_storage
 
     if args.mlflow_experiment is not None and args.mlflow_uri is None:
         raise InputError("--mlflow-experiment: needs --mlflow-uri")
@@ -84,11 +86,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         require_mlflow()
     overrides = _overrides(args)
-    if args.name:
+    if args.name is not None:  # an empty --name is an error, not "the sweep's name"
         overrides["name"] = args.name
     if args.num_samples:
         overrides["search.num_samples"] = args.num_samples
     sweep = load_sweep(args.sweep, overrides)
+    check_storage(args.storage, reach=True)  # a missing bucket is said before Ray starts
     summary = run_sweep(
         sweep,
         storage=args.storage,
@@ -106,7 +109,13 @@ def cmd_try(args: argparse.Namespace) -> int:
     from tuner.spec import load_sweep
 
     sweep = load_sweep(args.sweep, _overrides(args))
-    try_trial(sweep, args.epochs, write=lambda line: print(line, flush=True))
+    try:
+        try_trial(sweep, args.epochs, write=lambda line: print(line, flush=True))
+    except (InputError, RunError):
+        raise
+    except Exception as e:
+        e.tuner_user_code = _from_user_code(e, [sweep.trainer, *sweep.code_refs()])  # type: ignore[attr-defined]
+        raise
     return EXIT_OK
 
 
@@ -214,10 +223,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tuner.report import write_report
+    if args.watch is not None:
+        from tuner.report.watch import watch
 
-    path = write_report(args.run_dir, args.output)
-    print(f"report: {path}")
+        watch(args.run_dir, args.output, args.watch, say=lambda line: print(line, flush=True))
+        return EXIT_OK
+    from tuner.files import check_output
+    from tuner.report import write_report
+    from tuner.storage import RunStore, is_uri
+
+    output = None if args.output is None else check_output(args.output, "-o", folder=True)  # ~ expanded
+    if not is_uri(args.run_dir):
+        print(f"report: {write_report(args.run_dir, output)}")
+        return EXIT_OK
+    store = RunStore.open(args.run_dir)  # a cloud run: its files downloaded, the report made here
+    path = write_report(store.local, output)
+    if output is None:  # beside the run, as for a local one
+        store.push(*(str(p.relative_to(store.local)) for p in sorted(path.parent.rglob("*")) if p.is_file()))
+        print(f"report: {store.uri}/{path.relative_to(store.local)} (local copy: {path})")
+    else:
+        print(f"report: {path}")
     return EXIT_OK
 
 
@@ -233,6 +258,19 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "report": cmd_report,
 }
+
+
+def _from_user_code(error: BaseException, refs: Sequence[str]) -> bool:
+    """Whether ``error`` was raised in the user's own code (:func:`tuner.trial.user_frames`): `tuner
+    try` shows the user that traceback; anything else is tuner's bug and goes to a log."""
+    from tuner.trial import user_frames
+
+    theirs = [
+        m.__file__
+        for m in (sys.modules.get(ref.partition(":")[0]) for ref in refs if not ref.startswith("tuner."))
+        if m is not None and getattr(m, "__file__", None)
+    ]
+    return bool(user_frames(error, theirs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,8 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit:
         raise
     except BaseException as e:
-        if command == "try" and isinstance(e, Exception):  # the user's function failed: its own traceback
-            import traceback
+        if command == "try" and getattr(e, "tuner_user_code", False):
+            import traceback  # the user's function failed: its own traceback, what `try` is for
 
             traceback.print_exc()
             print(f"tuner try: the trial function failed: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)

@@ -94,6 +94,7 @@ def build(run: RunDir, top_k: int = DEFAULT_TOP_K) -> Export:
                 round=t.round,
                 epochs=t.epochs,
                 status=t.status.value,
+                metrics={k: t.history[-1][k] for k in t.metrics() if k in t.history[-1]},  # all it reported
             )
             for t in ranked[:top_k]
         ],
@@ -116,22 +117,34 @@ def export_run(
     top_k: int = DEFAULT_TOP_K,
     fmt: str | None = None,
 ) -> Path:
-    """Export a run directory's best configuration; returns the file written
-    (default ``RUN_DIR/best.yaml``, or ``best.json`` with ``fmt="json"``)."""
+    """Export a run directory (a path, or a URI such as ``s3://bucket/runs/name``: its files are
+    downloaded first) as its best configuration; returns the file written (default
+    ``RUN_DIR/best.yaml``, or ``best.json`` with ``fmt="json"``; for a URI, the local mirror's
+    copy, uploaded beside the run)."""
+    from tuner.storage import RunStore
+
     if top_k < 1:
         raise InputError(f"--top-k: {top_k} must be >= 1")
     if output is not None:
-        check_output(output)
-    run = load_run(run_dir)
+        output = check_output(output)  # ~ expanded: what is checked is what is written
+    store = RunStore.open(run_dir)
+    run = load_run(store.local)
+    default = output is None
     if output is None:
-        output = Path(run_dir) / ("best.json" if fmt == "json" else EXPORT_FILE)
+        output = store.local / ("best.json" if fmt == "json" else EXPORT_FILE)
     export = build(run, top_k)
     try:
-        return write(export, output, fmt)
+        path = write(export, output, fmt)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as e:
         raise InputError(f"-o: {output}: cannot write ({e.strerror or e})") from None
     except OSError as e:
         raise RunError(f"cannot write {output}: {e.strerror or e}") from None
+    if default and store.uri is not None:
+        try:
+            store.push(path.name)
+        except OSError as e:
+            raise RunError(f"cannot upload {path.name} to {store.uri}: {e}") from None
+    return path
 
 
 def read(path: str | os.PathLike[str]) -> Export:
@@ -180,12 +193,22 @@ def check_params(params: dict[str, Any], sweep: Sweep, where: str, base_dir: Pat
         InputError: an unknown path, or a value the sweep's rules refuse.
     """
     base = sweep.to_dict()
+    if len(params) > 1000:
+        raise InputError(f"{where}: {len(params)} parameters: at most 1000")
     for key in params:
+        if not isinstance(key, str) or not key or len(key) > 200:
+            raise InputError(f"{where}: {str(key)[:60]!r}: a parameter must be a dotted path into the config")
+        # The built-in trainer searches model.* and train.* only (never data, name, resources...);
+        # a function's parameters are paths into its config. Either way the key must exist.
+        searchable = not sweep.builtin or key.split(".", 1)[0] in ("model", "train")
         try:
-            get_path(sweep.base_config(), key) if not sweep.builtin else get_path(base, key)
+            get_path(sweep.base_config(), key)
         except (KeyError, TypeError):
+            searchable = False
+        if not searchable:
             raise InputError(
-                f"{where}.{key}: not a key of the config (an export's parameters must name keys of its config)"
+                f"{where}.{key}: not a searchable key of the config (an export's parameters must name keys of its "
+                + ("model or train sections)" if sweep.builtin else "config)")
             ) from None
     try:
         return from_dict(best_config(base, params), source=where, base_dir=base_dir, offline=not check_code)

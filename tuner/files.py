@@ -6,6 +6,7 @@ is strict (a non-finite number is written as ``null``, never ``Infinity``).
 
 Reads of a user's file are bounded: at most :data:`MAX_FILE_BYTES`, YAML aliases expanding to
 at most :data:`MAX_YAML_NODES` nodes (a kilobyte "billion laughs" file is refused at once),
+nested at most :data:`MAX_YAML_DEPTH` brackets deep,
 and a mapping that repeats a key is an error naming the line, not a silent last-wins.
 """
 
@@ -24,6 +25,7 @@ from tuner.errors import InputError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a sweep or export file is a few KB; this is generous
 MAX_YAML_NODES = 200_000  # after aliases are expanded
+MAX_YAML_DEPTH = 200  # nested [ ] and { }: a sweep nests five deep
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -174,6 +176,21 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
     return total
 
 
+def _flow_depth(data: bytes | str) -> int:
+    """The deepest nesting of ``[`` and ``{`` (an upper bound: brackets inside quotes count too)."""
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= MAX_YAML_DEPTH:
+        return 0
+    depth = deepest = 0
+    for c in raw.translate(None, _NOT_BRACKETS):
+        depth = depth + 1 if c in (0x5B, 0x7B) else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
 def load_yaml(data: bytes | str, source: str) -> Any:
     """Parse a user's YAML (safe: plain values only), bounded as the module docstring says.
 
@@ -181,6 +198,8 @@ def load_yaml(data: bytes | str, source: str) -> Any:
         InputError: invalid YAML, a duplicate key, or aliases expanding past the limit,
             naming the line where it can.
     """
+    if _flow_depth(data) > MAX_YAML_DEPTH:  # PyYAML's scanner is quadratic in it: refuse before parsing
+        raise InputError(f"{source}: invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep")
     try:
         loader = _Loader(data)
         try:
@@ -197,11 +216,16 @@ def load_yaml(data: bytes | str, source: str) -> Any:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
-        raise InputError(f"{where}: invalid YAML: {e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise InputError(f"{source}: invalid YAML: {str(e)[:200]}") from None
+        raise InputError(f"{where}: invalid YAML: {_one_line(e.problem or e.context)}") from None
+    except yaml.YAMLError as e:  # e.g. a byte that is not text: PyYAML's message spans lines
+        raise InputError(f"{source}: invalid YAML: {_one_line(str(e))}") from None
     except RecursionError:
         raise InputError(f"{source}: invalid YAML: nested too deeply") from None
+
+
+def _one_line(text: str | None, limit: int = 200) -> str:
+    """``text`` on one line (a problem is one line), at most ``limit`` characters."""
+    return " ".join(str(text or "").split())[:limit]
 
 
 def load_json(data: bytes | str, source: str) -> Any:
@@ -255,10 +279,17 @@ def check_output(path: str | os.PathLike[str], flag: str = "-o", folder: bool = 
         InputError: a folder where a file is wanted (or the reverse), a system folder, or a
             place this process cannot write; one line naming ``flag``.
     """
-    p = Path(path).expanduser()
+    raw = os.fspath(path)
+    if not raw.strip() or "\x00" in raw:  # Path("") is ".": an empty -o must not mean "here"
+        raise InputError(f"{flag}: {raw[:60]!r} is not a path")
+    try:
+        return _check_output(Path(raw).expanduser(), flag, folder)
+    except OSError as e:  # a name too long, a loop of links...: what the system says, one line
+        raise InputError(f"{flag}: {raw[:200]}: {e.strerror or type(e).__name__}") from None
+
+
+def _check_output(p: Path, flag: str, folder: bool) -> Path:
     text = str(p)
-    if not text.strip() or "\x00" in text:
-        raise InputError(f"{flag}: {text[:60]!r} is not a path")
     resolved = p.resolve()
     if any(resolved == Path(s) or Path(s) in resolved.parents for s in _SYSTEM):
         raise InputError(f"{flag}: {text[:200]}: tuner does not write under {', '.join(_SYSTEM)}")

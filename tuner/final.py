@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from tuner import export_file as export_mod
 from tuner.errors import InputError
 from tuner.files import check_output, write_bytes
 from tuner.models import build_model
+from tuner.models.data import Dataset, extreme_value
 from tuner.models.train import Trainer, default_device, evaluate, model_state
 from tuner.records import now
 from tuner.retesting import sweep_with_data
@@ -117,16 +119,14 @@ def train(
         f"samples) for {cfg['train']['epochs']} epochs on {torch_device.type}"
     )
     start = time.perf_counter()
-    trainer = Trainer(cfg["model"], cfg["train"], dataset, device=torch_device, final=True)
     metrics: dict[str, Any] = {}
-    for epoch_metrics in trainer.epochs():
-        metrics = epoch_metrics
-        loss = epoch_metrics["train_loss"]
-        if not math.isfinite(loss):
-            raise InputError(
-                f"{export_path}: training diverged (loss {loss}) at epoch {trainer.epoch}: the exported "
-                "configuration is unstable on train+val, or the data holds extreme values"
-            )
+    with _user_model_errors(export_path, cfg["model"]):
+        trainer = Trainer(cfg["model"], cfg["train"], dataset, device=torch_device, final=True)
+        for epoch_metrics in trainer.epochs():
+            metrics = epoch_metrics
+            loss = epoch_metrics["train_loss"]
+            if not math.isfinite(loss):
+                raise InputError(diverged(str(export_path), loss, trainer.epoch, dataset, export.params))
     metrics = {
         **{k: v for k, v in metrics.items() if k.startswith("test_")},
         "train_loss": metrics["train_loss"],
@@ -161,13 +161,54 @@ def train(
     return metrics
 
 
+def diverged(source: str, loss: float, epoch: int, data: Dataset, params: Mapping[str, Any]) -> str:
+    """The problem line of a final training whose loss turned non-finite: the data's fault when
+    it holds extreme values (naming the first such value), else the configuration's."""
+    where = extreme_value(data)
+    if where is not None:
+        return (
+            f"{source}: data: training diverged (loss {loss}) at epoch {epoch}: the data holds extreme values "
+            f"({where}); standardise the inputs (or targets) and train again"
+        )
+    shown = ", ".join(f"{k} {v}" for k, v in list(params.items())[:6]) or "its base configuration"
+    return (
+        f"{source}: params: training diverged (loss {loss}) at epoch {epoch} on train+val with {shown}: the "
+        "configuration is unstable (a smaller train.lr usually helps); the data's values are within range"
+    )
+
+
+class _user_model_errors:
+    """Inside it, an exception from a user's model function (``model.name`` names code) is bad
+    input naming the function, one line; the built-in networks' errors pass through (bugs)."""
+
+    def __init__(self, source: str | Path, model_cfg: Mapping[str, Any]) -> None:
+        self.source, self.name = str(source), str(model_cfg.get("name", ""))
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: Any) -> bool:
+        if e is None or ":" not in self.name or isinstance(e, (InputError, KeyboardInterrupt, GeneratorExit)):
+            return False
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise InputError(
+            f"{self.source}: config.model.name: {self.name[:100]!r} failed: {type(e).__name__}: {first}"
+        ) from None
+
+
 def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.stat().st_size > MAX_MODEL_BYTES:
+    try:
+        if not path.is_file():
+            raise InputError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}")
+        size = path.stat().st_size
+    except OSError as e:  # a name too long, no permission...
+        raise InputError(f"{str(path)[:200]}: cannot read ({e.strerror or type(e).__name__})") from None
+    if size > MAX_MODEL_BYTES:
         raise InputError(f"{path}: larger than {MAX_MODEL_BYTES // 1024**3} GB: not a tuner model file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle makes torch warn before it refuses: one line only
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file: any unpickling error
         raise InputError(f"{path}: not a tuner model file ({type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
@@ -188,7 +229,7 @@ def _info(path: Path, payload: dict[str, Any]) -> ModelFile:
             data=dict(payload.get("data") or {}),
             created=str(payload.get("created", "")),
             versions=dict(payload.get("versions") or {}),
-            target={k: payload[k] for k in ("target_mean", "target_std") if k in payload},
+            target={k: _target(payload[k], k) for k in ("target_mean", "target_std") if k in payload},
         )
         if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
             raise TypeError("config.model")
@@ -199,9 +240,25 @@ def _info(path: Path, payload: dict[str, Any]) -> ModelFile:
             or info.task not in ("classification", "regression")
         ):
             raise ValueError("shapes")
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{path}: not a tuner model file (malformed: {e})") from None
+        if info.target and (
+            len(info.target) != 2
+            or any(isinstance(v, list) and len(v) != info.num_outputs for v in info.target.values())
+        ):
+            raise ValueError("target_mean/target_std")
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise InputError(f"{path}: not a tuner model file (malformed: {str(e)[:100]})") from None
     return info
+
+
+def _target(value: Any, key: str) -> float | list[float]:
+    """A regression target's mean or std as the file holds it: a finite number (one target) or
+    a list of them (one a target)."""
+    values = value if isinstance(value, list) else [value]
+    if not 0 < len(values) <= 100_000 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    ):
+        raise ValueError(key)
+    return [float(v) for v in values] if isinstance(value, list) else float(value)
 
 
 def _untrusted(path: Path, key: str, ref: Any, trust_code: bool) -> None:
@@ -235,15 +292,46 @@ def load_model(
     model_cfg = info.config["model"]
     _untrusted(p, "model.name", model_cfg.get("name"), trust_code)
     try:
+        state = payload["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise TypeError("state_dict must map names to tensors")
+        # The network the file describes, built first without memory (torch's meta device): its
+        # shapes must be the weights' before anything is allocated -- a hostile file may describe
+        # a network of terabytes.
+        with torch.device("meta"):
+            skeleton = build_model(model_cfg, info.input_shape, info.num_outputs, resolve=usercode.resolve)
+        _same_shapes(skeleton.state_dict(), state)
+        bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+        if bad is not None:
+            raise ValueError(f"{bad}: holds NaN or infinite weights")
         model = build_model(model_cfg, info.input_shape, info.num_outputs, resolve=usercode.resolve)
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError, ImportError) as e:
+        model.load_state_dict(state)
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, ImportError, MemoryError) as e:
         first = (str(e).strip().splitlines() or [""])[0][:160]
         raise InputError(
             f"{p}: the weights do not fit the network the file describes ({type(e).__name__}: {first})"
         ) from None
+    except BaseException as e:  # a trusted model function that failed in its own way
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise InputError(f"{p}: config.model.name: building the network failed: {type(e).__name__}: {first}") from None
     torch_device = device if isinstance(device, torch.device) else device_of(device)
     return model.to(torch_device).eval(), info
+
+
+def _same_shapes(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor]) -> None:
+    """Raise ValueError naming the first weight the file lacks, has extra, or holds in another shape."""
+    missing = [k for k in expected if k not in saved]
+    extra = [k for k in saved if k not in expected]
+    if missing or extra:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+        raise ValueError(f"{what} ({len(missing)} missing, {len(extra)} unexpected)")
+    for k, v in expected.items():
+        if tuple(v.shape) != tuple(saved[k].shape):
+            raise ValueError(f"{k}: the network needs {tuple(v.shape)}, the file holds {tuple(saved[k].shape)}")
 
 
 def evaluate_file(
@@ -263,6 +351,8 @@ def evaluate_file(
         raise InputError(e.problems[0]) from None
     dataset = datasets.load(sweep)
     assert dataset is not None and dataset.x_test is not None and dataset.y_test is not None
+    if dataset.task != info.task:
+        raise InputError(f"{path}: data: {info.task} model, but the data's targets are for {dataset.task}")
     if dataset.input_shape != info.input_shape:
         raise InputError(f"{path}: data: inputs {dataset.input_shape} do not fit the model's {info.input_shape}")
     target_mean = target_std = None

@@ -189,4 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write an HTML report of a run with its figures (no Ray started)")
     p.add_argument("run_dir", help="the run directory")
     p.add_argument("-o", "--output", help="folder to write index.html and the figures to (default: RUN_DIR/report)")
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        const=10,
+        type=_int_at_least(1),
+        metavar="SECONDS",
+        help="rewrite the page every SECONDS (default 10) while the run goes on, the page reloading itself; "
+        "stops when the run is over or on Ctrl-C",
+    )
     return parser

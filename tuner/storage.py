@@ -11,6 +11,13 @@ directory under ``$TUNER_CACHE/remote-runs``: its own files are written there an
 :meth:`RunStore.pull`) before they are read. URIs go through pyarrow's file systems, the
 same ones Ray Tune uses (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``...; credentials come
 from the usual environment of each cloud), and ``file://`` for a path on this machine.
+
+An S3-compatible store other than AWS (MinIO, Ceph, moto...) is reached through the
+environment pyarrow reads, in the driver and on every node: ``AWS_ENDPOINT_URL_S3`` (or
+``AWS_ENDPOINT_URL``) such as ``http://minio:9000`` (``http://`` turns TLS off),
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_REGION`` (see ``docs/storage.md``).
+A URI's query (``?endpoint_override=...``) is not supported: the run directory's paths are
+joined onto the URI.
 """
 
 from __future__ import annotations
@@ -37,11 +44,15 @@ def is_uri(text: str) -> bool:
     return _URI.match(str(text)) is not None
 
 
-def check_storage(text: str | os.PathLike[str], flag: str = "--storage") -> str:
+def check_storage(text: str | os.PathLike[str], flag: str = "--storage", reach: bool = False) -> str:
     """``text`` as a storage location: a local path, or a URI with a scheme of :data:`SCHEMES`.
+    ``reach``: for a URI, also ask the store whether its bucket is there (before a run starts
+    Ray, so that a typo in a bucket name costs a second, not a cluster start).
 
     Raises:
-        InputError: an unknown scheme, or a URI without a path.
+        InputError: an unknown scheme, a URI without a path or with a query, a local path
+            tuner may not write to, or (``reach``) a store that does not answer or has no
+            such bucket.
     """
     s = os.fspath(text)
     m = _URI.match(s)
@@ -60,7 +71,35 @@ def check_storage(text: str | os.PathLike[str], flag: str = "--storage") -> str:
         )
     if not rest.strip("/"):
         raise InputError(f"{flag}: {s!r} names no bucket or path")
+    if "?" in rest or "#" in rest:
+        raise InputError(
+            f"{flag}: {s[:200]!r}: a URI with a query is not supported; set the endpoint in the environment "
+            "(AWS_ENDPOINT_URL_S3=http://host:9000 for MinIO and other S3-compatible stores, see docs/storage.md)"
+        )
+    if reach and scheme != "file":
+        _reach(s, flag)
     return s
+
+
+def _reach(uri: str, flag: str) -> None:
+    """Fail with one line when the store behind ``uri`` does not answer or lacks its bucket."""
+    import pyarrow.fs
+
+    try:
+        fs, root = _filesystem(uri)
+        bucket = root.strip("/").split("/", 1)[0]
+        info = fs.get_file_info(bucket)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{flag}: {uri[:200]}: the store cannot be reached ({_first_line(e)})") from None
+    if info.type == pyarrow.fs.FileType.NotFound:
+        raise InputError(
+            f"{flag}: {uri[:200]}: no bucket {bucket!r} (create it first; for an S3-compatible store, "
+            "is AWS_ENDPOINT_URL_S3 set?)"
+        )
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 def _filesystem(uri: str) -> tuple[Any, str]:
@@ -117,18 +156,21 @@ class RunStore:
             return cls(candidate)
         import pyarrow.fs
 
-        fs, root = _filesystem(s)
         candidate, n = name, 1
-        while True:
-            info = fs.get_file_info(f"{root.rstrip('/')}/{candidate}")
-            if info.type == pyarrow.fs.FileType.NotFound:
-                break
-            if info.type == pyarrow.fs.FileType.Directory and not fs.get_file_info(
-                pyarrow.fs.FileSelector(info.path, recursive=False)
-            ):
-                break
-            n += 1
-            candidate = f"{name}-{n}"
+        try:
+            fs, root = _filesystem(s)
+            while True:
+                info = fs.get_file_info(f"{root.rstrip('/')}/{candidate}")
+                if info.type == pyarrow.fs.FileType.NotFound:
+                    break
+                if info.type == pyarrow.fs.FileType.Directory and not fs.get_file_info(
+                    pyarrow.fs.FileSelector(info.path, recursive=False)
+                ):
+                    break
+                n += 1
+                candidate = f"{name}-{n}"
+        except (OSError, ValueError) as e:  # no such bucket, no credentials, the store is down
+            raise InputError(f"--storage: {s[:200]}: cannot be used ({_first_line(e)})") from None
         uri = join(s, candidate)
         local = mirror_dir(uri)
         if local.exists():  # an old mirror of a run deleted since
@@ -146,12 +188,12 @@ class RunStore:
         """
         s = check_storage(location, flag="RUN_DIR")
         if not is_uri(s):
-            return cls(Path(s).expanduser())
+            return cls(Path(s).expanduser().resolve())  # Tune restores from absolute paths only
         store = cls(mirror_dir(s.rstrip("/")), s.rstrip("/"))
         try:
             store.pull()
         except (OSError, ValueError) as e:
-            raise InputError(f"{s}: cannot read the run directory ({e})") from None
+            raise InputError(f"{s[:200]}: cannot read the run directory ({_first_line(e)})") from None
         return store
 
     def mkdir(self) -> None:
@@ -172,7 +214,8 @@ class RunStore:
             if not src.is_file():
                 continue
             target = f"{root.rstrip('/')}/{name}"
-            tmp = f"{root.rstrip('/')}/.{name}.uploading"
+            folder, _, base = target.rpartition("/")
+            tmp = f"{folder}/.{base}.uploading"  # beside the target (a name may hold a folder: report/...)
             with fs.open_output_stream(tmp) as out:
                 out.write(src.read_bytes())
             fs.move(tmp, target)
@@ -199,6 +242,8 @@ class RunStore:
             if _SKIP_DOWNLOAD.search(rel) or rel.rsplit("/", 1)[-1].endswith(".uploading"):
                 continue
             dest = self.local / rel
+            if ".." in Path(rel).parts or Path(rel).is_absolute():  # a hostile key never leaves the mirror
+                continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(f.path) as src:
                 data = src.read()

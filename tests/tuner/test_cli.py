@@ -1,21 +1,29 @@
-"""The command line: exit status, one-line problems, and the commands end to end."""
+"""The command line: exit status, one-line problems, and the commands end to end: a run that
+fails (exit 1), Ctrl-C (exit 130, once or twice) and resume, ``retest --every``."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT, tiny_sweep
 from tests.tuner.fake_run import epochs, make_run
+from tests.tuner.ray.test_asha import check_decisions, rungs_file
 from tuner.cli import main
 from tuner.ray.search import sample
+from tuner.results import load_run
 from tuner.spec import load_sweep
 
 
@@ -117,7 +125,7 @@ def test_run_in_process_with_overrides(
     run_dir = tmp_path / "runs" / "renamed"
     assert f"run directory: {run_dir}" in out and f"exported best config: {run_dir / 'best.yaml'}" in out
     assert yaml.safe_load((run_dir / "sweep.yaml").read_text())["search"]["num_samples"] == 2
-    assert len(list((run_dir / "round-0").glob("run_trial_*"))) == 2
+    assert len(list((run_dir / "trials").glob("run_trial_*"))) == 2
 
 
 def test_run_as_a_command_end_to_end(write_sweep: Callable[..., Path], tmp_path: Path) -> None:
@@ -136,3 +144,239 @@ def test_resume_help_says_a_run_directory_holds_pickled_state(capsys: pytest.Cap
     assert e.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "holds pickled state" in out and "trusted source" in out
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_run_whose_trials_all_fail_exits_1_and_is_recorded_failed(
+    write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The built-in trainer with a model function that does not build a network: every trial
+    fails, so the run does (exit 1, ``run.json`` ``failed``), with the error once and where
+    the logs are."""
+    path = write_sweep(
+        tiny_sweep(
+            model={"name": "tests.fixtures_data:not_a_module"},
+            max_failures=0,
+            **{"search.num_samples": 2, "scheduler.name": "none", "train.epochs": 1},
+        )
+    )
+    assert main(["run", str(path), "--storage", str(tmp_path / "runs"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert lines[0] == "tuner: the run failed: no trial produced a result (2 of 2 trials failed)", err
+    assert any("not_a_module" in line for line in lines[1:]) and "Traceback" not in err
+    assert lines[-1].strip().startswith("full logs: ") and str(tmp_path / "runs" / "tiny") in lines[-1]
+    meta = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["error"] == "no trial produced a result" and meta["finished"]
+    assert len(meta["failures"]) == 1 and meta["failures"][0].startswith("2 trials (")
+    assert not (tmp_path / "runs" / "tiny" / "best.yaml").exists()
+
+
+# -- Ctrl-C on a local run ----------------------------------------------------------------------
+
+
+def gated_fit(config: dict[str, Any], run: Any) -> None:
+    """A trial function for the Ctrl-C tests: ``score`` = ``config["x"]`` at each of its
+    ``config["epochs"]`` epochs. A trial whose ``x`` is below ``config["gate_below"]`` first
+    waits (up to 120 s) for the file ``config["gate"]``: a trial held in flight, unreported,
+    until the test lets it go."""
+    if float(config["x"]) < float(config["gate_below"]):
+        deadline = time.monotonic() + 120
+        while not Path(config["gate"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    state = run.restore() or {"epoch": 0}
+    for epoch in range(int(state["epoch"]) + 1, int(config["epochs"]) + 1):
+        run.report({"score": float(config["x"])}, state={"epoch": epoch})
+
+
+def start_gated_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """``tuner run`` in a fresh process (its own local Ray) of three trials under ASHA (rungs
+    at epochs 1 and 2): two quick ones (x 0.9 and 0.8) and one (x 0.1) held before its first
+    report. Returns once ASHA's records at rung 1 (``asha-rungs.json``, saved with Tune's
+    experiment state) hold both quick ones, with the process, the run directory and the gate."""
+    gate = tmp_path / "gate"
+    sweep = {
+        "name": "gated",
+        "metric": "score",
+        "mode": "max",
+        "function": "tests.tuner.test_cli:gated_fit",
+        "config": {"x": 0.5, "epochs": 2, "gate": str(gate), "gate_below": 0.5},
+        "search": {"method": "grid", "num_samples": 1, "parameters": {"x": {"values": [0.9, 0.8, 0.1]}}},
+        "scheduler": {"name": "asha", "max_t": 2, "grace_period": 1, "reduction_factor": 2},
+        "resources": {"cpu": 1, "gpu": 0},
+        "max_failures": 0,
+    }
+    path = tmp_path / "gated.yaml"
+    path.write_text(yaml.safe_dump(sweep, sort_keys=False))
+    run_dir = tmp_path / "runs" / "gated"
+    with open(tmp_path / "run.out", "wb") as out, open(tmp_path / "run.err", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuner", "run", str(path), "--storage", str(tmp_path / "runs"), "--num-cpus", "2"],
+            stdout=out,
+            stderr=err,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+    def recorded_at_rung_1() -> int:
+        try:
+            rungs = json.loads(rungs_file(run_dir).read_text())["brackets"][0]
+        except (ValueError, OSError):  # not there yet (or being replaced)
+            return 0
+        return len({r["milestone"]: r["recorded"] for r in rungs}.get(1.0, {}))
+
+    deadline = time.monotonic() + 180
+    while recorded_at_rung_1() < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if recorded_at_rung_1() < 2 or proc.poll() is not None:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"the quick trials did not reach rung 1:\n{output(tmp_path)}")
+    return proc, run_dir, gate
+
+
+def output(tmp_path: Path) -> str:
+    return (tmp_path / "run.out").read_text(errors="replace") + (tmp_path / "run.err").read_text(errors="replace")
+
+
+def wait(proc: subprocess.Popen[bytes], tmp_path: Path, timeout: float = 120) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"tuner did not end {timeout}s after Ctrl-C:\n{output(tmp_path)}") from None
+
+
+def trials_by_x(run_dir: Path) -> dict[float, Any]:
+    return {t.params["x"]: t for t in load_run(run_dir).trials}
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_ctrl_c_exits_130_and_resume_finishes_the_run_with_ashas_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while a trial is in flight: exit 130, ``run.json`` ``interrupted``, a hint to
+    resume. ``tuner resume`` (here in this process) then finishes the run with ASHA's rung
+    records restored: the held trial (x 0.1), judged at rung 1 only after the resume, is
+    stopped against the records of the two that finished before the interrupt (a resumed
+    ASHA without them would judge it against nothing and let it go on), and the rung records
+    are rewritten with the old ones kept, in their order."""
+    proc, run_dir, gate = start_gated_run(tmp_path)
+    try:
+        proc.send_signal(signal.SIGINT)
+        code = wait(proc, tmp_path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = output(tmp_path)
+    assert code == 130, text
+    assert f"tuner resume {run_dir}" in text and "tuner: interrupted" in text
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    before = json.loads(rungs_file(run_dir).read_text())["brackets"][0]
+    rung1 = {r["milestone"]: r["recorded"] for r in before}[1.0]
+    assert sorted(rung1.values()) == [0.8, 0.9]  # the held trial has not reached the rung
+
+    gate.touch()
+    assert main(["resume", str(run_dir), "--quiet"]) == 0, capsys.readouterr().err
+    run = load_run(run_dir)
+    assert run.meta.status.value == "done" and len(run.meta.resumed) == 1
+    by_x = trials_by_x(run_dir)
+    assert (by_x[0.1].status.value, by_x[0.1].epochs) == ("stopped", 1)
+    assert by_x[0.9].status.value == "finished" and by_x[0.9].epochs == 2
+    after = json.loads(rungs_file(run_dir).read_text())["brackets"][0]
+    for old, new in zip(before, after):
+        assert list(new["recorded"].items())[: len(old["recorded"])] == list(old["recorded"].items())
+    assert check_decisions(rungs_file(run_dir), run.trials, "score", "max", 2) >= 1
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_second_ctrl_c_still_exits_130_and_leaves_a_resumable_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second Ctrl-C skips Ray Tune's saving on the way out; the run still ends at once with
+    exit 130, marked ``interrupted``, and resumes from the last periodic snapshot."""
+    proc, run_dir, gate = start_gated_run(tmp_path)
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        assert proc.poll() is None, "tuner ended before the second Ctrl-C"
+        proc.send_signal(signal.SIGINT)
+        code = wait(proc, tmp_path, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = output(tmp_path)
+    assert code == 130, text
+    assert "Traceback" not in text and "internal error" not in text
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+    gate.touch()
+    assert main(["resume", str(run_dir), "--quiet"]) == 0, capsys.readouterr().err
+    run = load_run(run_dir)
+    assert run.meta.status.value == "done" and len(run.trials) == 3
+    by_x = trials_by_x(run_dir)
+    assert by_x[0.9].status.value == "finished" and by_x[0.1].status.value == "stopped"
+
+
+# -- retest --every -------------------------------------------------------------------------------
+
+
+def fake_retests(monkeypatch: pytest.MonkeyPatch, drifts: list[bool]) -> tuple[list[dict[str, Any]], list[float]]:
+    """``tuner.retesting.retest`` and ``time.sleep`` (in this thread) replaced: each retest
+    returns the next of ``drifts``, and the second sleep is a Ctrl-C. Returns the retests'
+    arguments and the sleeps' seconds, as they come."""
+    calls: list[dict[str, Any]] = []
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+
+    def retest(export: str, **kwargs: Any) -> Any:
+        calls.append({"export": export, **kwargs})
+        return SimpleNamespace(drift=drifts[len(calls) - 1])
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is not threading.main_thread():  # Ray's threads, say
+            real_sleep(seconds)
+            return
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("tuner.retesting.retest", retest)
+    monkeypatch.setattr(time, "sleep", sleep)
+    return calls, sleeps
+
+
+def test_retest_every_repeats_until_ctrl_c_then_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls, sleeps = fake_retests(monkeypatch, [False, False, False])
+    args = ["retest", "best.yaml", "--every", "15m", "--seeds", "4", "--tolerance", "0.1", "--data", "seed=7"]
+    assert main(args) == 0
+    assert sleeps == [900.0, 900.0] and len(calls) == 2  # retest, sleep, retest, Ctrl-C in the sleep
+    assert all(
+        c["export"] == "best.yaml" and c["seeds"] == 4 and c["tolerance"] == 0.1 and c["data"] == {"seed": 7}
+        for c in calls
+    )
+    out = capsys.readouterr().out
+    assert out.count("next retest in 15m") == 2 and out.rstrip().endswith("stopped")
+
+
+def test_retest_every_with_fail_on_drift_stops_at_the_first_drift(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls, sleeps = fake_retests(monkeypatch, [False, True, False])
+    assert main(["retest", "best.yaml", "--every", "30s", "--fail-on-drift"]) == 3
+    assert len(calls) == 2 and sleeps == [30.0]
+    assert capsys.readouterr().out.count("next retest in 30s") == 1
+
+
+def test_ctrl_c_during_a_retest_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def retest(export: str, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tuner.retesting.retest", retest)
+    assert main(["retest", "best.yaml", "--every", "1h"]) == 130
+    assert capsys.readouterr().err.strip() == "tuner: interrupted"

@@ -4,8 +4,8 @@ A run directory (``runs/<name>``) holds::
 
     sweep.yaml          SWEEP_FILE   the resolved sweep, every default written out
     run.json            RUN_FILE     RunMeta: status, times, rounds, provenance
-    round-N/            RoundRecord.dir: Ray Tune's experiment (a folder per trial)
-    round-N/asha-rungs.json  RUNGS_FILE
+    trials/             EXPERIMENT_DIR: Ray Tune's experiment, every round (a folder per trial)
+    trials/asha-rungs.json  RUNGS_FILE
     best.yaml           EXPORT_FILE  Export: the best configuration, the top k, provenance
     best.retest.jsonl   history_path(): one RetestEntry a line
     optuna.journal      JOURNAL_FILE the trials as an Optuna journal (optuna-dashboard)
@@ -31,6 +31,7 @@ RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.yaml"
 EXPORT_FILE = "best.yaml"
 RUNGS_FILE = "asha-rungs.json"
+EXPERIMENT_DIR = "trials"  # the one Ray Tune experiment holding every round's trials
 JOURNAL_FILE = "optuna.journal"
 REPORT_DIR = "report"
 RETEST_SUFFIX = ".retest.jsonl"
@@ -72,6 +73,8 @@ class TrialStatus(str, enum.Enum):
 # -- the keys a trial reports -----------------------------------------------------------------
 
 EPOCH = "epoch"  # the ASHA time unit: 1, 2, ... (one report an epoch)
+# The round a trial belongs to, in its searched config (params.json); never handed to its function.
+ROUND_KEY = "__round__"
 DIVERGED = "diverged"  # True on the report of a trial whose metric turned non-finite
 # What tuner adds to every report: where and how fast the epoch ran.
 EPOCH_S = "epoch_s"
@@ -146,6 +149,8 @@ __all__ = [
     "SWEEP_FILE",
     "EXPORT_FILE",
     "RUNGS_FILE",
+    "EXPERIMENT_DIR",
+    "ROUND_KEY",
     "JOURNAL_FILE",
     "REPORT_DIR",
     "RETEST_SUFFIX",

@@ -52,9 +52,11 @@ class TopEntry:
     epochs: int = 0
     status: str = ""
     retest: dict[str, Any] | None = None  # {val: stats, test: {metric: stats}} once re-tested
+    metrics: dict[str, float | None] = field(default_factory=dict)  # every metric of its last report
 
     @classmethod
     def from_dict(cls, f: Fields) -> TopEntry:
+        metrics = Fields(f.get("metrics", dict, {}), f.source, f.where("metrics"))
         return cls(
             params=f.get("params", dict),
             score=f.number("score", None, True),
@@ -63,12 +65,15 @@ class TopEntry:
             epochs=f.get("epochs", int, 0),
             status=f.get("status", str, ""),
             retest=f.get("retest", dict, None, nullable=True),
+            metrics={str(k): metrics.number(k, None, True) for k in list(metrics.data)[:1000]},
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = {k.name: getattr(self, k.name) for k in fields(self)}
         if out["retest"] is None:
             del out["retest"]
+        if not out["metrics"]:
+            del out["metrics"]
         return out
 
 

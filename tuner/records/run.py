@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tuner.errors import InputError
-from tuner.records import BOOKKEEPING, EPOCH, RunStatus, TrialStatus, now, sign
+from tuner.records import BOOKKEEPING, EPOCH, EXPERIMENT_DIR, RunStatus, TrialStatus, now, sign
 from tuner.records.fields import Fields, plain
 
 # -- run.json ---------------------------------------------------------------------------------
@@ -19,7 +19,7 @@ class RoundRecord:
     """One round of a sweep: the first, then each refine round."""
 
     index: int
-    dir: str  # its folder in the run directory: round-<index>
+    dir: str  # the experiment folder holding its trials (EXPERIMENT_DIR)
     seed: int  # the searcher's seed: search.seed + index
     num_samples: int
     parameters: dict[str, dict[str, Any]]  # the round's ranges, in the sweep-file form
@@ -31,9 +31,9 @@ class RoundRecord:
     @classmethod
     def from_dict(cls, f: Fields) -> RoundRecord:
         index = f.get("index", int)
-        folder = f.get("dir", str, f"round-{index}")
-        if folder != f"round-{index}":
-            raise InputError(f"{f.source}: {f.where('dir')}: {folder[:60]!r} must be 'round-{index}'")
+        folder = f.get("dir", str, EXPERIMENT_DIR)
+        if folder not in (EXPERIMENT_DIR, f"round-{index}"):  # round-N: a run of tuner 0.1
+            raise InputError(f"{f.source}: {f.where('dir')}: {folder[:60]!r} must be {EXPERIMENT_DIR!r}")
         return cls(
             index=index,
             dir=folder,
@@ -62,6 +62,9 @@ class RunMeta:
     resumed: list[str] = field(default_factory=list)
     error: str | None = None
     failures: list[str] = field(default_factory=list)  # the first error of each kind, when trials failed
+    # When the driver got where (epoch seconds): process, sweep_loaded, data_loaded, ray_ready, experiment_started,
+    # experiment_ended: where a run's fixed costs went (benchmarks/startup.py, the report's timeline).
+    timings: dict[str, float] = field(default_factory=dict)
 
     def round(self, index: int) -> RoundRecord | None:
         return next((r for r in self.rounds if r.index == index), None)
@@ -92,6 +95,11 @@ class RunMeta:
             resumed=f.get("resumed", list, []),
             error=f.get("error", str, None, nullable=True),
             failures=f.get("failures", list, []),
+            timings={
+                k: float(v)
+                for k, v in f.get("timings", dict, {}).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            },
         )
 
 
@@ -112,6 +120,12 @@ class TrialRecord:
     error: str | None = None
     path: str = ""
     node_id: str = ""  # Ray's id of the node it last reported from (one machine can hold several nodes)
+
+    def __repr__(self) -> str:  # a notebook shows a trial in a line, never its per-epoch history
+        return (
+            f"TrialRecord({self.trial_id!r}, round {self.round}, {self.status.value}, {self.epochs} epochs, "
+            f"params={self.params!r})"
+        )
 
     @property
     def epochs(self) -> int:

@@ -210,7 +210,7 @@ def load_sweep(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None
     if raw is None:
         raise InputError(f"{source}: the file is empty")
     if not isinstance(raw, dict):
-        raise InputError(f"{source}: {type(raw).__name__} the top level must be a mapping of keys")
+        raise InputError(f"{source}: the top level must be a mapping of keys, not a {type(raw).__name__}")
     if _is_export(raw):  # an export file: run its config (the best configuration, nothing searched)
         if not isinstance(raw["config"], dict):
             raise InputError(f"{source}: config: must be a mapping")

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.models.data import SOURCE_OPTIONS
-from tuner.models.train import LR_SCHEDULES, OPTIMIZERS, TASKS
+from tuner.models import LR_SCHEDULES, OPTIMIZERS
+from tuner.models.data import SOURCE_OPTIONS, TASKS
 from tuner.records import BUILTIN_METRICS
 
 REQUIRED: Any = object()
@@ -239,7 +239,8 @@ PARAMETER_KEYS = ("distribution", "min", "max", "values", "grid_points")
 SCHEDULER_FIELDS: dict[str, Field] = {
     "name": f("str", "asha", choices=SCHEDULERS, doc="asha | none (every trial runs its full budget)"),
     "grace_period": f("int", 1, rng(1, 100_000), doc="epochs before ASHA's first decision"),
-    "reduction_factor": f("float", 3, rng(2, 1000), doc="η: ASHA keeps the best 1/η at each rung"),
+    # η 4 with grace 1: ≥ 5x fewer epochs than full-budget search at its test accuracy (BENCHMARKS.md, bn_rungs)
+    "reduction_factor": f("float", 4, rng(2, 1000), doc="η: ASHA keeps the best 1/η at each rung"),
     "brackets": f("int", 1, rng(1, 10)),
     "max_t": f(
         "int",

@@ -239,6 +239,10 @@ class Validator:
                 usercode.resolve(ref, self.base_dir)
         except ImportError as e:
             self.add(key, ref, str(e))
+        except (KeyboardInterrupt, GeneratorExit):
+            raise
+        except BaseException as e:  # a module that calls sys.exit() while importing: a problem, not an exit
+            self.add(key, ref, f"cannot be imported: importing it raised {type(e).__name__}: {str(e)[:100]}")
 
     def model(self, raw: Any) -> dict[str, Any]:
         name = raw.get("name", "mlp") if isinstance(raw, dict) else "mlp"

@@ -1,0 +1,224 @@
+"""``--storage s3://...`` end to end against an S3-compatible server on localhost (moto's
+standalone server): a sweep whose driver is killed mid-way, ``tuner resume`` of the URI,
+``tuner export`` and ``tuner report`` of it -- reached through the endpoint settings a user of
+MinIO sets (``AWS_ENDPOINT_URL_S3``, keys, region), read by pyarrow in tuner and in Ray.
+
+Skipped, with the reason, where moto's server cannot start (``pip install "moto[server]"``,
+part of the ``dev`` extra)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster import ROOT, free_port, wait_for
+from tests.conftest import tiny_sweep
+from tuner.cli import main
+
+BUCKET = "tuner-test"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, str]]:
+    """A moto S3 server on a free loopback port, a bucket in it, and the environment that
+    points pyarrow at it."""
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        pytest.skip('moto\'s S3 server is not installed (pip install "moto[server]", in the dev extra)')
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log")
+    # this interpreter's moto (a `moto_server` on PATH may be another Python's, another version)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+    )
+    env = {
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    try:
+        import pyarrow.fs
+
+        def bucket() -> bool:
+            if proc.poll() is not None:
+                return True
+            try:
+                fs = pyarrow.fs.S3FileSystem(
+                    endpoint_override=f"127.0.0.1:{port}",
+                    scheme="http",
+                    access_key="testing",
+                    secret_key="testing",
+                    region="us-east-1",
+                    allow_bucket_creation=True,
+                )
+                fs.create_dir(BUCKET)
+                return True
+            except OSError:
+                return False
+
+        try:
+            wait_for(bucket, 60, "moto's S3 server")
+        except TimeoutError:
+            pytest.skip("moto's S3 server did not answer in 60 s")
+        if proc.poll() is not None:
+            pytest.skip(f"moto's S3 server exited: {Path(log.name).read_text()[-300:]}")
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def aws(s3: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The S3 server's environment in this process too (for the commands run in-process)."""
+    for k, v in s3.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    return s3
+
+
+def _files(uri_path: str) -> list[str]:
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(f"s3://{uri_path}")
+    info = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
+    return [f.path for f in info if f.type == pyarrow.fs.FileType.File]
+
+
+def _read(path: str) -> bytes:
+    import pyarrow.fs
+
+    fs, p = pyarrow.fs.FileSystem.from_uri(f"s3://{path}")
+    with fs.open_input_stream(p) as f:
+        return f.read()  # type: ignore[no-any-return]
+
+
+def _kill_ray_of(temp_dir: str) -> None:
+    """End every process whose command line names ``temp_dir`` (the killed driver's own Ray)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if temp_dir.encode() in cmd:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def test_a_missing_bucket_is_one_line_before_ray_starts(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))
+    from tuner.ray import cluster
+
+    def no_ray(*a: Any, **k: Any) -> None:
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(cluster, "connect", no_ray)
+    assert main(["run", str(sweep), "--storage", "s3://no-such-bucket/runs"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "--storage: s3://no-such-bucket/runs: no bucket 'no-such-bucket' (create it first; for an S3-compatible "
+        "store, is AWS_ENDPOINT_URL_S3 set?)"
+    ]
+    assert main(["export", "s3://no-such-bucket/runs/x"]) == 2
+    assert "cannot read the run directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_sweep_on_s3_survives_a_killed_driver_and_exports_and_reports(
+    aws: dict[str, str], tmp_path: Path, capsys: Any
+) -> None:
+    """One tiny sweep to ``s3://``: the driver is SIGKILLed once a trial has reported, ``tuner
+    resume`` of the URI finishes it, then ``export`` and ``report`` read it from the bucket."""
+    doc = tiny_sweep(
+        **{
+            "model": {"name": "tests.fixtures_data:slow_net", "kwargs": {"width": 8, "step_s": 0.05}},
+            "search.num_samples": 2,
+            "train.epochs": 3,
+            "scheduler.name": "none",
+        }
+    )
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    ray_tmp = tempfile.mkdtemp(prefix="s3r-", dir="/tmp")  # short: Ray's socket paths live under it
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "AWS_ENDPOINT_URL")},
+        **aws,
+        "PYTHONPATH": str(ROOT),
+        "RAY_TMPDIR": ray_tmp,
+        "TUNER_CACHE": str(tmp_path / "cache"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    uri = f"s3://{BUCKET}/runs/tiny"
+    out = open(tmp_path / "run.log", "wb")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "run", "s.yaml", "--storage", f"s3://{BUCKET}/runs", "--num-cpus", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+
+        def reported() -> bool:
+            assert driver.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+            for f in _files(f"{BUCKET}/runs/tiny"):
+                if f.endswith("/result.json") and b'"epoch"' in _read(f):
+                    return True
+            return False
+
+        wait_for(reported, 240, "a trial's first result in the bucket", every=1.0)
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        _kill_ray_of(ray_tmp)
+    assert json.loads(_read(f"{BUCKET}/runs/tiny/run.json"))["status"] == "running"
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tuner", "resume", uri, "--num-cpus", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    _kill_ray_of(ray_tmp)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"exported best config: {uri}/best.yaml" in resumed.stdout
+    meta = json.loads(_read(f"{BUCKET}/runs/tiny/run.json"))
+    assert meta["status"] == "done" and meta["resumed"]
+
+    # export and report read the run from the bucket (in this process: no Ray)
+    capsys.readouterr()
+    assert main(["export", uri, "-o", str(tmp_path / "best.yaml")]) == 0
+    export = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert export["metric"] == "val_acc" and len(export["top"]) == 2
+    assert main(["report", uri]) == 0
+    assert f"report: {uri}/report/index.html" in capsys.readouterr().out
+    assert f"{BUCKET}/runs/tiny/report/index.html" in _files(f"{BUCKET}/runs/tiny/report")
+    assert not any(".uploading" in f for f in _files(f"{BUCKET}/runs/tiny"))
