@@ -6,7 +6,7 @@ A sweep becomes one parent MLflow run (named after the run directory, tagged wit
 path and the sweep's sha256) holding the resolved sweep and, at the end, the export file
 as artifacts and the best score as a metric. Each trial becomes a child run (tag
 ``mlflow.parentRunId``) with its searched parameters and per-epoch metrics, logged by Ray
-Tune's MLflow callback on the driver (see :func:`tuner.ray.experiment.run_round`). MLflow is an
+Tune's MLflow callback on the driver (see :func:`tuner.ray.experiment.run_experiment`). MLflow is an
 extra (``pip install 'tuner[mlflow]'``): nothing here imports it before it is asked for.
 
 MLflow 3 keeps its file store (``./mlruns``, ``file:``) in maintenance mode and refuses it
@@ -52,11 +52,9 @@ class SweepTracking:
     experiment_id: str
     run_id: str
 
-    def target(self, round_index: int) -> MlflowTarget:
-        """Where round ``round_index``'s trials go: child runs of this sweep's run."""
-        return MlflowTarget(
-            self.uri, self.experiment, {"mlflow.parentRunId": self.run_id, "tuner.round": str(round_index)}
-        )
+    def target(self) -> MlflowTarget:
+        """Where the trials go: child runs of this sweep's run."""
+        return MlflowTarget(self.uri, self.experiment, {"mlflow.parentRunId": self.run_id})
 
     def to_dict(self) -> dict[str, str]:
         return {

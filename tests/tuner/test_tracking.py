@@ -178,3 +178,59 @@ def test_mlflow_uri_without_mlflow_installed_exits_2_before_anything(
 def test_mlflow_experiment_needs_a_uri(write_sweep: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(write_sweep()), "--mlflow-experiment", "x"]) == 2
     assert capsys.readouterr().err.strip() == "--mlflow-experiment: needs --mlflow-uri"
+
+
+# -- a user's own function: whatever it reports is tracked -------------------------------------
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_tensorboard_and_mlflow_get_every_metric_a_users_function_reports(tmp_path: Path) -> None:
+    """A user's function reports its own metric (``val_f1``) beside others: TensorBoard's event
+    files and MLflow's trial runs hold each of them, epoch by epoch."""
+    import importlib.util
+    import os
+
+    raw = tiny_sweep()
+    for key in ("model", "train"):
+        del raw[key]
+    raw.update(
+        metric="val_f1",
+        function="tests.fixtures_data:user_fit",
+        config={"epochs": 2, "lr": 0.05, "width": 8},
+        search={"method": "grid", "parameters": {"lr": {"values": [0.02, 0.1]}}},
+        scheduler={"name": "none", "max_t": 2},
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}" if importlib.util.find_spec("mlflow") else None
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # a local MLflow store keeps its artifacts under ./mlruns
+    try:
+        summary = run_sweep(
+            from_dict(raw, source=str(tmp_path / "fn.yaml"), base_dir=cwd),
+            storage=tmp_path / "runs",
+            write=lambda _: None,
+            mlflow_uri=uri,
+        )
+    finally:
+        os.chdir(cwd)
+    own = ("val_f1", "val_acc", "val_loss", "train_loss")
+    assert len(summary.run.trials) == 2
+    for t in summary.run.trials:
+        (events,) = Path(t.path).glob("events.out.tfevents.*")
+        scalars = read_events(events)
+        for metric in own:
+            assert scalars[f"ray/tune/{metric}"] == [(h["epoch"], pytest.approx(h[metric])) for h in t.history]
+    if uri is None:
+        pytest.skip("MLflow is an extra: pip install 'tuner[mlflow]' (TensorBoard checked)")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    children = {r.data.params["lr"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert len(children) == 2
+    for t in summary.run.trials:
+        child = children[str(t.params["lr"])]
+        for metric in own:
+            history = client.get_metric_history(child.info.run_id, metric)
+            assert [(m.step, m.value) for m in history] == [(h["epoch"], pytest.approx(h[metric])) for h in t.history]
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.metrics["best_val_f1"] == pytest.approx(summary.run.ranked()[0].score("val_f1"))

@@ -1,4 +1,5 @@
-"""Tune callbacks on the driver: progress, how an experiment ended, TensorBoard and MLflow.
+"""Tune callbacks on the driver: progress, how an experiment ended, TensorBoard, MLflow and the
+Optuna journal.
 
 Tune pickles its callbacks into the experiment's state (``tuner.pkl``); what belongs to this
 driver only (a printer, open files) is left out of the pickle and attached again on resume.
@@ -7,15 +8,16 @@ driver only (a printer, open files) is left out of the pickle and attached again
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ray import tune
 from ray.tune.logger import TBXLoggerCallback
 from ray.tune.result import TRAINING_ITERATION
 
+from tuner.journal import Journal
 from tuner.progress import TrialEvent
-from tuner.records import EPOCH, RAY_KEYS
+from tuner.records import EPOCH, RAY_KEYS, ROUND_KEY
 from tuner.tracking import MlflowTarget
 
 # Reported keys that are not metrics (where and how a trial ran).
@@ -67,20 +69,25 @@ class ProgressCallback(tune.Callback):
 class Outcome(tune.Callback):
     """Whether the experiment ended with trials left unfinished. Tune's handler of the first
     Ctrl-C saves the experiment and returns from ``fit()`` as if it had finished; its cleanup
-    then marks the running trials TERMINATED, so their status is read at the end of the last
-    step of the loop, before that cleanup."""
+    then marks the running trials TERMINATED without telling the callbacks, so the trials that
+    started and never completed are counted as they go (never a pass over all trials a step:
+    the driver's cost per trial stays flat), with those still pending at the end."""
 
     def __init__(self) -> None:
         self.unfinished = 0
-        self._status: dict[str, str] = {}
+        self._live: set[str] = set()
 
-    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        self._status = {t.trial_id: t.status for t in trials}
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._live.add(trial.trial_id)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._live.discard(trial.trial_id)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._live.discard(trial.trial_id)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self.unfinished = sum(
-            1 for t in trials if self._status.get(t.trial_id, t.status) not in ("TERMINATED", "ERROR")
-        )
+        self.unfinished = len(self._live) + sum(1 for t in trials if t.status == "PENDING")
 
 
 class EpochTensorBoard(TBXLoggerCallback):  # type: ignore[misc]
@@ -125,6 +132,14 @@ def mlflow_callback(target: MlflowTarget) -> Any:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     class _EpochMetrics(MLflowLoggerCallback):  # type: ignore[misc]
+        # The searched values are the run's params, its round a tag (the searcher's, not a value).
+        def log_trial_start(self, trial: Any) -> None:
+            if trial not in self._trial_runs:
+                tags = {**self.tags, "trial_name": str(trial), "tuner.round": str(trial.config.get(ROUND_KEY, 0))}
+                self._trial_runs[trial] = self.mlflow_util.start_run(tags=tags, run_name=str(trial)).info.run_id
+            params = {k: v for k, v in trial.config.items() if k != ROUND_KEY}
+            self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=params)
+
         # Ray's callback logs every key of a result (its own bookkeeping too), one call each;
         # ours are the metrics a trial reports, which keeps a long sweep's driver quick.
         def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
@@ -136,3 +151,43 @@ def mlflow_callback(target: MlflowTarget) -> Any:
             )
 
     return _EpochMetrics(tracking_uri=target.uri, experiment_name=target.experiment, tags=dict(target.tags))
+
+
+class JournalCallback(tune.Callback):
+    """Writes the experiment's trials to an Optuna journal as they report, for optuna-dashboard
+    (the mapping: :mod:`tuner.journal`). Epochs reach the file in batches, about once a second.
+    Pickled with the experiment without its open file; :meth:`reattach` points a restored one at
+    the run directory as it is now."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def reattach(self, fresh: Sequence[Any]) -> None:
+        """Take the journal of the first :class:`JournalCallback` among ``fresh`` (a resumed run's)."""
+        for cb in fresh:
+            if isinstance(cb, JournalCallback):
+                self.journal = cb.journal
+                return
+
+    def setup(self, **info: Any) -> None:
+        self.journal.prepare()
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.journal.started(trial.trial_id, trial.config or {})
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        self.journal.reported(trial.trial_id, trial.config or {}, result)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.journal.ended(trial.trial_id, trial.config or {}, trial.last_result or {})
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.journal.ended(trial.trial_id, trial.config or {}, trial.last_result or {}, error=True)
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self.journal.flush(force=False)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self.journal.flush()

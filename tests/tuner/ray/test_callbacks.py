@@ -17,13 +17,21 @@ def test_an_experiment_ended_by_ctrl_c_is_told_from_a_finished_one() -> None:
         return [SimpleNamespace(trial_id=f"t{i}", status=s) for i, s in enumerate(statuses)]
 
     finished = Outcome()
-    finished.on_step_end(1, trials("TERMINATED", "ERROR"))
-    finished.on_experiment_end(trials("TERMINATED", "ERROR"))
+    done = trials("TERMINATED", "ERROR")
+    for t in done:
+        finished.on_trial_start(1, done, t)
+    finished.on_trial_complete(2, done, done[0])
+    finished.on_trial_error(2, done, done[1])
+    finished.on_experiment_end(done)
     assert finished.unfinished == 0
+    # Ctrl-C: Tune's cleanup marks the running trials TERMINATED without telling the callbacks
     interrupted = Outcome()
-    interrupted.on_step_end(1, trials("RUNNING", "TERMINATED", "PENDING"))
-    interrupted.on_experiment_end(trials("TERMINATED", "TERMINATED", "PENDING"))  # after Tune's cleanup
-    assert interrupted.unfinished == 2
+    end = trials("TERMINATED", "TERMINATED", "PENDING")
+    for t in end[:2]:
+        interrupted.on_trial_start(1, end, t)
+    interrupted.on_trial_complete(2, end, end[1])
+    interrupted.on_experiment_end(end)
+    assert interrupted.unfinished == 2  # one still running, one never started
     with pytest.raises(KeyboardInterrupt):
         _raise_if_interrupted(interrupted)
     _raise_if_interrupted(finished)

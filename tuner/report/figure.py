@@ -1,0 +1,106 @@
+"""What the report's static figures share: how a figure is made and rendered to PNG, how each
+trial status and the best trial are drawn, and where a non-finite score goes.
+
+Figures are bare matplotlib ``Figure`` objects (no pyplot, no backend switch) so that a test
+can read what a figure shows (its axes, scales, labels and marked points) before it is
+rendered. A diverged trial's metric is ±inf or the worst value: it is drawn at the worst edge
+of the axis with its own marker, never dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from tuner.records import TrialStatus
+
+DPI = 100
+
+
+@dataclass(frozen=True)
+class Style:
+    """How trials of one status are drawn: marker, colour (points and curves), legend label."""
+
+    marker: str
+    colour: str
+    label: str
+
+
+STYLES: dict[TrialStatus, Style] = {
+    TrialStatus.FINISHED: Style("o", "tab:blue", "finished"),
+    TrialStatus.STOPPED: Style("v", "tab:gray", "stopped early (ASHA)"),
+    TrialStatus.DIVERGED: Style("x", "tab:red", "diverged"),
+    TrialStatus.ERROR: Style("D", "black", "failed"),
+    TrialStatus.RUNNING: Style("s", "tab:olive", "running"),
+}
+# The run's best trial: a red ring around its point (its label names the trial).
+BEST = {"marker": "o", "s": 260, "facecolors": "none", "edgecolors": "red", "linewidths": 2.0, "zorder": 5}
+BEST_COLOUR = "red"
+
+
+def best_label(trial_id: str) -> str:
+    """The legend entry of the best trial; tests find its artist by this label."""
+    return f"best trial ({trial_id})"
+
+
+@dataclass
+class Drawn:
+    """One static figure of the report: its file name beside the page, the figure, and the
+    text an image reader gets."""
+
+    name: str
+    figure: Figure
+    alt: str
+
+    @cached_property
+    def png(self) -> bytes:
+        """The figure rendered to PNG (once: the page embeds the same bytes as the file holds)."""
+        return render(self.figure)
+
+
+def new(width: float, height: float) -> Figure:
+    """A figure of ``width`` × ``height`` inches with a constrained layout (labels never clipped)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def render(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def edges(values: Sequence[float], mode: str) -> tuple[float, float, float]:
+    """Limits of a score axis around the finite ``values``, and where a non-finite (worst)
+    value is drawn: just past the worst end."""
+    finite = [v for v in values if math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    pad = (hi - lo) * 0.08 or 0.05
+    bad = lo - pad if mode == "max" else hi + pad
+    return lo - 2 * pad, hi + 2 * pad, bad
+
+
+def placed(v: float, bad: float) -> float:
+    """``v`` itself when finite, else the worst edge ``bad``."""
+    return v if math.isfinite(v) else bad
+
+
+def note(ax: Any, text: str) -> None:
+    """A one-line note inside the top of an axes (why a panel is empty, what it assumes)."""
+    ax.text(0.5, 0.97, text, transform=ax.transAxes, ha="center", va="top", fontsize=8, color="0.3", wrap=True)
+
+
+def legend_outside(fig: Figure, *axes: Any) -> None:
+    """One legend for ``axes`` below them (each label once), so it never covers points."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=min(4, len(seen)), fontsize=8)
