@@ -1,9 +1,9 @@
 """ASHA vs full-budget random search on the same sampled configurations.
 
 For each sweep seed, the quickstart space (BN-MLP on MNIST-1D) is searched twice with the same
-random configurations (same ``search.seed``: checked): once under ASHA (grace period 2,
-reduction factor 3, max 20 epochs) and once with ``scheduler.name: none`` (every trial trains
-its full budget). Reported per seed and averaged: epochs consumed (ratio full / ASHA), wall
+random configurations (same ``search.seed``: checked): once under ASHA with the sweep file's
+default grace period and reduction factor (``tuner/spec/schema.py``; max 20 epochs) and once
+with ``scheduler.name: none`` (every trial trains its full budget). Reported per seed and averaged: epochs consumed (ratio full / ASHA), wall
 time of ``run_sweep`` (ratio), the best val_acc, and the best configuration's test accuracy.
 
 Test protocol (the same for both): the run's best trial by final val_acc; its configuration
@@ -12,6 +12,9 @@ retrained on the train split for the full budget with its own seed (``seed_task`
 
 Reference: Li et al., "A System for Massively Parallel Hyperparameter Tuning" (ASHA, MLSys
 2020) report an order of magnitude less compute than random search for a comparable result.
+
+``bn_rungs`` measures the same comparison more cheaply (the full-budget side from one set of
+trainings that also gives every rung score) and with and without precise BN.
 
 Full size: 3 seeds × 48 configurations × 20 epochs. Quick: 1 seed × 4 configurations × 3 epochs.
 Wall times are measured with Ray already started.
@@ -29,9 +32,13 @@ SWEEP = "sweeps/quickstart.yaml"
 
 
 def sizes(quick: bool) -> dict[str, Any]:
+    from tuner.spec.schema import SCHEDULER_FIELDS
+
+    eta = SCHEDULER_FIELDS["reduction_factor"].default
     if quick:
-        return {"seeds": [0], "num_samples": 4, "epochs": 3, "grace_period": 1}
-    return {"seeds": [0, 1, 2], "num_samples": 48, "epochs": 20, "grace_period": 2}
+        return {"seeds": [0], "num_samples": 4, "epochs": 3, "grace_period": 1, "reduction_factor": eta}
+    grace = SCHEDULER_FIELDS["grace_period"].default
+    return {"seeds": [0, 1, 2], "num_samples": 48, "epochs": 20, "grace_period": grace, "reduction_factor": eta}
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -44,7 +51,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "search.num_samples": size["num_samples"],
             "train.epochs": size["epochs"],
             "scheduler.grace_period": size["grace_period"],
-            "scheduler.reduction_factor": 3,
+            "scheduler.reduction_factor": size["reduction_factor"],
         }
         runs = {}
         for scheduler in ("asha", "none"):

@@ -4,7 +4,7 @@ The performance change this measures: ``tuner.trial.run_trial`` used to save its
 training state with every report; it now does so once the training since its last checkpoint
 is 25 times what that checkpoint cost (``tuner.trial.CheckpointPolicy``; a restored trial
 still continues from its last one). Both ways run the same round of few-second trials through
-the project's own path (``tuner.ray.experiment.run_round`` with the built-in trial function,
+the project's own path (``tuner.ray.experiment.run_experiment`` with the built-in trial function,
 ``checkpoint_every_s=0`` or the default), alternated A B A B on one Ray instance so the
 machine's noise hits both alike.
 
@@ -73,7 +73,7 @@ def per_epoch_loss(log: Path, rows: list[list[dict[str, Any]]]) -> dict[str, Any
 def timed_round(
     ctx: Context, storage: Path, sweep: Any, data: Any, cpus: float, label: str, **trial_args: Any
 ) -> dict[str, Any]:
-    """One round of ``sweep`` (every trial its full budget) through ``tuner.ray.experiment.run_round``
+    """One round of ``sweep`` (every trial its full budget) through ``tuner.ray.experiment.run_experiment``
     with :func:`timed_fit`: wall time, Σ compute / CPUs, efficiency, the driver's CPU seconds,
     Ray's report figures and :func:`per_epoch_loss`; prints one line."""
     from tuner.progress import Progress
@@ -85,8 +85,8 @@ def timed_round(
     log = storage / "calls.jsonl"
     progress = Progress("val_acc", "max", epochs, label=label, write=lambda line: None)
     start, cpu_start = time.monotonic(), time.process_time()
-    experiment.run_round(
-        experiment.RoundSettings(
+    experiment.run_experiment(
+        experiment.ExperimentSettings(
             storage=storage,
             name="round-0",
             trial_args={

@@ -15,7 +15,7 @@ Efficiency = lower bound / wall time (1.0: not a second beyond the trials' own w
 reported: how many worker processes ran the trials (actor reuse: 2 for 2 CPUs when it works).
 
 Part 2, the scale run: one-second trials (``plain_ray.sleep_trial``: sleep 1 s, report once,
-no CPU used) through the project's own path (``tuner.ray.experiment.run_round``: actor reuse,
+no CPU used) through the project's own path (``tuner.ray.experiment.run_experiment``: actor reuse,
 progress callback, loggers), against the theoretical minimum trials × 1 s / CPUs. Ray's own
 bookkeeping release test: 10,000 one-second trials on 16 CPUs in 715 s, 87% of 625 s.
 
@@ -153,14 +153,14 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def scale(ctx: Context, trials: int, seconds: float, cpus: float) -> dict[str, Any]:
-    """``trials`` sleeping trials through ``tuner.ray.experiment.run_round``."""
+    """``trials`` sleeping trials through ``tuner.ray.experiment.run_experiment``."""
     from tuner.progress import Progress
     from tuner.ray import experiment
     from tuner.space import Parameter
     from tuner.spec import SchedulerSpec
 
     progress = Progress("val_acc", "max", 1, label="scale", write=lambda line: None)
-    settings = experiment.RoundSettings(
+    settings = experiment.ExperimentSettings(
         storage=ctx.storage("scale"),
         name="round-0",
         trial_args={
@@ -184,7 +184,7 @@ def scale(ctx: Context, trials: int, seconds: float, cpus: float) -> dict[str, A
         on_progress=progress.update,
     )
     start = time.monotonic()
-    experiment.run_round(settings)
+    experiment.run_experiment(settings)
     wall = time.monotonic() - start
     minimum = trials * seconds / cpus
     return {"trials": trials, "seconds": seconds, "wall_s": wall, "minimum_s": minimum, "efficiency": minimum / wall}

@@ -9,7 +9,7 @@ project's own path is measured against. Not used by ``tuner`` itself.
   reports, repeats; the data shipped with ``tune.with_parameters``; Ray's defaults otherwise
   (FIFO, no checkpoints, ``reuse_actors`` False), and the same with ``reuse_actors=True``.
 - :func:`sleep_fit`: the trial function of the scale run: sleeps ``seconds`` and reports once
-  (Ray's own bookkeeping release test does the same), run through ``tuner.ray.experiment.run_round``.
+  (Ray's own bookkeeping release test does the same), run through ``tuner.ray.experiment.run_experiment``.
 """
 
 from __future__ import annotations
@@ -75,3 +75,25 @@ def sleep_fit(config: dict[str, Any], run: Any) -> None:
     that is pure bookkeeping."""
     time.sleep(float(config["seconds"]))
     run.report({"val_acc": float(config.get("x", 0.0))})
+
+
+def sleep_trainable(config: dict[str, Any]) -> None:
+    """The plain script's sleeping trial: sleep ``config["seconds"]``, report once."""
+    from ray import tune
+
+    time.sleep(float(config["seconds"]))
+    tune.report({"val_acc": float(config["x"])})
+
+
+def run_sleep(trials: int, seconds: float, storage: Path) -> None:
+    """``trials`` sleeping trials through a plain Ray Tune script with actor reuse (Ray's
+    defaults otherwise: random search, FIFO, its own snapshot period)."""
+    from ray import tune
+
+    tuner = tune.Tuner(
+        tune.with_resources(sleep_trainable, {"cpu": 1}),
+        param_space={"x": tune.uniform(0.0, 1.0), "seconds": seconds},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", num_samples=trials, reuse_actors=True),
+        run_config=tune.RunConfig(name="plain-sleep", storage_path=str(storage), verbose=0),
+    )
+    tuner.fit()

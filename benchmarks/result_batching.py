@@ -9,7 +9,7 @@ fewer TensorBoard scalars, flushed every 2 s instead of every result
 (``tuner.ray.callbacks.EpochTensorBoard``). "Before" is the same code with
 ``TUNE_RESULT_BUFFER_LENGTH=1`` (one result a call, Ray's default), which keeps the
 TensorBoard change: the difference is the batching alone. Both ways run the same round
-through ``tuner.ray.experiment.run_round``, alternated A B A B on one Ray instance; the figures are
+through ``tuner.ray.experiment.run_experiment``, alternated A B A B on one Ray instance; the figures are
 those of ``checkpoint_cost`` (wall, efficiency, time a trial loses per epoch outside its
 epochs, the driver's CPU).
 

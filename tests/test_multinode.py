@@ -28,7 +28,7 @@ import yaml
 
 from tests.cluster import ROOT, LocalCluster, wait_for
 from tests.conftest import tiny_sweep
-from tests.fixtures_data import write_npz
+from tests.fixtures_data import write_npz, write_user_project
 from tuner.files import read_json_lines
 from tuner.results import load_run
 
@@ -91,7 +91,7 @@ class Cli:
             self.proc.wait()
 
 
-def rows(run_dir: Path, round_dir: str = "round-0") -> dict[str, list[dict[str, Any]]]:
+def rows(run_dir: Path, round_dir: str = "trials") -> dict[str, list[dict[str, Any]]]:
     """Every trial's reported results, one dict a line of its result.json (a torn last line skipped)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for f in sorted((run_dir / round_dir).glob("*/result.json")):
@@ -194,7 +194,7 @@ def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster:
         **{"search.num_samples": 12, "train.epochs": 4, "scheduler.grace_period": 1, "scheduler.reduction_factor": 2},
     )
     run_dir = tmp_path / "runs" / "tiny"
-    rungs_file = run_dir / "round-0" / "asha-rungs.json"
+    rungs_file = run_dir / "trials" / "asha-rungs.json"
     with Cli(
         tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
     ) as cli:
@@ -334,6 +334,68 @@ def test_a_driver_without_the_clusters_token_is_refused(cluster: LocalCluster, t
         assert cli.wait(timeout=180) == 1, cli.text()
     assert "cannot join the Ray cluster" in cli.err.read_text()
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_users_function_reaches_every_node_and_resumes_after_a_killed_driver(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """Issue 9, points 6 and 7: a user's project (``train.py`` and its own ``models/``
+    package) lives in a folder no node has on its path (not on ``PYTHONPATH``, not the
+    driver's folder); ``tuner run --address`` ships it with Ray's runtime environment and each
+    of the three nodes runs a trial that imports it from the job's unpacked copy
+    (``.../runtime_resources/working_dir_files/...``), not from the folder itself. The driver
+    is then SIGKILLed mid-sweep and ``tuner resume`` finishes it: the function's trials go on
+    from the state they saved (``run.restore()``), shipped again to the new job's workers."""
+    log = tmp_path / "where.jsonl"
+    project = tmp_path / "project"
+    sweep = write_user_project(
+        project,
+        "package",
+        **{
+            "config.epochs": 10,
+            "config.step_s": 0.6,
+            "config.log": str(log),
+            "config.barrier": {"dir": str(tmp_path / "barrier"), "n": 3},
+            "search.num_samples": 3,
+            "scheduler.max_t": 10,
+            "max_failures": 2,
+        },
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_dir = tmp_path / "runs" / "project"
+    with Cli(
+        elsewhere, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
+    ) as cli:
+        wait_for(
+            lambda: len([rs for rs in rows(run_dir, "trials").values() if rs and rs[-1]["epoch"] >= 2]) == 3,
+            240,
+            "three trials at epoch 2",
+        )
+        time.sleep(1.5)  # the experiment's state is saved every 0.5 s
+        cli.proc.send_signal(signal.SIGKILL)
+        cli.proc.wait(timeout=30)
+    before = rows(run_dir, "trials")
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running", "the sweep ended before the kill"
+    with Cli(elsewhere, cluster.env(), "resume", str(run_dir), "--address", cluster.address) as cli:
+        assert cli.wait() == 0, cli.text()
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    first = [c for c in calls if c["restored"] == 0]
+    assert len(first) == 3 and len({c["node"] for c in first}) == 3, "every node ran a trial"
+    assert {c["node"] for c in first} == {n["id"] for n in cluster.alive_nodes()}
+    for c in calls:
+        assert "runtime_resources" in c["models"] and c["models"].endswith("models/__init__.py"), c
+        assert not c["models"].startswith(str(project)) and Path(c["models"]).parent.parent == Path(c["train"]).parent
+        assert c["tuner.models"] == str((ROOT / "models" / "__init__.py").resolve())
+    resumed = [c for c in calls if c["restored"] > 0]
+    assert resumed, "no trial went on from the state its function saved"
+    run = load_run(run_dir)
+    assert run.meta.status == "done" and [t.status for t in run.trials] == ["finished"] * 3
+    for t in run.trials:
+        assert [h["epoch"] for h in t.history] == list(range(1, 11)) and t.history[-1]["own_models"] == 2.0
+    after = rows(run_dir, "trials")
+    for name, rs in before.items():
+        assert all(r in after[name] for r in rs), f"results of {name} were lost"
 
 
 # Last: it takes a node away from the module's cluster.

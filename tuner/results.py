@@ -10,14 +10,26 @@ hostile run directory is bad input (one line), not a traceback.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError
+from tuner.errors import InputError, show
 from tuner.files import load_json, load_yaml, read_bytes, read_json_lines
-from tuner.records import DIVERGED, EPOCH, RAY_KEYS, RUN_FILE, SWEEP_FILE, RunMeta, TrialRecord, TrialStatus, rank
+from tuner.records import (
+    DIVERGED,
+    EPOCH,
+    RAY_KEYS,
+    ROUND_KEY,
+    RUN_FILE,
+    SWEEP_FILE,
+    RunMeta,
+    TrialRecord,
+    TrialStatus,
+    rank,
+)
 from tuner.spec import Sweep, from_dict
 
 _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
@@ -33,6 +45,9 @@ class RunDir:
     meta: RunMeta
     sweep: Sweep
     trials: list[TrialRecord] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # a notebook shows a run in a line, never its trials' histories
+        return f"RunDir({str(self.path)!r}, {self.meta.status.value}, {len(self.trials)} trials, {self.metric} {self.mode})"
 
     @property
     def metric(self) -> str:
@@ -82,14 +97,21 @@ def load_run(run_dir: str | Path) -> RunDir:
         InputError: the directory is missing, is not a tuner run, or its files are malformed.
     """
     path = Path(run_dir)
-    if not path.is_dir():
-        raise InputError(f"{run_dir}: no such run directory")
     meta_file, sweep_file = path / RUN_FILE, path / SWEEP_FILE
-    if not meta_file.is_file() or not sweep_file.is_file():
-        raise InputError(f"{run_dir}: not a tuner run directory (no {RUN_FILE} / {SWEEP_FILE})")
+    try:
+        if not path.is_dir():
+            raise InputError(f"{str(run_dir)[:200]}: no such run directory")
+        if not meta_file.is_file() or not sweep_file.is_file():
+            raise InputError(f"{str(run_dir)[:200]}: not a tuner run directory (no {RUN_FILE} / {SWEEP_FILE})")
+    except OSError as e:  # a name too long, no permission...
+        raise InputError(f"{str(run_dir)[:200]}: cannot read ({e.strerror or type(e).__name__})") from None
     run = RunDir(path, load_meta(meta_file), load_sweep_copy(sweep_file))
+    folders: dict[str, int] = {}  # every round shares one experiment folder (tuner 0.1: one each)
     for r in run.meta.rounds:
-        run.trials.extend(load_trials(path / r.dir, r.index, run.sweep.max_t))
+        folders.setdefault(r.dir, r.index)
+    for folder, index in folders.items():
+        run.trials.extend(load_trials(path / folder, index, run.sweep.max_t))
+    _check_params(run)
     return run
 
 
@@ -153,6 +175,10 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
             node_id = str(row.get("node_id", node_id))[:100]
     if params is None:
         return None
+    params = dict(params)
+    recorded = params.pop(ROUND_KEY, None)  # the round the searcher drew it in
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and 0 <= recorded < 10_000:
+        round_index = recorded
     if not trial_id:
         m = _TRIAL_ID.search(d.name)
         trial_id = m.group(1) if m else d.name[:100]
@@ -182,3 +208,22 @@ def _error_line(lines: list[str]) -> str:
         if "TrialError: " in line:
             return line.split("TrialError: ", 1)[1].strip()[:500]
     return (lines[-1] if lines else "").strip()[:500]
+
+
+def _check_params(run: RunDir) -> None:
+    """Every trial's value of a searched number is a finite number: a damaged or hostile
+    ``params.json`` is bad input naming the trial, not a crash of whatever reads the run.
+
+    Raises:
+        InputError: naming the trial's folder, the parameter and its value.
+    """
+    numeric = {p.path: p.distribution for p in run.sweep.search.parameters if not p.categorical}
+    for t in run.trials:
+        for key, dist in numeric.items():
+            if key not in t.params:
+                continue
+            v = t.params[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(
+                    f"{t.path}: params: {key}: {show(v)} must be a finite number (a {dist} parameter of {SWEEP_FILE})"
+                )

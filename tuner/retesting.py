@@ -206,7 +206,14 @@ def retest(
     used = {sweep.seed} | {int(s) for h in history for s in h.seeds if isinstance(s, int)}
     seed_list = fresh_seeds(seeds, used)
     calls = [
-        {"function": sweep.trainer, "config": cfg, "seed": s, "metric": sweep.metric, "mode": sweep.mode}
+        {
+            "function": sweep.trainer,
+            "config": cfg,
+            "seed": s,
+            "metric": sweep.metric,
+            "mode": sweep.mode,
+            "max_t": sweep.max_t,
+        }
         for cfg in configs
         for s in seed_list
     ]

@@ -1,25 +1,27 @@
 """A sweep's rounds: the first over the sweep file's ranges, then refine rounds zooming in.
 
-Each round is one Ray Tune experiment (:mod:`tuner.ray.experiment`) recorded in ``run.json``:
-its seed (``search.seed + index``), trials, ranges and best. A refine round's ranges are the
-span of the top-k configurations of all rounds so far, on each parameter's own scale
-(:meth:`tuner.space.Parameter.restrict`).
+Every round runs in one Ray Tune experiment (``RUN_DIR/trials``) on the same workers: the
+searcher (:class:`tuner.ray.search.RoundSearcher`) hands out a round's trials, waits for them to
+end, narrows each range to the span of the top-k configurations of all rounds so far, on the
+parameter's own scale (:meth:`tuner.space.Parameter.restrict`), and goes on. Each round is
+recorded in ``run.json`` as it starts and ends: its seed (``search.seed + index``), trials,
+ranges and best.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tuner import export_file as export_mod
 from tuner import tracking
 from tuner.files import write_json
+from tuner.journal import Journal
 from tuner.models.data import Dataset
 from tuner.progress import Progress
-from tuner.records import RUN_FILE, RoundRecord, RunMeta, now
-from tuner.results import load_run
-from tuner.space import Parameter, restrict_all
+from tuner.records import EXPERIMENT_DIR, JOURNAL_FILE, RUN_FILE, RoundRecord, RunMeta, now
+from tuner.space import Parameter
 from tuner.spec import Sweep
 from tuner.storage import RunStore
 
@@ -30,110 +32,171 @@ def save_meta(store: RunStore, meta: RunMeta) -> None:
     store.push(RUN_FILE)
 
 
-def next_ranges(sweep: Sweep, run_dir: Path, meta: RunMeta, index: int) -> list[Parameter]:
-    """Round ``index``'s parameters: the file's for round 0; after that, the ranges the
-    top-k configurations of all rounds so far span (:meth:`tuner.space.Parameter.restrict`)."""
-    params = list(sweep.search.parameters)
-    refine = sweep.search.refine
-    if index == 0 or refine is None:
-        return params
-    ranked = load_run(run_dir).ranked(rounds=list(range(index)))
-    previous = meta.round(index - 1)
-    current = [Parameter.from_dict(path, d) for path, d in previous.parameters.items()] if previous else params
-    return restrict_all(current or params, params, [t.params for t in ranked[: refine.top_k]], refine.margin)
+def plan(sweep: Sweep) -> list[int]:
+    """Trials per round: the first round's, then each refine round's (a grid: every point,
+    ``num_samples`` times)."""
+    from tuner.space import grid_size
+
+    search = sweep.search
+    if search.method == "grid":
+        return [grid_size(search.parameters) * search.num_samples]
+    return [search.round_size(i) for i in range(search.rounds())]
+
+
+class RoundLog:
+    """The driver's record of rounds as the searcher starts and ends them: ``run.json`` and the
+    progress lines (a round's ranges when it starts, its best when it ends)."""
+
+    def __init__(
+        self,
+        sweep: Sweep,
+        meta: RunMeta,
+        store: RunStore,
+        sizes: list[int],
+        progress: Progress,
+        write: Callable[[str], None],
+    ) -> None:
+        self.sweep, self.meta, self.store, self.sizes = sweep, meta, store, sizes
+        self.progress, self.write = progress, write
+
+    def __call__(self, kind: str, index: int, params: list[Parameter], best: dict[str, Any] | None) -> None:
+        n = len(self.sizes)
+        old = self.meta.round(index)
+        if kind == "start":
+            record = RoundRecord(
+                index=index,
+                dir=EXPERIMENT_DIR,
+                seed=self.sweep.search.seed + index,
+                num_samples=self.sizes[index],
+                parameters={p.path: p.to_dict() for p in params},
+                status="running",
+                started=old.started if old and old.started else now(),
+            )
+            self.meta.set_round(record)
+            self.progress.label = f"round {index + 1}/{n}" if n > 1 else ""
+            if n > 1:
+                self.write(f"round {index + 1}/{n}: {record.num_samples} trials, seed {record.seed}, ranges:")
+                for p in params:
+                    self.write(f"  {p.describe()}")
+        else:
+            record = old or RoundRecord(
+                index=index,
+                dir=EXPERIMENT_DIR,
+                seed=self.sweep.search.seed + index,
+                num_samples=self.sizes[index],
+                parameters={p.path: p.to_dict() for p in params},
+            )
+            record.status, record.finished, record.best = "done", now(), best
+            self.meta.set_round(record)
+            if n > 1 and best is not None:
+                shown = ", ".join(f"{k}={fmt(v)}" for k, v in export_mod.ordered(best["params"], self.sweep).items())
+                self.write(f"round {index + 1}/{n} best {self.sweep.metric} {best['score']:.4f}: {shown}")
+        save_meta(self.store, self.meta)
 
 
 def run_rounds(
     sweep: Sweep,
     meta: RunMeta,
     data: Dataset | None,
-    start: int = 0,
     write: Callable[[str], None] = print,
     progress_every_s: float = 5.0,
     tracker: tracking.SweepTracking | None = None,
     store: RunStore | None = None,
     restore: bool = False,
 ) -> None:
-    """Run rounds ``start..`` of ``sweep``, recording each in ``meta`` (``run.json``): its seed
-    (``search.seed + index``), trials, ranges and best. With a ``tracker``, each trial is also
-    an MLflow run under the sweep's.
-
-    ``store`` says where the run directory is (a path, or a URI and its local mirror);
-    ``restore`` continues round ``start`` from its saved state instead of starting it afresh
-    (:func:`resume_sweep`)."""
+    """Run every round of ``sweep`` in one experiment, recording each in ``meta``. With a
+    ``tracker``, each trial is also an MLflow run under the sweep's. ``restore`` continues the
+    experiment from its saved state (mid-round or between rounds; :func:`tuner.runner.resume_sweep`).
+    """
     from tuner.ray import experiment
+    from tuner.ray.callbacks import JournalCallback
+    from tuner.ray.cluster import is_client
+    from tuner.ray.search import RoundSearcher
 
     assert store is not None
-    run_dir = store.local
-    n = sweep.search.rounds()
-    search_data = data.without_test() if data is not None else None
-    for index in range(start, n):
-        resuming = restore and index == start
-        old = meta.round(index)
-        if resuming and old is not None:  # the ranges it was started with (refine rounds depend on results)
-            params = [Parameter.from_dict(path, d) for path, d in old.parameters.items()]
+    sizes = plan(sweep)
+    refine = sweep.search.refine
+    searcher = RoundSearcher(
+        sweep.search.parameters,
+        sweep.search.method,
+        sizes,
+        seed=sweep.search.seed,
+        metric=sweep.metric,
+        mode=sweep.mode,
+        top_k=refine.top_k if refine else 5,
+        margin=refine.margin if refine else 0.0,
+        max_concurrent=sweep.search.max_concurrent,
+    )
+    progress = Progress(
+        sweep.metric, sweep.mode, sweep.max_t, write=write, rounds=sizes, asha=bool(sweep.scheduler.milestones())
+    )
+    searcher.hook = RoundLog(sweep, meta, store, sizes, progress, progress.say)  # lines above a live bar
+    running = next((r.index for r in meta.rounds if r.status != "done"), None)
+    if restore and running is not None and len(sizes) > 1:  # the hook names a round as it starts
+        progress.label = f"round {running + 1}/{len(sizes)}"
+    journal = Journal(
+        store.local / JOURNAL_FILE, store.local.name, sweep.metric, sweep.mode, sweep.search.parameters, sweep.max_t
+    )
+    settings = experiment.ExperimentSettings(
+        storage=store.tune_storage,
+        name=EXPERIMENT_DIR,
+        trial_args={
+            "function": sweep.trainer,
+            "base": sweep.base_config(),
+            "data": data.without_test() if data is not None else None,
+            "metric": sweep.metric,
+            "mode": sweep.mode,
+            "seed": sweep.seed,
+            "max_t": sweep.max_t,  # a report beyond the budget ends the function (as ASHA ends it there)
+        },
+        searcher=searcher,
+        num_samples=sum(sizes),
+        metric=sweep.metric,
+        mode=sweep.mode,
+        scheduler=sweep.scheduler,
+        cpu=sweep.resources.cpu,
+        gpu=sweep.resources.gpu,
+        max_failures=sweep.max_failures,
+        on_progress=progress.update,
+        progress_every_s=progress.interval(progress_every_s),
+        mlflow=tracker.target() if tracker else None,
+        callbacks=[JournalCallback(journal)],
+    )
+    meta.timings.setdefault("experiment_started", time.time())
+    try:
+        if restore:
+            write("continuing from the saved state")
+        if not is_client():  # through Ray Client, Tune runs on the head: nothing is streamed here
+            progress.start()
+        if restore:
+            experiment.resume_experiment(settings)
         else:
-            params = next_ranges(sweep, run_dir, meta, index)
-        num_samples = sweep.search.round_size(index)
-        r = RoundRecord(
-            index=index,
-            dir=f"round-{index}",
-            seed=sweep.search.seed + index,
-            num_samples=num_samples,
-            parameters={p.path: p.to_dict() for p in params},
-            status="running",
-            started=old.started if resuming and old else now(),
-        )
-        meta.set_round(r)
-        save_meta(store, meta)
-        if n > 1:
-            write(f"round {index + 1}/{n}: {num_samples} trials, seed {r.seed}, ranges:")
-            for p in params:
-                write(f"  {p.describe()}")
-        progress = Progress(sweep.metric, sweep.mode, sweep.max_t, label=f"round {index + 1}/{n}", write=write)
-        settings = experiment.RoundSettings(
-            storage=store.tune_storage,
-            name=r.dir,
-            trial_args={
-                "function": sweep.trainer,
-                "base": sweep.base_config(),
-                "data": search_data,
-                "metric": sweep.metric,
-                "mode": sweep.mode,
-                "seed": sweep.seed,
-            },
-            params=params,
-            method=sweep.search.method,
-            num_samples=num_samples,
-            seed=r.seed,
-            metric=sweep.metric,
-            mode=sweep.mode,
-            scheduler=sweep.scheduler,
-            cpu=sweep.resources.cpu,
-            gpu=sweep.resources.gpu,
-            max_failures=sweep.max_failures,
-            max_concurrent=sweep.search.max_concurrent,
-            on_progress=progress.update,
-            progress_every_s=progress_every_s,
-            mlflow=tracker.target(index) if tracker else None,
-        )
-        try:
-            if resuming:
-                write(f"round {index + 1}/{n}: continuing from its saved state")
-                experiment.resume_round(settings)
-            else:
-                experiment.run_round(settings)
-        finally:
-            store.pull(r.dir)  # a URI run: this round's results into the local mirror
-        ranked = load_run(run_dir).ranked(rounds=[index])
-        r.status, r.finished = "done", now()
-        if ranked:
-            best = ranked[0]
-            r.best = {"trial": best.trial_id, "score": best.score(sweep.metric), "params": best.params}
-            if n > 1:
-                params_text = ", ".join(f"{k}={fmt(v)}" for k, v in export_mod.ordered(best.params, sweep).items())
-                write(f"round {index + 1}/{n} best {sweep.metric} {best.score(sweep.metric):.4f}: {params_text}")
-        save_meta(store, meta)
+            experiment.run_experiment(settings)
+    finally:
+        meta.timings["experiment_ended"] = time.time()
+        progress.close()
+        store.pull(EXPERIMENT_DIR)  # a URI run: the results into the local mirror
+        store.push(JOURNAL_FILE)
+    reconcile(meta, store, searcher.hook)
+
+
+def reconcile(meta: RunMeta, store: RunStore, hook: Callable[..., None] | None) -> None:
+    """Record what the experiment's searcher did that ``meta`` missed, from the state Tune
+    saved at the experiment's end: every round through Ray Client (the searcher ran on the
+    head node), and a round that ended while no hook was listening (a resumed experiment whose
+    trials had all finished before the crash)."""
+    from tuner.ray.search import RoundSearcher
+
+    saved = RoundSearcher.saved(store.local / EXPERIMENT_DIR)
+    if saved is None or hook is None:
+        return
+
+    def missed(kind: str, index: int, params: list[Parameter], best: dict[str, Any] | None) -> None:
+        record = meta.round(index)
+        if record is None or (kind == "end" and record.status != "done"):
+            hook(kind, index, params, best)
+
+    saved.replay(missed)
 
 
 def fmt(v: Any) -> str:

@@ -10,10 +10,10 @@ full logs are.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from tuner import datasets, rounds, tracking, usercode
@@ -22,38 +22,16 @@ from tuner.errors import InputError, RunError
 from tuner.files import write_yaml
 from tuner.models.data import Dataset
 from tuner.provenance import git_commit, versions
-from tuner.records import EXPORT_FILE, SWEEP_FILE, RunMeta, RunStatus, TrialStatus, now
-from tuner.results import RunDir, load_run
+from tuner.records import EXPERIMENT_DIR, EXPORT_FILE, SWEEP_FILE, RunMeta, RunStatus, TrialStatus, now
+from tuner.results import load_run
 from tuner.spec import Sweep, from_dict
 from tuner.storage import RunStore, check_storage
+from tuner.summary import RunSummary, describe, failures  # noqa: F401 (the runner's public names)
 
 RESUME_WARNING = (
     "a run directory holds pickled state (Ray Tune's tuner.pkl and experiment snapshots) that "
     "resuming unpickles: resume only runs from a trusted source"
 )
-
-
-@dataclass
-class RunSummary:
-    """What a finished sweep produced."""
-
-    run_dir: Path  # the local run directory (a URI run's local mirror)
-    export_path: Path | None
-    run: RunDir
-    wall_s: float
-    location: str = ""  # the run directory as the user names it: the path, or the URI
-
-    def __post_init__(self) -> None:
-        self.location = self.location or str(self.run_dir)
-
-    def __repr__(self) -> str:
-        best = self.run.ranked()[:1]
-        score = f", best {self.run.metric} {best[0].score(self.run.metric):.4g}" if best else ""
-        return f"RunSummary({self.location!r}, {len(self.run.trials)} trials{score}, {self.wall_s:.0f}s)"
-
-    def lines(self, top: int = 5) -> list[str]:
-        """The lines printed when a run ends: counts, the best trials, where things are."""
-        return describe(self, top)
 
 
 def new_run_dir(storage: str | Path, name: str) -> Path:
@@ -62,8 +40,32 @@ def new_run_dir(storage: str | Path, name: str) -> Path:
     return RunStore.create(storage, name).local
 
 
+def preload() -> None:
+    """Import Ray Tune (and pandas under it: seconds on a laptop) in the background while the
+    data loads and Ray starts, which mostly wait on other processes; the import the experiment
+    makes later finds it done (or waits on Python's import lock for the rest)."""
+    import importlib
+    import threading
+
+    threading.Thread(
+        target=importlib.import_module, args=("tuner.ray.experiment",), daemon=True, name="tuner-preload"
+    ).start()
+
+
+def process_start() -> float:
+    """When this process started (epoch seconds, from Linux's /proc; now where there is none)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
+        return boot + float(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
 def prepare(
-    sweep: Sweep, address: str | None, num_cpus: int | None
+    sweep: Sweep, address: str | None, num_cpus: int | None, timings: dict[str, float] | None = None
 ) -> tuple[Dataset | None, dict[str, float], str | None]:
     """Everything a run needs before it writes anything: the data, Ray (the user's code shipped
     to every node), and a check that some node fits one trial.
@@ -73,10 +75,13 @@ def prepare(
     """
     from tuner.ray import cluster
 
+    timings = {} if timings is None else timings
     usercode.add_to_path(sweep.base_dir)
     data = datasets.load(sweep)
+    timings["data_loaded"] = time.time()
     env = usercode.runtime_env(sweep.code_refs(), sweep.base_dir)
     resources = cluster.connect(address, num_cpus=num_cpus, runtime_env=env or None)
+    timings["ray_ready"] = time.time()
     note = cluster.check_resources(
         sweep.source, sweep.resources.cpu, sweep.resources.gpu, cluster.cluster_nodes(), cluster.autoscaler_node_types()
     )
@@ -121,7 +126,10 @@ def run_sweep(
     address = check_address(address)
     if mlflow_uri is not None:
         tracking.require_mlflow()
-    data, resources, note = prepare(sweep, address, num_cpus)
+    preload()
+    write(_starting(address))
+    timings = {"process": process_start(), "sweep_loaded": time.time()}
+    data, resources, note = prepare(sweep, address, num_cpus, timings)
     store = RunStore.create(storage, sweep.name)
     run_dir = store.local
     tracker = None
@@ -149,6 +157,7 @@ def run_sweep(
             "versions": versions(),
             "argv": list(sys.argv),
         },
+        timings=timings,
     )
     if tracker is not None:
         meta.provenance["mlflow"] = tracker.to_dict()
@@ -180,6 +189,11 @@ def run_sweep(
         tracker,
     )
     return _finish(store, meta, started, tracker)
+
+
+def _starting(address: str | None) -> str:
+    """What the run waits for before its first trial (seconds: the data, Ray's processes)."""
+    return f"loading the data, connecting to Ray at {address}" if address else "loading the data, starting Ray"
 
 
 def _notes(store: RunStore, address: str | None, note: str | None, write: Callable[[str], None]) -> None:
@@ -223,18 +237,6 @@ def _run_guarded(
         raise RunError(f"the run failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}") from e
 
 
-def failures(run: RunDir) -> list[str]:
-    """The first error of each distinct kind among the run's failed trials, with how many had it."""
-    kinds: dict[str, list[str]] = {}
-    for t in run.trials:
-        if t.status == TrialStatus.ERROR and t.error:
-            kinds.setdefault(t.error, []).append(t.trial_id)
-    return [
-        f"{len(ids)} trial{'s' if len(ids) > 1 else ''} ({ids[0]}{', ...' if len(ids) > 1 else ''}): {error}"
-        for error, ids in kinds.items()
-    ]
-
-
 def _finish(
     store: RunStore, meta: RunMeta, started: float, tracker: tracking.SweepTracking | None = None
 ) -> RunSummary:
@@ -249,9 +251,9 @@ def _finish(
         _close(tracker, "FAILED")
         failed = sum(t.status == TrialStatus.ERROR for t in run.trials)
         logs = (
-            f"full logs: {store.location}/round-*/*/error.txt"
+            f"full logs: {store.location}/{EXPERIMENT_DIR}/*/error.txt"
             if failed
-            else f"the trials' folders: {store.location}/round-*/"
+            else f"the trials' folders: {store.location}/{EXPERIMENT_DIR}/"
         )
         raise RunError(
             f"the run failed: no trial produced a result ({failed} of {len(run.trials)} trials failed)", [*errors, logs]
@@ -299,6 +301,8 @@ def resume_sweep(
     raw = run.sweep.to_dict()
     base_dir = Path(meta.provenance["sweep_file"]).parent if meta.provenance.get("sweep_file") else None
     sweep = from_dict(raw, source=str(store.local / SWEEP_FILE), base_dir=base_dir)
+    preload()
+    write(_starting(address))
     data, resources, note = prepare(sweep, address, num_cpus)
     saved = (meta.provenance.get("data") or {}).get("sha256")
     current = (datasets.fingerprint(data) or {}).get("sha256")
@@ -307,13 +311,14 @@ def resume_sweep(
             f"{store.local / SWEEP_FILE}: data: the data set differs from the one this run started "
             f"with (sha256 {str(current)[:12]} vs {saved[:12]})"
         )
-    unfinished = next((r for r in meta.rounds if r.status != "done"), None)
-    start = unfinished.index if unfinished else len(meta.rounds)
+    restore = experiment.can_resume(store.tune_storage, EXPERIMENT_DIR)
+    current = next((r.index for r in meta.rounds if r.status != "done"), len(meta.rounds))
     meta.status = RunStatus.RUNNING
     meta.resumed.append(now())
     meta.location = meta.location or store.location
+    where = f"round {min(current, sweep.search.rounds() - 1) + 1}/{sweep.search.rounds()}" if restore else "the start"
     write(
-        f"resuming {meta.name or sweep.name} at round {start + 1}/{sweep.search.rounds()} on "
+        f"resuming {meta.name or sweep.name} at {where} on "
         f"{resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs"
     )
     write(f"run directory: {store.location}")
@@ -322,9 +327,8 @@ def resume_sweep(
     rounds.save_meta(store, meta)
 
     def body() -> None:
-        restore = unfinished is not None and experiment.can_resume_round(store.tune_storage, unfinished.dir)
         rounds.run_rounds(
-            sweep, meta, data, start=start, write=write, progress_every_s=progress_every_s, store=store, restore=restore
+            sweep, meta, data, write=write, progress_every_s=progress_every_s, store=store, restore=restore
         )
 
     _run_guarded(body, store, meta, write)
@@ -339,42 +343,3 @@ def _close(tracker: tracking.SweepTracking | None, status: str) -> None:
         tracker.finish(status)
     except Exception:  # the tracking store may be what failed
         pass
-
-
-def describe(summary: RunSummary, top: int = 5) -> list[str]:
-    """The lines printed when a run ends: counts, the best trials, where things are."""
-    run = summary.run
-    counts: dict[str, int] = {}
-    for t in run.trials:
-        counts[t.status.value] = counts.get(t.status.value, 0) + 1
-    epochs = sum(t.epochs for t in run.trials)
-    budget = run.sweep.max_t
-    trained = f", {epochs} of {len(run.trials) * budget} epochs trained" if budget else f", {epochs} epochs trained"
-    lines = [
-        f"done in {summary.wall_s:.0f}s: {len(run.trials)} trials ("
-        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        + f"){trained}"
-    ]
-    ranked = run.ranked()
-    if ranked:
-        lines.append(f"best {run.metric} {ranked[0].score(run.metric):.4f} (trial {ranked[0].trial_id}):")
-        for k, v in export_mod.ordered(ranked[0].params, run.sweep).items():
-            lines.append(f"  {k}: {rounds.fmt(v)}")
-        lines.append(f"top {min(top, len(ranked))}:")
-        for t in ranked[:top]:
-            params = ", ".join(
-                f"{k.split('.')[-1]}={rounds.fmt(v)}" for k, v in export_mod.ordered(t.params, run.sweep).items()
-            )
-            lines.append(f"  {t.score(run.metric):.4f}  {t.status.value:<8} {t.epochs:>3} ep  {params}")
-    if run.meta.failures:
-        lines.append(f"{sum(t.status == TrialStatus.ERROR for t in run.trials)} trials failed:")
-        lines += [f"  {f}" for f in run.meta.failures]
-    lines.append(f"run directory: {summary.location}")
-    if summary.export_path:
-        where = (
-            summary.export_path
-            if summary.location == str(summary.run_dir)
-            else f"{summary.location.rstrip('/')}/{summary.export_path.name} (local copy: {summary.export_path})"
-        )
-        lines.append(f"exported best config: {where}")
-    return lines

@@ -29,12 +29,38 @@ def test_quickstart_quick_writes_its_figures(tmp_path: Path) -> None:
     assert (tmp_path / "quickstart.png").stat().st_size > 1000
 
 
+@pytest.mark.usefixtures("ray_session")
+def test_bn_rungs_quick_curves_are_the_trials_own_scores(tmp_path: Path) -> None:
+    f = run_one("bn_rungs", quick=True, out=tmp_path, quiet=True)["figures"]
+    # one training validated both ways gives exactly what a tuner trial with train.precise_bn reports
+    (real,) = f["real_sweeps"]
+    assert real["precise_bn"] == 2 and real["max_gap_to_curves"] == 0.0
+    assert 4 <= real["epochs"] <= 12 and real["full_epochs"] == 12
+    assert set(f["rank_correlation"]) == {"0", "2"} and set(f["rank_correlation"]["2"]) == {1, 2}
+    assert {(r["grace_period"], r["precise_bn"]) for r in f["replays"]} == {(1, 0), (1, 2), (2, 0), (2, 2)}
+    assert all(1.0 <= r["epochs_ratio"] <= 3.0 for r in f["replays"])  # at most 3 of 3 epochs skipped
+    assert f["retests"] == [] and f["summary"]["2"]["epochs_ratio"][0] == 12 / real["epochs"]
+    assert not (tmp_path / "bn_rungs-curves.json").exists()  # quick runs never leave curves to reuse
+    assert (tmp_path / "bn_rungs.png").stat().st_size > 1000
+
+
 def test_trial_speed_quick_compares_the_loops(tmp_path: Path) -> None:
     record = run_one("trial_speed", quick=True, out=tmp_path, quiet=True)
-    (row,) = record["figures"]["results"].values()
+    figures = record["figures"]
+    (row,) = figures["results"].values()
     assert set(row) == {"bare", "trainer", "trainer+ckpt"}
-    assert row["bare"]["ratio_to_bare"] == 1.0
-    assert all(r["samples_per_s"] > 0 and len(r["epoch_s"]) == 3 for r in row.values())
+    n = figures["sizes"]["n_train"]
+    assert n > 0 and figures["sizes"]["epochs"] == 3
+    bare = row["bare"]
+    for r in row.values():  # each figure is what its epoch times say (fastest epoch, median epoch)
+        assert len(r["epoch_s"]) == 3 and all(s > 0 for s in r["epoch_s"])
+        assert r["min_epoch_s"] == min(r["epoch_s"]) and r["median_epoch_s"] == sorted(r["epoch_s"])[1]
+        assert r["samples_per_s"] == pytest.approx(n / r["min_epoch_s"])
+        assert r["median_samples_per_s"] == pytest.approx(n / r["median_epoch_s"])
+        assert r["ratio_to_bare"] == pytest.approx(bare["min_epoch_s"] / r["min_epoch_s"])
+        assert r["median_ratio_to_bare"] == pytest.approx(bare["median_epoch_s"] / r["median_epoch_s"])
+    # the loops were timed apart: not one epoch time shared by two of them
+    assert len({s for r in row.values() for s in r["epoch_s"]}) == 9
     assert (tmp_path / "trial_speed.png").stat().st_size > 1000
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -13,10 +14,20 @@ import yaml
 from tests.conftest import tiny_sweep
 from tests.tuner.fake_run import epochs, make_run
 from tuner.cli import main
-from tuner.errors import InputError
+from tuner.errors import InputError, RunError
 from tuner.export_file import export_run
 from tuner.records import Export, TopEntry, history_path
-from tuner.retesting import parse_duration, read_history, retest, stats, summarize
+from tuner.retesting import (
+    describe,
+    fresh_seeds,
+    parse_duration,
+    read_history,
+    retest,
+    stats,
+    summarize,
+    sweep_with_data,
+    updated_export,
+)
 from tuner.runner import run_sweep
 from tuner.spec import from_dict, parse_assignments
 
@@ -27,6 +38,15 @@ def test_stats_mean_std_and_t_interval() -> None:
     assert s.ci95 == pytest.approx([0.8 - 4.303 * 0.1 / math.sqrt(3), 0.8 + 4.303 * 0.1 / math.sqrt(3)])
     one = stats([0.5])
     assert one.std == 0.0 and one.ci95 is None  # no interval from one seed (never ±Infinity in a file)
+    two = stats([0.6, 0.8])  # the smallest sample with an interval: t(0.975, 1 dof) = 12.706
+    half = 12.706 * math.sqrt(0.02) / math.sqrt(2)
+    assert two.std == pytest.approx(math.sqrt(0.02)) and two.ci95 == pytest.approx([0.7 - half, 0.7 + half])
+    none = stats([])
+    assert math.isnan(none.mean) and math.isnan(none.std) and none.ci95 is None and none.scores == []
+    many = stats([float(i % 2) for i in range(100)])  # beyond the t table: the normal quantile
+    assert many.ci95 == pytest.approx([0.5 - 1.96 * many.std / 10, 0.5 + 1.96 * many.std / 10])
+    diverged = stats([0.5, math.inf])
+    assert math.isinf(diverged.mean) and math.isnan(diverged.std) and diverged.ci95 is None
 
 
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("15m", 900), ("12h", 43200), ("1d", 86400), ("1.5h", 5400)])
@@ -184,3 +204,284 @@ def test_retest_of_a_hand_made_export(tmp_path: Path, ray_session: None) -> None
     path.write_text(yaml.safe_dump(data))
     entry = retest(path, seeds=2, write=lambda _: None)
     assert len(entry.results) == 1 and entry.results[0].params == {"train.lr": 0.05, "train.momentum": 0.9}
+
+
+class FakeRay:
+    """Ray and the trainings replaced (``cluster.connect``, ``worker.run_tasks``): each retest's
+    trainings score the next of ``rounds`` (one score a call, in call order), or return
+    ``error`` for a call when it is set. ``calls`` and ``shared`` keep what retest asked for."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, rounds: list[list[float]], metric: str = "val_acc") -> None:
+        from tuner.ray import cluster, worker
+
+        self.rounds, self.metric = iter(rounds), metric
+        self.calls: list[list[dict[str, Any]]] = []
+        self.shared: list[dict[str, Any]] = []
+        self.resources: list[dict[str, Any]] = []
+        self.error: str | None = None
+        monkeypatch.setattr(worker, "run_tasks", self.run_tasks)
+        monkeypatch.setattr(cluster, "connect", lambda *args, **kwargs: {"CPU": 2.0})
+
+    def run_tasks(self, fn: Any, calls: list[dict[str, Any]], shared: dict[str, Any], **kwargs: Any) -> list[Any]:
+        self.calls.append(list(calls))
+        self.shared.append(shared)
+        self.resources.append({k: kwargs[k] for k in ("cpu", "gpu")})
+        scores = next(self.rounds)
+        assert len(calls) == len(scores)
+        if self.error is not None:
+            return [{"error": self.error}] + [{"metrics": {}, "diverged": False, "seconds": 0.1}] * (len(calls) - 1)
+        test = "test_" + self.metric[4:]
+        return [{"metrics": {self.metric: s, test: s}, "diverged": False, "seconds": 0.1} for s in scores]
+
+
+def hand_made_export(tmp_path: Path, n: int = 1) -> Path:
+    trials = [({"train.lr": 0.05 * (i + 1), "train.momentum": 0.9}, epochs(0.5, 0.6, 0.8 - 0.1 * i)) for i in range(n)]
+    return export_run(make_run(tmp_path, trials))
+
+
+def test_the_tolerance_given_to_retest_decides_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tolerance`` reaches the drift check (not the default): three retests of one
+    configuration (Ray and the trainings replaced by known scores), each worse than the last
+    by 0.05, then 0.04."""
+    path = hand_made_export(tmp_path)
+    FakeRay(monkeypatch, [[0.80, 0.82], [0.75, 0.77], [0.71, 0.73]])  # means 0.81, 0.76, 0.72
+    assert main(["retest", str(path), "--seeds", "2"]) == 0  # the baseline
+    # 0.05 worse: within a tolerance of 0.06 (the default 0.02 would call it drift)
+    assert main(["retest", str(path), "--seeds", "2", "--tolerance", "0.06", "--fail-on-drift"]) == 0
+    assert "DRIFT" not in capsys.readouterr().out
+    # 0.04 worse: beyond 0.03
+    assert main(["retest", str(path), "--seeds", "2", "--tolerance", "0.03", "--fail-on-drift"]) == 3
+    assert "drift: the best val_acc went from 0.7600 to 0.7200" in capsys.readouterr().out
+    history = read_history(path)
+    assert [h.tolerance for h in history] == [0.02, 0.06, 0.03]
+    assert [h.drift for h in history] == [False, False, True]
+    assert yaml.safe_load(path.read_text())["retest"]["tolerance"] == 0.03
+
+
+def test_retest_runs_each_configuration_with_fresh_seeds_and_records_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What retest hands the trainings and what it writes, without Ray: every configuration of
+    the top k with every seed (never the search's seed nor an earlier retest's), the data once
+    (its test split included), the sweep's resources; the history line, the re-ranked export."""
+    path = hand_made_export(tmp_path, n=3)
+    export = yaml.safe_load(path.read_text())
+    ray = FakeRay(monkeypatch, [[0.6, 0.62, 0.9, 0.92], [0.7, 0.72, 0.71, 0.73, 0.5, 0.52]])
+    first = retest(path, seeds=2, top_k=2, write=lambda _: None)
+    (calls,) = ray.calls
+    configs = [from_dict(export["config"]).base_config()]
+    assert [c["seed"] for c in calls] == first.seeds * 2 and len(set(first.seeds)) == 2
+    assert export["config"]["train"]["seed"] not in first.seeds
+    assert [c["config"]["train"]["lr"] for c in calls] == [
+        t["params"]["train.lr"] for t in export["top"][:2] for _ in "ab"
+    ]
+    assert all(c["metric"] == "val_acc" and c["mode"] == "max" and c["function"] for c in calls)
+    assert calls[0]["config"]["model"] == configs[0]["model"]
+    assert ray.shared[0]["data"].x_test is not None  # a retest reports test metrics: the test split goes along
+    assert ray.resources[0] == {"cpu": 1, "gpu": 0}
+    # the second of the two ranks first now, beyond noise; the export follows it
+    assert [r.trial for r in first.results] == [t["trial"] for t in reversed(export["top"][:2])]
+    assert first.ranking_changed and first.top_k == 2 and first.data["overrides"] == {}
+    assert first.data["fingerprint"]["sha256"] and first.seconds >= 0 and first.created
+    after = yaml.safe_load(path.read_text())
+    assert after["params"] == export["top"][1]["params"] and after["score"] == pytest.approx(0.91)
+    assert [t["trial"] for t in after["top"]] == [export["top"][i]["trial"] for i in (1, 0, 2)]
+    # a second retest of all three: fresh seeds again, and new data is said
+    second = retest(path, seeds=2, data={"seed": 11}, write=lambda _: None)
+    assert not set(second.seeds) & set(first.seeds) and len(ray.calls[1]) == 6
+    assert second.data["overrides"] == {"seed": 11}
+    assert "the data differs from the last retest's (fingerprint changed)" in second.messages
+    assert [h.seeds for h in read_history(path)] == [first.seeds, second.seeds]
+
+
+def test_a_failed_training_fails_the_retest_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = hand_made_export(tmp_path)
+    text = path.read_text()
+    ray = FakeRay(monkeypatch, [[0.5, 0.5]])
+    ray.error = "ValueError: bad batch"
+    with pytest.raises(RunError, match="1 of 2 trainings failed; nothing was written") as e:
+        retest(path, seeds=2, write=lambda _: None)
+    assert e.value.details == ["ValueError: bad batch"]
+    assert path.read_text() == text and not history_path(path).exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seeds": 1}, "--seeds: 1 must be >= 2 (a confidence interval needs two seeds)"),
+        ({"top_k": 0}, "--top-k: 0 must be >= 1"),
+        ({"tolerance": -0.1}, "--tolerance: -0.1 must be a finite number >= 0"),
+        ({"tolerance": math.inf}, "--tolerance: inf must be a finite number >= 0"),
+    ],
+)
+def test_retest_checks_its_arguments_before_anything(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
+    path = hand_made_export(tmp_path)
+    with pytest.raises(InputError) as e:
+        retest(path, write=lambda _: None, **kwargs)
+    assert e.value.problems == [message]
+    assert not history_path(path).exists()
+
+
+def test_data_overrides_of_an_exports_config(tmp_path: Path) -> None:
+    config = yaml.safe_load(hand_made_export(tmp_path).read_text())["config"]
+    data = config["data"]
+    assert sweep_with_data(config, "best.yaml: config", None).data == data
+    seeded = sweep_with_data(config, "best.yaml: config", {"seed": 7}).data
+    assert seeded == {**data, "seed": 7}
+    # another source: the old source's options go, the split's stay
+    other = sweep_with_data(config, "best.yaml: config", {"name": "digits"}).data
+    assert other["name"] == "digits" and "n_features" not in other
+    assert other["val_fraction"] == data["val_fraction"]
+    assert sweep_with_data(config, "best.yaml: config", {"name": data["name"], "seed": 3}).data == {**data, "seed": 3}
+    assert config["data"] == data  # the export's config is left as it was
+    # a bad override is named as the --data option it came from; a bad config as itself
+    with pytest.raises(InputError) as e:
+        sweep_with_data(config, "best.yaml: config", {"flip_y": 3, "nosuch": 1})
+    flip, nosuch = sorted(e.value.problems)
+    assert flip == "best.yaml: --data flip_y: 3.0 must lie in [0, 1)"
+    assert nosuch.startswith("best.yaml: --data nosuch: unknown key")
+    with pytest.raises(InputError) as e:
+        sweep_with_data({**config, "metric": 3}, "best.yaml: config", None)
+    assert all(line.startswith("best.yaml: config: metric") for line in e.value.problems), e.value.problems
+
+
+def test_fresh_seeds_avoid_the_used_ones_and_repeat_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    draws: list[tuple[int, int]] = []
+    values = iter([5, 3, 3, 9, 5, 7, 11])
+
+    class Fake:
+        def randrange(self, lo: int, hi: int) -> int:
+            draws.append((lo, hi))
+            return next(values)
+
+    monkeypatch.setattr(random, "SystemRandom", Fake)
+    assert fresh_seeds(3, {5, 9}) == [3, 7, 11]
+    assert set(draws) == {(1, 2**31 - 1)}  # positive 31-bit seeds: what numpy and torch take
+
+
+def test_read_history_skips_a_damaged_line(tmp_path: Path) -> None:
+    path = tmp_path / "best.yaml"
+    assert read_history(path) == []
+    entry = summarize([row("a")], [1, 2], fake_results([[0.8, 0.82]]), "val_acc", "max", [], EXPORT, 0.02)
+    lines = [json.dumps(entry.to_dict()), "{not json", json.dumps({"results": []}), json.dumps(entry.to_dict())]
+    history_path(path).write_text("\n".join(lines) + "\n")
+    assert [h.results[0].trial for h in read_history(path)] == ["a", "a"]
+
+
+def test_each_result_keeps_its_search_score_divergences_and_time() -> None:
+    runs = [
+        {"metrics": {"val_acc": 0.8}, "diverged": False, "seconds": 1.5},
+        {"metrics": {"val_acc": 0.0}, "diverged": True, "seconds": 0.5},
+        {"metrics": {}, "diverged": False, "seconds": 1.0},  # a seed that never reported the metric
+        {"metrics": {"val_acc": 0.7}, "diverged": False, "seconds": 2.0},
+    ]
+    e = summarize([row("a"), row("b")], [1, 2], runs, "val_acc", "max", [], EXPORT, 0.02)
+    a, b = e.results  # b's mean is NaN: it ranks last whatever its other seed did
+    assert (a.trial, a.search_score, a.diverged, a.seconds) == ("a", 0.5, 1, 2.0)
+    assert (b.trial, b.diverged, b.seconds) == ("b", 0, 3.0) and math.isnan(b.val.mean)
+
+
+@pytest.mark.parametrize("mode, scores", [("max", [[0.8], [0.9]]), ("min", [[0.3], [0.2]])])
+def test_with_one_seed_the_means_themselves_decide_a_ranking_change(mode: str, scores: list[list[float]]) -> None:
+    e = summarize([row("a"), row("b")], [1], fake_results(scores), "val_acc", mode, [], EXPORT, 0.02)
+    assert e.results[0].trial == "b" and e.results[0].val.ci95 is None and e.ranking_changed
+
+
+def test_drift_exactly_at_the_tolerance_is_not_drift() -> None:
+    first = summarize([row("a")], [1, 2], fake_results([[0.5, 0.5]]), "val_acc", "max", [], EXPORT, 0.25)
+    later = summarize([row("a")], [3, 4], fake_results([[0.25, 0.25]]), "val_acc", "max", [first], EXPORT, 0.25)
+    assert not later.drift  # 0.5 -> 0.25: exactly the tolerance (binary fractions: no rounding)
+
+
+def test_configurations_without_trial_ids_are_matched_by_their_params() -> None:
+    """A hand-written export may list configurations without trial ids, or only ``params``:
+    they are told apart, and found again, by their params, in any key order."""
+    a = TopEntry(params={"train.lr": 0.1, "train.momentum": 0.9}, score=0.7, round=1, epochs=20)
+    b = TopEntry(params={"train.lr": 0.2, "train.momentum": 0.9}, score=0.6)
+    export = Export(metric="val_acc", mode="max", score=0.7, params=dict(a.params), config={}, top=[a, b])
+    first = summarize([a, b], [1, 2], fake_results([[0.80, 0.81], [0.60, 0.61]]), "val_acc", "max", [], export, 0.02)
+    assert [r.params for r in first.results] == [a.params, b.params]
+    assert first.messages[0].startswith("the best is unchanged") and not first.ranking_changed
+    # again, a's params in another key order: a is still recognised as the previous best
+    a2 = TopEntry(params={"train.momentum": 0.9, "train.lr": 0.1}, score=0.7)
+    later = summarize(
+        [b, a2], [3, 4], fake_results([[0.90, 0.91], [0.60, 0.61]]), "val_acc", "max", [first], export, 0.02
+    )
+    assert later.results[0].params == b.params and later.ranking_changed
+    assert any(
+        m.startswith('ranking changed: {"train.lr": 0.2, "train.momentum": 0.9} is now best') for m in later.messages
+    )
+    # the export follows the retest: its own entries kept (search score, round, epochs), with the statistics
+    before = copy.deepcopy(export)
+    out = updated_export(export, later)
+    assert [t.params for t in out.top] == [b.params, a.params] and out.top[1].round == 1 and out.top[1].epochs == 20
+    assert [t.score for t in out.top] == [0.6, 0.7] and out.score == pytest.approx(0.905)
+    val = out.top[0].retest["val"]  # type: ignore[index]
+    assert set(val) == {"mean", "std", "ci95"} and val["mean"] == pytest.approx(0.905)
+    assert out.top[0].retest["test"]["test_acc"]["mean"] == pytest.approx(0.905)  # type: ignore[index]
+    assert export == before  # the export handed in is left as it was
+    # an export with params only: they are the one candidate, and the previous best
+    bare = Export(metric="val_acc", mode="max", score=0.7, params=dict(a.params), config={}, top=[])
+    alone = summarize(
+        [TopEntry(params=dict(a2.params), score=0.7)],
+        [1, 2],
+        fake_results([[0.8, 0.81]]),
+        "val_acc",
+        "max",
+        [],
+        bare,
+        0.02,
+    )
+    assert alone.messages[0].startswith("the best is unchanged")
+    (entry,) = updated_export(bare, alone).top
+    assert entry.params == a2.params and entry.score is None and entry.trial is None and entry.retest
+
+
+def test_a_previous_best_not_re_tested_is_said() -> None:
+    e = summarize([row("b")], [1, 2], fake_results([[0.8, 0.81]]), "val_acc", "max", [], EXPORT, 0.02)
+    assert e.messages[0] == "the previous best (a) was not re-tested"
+
+
+def test_describe_prints_the_ranking_its_test_metric_and_the_verdicts() -> None:
+    runs = fake_results([[0.60, 0.62], [0.80, 0.82]])
+    runs[2]["diverged"] = True
+    for r in runs:
+        r["metrics"]["test_loss"] = 0.5
+    first = summarize([row("a"), row("b")], [1, 2], runs, "val_acc", "max", [], EXPORT, 0.02)
+    lines = describe(first)
+    assert lines[0] == "ranking by mean val_acc over 2 seeds (95% CI); test metrics on the held-out split:"
+    assert lines[1].startswith("  1. b: val_acc 0.8100 ± 0.0141 [") and lines[1].endswith(
+        "test_acc 0.8100 ± 0.0141 [0.6829, 0.9371], 1 diverged"
+    )
+    assert "test_loss" not in lines[1]  # the test counterpart of the metric, when there is one
+    assert lines[2].startswith("  2. a: val_acc 0.6100") and "diverged" not in lines[2]
+    assert lines[3:] == [f"  {m}" for m in first.messages] and not any("DRIFT" in line for line in lines)
+    later = summarize([row("b")], [3, 4], fake_results([[0.5, 0.5]]), "val_acc", "max", [first], EXPORT, 0.02)
+    assert describe(later)[-1] == "DRIFT: the best configuration's score got worse since the last retest"
+    assert describe(later)[0].endswith("(95% CI); test metrics on the held-out split:")
+    bare = summarize(
+        [row("a")],
+        [1, 2],
+        [{"metrics": {"val_acc": 0.5}, "diverged": False, "seconds": 1.0}] * 2,
+        "val_acc",
+        "max",
+        [],
+        EXPORT,
+        0.02,
+    )
+    assert describe(bare)[0] == "ranking by mean val_acc over 2 seeds (95% CI):"
+    assert describe(bare)[1] == "  1. a: val_acc 0.5000 ± 0.0000 [0.5000, 0.5000]"
+
+
+def test_a_very_long_duration_is_refused_without_parsing_it() -> None:
+    with pytest.raises(InputError) as e:
+        parse_duration("1" * 39 + "s")  # 40 characters
+    assert e.value.problems == [f"--every: {'1' * 39 + 's'!r} must be a positive duration like 30s, 15m, 12h or 1d"]
+    with pytest.raises(InputError) as e:
+        parse_duration("1" * 60 + "s")
+    assert e.value.problems[0].startswith(f"--every: {'1' * 40!r} must be")
+    assert parse_duration("1" * 5 + "s") == 11111

@@ -1,13 +1,14 @@
-"""Running one round of a sweep as a Ray Tune experiment, and resuming it.
+"""Running a sweep's trials as one Ray Tune experiment, and resuming it.
 
-A round's trials all run :func:`tuner.ray.worker.run_trial` with the sweep's function, its
-base config and the data (shipped once through the object store), under ASHA or FIFO, with
-actor reuse and batched results. Ctrl-C leaves the round resumable.
+Every round's trials run in one experiment (:class:`tuner.ray.search.RoundSearcher` hands them
+out round after round): :func:`tuner.ray.worker.run_trial` with the sweep's function, its base
+config and the data (shipped once through the object store), under ASHA or FIFO, with actor
+reuse and batched results. Ctrl-C leaves the experiment resumable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,55 +18,78 @@ from ray import tune
 from tuner.progress import TrialEvent
 from tuner.ray.asha import ResumableASHA, SchedulerState, scheduler
 from tuner.ray.batching import batched, batching
-from tuner.ray.callbacks import EpochTensorBoard, Outcome, ProgressCallback, mlflow_callback
+from tuner.ray.callbacks import EpochTensorBoard, JournalCallback, Outcome, ProgressCallback, mlflow_callback
 from tuner.ray.cluster import is_client
-from tuner.ray.search import search_algorithm
+from tuner.ray.search import RoundSearcher, SearcherLink
 from tuner.ray.worker import run_trial
-from tuner.space import Parameter
 from tuner.spec import SchedulerSpec
 from tuner.tracking import MlflowTarget
 
 
 @dataclass
-class RoundSettings:
-    """Everything one Ray Tune experiment (one round of a sweep) needs."""
+class ExperimentSettings:
+    """Everything the experiment of a sweep (every round of it) needs."""
 
-    storage: str | Path  # the run directory (a path or a URI); the round's trials go under storage/name
-    name: str  # e.g. "round-0"
+    storage: str | Path  # the run directory (a path or a URI); the trials go under storage/name
+    name: str  # the experiment's folder (tuner.records.EXPERIMENT_DIR)
     trial_args: dict[str, Any]  # run_trial's keywords (function, base, data, metric, mode, seed...)
-    params: Sequence[Parameter]
-    method: str
-    num_samples: int
-    seed: int
+    searcher: RoundSearcher  # hands out every round's configurations
+    num_samples: int  # trials in all rounds
     metric: str
     mode: str
     scheduler: SchedulerSpec
     cpu: float
     gpu: float
     max_failures: int
-    max_concurrent: int = 0
     on_progress: Callable[[list[TrialEvent]], None] | None = None
     progress_every_s: float = 5.0
     mlflow: MlflowTarget | None = None  # log each trial as an MLflow run (tuner[mlflow] installed)
     callbacks: list[Any] = field(default_factory=list)  # more Tune callbacks (e.g. the Optuna journal)
 
 
-def _trainable(s: RoundSettings) -> Any:
+# The shortest period between two snapshots of the experiment's state (see snapshot_floor).
+SNAPSHOT_FLOOR_S = 0.5
+
+
+def snapshot_floor(seconds: float = SNAPSHOT_FLOOR_S) -> None:
+    """Ray's "auto" snapshot period (``TUNE_GLOBAL_CHECKPOINT_S=auto``: 19 times what the last
+    snapshot took, so snapshots cost at most 5% of the driver's time) with a floor of ``seconds``
+    instead of Ray's 10 s. A snapshot writes every trial's state: at a fixed 0.5 s period its
+    cost grows with the number of trials until it is all the driver does (a 1,000-trial sweep
+    spent most of its driver CPU there); at 10 s a killed driver loses 10 s of results. Ray
+    2.60 has no setting for the floor, so its period update is replaced, here, once."""
+    from ray.tune.execution import experiment_state
+
+    manager = experiment_state._ExperimentCheckpointManager
+    if getattr(manager, "_tuner_floor_s", None) == seconds:
+        return
+    if not hasattr(manager, "_update_auto_checkpoint_time"):  # Ray changed: keep its own rule
+        return
+
+    def update(self: Any, time_taken: float) -> None:
+        if self._auto_checkpoint_enabled:
+            self._checkpoint_period = max(seconds, time_taken * 19)
+
+    manager._update_auto_checkpoint_time = update
+    manager._tuner_floor_s = seconds
+
+
+def _trainable(s: ExperimentSettings) -> Any:
     function = tune.with_parameters(run_trial, **s.trial_args)
     return tune.with_resources(batched(function, set(s.scheduler.milestones())), {"cpu": s.cpu, "gpu": s.gpu})
 
 
-def run_round(s: RoundSettings) -> None:
-    """Run one round of trials to completion (ASHA stops some early).
+def run_experiment(s: ExperimentSettings) -> None:
+    """Run every round's trials to completion (ASHA stops some early).
 
     Raises:
         KeyboardInterrupt: the round was interrupted (Ctrl-C); its state is saved and
-            :func:`resume_round` continues it.
+            :func:`resume_experiment` continues it.
     """
-    search_alg, space = search_algorithm(s.params, s.method, s.metric, s.mode, s.seed, s.max_concurrent)
+    snapshot_floor()
     sched = scheduler(s.scheduler)
     outcome = Outcome()
-    callbacks: list[Any] = [outcome, EpochTensorBoard(), *s.callbacks]
+    callbacks: list[Any] = [outcome, SearcherLink(s.searcher), EpochTensorBoard(), *s.callbacks]
     if s.on_progress and not is_client():
         callbacks.append(ProgressCallback(s.on_progress, s.progress_every_s))
     if isinstance(sched, ResumableASHA):
@@ -74,12 +98,11 @@ def run_round(s: RoundSettings) -> None:
         callbacks.append(mlflow_callback(s.mlflow))
     tuner = tune.Tuner(
         _trainable(s),
-        param_space=space,
         tune_config=tune.TuneConfig(
             metric=s.metric,
             mode=s.mode,
             num_samples=s.num_samples,
-            search_alg=search_alg,
+            search_alg=s.searcher,
             scheduler=sched,
             reuse_actors=True,
         ),
@@ -89,7 +112,9 @@ def run_round(s: RoundSettings) -> None:
             verbose=0,
             progress_reporter=None,
             callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # two kept a trial: with one, every trial checkpoint forces a snapshot of the whole
+            # experiment (Ray keeps the snapshot and the newest checkpoint in step), O(trials) each
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
         ),
     )
@@ -107,15 +132,15 @@ def _join(storage: str | Path, name: str) -> str:
     return str(storage).rstrip("/") + "/" + name
 
 
-def can_resume_round(storage: str | Path, name: str) -> bool:
-    """Whether ``storage/name`` holds a Tune experiment that :func:`resume_round` can continue."""
+def can_resume(storage: str | Path, name: str) -> bool:
+    """Whether ``storage/name`` holds a Tune experiment that :func:`resume_experiment` can continue."""
     try:
         return bool(tune.Tuner.can_restore(_join(storage, name)))
     except Exception:  # an unreadable or foreign folder: nothing to restore
         return False
 
 
-def resume_round(s: RoundSettings) -> None:
+def resume_experiment(s: ExperimentSettings) -> None:
     """Continue an interrupted round from its saved state: finished trials stay finished,
     unfinished and errored ones go on from their last checkpoints, the searcher and ASHA's
     rung records are restored. ``s`` must describe the same round as at its start (its
@@ -125,6 +150,7 @@ def resume_round(s: RoundSettings) -> None:
     The saved state (``tuner.pkl``, the experiment and callback snapshots) is unpickled:
     run only on run directories from a trusted source.
     """
+    snapshot_floor()
     tuner = tune.Tuner.restore(
         _join(s.storage, s.name), trainable=_trainable(s), resume_unfinished=True, resume_errored=True
     )
@@ -137,6 +163,10 @@ def resume_round(s: RoundSettings) -> None:
                 cb.every_s = s.progress_every_s
             elif isinstance(cb, Outcome):
                 outcome = cb
+            elif isinstance(cb, JournalCallback):  # the journal of the run directory as it is now
+                cb.reattach(s.callbacks)
+            elif isinstance(cb, SearcherLink):  # the searcher Tune restored: the driver's hook again
+                cb.searcher.hook = s.searcher.hook
     with batching():
         tuner.fit()
     _raise_if_interrupted(outcome)

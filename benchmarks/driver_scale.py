@@ -1,0 +1,130 @@
+"""Driver scale: the driver's cost per trial stays flat from hundreds to ten thousand trials.
+
+Sleeping trials (``plain_ray.sleep_fit``: sleep, report once, no CPU used) isolate what the
+driver and Ray's bookkeeping cost: Ray's own release test runs 10,000 one-second trials on 16
+CPUs (minimum 625 s) in 715 s, efficiency 0.87. Each size runs twice, in one process on one
+Ray instance of ``--num-cpus`` logical CPUs (sleeping trials need no real cores): through
+tuner's own path (``tuner.ray.experiment.run_experiment``: the round searcher, ASHA's state,
+the progress, TensorBoard and outcome callbacks, result batching, snapshots for ``tuner
+resume``) and through a plain Ray Tune script with actor reuse (``plain_ray.run_sleep``).
+Figures: wall time, efficiency = trials × seconds / CPUs / wall, and the driver's CPU seconds
+per trial (this process's CPU time: Tune's loop runs in it).
+
+Full size (``--full``): 200 and 10,000 one-second trials on 16 CPUs (about 25 minutes).
+Default: 200 and 2,000 half-second trials on 16 CPUs. Quick: 40 and 200 trials of 0.1 s on 8 CPUs.
+Run it alone: the first connection of the process starts Ray with the CPUs it needs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from benchmarks import plain_ray
+from benchmarks.common import Context
+
+GOAL_EFFICIENCY = 0.87  # Ray's release test at 10,000 trials
+GOAL_CPU_RATIO = 1.5  # driver CPU a trial at the largest size over that at the smallest
+
+
+def sizes(ctx: Context) -> dict[str, Any]:
+    if ctx.quick:
+        return {"trials": [40, 200], "seconds": 0.1, "cpus": 8}
+    if os.environ.get("TUNER_BENCH_FULL"):
+        return {"trials": [200, 10_000], "seconds": 1.0, "cpus": 16}
+    return {"trials": [200, 2_000], "seconds": 0.5, "cpus": 16}
+
+
+def ours(ctx: Context, trials: int, seconds: float, cpus: int) -> dict[str, Any]:
+    """``trials`` sleeping trials through tuner's experiment path."""
+    from tuner.progress import Progress
+    from tuner.ray import experiment
+    from tuner.ray.search import RoundSearcher
+    from tuner.space import Parameter
+    from tuner.spec import SchedulerSpec
+
+    params = [Parameter("x", "uniform", 0.0, 1.0)]
+    searcher = RoundSearcher(params, "random", [trials], seed=0, metric="val_acc", mode="max")
+    progress = Progress("val_acc", "max", 1, label="scale", write=lambda line: None)
+    settings = experiment.ExperimentSettings(
+        storage=ctx.storage(f"ours-{trials}"),
+        name="trials",
+        trial_args={
+            "function": "benchmarks.plain_ray:sleep_fit",
+            "base": {"seconds": seconds, "x": 0.0},
+            "data": None,
+            "metric": "val_acc",
+            "mode": "max",
+            "seed": 0,
+        },
+        searcher=searcher,
+        num_samples=trials,
+        metric="val_acc",
+        mode="max",
+        scheduler=SchedulerSpec("none", 1, 3, 1, 1),
+        cpu=1,
+        gpu=0,
+        max_failures=0,
+        on_progress=progress.update,
+    )
+    start, cpu = time.monotonic(), time.process_time()
+    experiment.run_experiment(settings)
+    return _figures(trials, seconds, cpus, time.monotonic() - start, time.process_time() - cpu)
+
+
+def _figures(trials: int, seconds: float, cpus: int, wall: float, cpu: float) -> dict[str, Any]:
+    minimum = trials * seconds / cpus
+    return {
+        "trials": trials,
+        "seconds": seconds,
+        "wall_s": wall,
+        "minimum_s": minimum,
+        "efficiency": minimum / wall,
+        "driver_cpu_s": cpu,
+        "driver_cpu_per_trial_ms": cpu / trials * 1000,
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    from tuner.ray import cluster
+
+    size = sizes(ctx)
+    resources = cluster.connect(num_cpus=size["cpus"])
+    cpus = int(resources.get("CPU", size["cpus"]))
+    if cpus != size["cpus"]:
+        ctx.say(f"note: Ray was already up with {cpus} CPUs (run this benchmark alone for {size['cpus']})")
+    rows: dict[str, list[dict[str, Any]]] = {"tuner": [], "plain_ray_reuse": []}
+    for n in size["trials"]:
+        for way in rows:
+            if way == "tuner":
+                row = ours(ctx, n, size["seconds"], cpus)
+            else:
+                start, cpu = time.monotonic(), time.process_time()
+                plain_ray.run_sleep(n, size["seconds"], ctx.storage(f"plain-{n}"))
+                row = _figures(n, size["seconds"], cpus, time.monotonic() - start, time.process_time() - cpu)
+            rows[way].append(row)
+            ctx.say(
+                f"{way:<16} {n:>6} trials of {size['seconds']:g}s on {cpus} CPUs: wall {row['wall_s']:7.1f}s "
+                f"(minimum {row['minimum_s']:.1f}s) -> efficiency {row['efficiency']:.2f}; driver CPU "
+                f"{row['driver_cpu_per_trial_ms']:.1f} ms a trial"
+            )
+    summary = {}
+    for way, rs in rows.items():
+        growth = rs[-1]["driver_cpu_per_trial_ms"] / max(rs[0]["driver_cpu_per_trial_ms"], 1e-9)
+        summary[way] = {"efficiency_at_largest": rs[-1]["efficiency"], "driver_cpu_growth": growth}
+        ctx.say(
+            f"{way}: efficiency at {rs[-1]['trials']} trials {rs[-1]['efficiency']:.2f} (goal >= "
+            f"{GOAL_EFFICIENCY}); driver CPU a trial x{growth:.2f} from {rs[0]['trials']} to {rs[-1]['trials']} "
+            f"trials (goal <= {GOAL_CPU_RATIO})"
+        )
+    ratio = rows["tuner"][-1]["wall_s"] / rows["plain_ray_reuse"][-1]["wall_s"]
+    ctx.say(f"wall time tuner / plain Ray at {rows['tuner'][-1]['trials']} trials: {ratio:.2f}")
+    return {
+        "sizes": size,
+        "cpus": cpus,
+        "rows": rows,
+        "summary": summary,
+        "wall_ratio_tuner_to_plain": ratio,
+        "ray_release_test": {"trials": 10000, "cpus": 16, "minimum_s": 625, "wall_s": 715, "efficiency": 0.874},
+    }

@@ -1,0 +1,174 @@
+"""Fixed costs: ``tuner run`` end to end against the same sweep in one Optuna process.
+
+Both run as commands from a fresh interpreter, alternated A B A B on this machine: ``tuner run``
+of a 32-trial × 20-epoch MNIST-1D BN-MLP sweep (log-uniform lr, 1 − β momentum, ASHA grace 1,
+η 3; a local Ray instance of its own) and ``benchmarks/optuna_peer.py`` (the same space, loop and
+pruning rungs, two threads). Figures: each one's wall time and their ratio (goal: tuner within
+1.5× of Optuna), tuner's time before its first trial broken down from ``run.json``'s timings
+(interpreter and imports, data, Ray's start, the experiment's set-up, the first trial's worker),
+and the share of the run with no trial running — for this sweep and for ``sweeps/quickstart.yaml``
+(goal: under 15%).
+
+Full size: 2 × (tuner, Optuna) and one quickstart run. Quick: 4 trials × 2 epochs, once, no quickstart.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.common import ROOT, Context
+
+GOAL_RATIO = 1.5
+GOAL_IDLE = 0.15
+
+
+def sweep(trials: int, epochs: int) -> dict[str, Any]:
+    return {
+        "name": "startup",
+        "metric": "val_acc",
+        "mode": "max",
+        "data": {"name": "mnist1d", "val_fraction": 0.2},
+        "model": {"name": "mlp", "hidden": [256, 256], "batch_norm": True},
+        "train": {
+            "epochs": epochs,
+            "batch_size": 128,
+            "optimizer": "sgd",
+            "lr": 0.1,
+            "lr_schedule": "cosine",
+            "momentum": 0.9,
+            "weight_decay": 1e-4,
+        },
+        "search": {
+            "method": "random",
+            "num_samples": trials,
+            "seed": 0,
+            "parameters": {
+                "train.lr": {"distribution": "log_uniform", "min": 0.01, "max": 1.0},
+                "train.momentum": {"distribution": "one_minus_log_uniform", "min": 0.5, "max": 0.99},
+            },
+        },
+        "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 3},
+        "resources": {"cpu": 1, "gpu": 0},
+    }
+
+
+def trial_intervals(run_dir: Path) -> list[tuple[float, float]]:
+    """Each trial's (start, end) in epoch seconds, from its result rows: the wall-clock time of
+    each report (``time``, else Ray's whole-second ``timestamp``) less the trial's time so far."""
+    spans = []
+    for result in run_dir.glob("trials/*/result.json"):
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if not rows:
+            continue
+        ends = [float(r.get("time", r.get("timestamp", 0))) for r in rows]
+        start = ends[0] - float(rows[0].get("time_total_s", 0.0))
+        spans.append((start, max(ends)))
+    return spans
+
+
+def busy_union(spans: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """Seconds in [lo, hi] during which at least one trial ran."""
+    total, cur_s, cur_e = 0.0, None, None
+    for s, e in sorted((max(s, lo), min(e, hi)) for s, e in spans if e > lo and s < hi):
+        if cur_e is None or s > cur_e:
+            if cur_e is not None:
+                total += cur_e - cur_s  # type: ignore[operator]
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        total += cur_e - cur_s  # type: ignore[operator]
+    return total
+
+
+def run_tuner(ctx: Context, sweep_file: Path, label: str) -> dict[str, Any]:
+    storage = ctx.storage(label)
+    start = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner", "run", str(sweep_file), "--storage", str(storage), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    end = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"tuner run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    run_dir = Path(summary["run_dir"])
+    timings = json.loads((run_dir / "run.json").read_text())["timings"]
+    spans = trial_intervals(run_dir)
+    first = min(s for s, _ in spans)
+    t0 = timings.get("process", start)
+    phases = {
+        "imports": timings["sweep_loaded"] - t0,
+        "data": timings["data_loaded"] - timings["sweep_loaded"],
+        "ray_start": timings["ray_ready"] - timings["data_loaded"],
+        "experiment_setup": timings["experiment_started"] - timings["ray_ready"],
+        "first_trial_wait": first - timings["experiment_started"],
+        "after_experiment": end - timings["experiment_ended"],
+    }
+    busy = busy_union(spans, t0, end)
+    epochs = sum(1 for f in run_dir.glob("trials/*/result.json") for line in f.read_text().splitlines() if line.strip())
+    return {
+        "wall_s": end - start,
+        "phases_s": phases,
+        "idle_share": 1 - busy / (end - t0),
+        "epochs": epochs,
+        "best": summary["best"],
+    }
+
+
+def run_optuna(trials: int, epochs: int) -> dict[str, Any]:
+    start = time.time()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "optuna_peer.py"), "--trials", str(trials), "--epochs", str(epochs)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    end = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"optuna peer failed: {proc.stderr[-2000:]}")
+    return {
+        "wall_s": end - start,
+        **{k: v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items() if k != "wall_s"},
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    trials, epochs, repeats = (4, 2, 1) if ctx.quick else (32, 20, 2)
+    sweep_file = ctx.storage("sweep") / "startup.yaml"
+    sweep_file.write_text(yaml.safe_dump(sweep(trials, epochs), sort_keys=False))
+    rows: dict[str, list[dict[str, Any]]] = {"tuner": [], "optuna": []}
+    for rep in range(repeats):
+        rows["tuner"].append(run_tuner(ctx, sweep_file, f"tuner-{rep}"))
+        rows["optuna"].append(run_optuna(trials, epochs))
+        t, o = rows["tuner"][-1], rows["optuna"][-1]
+        phases = ", ".join(f"{k} {v:.1f}s" for k, v in t["phases_s"].items())
+        ctx.say(
+            f"round {rep + 1}: tuner run {t['wall_s']:.1f}s ({t['epochs']} epochs; no trial running "
+            f"{t['idle_share']:.0%}: {phases}); "
+            f"optuna {o['wall_s']:.1f}s ({o['epochs']} epochs, {o['pruned']} pruned); ratio {t['wall_s'] / o['wall_s']:.2f}"
+        )
+    ratio = sum(r["wall_s"] for r in rows["tuner"]) / sum(r["wall_s"] for r in rows["optuna"])
+    ctx.say(f"tuner / optuna wall time: {ratio:.2f} (goal <= {GOAL_RATIO})")
+    out: dict[str, Any] = {
+        "sizes": {"trials": trials, "epochs": epochs, "repeats": repeats},
+        "rows": rows,
+        "ratio": ratio,
+    }
+    if not ctx.quick:
+        quick = run_tuner(ctx, ROOT / "sweeps" / "quickstart.yaml", "quickstart")
+        out["quickstart"] = quick
+        ctx.say(
+            f"quickstart: {quick['wall_s']:.1f}s end to end, no trial running {quick['idle_share']:.0%} of it "
+            f"(goal < {GOAL_IDLE:.0%}): " + ", ".join(f"{k} {v:.1f}s" for k, v in quick["phases_s"].items())
+        )
+    return out
