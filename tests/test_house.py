@@ -76,4 +76,14 @@ def test_no_module_grows_past_its_size() -> None:
     assert {p: n for p, n in sizes.items() if n > 400 and p not in BEING_SPLIT} == {}
 
 
-BEING_SPLIT = {"tuner/report.py"}  # the report is being rebuilt as a package (issue 11)
+BEING_SPLIT: set[str] = set()  # modules being split into packages
+
+
+def test_the_driver_of_a_run_never_imports_torch() -> None:
+    """Seconds of a run's start: only the trials need torch (and `tuner validate`/`space` neither)."""
+    code = (
+        "import json, sys; import tuner.cli, tuner.runner, tuner.rounds, tuner.ray.experiment, tuner.spec, "
+        "tuner.datasets; print(json.dumps('torch' in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert json.loads(out.stdout) is False

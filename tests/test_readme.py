@@ -1,15 +1,22 @@
-"""The README's Quick start is what CI runs."""
+"""The README is what a new user meets first: its Quick start is what CI runs, its shell examples
+run as shown, and every file and page it (or a docs page) names exists."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
 
 def quick_start() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    block = re.search(r"## Quick start\s+```bash\n(.*?)```", text, re.S)
+    block = re.search(r"## Quick start\s+```bash\n(.*?)```", README, re.S)
     assert block, "README has no Quick start block"
     return [line for line in block.group(1).splitlines() if line.strip()]
 
@@ -21,3 +28,57 @@ def test_quick_start_is_two_commands_and_ci_runs_the_second() -> None:
     assert "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci
+
+
+def console_examples() -> list[tuple[str, list[str]]]:
+    """Each ``$ command`` of the README's console blocks with the lines it shows."""
+    out: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", README, re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                out.append((line[2:], []))
+            elif out:
+                out[-1][1].append(line)
+    return out
+
+
+@pytest.mark.parametrize("command, shown", console_examples(), ids=lambda x: x if isinstance(x, str) else "")
+def test_a_readme_shell_example_prints_what_the_readme_shows(command: str, shown: list[str]) -> None:
+    assert command.startswith("tuner ")
+    args = command.split()[1:]
+    proc = subprocess.run([sys.executable, "-m", "tuner", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    printed = (proc.stdout + proc.stderr).splitlines()
+    assert printed == shown, (
+        f"{command}: the README shows\n" + "\n".join(shown) + "\nbut it prints\n" + "\n".join(printed)
+    )
+
+
+def named_paths(text: str) -> set[str]:
+    """Files and folders a page names: Markdown link targets and `path/like/this.ext` code spans."""
+    links = {m for m in re.findall(r"\]\(([^)#\s]+)", text) if "://" not in m}
+    spans = {
+        m for m in re.findall(r"`((?:sweeps|docs|examples|benchmarks|tests|tuner|models|scripts)/[\w./-]+)`", text)
+    }
+    return links | spans
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))])
+def test_every_file_a_page_names_exists(page: str) -> None:
+    base = (ROOT / page).parent
+    missing = sorted(
+        p
+        for p in named_paths((ROOT / page).read_text(encoding="utf-8"))
+        if not (base / p).exists() and not (ROOT / p).exists() and "*" not in p and "<" not in p
+    )
+    assert missing == [], f"{page} names files that do not exist: {missing}"
+
+
+def test_the_readme_stays_a_first_screen_and_its_commands_are_the_parsers() -> None:
+    assert len(README.splitlines()) < 200  # details live in docs/
+    from tuner.parser import build_parser
+
+    commands = set(re.findall(r"^tuner (\w+)", README, re.M)) - {"--version"}
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert commands <= set(sub.choices), commands - set(sub.choices)
+    assert Path(ROOT / "docs" / "sweep-file.md").is_file()
