@@ -12,6 +12,7 @@ per trial (this process's CPU time: Tune's loop runs in it).
 
 Full size (``--full``): 200 and 10,000 one-second trials on 16 CPUs (about 25 minutes).
 Default: 200 and 2,000 half-second trials on 16 CPUs. Quick: 40 and 200 trials of 0.1 s on 8 CPUs.
+``TUNER_SCALE=200,1000:0.5:4``: other sizes (trial counts, seconds a trial, logical CPUs).
 Run it alone: the first connection of the process starts Ray with the CPUs it needs.
 """
 
@@ -31,6 +32,10 @@ GOAL_CPU_RATIO = 1.5  # driver CPU a trial at the largest size over that at the 
 def sizes(ctx: Context) -> dict[str, Any]:
     if ctx.quick:
         return {"trials": [40, 200], "seconds": 0.1, "cpus": 8}
+    custom = os.environ.get("TUNER_SCALE")  # e.g. "200,1000:0.5:4": trial counts, seconds, CPUs
+    if custom:
+        counts, seconds, cpus = custom.split(":")
+        return {"trials": [int(n) for n in counts.split(",")], "seconds": float(seconds), "cpus": int(cpus)}
     if os.environ.get("TUNER_BENCH_FULL"):
         return {"trials": [200, 10_000], "seconds": 1.0, "cpus": 16}
     return {"trials": [200, 2_000], "seconds": 0.5, "cpus": 16}

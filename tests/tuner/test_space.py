@@ -157,3 +157,22 @@ def test_apply_params_sets_dotted_paths_on_a_copy() -> None:
     assert out["train"] == {"lr": 0.5, "momentum": 0.9} and out["model"]["hidden"] == [8, 8]
     assert get_path(out, "model.kwargs.width") == 3
     assert base["train"]["lr"] == 0.1
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        Parameter("train.lr", "log_uniform", 1e-4, 1.0),
+        Parameter("train.momentum", "one_minus_log_uniform", 0.5, 0.999),
+        Parameter("train.dropout", "uniform", 0.0, 0.5, grid_points=3),
+        Parameter("train.batch_size", "int_uniform", 8, 256),
+        Parameter("model.hidden", values=([16], [32, 32])),
+    ],
+)
+def test_a_parameter_round_trips_through_its_sweep_file_form(param: Parameter) -> None:
+    """run.json records each round's ranges with ``to_dict``; resume and the report read them
+    back with ``from_dict``: the same parameter, in the sweep file's own keys."""
+    d = param.to_dict()
+    assert Parameter.from_dict(param.path, d) == param
+    assert set(d) <= {"distribution", "min", "max", "grid_points", "values"}
+    assert ("values" in d) == (param.values is not None)

@@ -8,7 +8,9 @@ reuse and batched results. Ctrl-C leaves the experiment resumable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,39 @@ def snapshot_floor(seconds: float = SNAPSHOT_FLOOR_S) -> None:
     manager._tuner_floor_s = seconds
 
 
+@contextlib.contextmanager
+def pending_trials(s: ExperimentSettings) -> Iterator[None]:
+    """Let Tune create as many trials ahead as the cluster can run at once. Ray 2.60 keeps a
+    custom searcher (ours) to ONE pending trial (``TUNE_MAX_PENDING_TRIALS_PG=auto``), so a
+    trial that ends waits for the next to be created and placed alone: with short trials half
+    of a 4-CPU machine sat idle (``benchmarks/driver_scale.py``). Set for our experiments
+    alone; a user's own ``TUNE_MAX_PENDING_TRIALS_PG`` wins."""
+    key = "TUNE_MAX_PENDING_TRIALS_PG"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = str(max_pending(s))
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
+def max_pending(s: ExperimentSettings) -> int:
+    """Trials that fit the cluster at once (by CPUs, and GPUs when a trial asks for some),
+    at most ``max_concurrent`` and the sweep's trials, at least 1."""
+    import ray
+
+    resources = ray.cluster_resources() if ray.is_initialized() else {}
+    fits = [resources.get("CPU", 1.0) / s.cpu] if s.cpu > 0 else []
+    if s.gpu > 0:
+        fits.append(resources.get("GPU", 0.0) / s.gpu)
+    slots = int(min(fits)) if fits else 1
+    if s.searcher.max_concurrent:
+        slots = min(slots, s.searcher.max_concurrent)
+    return max(1, min(slots, s.num_samples))
+
+
 def _trainable(s: ExperimentSettings) -> Any:
     function = tune.with_parameters(run_trial, **s.trial_args)
     return tune.with_resources(batched(function, set(s.scheduler.milestones())), {"cpu": s.cpu, "gpu": s.gpu})
@@ -118,7 +153,7 @@ def run_experiment(s: ExperimentSettings) -> None:
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
         ),
     )
-    with batching():
+    with batching(), pending_trials(s):
         tuner.fit()
     _raise_if_interrupted(outcome)
 
@@ -167,6 +202,6 @@ def resume_experiment(s: ExperimentSettings) -> None:
                 cb.reattach(s.callbacks)
             elif isinstance(cb, SearcherLink):  # the searcher Tune restored: the driver's hook again
                 cb.searcher.hook = s.searcher.hook
-    with batching():
+    with batching(), pending_trials(s):
         tuner.fit()
     _raise_if_interrupted(outcome)

@@ -160,6 +160,19 @@ def test_asha_rung_records_survive_a_restore() -> None:
     assert feed(fresh, later) == ["CONTINUE"]  # without its records ASHA stops nothing
 
 
+def test_a_rung_state_saved_before_brackets_were_recorded_still_restores() -> None:
+    """A state file of an earlier version (no ``trial_bracket``): the rung records come back and
+    every trial goes to the one bracket."""
+    first = asha()
+    first.on_trial_add(None, trial(0))
+    feed(first, [(0, 1, 0.9)])
+    state = {"brackets": first.rungs_state()["brackets"]}
+    restored = asha()
+    restored.set_rungs_state(state)
+    restored.on_trial_add(None, trial(1))
+    assert feed(restored, [(1, 1, 0.1)]) == ["STOP"]  # below the restored record
+
+
 def test_asha_state_of_another_sweep_is_refused() -> None:
     state = asha().rungs_state()
     other = scheduler(SchedulerSpec("asha", grace_period=3, reduction_factor=3, brackets=1, max_t=9))
