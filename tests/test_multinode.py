@@ -265,9 +265,13 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_run(cluster: LocalCluster, 
     with Cli(tmp_path, cluster.env(), "resume", str(run_dir), "--address", cluster.address) as cli:
         assert cli.wait() == 0, cli.text()
     after = rows(run_dir)
+    assert max(progressed.values()) >= 2  # the trial the interrupt waited for
     for name, last in progressed.items():
         resumed = after[name][len(before[name]) :]
-        assert resumed and 1 < resumed[0]["epoch"] <= last + 1, (name, last, resumed[:1])
+        # a trial past epoch 1 continues from a checkpoint; one interrupted right after its
+        # first epoch may have had that epoch's checkpoint in flight, and then starts again
+        first = 2 if last >= 2 else 1
+        assert resumed and first <= resumed[0]["epoch"] <= last + 1, (name, last, resumed[:1])
     run = load_run(run_dir)
     assert run.meta.status == "done" and [t.status for t in run.trials] == ["finished"] * 2
 
