@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+import tuner.retesting as retesting_mod
 from tests.conftest import tiny_sweep
 from tests.tuner.fake_run import epochs, make_run
 from tuner.cli import main
@@ -47,6 +48,12 @@ def test_stats_mean_std_and_t_interval() -> None:
     assert many.ci95 == pytest.approx([0.5 - 1.96 * many.std / 10, 0.5 + 1.96 * many.std / 10])
     diverged = stats([0.5, math.inf])
     assert math.isinf(diverged.mean) and math.isnan(diverged.std) and diverged.ci95 is None
+    assert s.scores == [0.7, 0.8, 0.9] and one.scores == [0.5] and two.scores == [0.6, 0.8]
+    # the last row of the t table (30 degrees of freedom: 31 seeds) is used, not yet the normal quantile
+    last = stats([float(i % 2) for i in range(31)])
+    assert last.ci95 == pytest.approx(
+        [last.mean - 2.042 * last.std / math.sqrt(31), last.mean + 2.042 * last.std / math.sqrt(31)]
+    )
 
 
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("15m", 900), ("12h", 43200), ("1d", 86400), ("1.5h", 5400)])
@@ -269,7 +276,11 @@ def test_retest_runs_each_configuration_with_fresh_seeds_and_records_what_it_did
     path = hand_made_export(tmp_path, n=3)
     export = yaml.safe_load(path.read_text())
     ray = FakeRay(monkeypatch, [[0.6, 0.62, 0.9, 0.92], [0.7, 0.72, 0.71, 0.73, 0.5, 0.52]])
+    avoided: list[set[int]] = []
+    draw = retesting_mod.fresh_seeds
+    monkeypatch.setattr(retesting_mod, "fresh_seeds", lambda n, used: avoided.append(set(used)) or draw(n, used))
     first = retest(path, seeds=2, top_k=2, write=lambda _: None)
+    assert avoided[0] == {export["config"]["train"]["seed"]}  # the search's own seed, drawn or not
     (calls,) = ray.calls
     configs = [from_dict(export["config"]).base_config()]
     assert [c["seed"] for c in calls] == first.seeds * 2 and len(set(first.seeds)) == 2
@@ -291,6 +302,7 @@ def test_retest_runs_each_configuration_with_fresh_seeds_and_records_what_it_did
     # a second retest of all three: fresh seeds again, and new data is said
     second = retest(path, seeds=2, data={"seed": 11}, write=lambda _: None)
     assert not set(second.seeds) & set(first.seeds) and len(ray.calls[1]) == 6
+    assert avoided[1] == {export["config"]["train"]["seed"], *first.seeds}  # and every earlier retest's
     assert second.data["overrides"] == {"seed": 11}
     assert "the data differs from the last retest's (fingerprint changed)" in second.messages
     assert [h.seeds for h in read_history(path)] == [first.seeds, second.seeds]
@@ -485,3 +497,12 @@ def test_a_very_long_duration_is_refused_without_parsing_it() -> None:
         parse_duration("1" * 60 + "s")
     assert e.value.problems[0].startswith(f"--every: {'1' * 40!r} must be")
     assert parse_duration("1" * 5 + "s") == 11111
+
+
+def test_the_smallest_arguments_retest_allows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``top_k=1`` (the best alone) and ``tolerance=0`` (any drop is drift) are allowed; the
+    bounds checked before anything are ``top_k >= 1`` and ``tolerance >= 0``."""
+    path = hand_made_export(tmp_path, n=3)
+    ray = FakeRay(monkeypatch, [[0.7, 0.72]])
+    entry = retest(path, seeds=2, top_k=1, tolerance=0.0, write=lambda _: None)
+    assert len(ray.calls[0]) == 2 and entry.top_k == 1 and entry.tolerance == 0.0
