@@ -10,13 +10,14 @@ milestones, :meth:`tuner.spec.SchedulerSpec.milestones`) and at the trial's end.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ray.tune.result import DONE, RESULT_DUPLICATE, SHOULD_CHECKPOINT, TRAINING_ITERATION
 from ray.tune.trainable.function_trainable import wrap_function
+
+from tuner.ray.cluster import setting
 
 # Longest a trial keeps its results before sending them to the driver in one batch.
 RESULT_BATCH_S = 1.0
@@ -27,15 +28,8 @@ def batching() -> Iterator[None]:
     """Tune's controller calls a trial's ``train_buffered`` (:func:`batched`) instead of
     ``train`` when ``TUNE_RESULT_BUFFER_LENGTH`` > 1 as it starts. Set for our experiments
     alone; a user's ``TUNE_RESULT_BUFFER_LENGTH=1`` turns batching off."""
-    key = "TUNE_RESULT_BUFFER_LENGTH"
-    if key in os.environ:
+    with setting("TUNE_RESULT_BUFFER_LENGTH", "1000"):
         yield
-        return
-    os.environ[key] = "1000"
-    try:
-        yield
-    finally:
-        os.environ.pop(key, None)
 
 
 def batched(function: Callable[..., None], decisions: frozenset[int] | set[int]) -> type:

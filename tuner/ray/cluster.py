@@ -9,10 +9,12 @@ one line at once instead of Ray's minute of retries.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from tuner.errors import InputError, RunError
@@ -41,6 +43,20 @@ def apply_settings() -> None:
     """Set :data:`SETTINGS` in this process's environment (a user's own value wins)."""
     for key, value in SETTINGS.items():
         os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def setting(key: str, value: str) -> Iterator[None]:
+    """One Ray setting in this process's environment for the duration of a block (an
+    experiment), removed afterwards; a user's own value wins and is left as it is."""
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
 
 
 def check_address(address: str | None) -> str | None:

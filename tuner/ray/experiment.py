@@ -9,7 +9,6 @@ reuse and batched results. Ctrl-C leaves the experiment resumable.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from tuner.progress import TrialEvent
 from tuner.ray.asha import ResumableASHA, SchedulerState, scheduler
 from tuner.ray.batching import batched, batching
 from tuner.ray.callbacks import EpochTensorBoard, JournalCallback, Outcome, ProgressCallback, mlflow_callback
-from tuner.ray.cluster import is_client
+from tuner.ray.cluster import is_client, setting
 from tuner.ray.search import RoundSearcher, SearcherLink
 from tuner.ray.worker import run_trial
 from tuner.spec import SchedulerSpec
@@ -83,15 +82,8 @@ def pending_trials(s: ExperimentSettings) -> Iterator[None]:
     trial that ends waits for the next to be created and placed alone: with short trials half
     of a 4-CPU machine sat idle (``benchmarks/driver_scale.py``). Set for our experiments
     alone; a user's own ``TUNE_MAX_PENDING_TRIALS_PG`` wins."""
-    key = "TUNE_MAX_PENDING_TRIALS_PG"
-    if key in os.environ:
+    with setting("TUNE_MAX_PENDING_TRIALS_PG", str(max_pending(s))):
         yield
-        return
-    os.environ[key] = str(max_pending(s))
-    try:
-        yield
-    finally:
-        os.environ.pop(key, None)
 
 
 def max_pending(s: ExperimentSettings) -> int:
