@@ -90,17 +90,9 @@ def busy_union(spans: list[tuple[float, float]], lo: float, hi: float) -> float:
 
 def run_tuner(ctx: Context, sweep_file: Path, label: str) -> dict[str, Any]:
     storage = ctx.storage(label)
-    start = time.time()
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner", "run", str(sweep_file), "--storage", str(storage), "--json"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    start, summary, end = last_json_line(
+        "tuner run", [sys.executable, "-m", "tuner", "run", str(sweep_file), "--storage", str(storage), "--json"]
     )
-    end = time.time()
-    if proc.returncode != 0:
-        raise RuntimeError(f"tuner run failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
     run_dir = Path(summary["run_dir"])
     timings = json.loads((run_dir / "run.json").read_text())["timings"]
     spans = trial_intervals(run_dir)
@@ -126,20 +118,27 @@ def run_tuner(ctx: Context, sweep_file: Path, label: str) -> dict[str, Any]:
 
 
 def run_optuna(trials: int, epochs: int) -> dict[str, Any]:
+    peer = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "optuna_peer.py"),
+        "--trials",
+        str(trials),
+        "--epochs",
+        str(epochs),
+    ]
+    start, out, end = last_json_line("optuna peer", peer)
+    return {"wall_s": end - start, **{k: v for k, v in out.items() if k != "wall_s"}}
+
+
+def last_json_line(what: str, command: list[str]) -> tuple[float, dict[str, Any], float]:
+    """Run ``command`` from a fresh interpreter in the project's root: (its start time, the
+    JSON of its last output line, its end time); a failure raises with its stderr's tail."""
     start = time.time()
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "optuna_peer.py"), "--trials", str(trials), "--epochs", str(epochs)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     end = time.time()
     if proc.returncode != 0:
-        raise RuntimeError(f"optuna peer failed: {proc.stderr[-2000:]}")
-    return {
-        "wall_s": end - start,
-        **{k: v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items() if k != "wall_s"},
-    }
+        raise RuntimeError(f"{what} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return start, json.loads(proc.stdout.strip().splitlines()[-1]), end
 
 
 def run(ctx: Context) -> dict[str, Any]:
