@@ -34,8 +34,11 @@ def sizes(ctx: Context) -> dict[str, Any]:
         return {"trials": [40, 200], "seconds": 0.1, "cpus": 8}
     custom = os.environ.get("TUNER_SCALE")  # e.g. "200,1000:0.5:4": trial counts, seconds, CPUs
     if custom:
-        counts, seconds, cpus = custom.split(":")
-        return {"trials": [int(n) for n in counts.split(",")], "seconds": float(seconds), "cpus": int(cpus)}
+        try:
+            counts, seconds, cpus = custom.split(":")
+            return {"trials": [int(n) for n in counts.split(",")], "seconds": float(seconds), "cpus": int(cpus)}
+        except ValueError:
+            raise SystemExit(f"TUNER_SCALE: {custom[:60]!r} must be COUNTS:SECONDS:CPUS, e.g. 200,1000:0.5:4") from None
     if os.environ.get("TUNER_BENCH_FULL"):
         return {"trials": [200, 10_000], "seconds": 1.0, "cpus": 16}
     return {"trials": [200, 2_000], "seconds": 0.5, "cpus": 16}
