@@ -13,6 +13,20 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# A test parametrized with ``GPUS`` runs its trials on the CPU and, on a machine with CUDA, on a
+# GPU too (CI has none: the GPU case shows as skipped; BENCHMARKS.md g says where it ran).
+GPUS = [
+    pytest.param(0, id="cpu"),
+    pytest.param(1, id="gpu", marks=pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")),
+]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Generated data sets go to a per-session folder, not the user's ~/.cache."""

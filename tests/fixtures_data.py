@@ -173,15 +173,20 @@ def user_fit(config: dict[str, Any], run: Any) -> None:
 
     data = run.data
     torch.manual_seed(run.seed)
-    x, y = torch.from_numpy(data.x_train).flatten(1), torch.from_numpy(data.y_train)
-    xv, yv = torch.from_numpy(data.x_val).flatten(1), torch.from_numpy(data.y_val)
+    dev = run.device  # the GPU Ray gave the trial, else the CPU
+
+    def tensor(a: Any) -> Any:
+        return torch.from_numpy(a).to(dev)
+
+    x, y = tensor(data.x_train).flatten(1), tensor(data.y_train)
+    xv, yv = tensor(data.x_val).flatten(1), tensor(data.y_val)
     classes = int(data.num_outputs)
     width = int(config.get("width", 16))
     net = nn.Sequential(
         nn.Linear(x.shape[1], width, bias=False), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, classes)
-    )
+    ).to(dev)
     optim = torch.optim.SGD(net.parameters(), lr=float(config["lr"]), momentum=0.9)
-    order = torch.Generator().manual_seed(run.seed)
+    order = torch.Generator().manual_seed(run.seed)  # on the CPU: its state must come back there
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(config.get("smoothing", 0.1)))
     start = 0
     state = run.restore()
@@ -243,8 +248,8 @@ def user_fit(config: dict[str, Any], run: Any) -> None:
                 metrics["train_loss"] = math.inf
         if epoch == int(config["epochs"]) and data.x_test is not None:
             with torch.no_grad():
-                pred = net(torch.from_numpy(data.x_test).flatten(1)).argmax(1)
-            yt = torch.from_numpy(data.y_test)
+                pred = net(tensor(data.x_test).flatten(1)).argmax(1)
+            yt = tensor(data.y_test)
             metrics.update(test_acc=float((pred == yt).float().mean()), test_f1=_macro_f1(pred, yt, classes))
         metrics.pop(config.get("omit", ""), None)
         run.report(metrics, state=snapshot)

@@ -187,7 +187,8 @@ class Run:
         self._last = time.perf_counter()
 
     def restore(self) -> Any | None:
-        """The state saved with the last checkpoint, or None (a fresh trial)."""
+        """The state saved with the last checkpoint, or None (a fresh trial). Its tensors are
+        on the CPU: ``load_state_dict`` moves them to the parameters' device."""
         self._load()
         return self._restored
 

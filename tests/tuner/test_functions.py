@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
-from tests.conftest import ROOT, tiny_sweep
+from tests.conftest import GPUS, ROOT, tiny_sweep
 from tests.fixtures_data import user_fit, write_user_project
 from tuner import datasets
 from tuner.cli import main
@@ -220,11 +221,13 @@ def _line_of(text: str) -> int:
     return next(i for i, line in enumerate(lines, start=1) if text in line)
 
 
-def test_a_killed_trial_process_continues_from_the_functions_saved_state(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gpu", GPUS)
+def test_a_killed_trial_process_continues_from_the_functions_saved_state(tmp_path: Path, gpu: int) -> None:
     """The trial's process SIGKILLs itself in epoch 5 (once); Tune restarts the trial
     (``max_failures: 1``) and the function's ``run.restore()`` hands back the state it saved
     at its last checkpoint: it goes on from there, not from epoch 1, and ends exactly where an
-    uninterrupted training ends."""
+    uninterrupted training ends. On a GPU the state comes back on the CPU, so the function's
+    CPU ``torch.Generator`` takes its state back."""
     log = tmp_path / "calls.jsonl"
     marker = tmp_path / "killed"
     raw = function_sweep(log)
@@ -232,6 +235,7 @@ def test_a_killed_trial_process_continues_from_the_functions_saved_state(tmp_pat
     raw["search"] = {"method": "grid", "parameters": {"lr": {"values": [0.05]}}}
     raw["scheduler"] = {"name": "none", "max_t": 6}
     raw["max_failures"] = 1
+    raw["resources"] = {"cpu": 1, "gpu": gpu}
     sweep = from_dict(raw, source=str(tmp_path / "kill.yaml"))
     summary = run_sweep(sweep, storage=tmp_path / "runs", write=lambda _: None)
     assert marker.exists(), "the planned kill did not happen"
@@ -240,9 +244,13 @@ def test_a_killed_trial_process_continues_from_the_functions_saved_state(tmp_pat
     assert 1 <= second["restored"] <= 4, "the restarted trial did not continue from a checkpoint"
     (trial,) = summary.run.trials
     assert trial.status.value == "finished" and [h["epoch"] for h in trial.history] == [1, 2, 3, 4, 5, 6]
+    assert {h["device"] for h in trial.history} == {"cuda" if gpu else "cpu"}
     # the same training without the kill, in this process
     config = {**sweep.base_config(), "lr": 0.05, "fail": None, "step_s": 0, "log": None}
-    plain = TaskRun(metric="val_f1", mode="max", seed=sweep.seed, data=datasets.load(sweep).without_test())
+    device = torch.device("cuda" if gpu else "cpu")
+    plain = TaskRun(
+        metric="val_f1", mode="max", seed=sweep.seed, data=datasets.load(sweep).without_test(), device=device
+    )
     call(user_fit, config, plain)
     assert trial.history[-1]["val_f1"] == plain.reports[-1]["val_f1"]
     assert trial.history[-1]["train_loss"] == pytest.approx(plain.reports[-1]["train_loss"], rel=1e-6)

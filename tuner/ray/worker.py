@@ -87,12 +87,21 @@ class RayRun(Run):
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as d:
-            # map_location: a trial restored on another node may have another device (a GPU's
-            # checkpoint on a CPU). The file is this trial's own (resume is for trusted runs).
-            import torch
+            return load_checkpoint(Path(d) / CHECKPOINT_FILE)
 
-            saved = torch.load(Path(d) / CHECKPOINT_FILE, map_location=self.device, weights_only=False)
-        return saved if isinstance(saved, dict) else None
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The state a trial saved (``None`` if it is not a dict), every tensor on the CPU.
+
+    On the CPU, whatever device saved it: a trial restored on another node may have another
+    device (a GPU's checkpoint on a CPU-only node), a ``torch.Generator``'s state must be a CPU
+    tensor, and ``load_state_dict`` of a module or optimizer moves each tensor to the device of
+    the parameter it belongs to. The file is the trial's own (resume is for trusted runs).
+    """
+    import torch
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    return saved if isinstance(saved, dict) else None
 
 
 def run_trial(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import tiny_sweep
+from tests.conftest import GPUS, tiny_sweep
 from tuner import datasets
 from tuner.ray import experiment, worker
 from tuner.ray.search import RoundSearcher
@@ -34,11 +34,58 @@ def test_outside_a_tune_session_a_trial_has_one_cpu() -> None:
     assert worker.trial_cpus() == 1
 
 
+DEVICES = [
+    pytest.param("cpu", id="cpu"),
+    pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_checkpoint_loads_on_the_cpu_and_continues_exactly_on_the_trials_device(tmp_path: Path, device: str) -> None:
+    """A trial's saved state comes back with every tensor on the CPU (a CPU ``torch.Generator``
+    takes only a CPU state), and a Trainer on the trial's device goes on exactly as one that
+    never stopped; a GPU's checkpoint also continues on a CPU-only node."""
+    from tuner.models.data import load
+    from tuner.models.train import Trainer
+
+    data = load({"name": "synthetic", "n_samples": 300, "n_features": 8, "n_classes": 3, "seed": 0})
+    model = {"name": "mlp", "hidden": [16]}
+    train = {"epochs": 4, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "seed": 0}
+    straight = Trainer(model, train, data, device=device)
+    for _ in range(3):
+        expected = straight.step()
+    first = Trainer(model, train, data, device=device)
+    first.step(), first.step()
+    torch.save({"epoch": 2, "state": first.state_dict()}, tmp_path / worker.CHECKPOINT_FILE)
+    saved = worker.load_checkpoint(tmp_path / worker.CHECKPOINT_FILE)
+    assert saved is not None
+    tensors = [t for t in _leaves(saved) if isinstance(t, torch.Tensor)]
+    assert tensors and {t.device.type for t in tensors} == {"cpu"}
+    resumed = Trainer(model, {**train, "seed": 9}, data, device=device)
+    resumed.load_state_dict(saved["state"])
+    got = resumed.step()
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert next(resumed.model.parameters()).device.type == device
+    on_cpu = Trainer(model, train, data, device="cpu")  # restarted on a node without the GPU
+    on_cpu.load_state_dict(worker.load_checkpoint(tmp_path / worker.CHECKPOINT_FILE)["state"])  # type: ignore[index]
+    assert on_cpu.step()["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-3)
+    torch.save([1, 2], tmp_path / "list.pt")
+    assert worker.load_checkpoint(tmp_path / "list.pt") is None  # not a dict: no state
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
 EPOCHS = 6
 BATCHES_PER_EPOCH = 6  # 192 training samples of the tiny synthetic set in batches of 32
 
 
-def run_flaky(tmp_path: Path, name: str, **trial_args: Any) -> list[dict[str, Any]]:
+def run_flaky(tmp_path: Path, name: str, gpu: float = 0, **trial_args: Any) -> list[dict[str, Any]]:
     """One trial whose model raises once in epoch 4; returns its result.json rows."""
     marker = tmp_path / f"{name}.failed"
     sweep = from_dict(
@@ -74,7 +121,7 @@ def run_flaky(tmp_path: Path, name: str, **trial_args: Any) -> list[dict[str, An
             mode="max",
             scheduler=SchedulerSpec("none", 1, 2, 1, EPOCHS),
             cpu=1,
-            gpu=0,
+            gpu=gpu,
             max_failures=1,
         )
     )
@@ -84,14 +131,16 @@ def run_flaky(tmp_path: Path, name: str, **trial_args: Any) -> list[dict[str, An
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_a_failed_trial_continues_from_its_last_checkpoint_with_the_same_batches(tmp_path: Path) -> None:
-    every_epoch = run_flaky(tmp_path, "every-epoch", checkpoint_every_s=0)
+@pytest.mark.parametrize("gpu", GPUS)
+def test_a_failed_trial_continues_from_its_last_checkpoint_with_the_same_batches(tmp_path: Path, gpu: int) -> None:
+    every_epoch = run_flaky(tmp_path, "every-epoch", gpu=gpu, checkpoint_every_s=0)
+    assert {r["device"] for r in every_epoch} == {"cuda" if gpu else "cpu"}
     # restored from the checkpoint of epoch 3: epochs 1-3 are not trained again
     assert [r["epoch"] for r in every_epoch] == [1, 2, 3, 4, 5, 6]
     assert [r["checkpoint_dir_name"] is not None for r in every_epoch] == [True] * 6
     # a trial that took no checkpoint before it failed starts again from its first epoch
     # (checkpoint_every_s=1e9: no checkpoint, not even the first epoch's)
-    default = run_flaky(tmp_path, "default", checkpoint_every_s=1e9)
+    default = run_flaky(tmp_path, "default", gpu=gpu, checkpoint_every_s=1e9)
     assert [r["epoch"] for r in default] == [1, 2, 3, 1, 2, 3, 4, 5, 6]
     assert all(r["checkpoint_dir_name"] is None for r in default)
     # both end exactly where an uninterrupted trial ends: same weights, same batch order
