@@ -32,6 +32,14 @@ python3 -c "import torch, ray; print('torch', torch.__version__, 'cuda', torch.c
 
 rm -rf /tmp/tuner-gpu-runs
 echo "== 1. tests with a GPU case"
+python3 -c "
+import torch
+g = torch.Generator()
+try:
+    g.set_state(g.get_state().to('cuda')); print('a CPU generator took a cuda state')
+except Exception as e:
+    print('a CPU generator refuses a cuda state (what map_location=cuda did to a restore):', type(e).__name__, e)
+"
 timeout 240 python3 -m pytest -q -p no:cacheprovider -rs \
     tests/tuner/ray/test_worker.py tests/models \
     "tests/tuner/test_functions.py::test_a_killed_trial_process_continues_from_the_functions_saved_state" \
