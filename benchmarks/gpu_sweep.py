@@ -62,8 +62,8 @@ class GpuSampler:
         }
 
 
-def loop_speed(amp: bool) -> dict[str, float]:
-    """Samples/second of models.train.Trainer on CUDA (MNIST-1D, BN-CNN)."""
+def loop_speed(amp: bool, device: str = "cuda") -> dict[str, float]:
+    """Samples/second of models.train.Trainer on ``device`` (MNIST-1D, BN-CNN)."""
     import torch
 
     from tuner.models.data import load
@@ -71,15 +71,16 @@ def loop_speed(amp: bool) -> dict[str, float]:
 
     data = load({"name": "mnist1d", "val_fraction": 0.2})
     train = {"epochs": 10, "batch_size": 128, "optimizer": "adamw", "lr": 3e-3, "seed": 0, "amp": amp}
-    t = Trainer({"name": "cnn", "hidden": [32, 64, 64], "kernel_size": 5}, train, data, device="cuda")
+    t = Trainer({"name": "cnn", "hidden": [32, 64, 64], "kernel_size": 5}, train, data, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     t.train_epoch()  # warm-up (cuDNN autotune, allocator)
-    torch.cuda.synchronize()
+    sync()
     start = time.perf_counter()
     for _ in range(5):
         t.train_epoch()
-    torch.cuda.synchronize()
+    sync()
     seconds = time.perf_counter() - start
-    return {"samples_per_s": 5 * len(data.x_train) / seconds, "val_acc_after_6_epochs": t.evaluate()[1]}
+    return {"samples_per_s": 5 * len(data.x_train) / seconds, "val_acc_after_6_epochs": t.evaluate()["val_acc"]}
 
 
 def sweep(gpu: float, trials: int, storage: Path, amp: bool = False) -> dict[str, Any]:
