@@ -1,7 +1,5 @@
 """``python -m tuner`` is the ``tuner`` command."""
 
-import sys
+from tuner.cli import entry
 
-from tuner.cli import main
-
-sys.exit(main())
+entry()

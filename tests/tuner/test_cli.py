@@ -138,6 +138,32 @@ def test_run_as_a_command_end_to_end(write_sweep: Callable[..., Path], tmp_path:
     assert set(export["params"]) == {"train.lr", "train.momentum"}
 
 
+@pytest.mark.parametrize(("extra", "status"), [([], 0), (["--set", "train.lr=0"], 2)])
+def test_the_command_exits_with_mains_status_after_the_exit_handlers_and_with_its_output_flushed(
+    write_sweep: Callable[..., Path], extra: list[str], status: int
+) -> None:
+    """``tuner`` (cli.entry) ends the process itself, without the interpreter's teardown: what
+    was registered to run at exit still runs, buffered output still arrives, a thread still
+    writing finishes, and the status is main's."""
+    path = write_sweep(tiny_sweep())
+    code = (
+        "import atexit, sys, threading, time\n"
+        "from tuner import cli\n"
+        "atexit.register(lambda: print('exit handler ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), print('thread finished'))).start()\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        f"sys.argv = ['tuner', 'validate', {str(path)!r}, *{extra!r}]\n"
+        "cli.entry()\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == status, proc.stderr[-2000:]
+    assert "exit handler ran" in proc.stdout and "thread finished" in proc.stdout
+    assert "buffered, no newline" in proc.stdout and "not reached" not in proc.stdout
+    assert ("ok: mlp" in proc.stdout) == (status == 0)
+    assert ("train.lr: 0.0 must lie in" in proc.stderr) == (status == 2)
+
+
 def test_resume_help_says_a_run_directory_holds_pickled_state(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["resume", "--help"])

@@ -7,8 +7,10 @@ driver only (a printer, open files) is left out of the pickle and attached again
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ray import tune
@@ -90,6 +92,23 @@ class Outcome(tune.Callback):
         self.unfinished = len(self._live) + sum(1 for t in trials if t.status == "PENDING")
 
 
+@contextlib.contextmanager
+def _without_torch() -> Iterator[None]:
+    """tensorboardX's writer imports torch when it is imported, only to accept torch tensors,
+    which the driver never hands it (a result's metrics are numbers): ~1.5 s of the driver's CPU
+    as a run starts, on the cores its first trials start on. While it is imported here, torch
+    counts as absent (unless this process has imported it already)."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
 class EpochTensorBoard(TBXLoggerCallback):  # type: ignore[misc]
     """Ray Tune's TensorBoard logger, lean: a trial's own metrics under ``ray/tune/`` with the
     epoch as step, written to the trial's folder. Ray's writes every number of a result (Tune's
@@ -100,7 +119,8 @@ class EpochTensorBoard(TBXLoggerCallback):  # type: ignore[misc]
     FLUSH_S = 2.0
 
     def __init__(self) -> None:
-        super().__init__()
+        with _without_torch():
+            super().__init__()
         self._flushed: dict[Any, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks: open writers stay behind
