@@ -76,6 +76,33 @@ def snapshot_floor(seconds: float = SNAPSHOT_FLOOR_S) -> None:
 
 
 @contextlib.contextmanager
+def trainable_lookups_cached() -> Iterator[None]:
+    """Tune looks a trial's trainable up by name in the GCS's key-value store every time it
+    needs it: two round trips and an unpickling, several times for every trial it starts
+    (~7 ms of the driver's CPU a trial, a fifth of it: BENCHMARKS.md k). The trainable registered for an
+    experiment does not change while it runs, so within this block the driver asks once a name."""
+    from ray.tune.experiment import trial as trial_module
+
+    get, validate = trial_module.get_trainable_cls, trial_module.validate_trainable
+    found: dict[str, Any] = {}
+
+    def cached_get(name: str) -> Any:
+        if name not in found:
+            found[name] = get(name)
+        return found[name]
+
+    def cached_validate(name: str) -> None:
+        if name not in found:
+            validate(name)
+
+    trial_module.get_trainable_cls, trial_module.validate_trainable = cached_get, cached_validate
+    try:
+        yield
+    finally:
+        trial_module.get_trainable_cls, trial_module.validate_trainable = get, validate
+
+
+@contextlib.contextmanager
 def pending_trials(s: ExperimentSettings) -> Iterator[None]:
     """Let Tune create as many trials ahead as the cluster can run at once. Ray 2.60 keeps a
     custom searcher (ours) to ONE pending trial (``TUNE_MAX_PENDING_TRIALS_PG=auto``), so a
@@ -145,7 +172,7 @@ def run_experiment(s: ExperimentSettings) -> None:
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
         ),
     )
-    with batching(), pending_trials(s):
+    with batching(), pending_trials(s), trainable_lookups_cached():
         tuner.fit()
     _raise_if_interrupted(outcome)
 
@@ -194,6 +221,6 @@ def resume_experiment(s: ExperimentSettings) -> None:
                 cb.reattach(s.callbacks)
             elif isinstance(cb, SearcherLink):  # the searcher Tune restored: the driver's hook again
                 cb.searcher.hook = s.searcher.hook
-    with batching(), pending_trials(s):
+    with batching(), pending_trials(s), trainable_lookups_cached():
         tuner.fit()
     _raise_if_interrupted(outcome)

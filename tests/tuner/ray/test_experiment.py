@@ -78,3 +78,36 @@ def test_tune_creates_as_many_trials_ahead_as_fit_at_once(
     monkeypatch.setenv("TUNE_MAX_PENDING_TRIALS_PG", "1")  # the user's own value wins
     with experiment.pending_trials(s):
         assert os.environ["TUNE_MAX_PENDING_TRIALS_PG"] == "1"
+
+
+def test_the_trainable_is_looked_up_once_a_name_within_an_experiment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tune asks the GCS for a trial's trainable several times a trial; within the block the
+    driver asks once a name, an unknown name still fails as Tune's own check does, and the
+    lookups are Tune's own again after it."""
+    from ray.tune.experiment import trial as trial_module
+
+    from tuner.ray.experiment import trainable_lookups_cached
+
+    asked: list[str] = []
+
+    def get(name: str) -> object:
+        asked.append(name)
+        return object()
+
+    def validate(name: str) -> None:
+        asked.append(f"validate {name}")
+        if name == "unknown":
+            raise ValueError("Unknown trainable: unknown")
+
+    monkeypatch.setattr(trial_module, "get_trainable_cls", get)
+    monkeypatch.setattr(trial_module, "validate_trainable", validate)
+    with trainable_lookups_cached():
+        first = trial_module.get_trainable_cls("run_trial")
+        trial_module.validate_trainable("run_trial")
+        assert trial_module.get_trainable_cls("run_trial") is first
+        other = trial_module.get_trainable_cls("other")
+        with pytest.raises(ValueError, match="Unknown trainable"):
+            trial_module.validate_trainable("unknown")
+    assert other is not first
+    assert asked == ["run_trial", "other", "validate unknown"]
+    assert trial_module.get_trainable_cls is get and trial_module.validate_trainable is validate
