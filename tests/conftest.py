@@ -19,12 +19,12 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-# A test parametrized with ``GPUS`` runs its trials on the CPU and, on a machine with CUDA, on a
-# GPU too (CI has none: the GPU case shows as skipped; BENCHMARKS.md g says where it ran).
-GPUS = [
-    pytest.param(0, id="cpu"),
-    pytest.param(1, id="gpu", marks=pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")),
-]
+# A test parametrized with ``GPUS`` (GPUs a trial) or ``DEVICES`` (a torch device) runs on the
+# CPU and, on a machine with CUDA, on a GPU too (CI has none: the GPU case shows as skipped;
+# BENCHMARKS.md g says where it ran).
+_NEEDS_CUDA = pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+GPUS = [pytest.param(0, id="cpu"), pytest.param(1, id="gpu", marks=_NEEDS_CUDA)]
+DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=_NEEDS_CUDA)]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -76,11 +76,20 @@ def snapshot_floor(seconds: float = SNAPSHOT_FLOOR_S) -> None:
 
 
 @contextlib.contextmanager
+def driver_settings(s: ExperimentSettings) -> Iterator[None]:
+    """What the driver sets for the length of one experiment, started or resumed: result
+    batching, trials created ahead, the trainable looked up once."""
+    with batching(), pending_trials(s), trainable_lookups_cached():
+        yield
+
+
+@contextlib.contextmanager
 def trainable_lookups_cached() -> Iterator[None]:
     """Tune looks a trial's trainable up by name in the GCS's key-value store every time it
     needs it: two round trips and an unpickling, several times for every trial it starts
-    (~7 ms of the driver's CPU a trial, a fifth of it: BENCHMARKS.md k). The trainable registered for an
-    experiment does not change while it runs, so within this block the driver asks once a name."""
+    (~7 ms of the driver's CPU a trial, a fifth of it: BENCHMARKS.md k). The trainable
+    registered for an experiment does not change while it runs, so within this block the
+    driver asks once a name."""
     from ray.tune.experiment import trial as trial_module
 
     get, validate = trial_module.get_trainable_cls, trial_module.validate_trainable
@@ -172,7 +181,7 @@ def run_experiment(s: ExperimentSettings) -> None:
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
         ),
     )
-    with batching(), pending_trials(s), trainable_lookups_cached():
+    with driver_settings(s):
         tuner.fit()
     _raise_if_interrupted(outcome)
 
@@ -221,6 +230,6 @@ def resume_experiment(s: ExperimentSettings) -> None:
                 cb.reattach(s.callbacks)
             elif isinstance(cb, SearcherLink):  # the searcher Tune restored: the driver's hook again
                 cb.searcher.hook = s.searcher.hook
-    with batching(), pending_trials(s), trainable_lookups_cached():
+    with driver_settings(s):
         tuner.fit()
     _raise_if_interrupted(outcome)

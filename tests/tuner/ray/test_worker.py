@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import GPUS, tiny_sweep
+from tests.conftest import DEVICES, GPUS, tiny_sweep
 from tuner import datasets
 from tuner.ray import experiment, worker
 from tuner.ray.search import RoundSearcher
@@ -32,12 +32,6 @@ def test_the_trial_uses_the_gpu_ray_assigned_and_else_the_cpu(monkeypatch: pytes
 
 def test_outside_a_tune_session_a_trial_has_one_cpu() -> None:
     assert worker.trial_cpus() == 1
-
-
-DEVICES = [
-    pytest.param("cpu", id="cpu"),
-    pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
-]
 
 
 @pytest.mark.parametrize("device", DEVICES)
