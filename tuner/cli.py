@@ -10,20 +10,13 @@ drift; 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
 import json
-import logging
-import os
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from tuner.errors import InputError, RunError, log_bug
 from tuner.parser import build_parser
-
-log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_DRIFT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -280,35 +273,9 @@ def _from_user_code(error: BaseException, refs: Sequence[str]) -> bool:
     return bool(user_frames(error, theirs))
 
 
-def entry() -> NoReturn:
-    """The ``tuner`` command (and ``python -m tuner``): :func:`main`, then a quick exit.
-
-    Once the command is done and its files are written, Ray is shut down here rather than by
-    its exit hook (which first sleeps half a second, then waits a second on an idle process),
-    the exit handlers run, and the process ends without the interpreter's second of tearing
-    down modules: ~3 s of a sweep's end to end become ~0.4 s (BENCHMARKS.md i).
-    """
-    code = main()
-    from tuner.ray import cluster
-
-    try:
-        cluster.disconnect()
-    except Exception as e:  # the command's work is done: a failing shutdown is only logged
-        log.debug("Ray's shutdown failed: %s", e)
-    atexit._run_exitfuncs()  # what the user's code and the libraries registered
-    for thread in threading.enumerate():  # a thread still writing finishes first
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join(timeout=10)
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # closed: `tuner space | head`
-            stream.flush()
-    os._exit(code)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tuner`` command; returns the exit status (the command itself is
-    :func:`entry`, which also ends the process quickly)."""
+    :func:`tuner.__main__.entry`, which also ends the process quickly)."""
     command = None
     try:
         args = build_parser().parse_args(argv)

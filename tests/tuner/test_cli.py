@@ -142,18 +142,18 @@ def test_run_as_a_command_end_to_end(write_sweep: Callable[..., Path], tmp_path:
 def test_the_command_exits_with_mains_status_after_the_exit_handlers_and_with_its_output_flushed(
     write_sweep: Callable[..., Path], extra: list[str], status: int
 ) -> None:
-    """``tuner`` (cli.entry) ends the process itself, without the interpreter's teardown: what
+    """``tuner`` (tuner.__main__.entry) ends the process itself, without the interpreter's teardown: what
     was registered to run at exit still runs, buffered output still arrives, a thread still
     writing finishes, and the status is main's."""
     path = write_sweep(tiny_sweep())
     code = (
         "import atexit, sys, threading, time\n"
-        "from tuner import cli\n"
+        "from tuner.__main__ import entry\n"
         "atexit.register(lambda: print('exit handler ran'))\n"
         "threading.Thread(target=lambda: (time.sleep(0.5), print('thread finished'))).start()\n"
         "sys.stdout.write('buffered, no newline')\n"
         f"sys.argv = ['tuner', 'validate', {str(path)!r}, *{extra!r}]\n"
-        "cli.entry()\n"
+        "entry()\n"
         "print('not reached')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
