@@ -176,7 +176,10 @@ def test_a_killed_trial_process_restarts_from_its_last_checkpoint(cluster: Local
     rs = rows(run_dir)[name]
     after = [r for r in rs if r["pid"] != pid]
     assert after, "the trial never ran again"
-    assert 1 < after[0]["epoch"] <= epoch + 1, f"restarted at epoch {after[0]['epoch']} after a kill at {epoch}"
+    # The process may have reported (and checkpointed) an epoch more between the row seen and
+    # the kill: the restart follows the last epoch the killed process reported.
+    last = max(r["epoch"] for r in rs if r["pid"] == pid)
+    assert epoch <= last and 1 < after[0]["epoch"] <= last + 1, f"restarted at epoch {after[0]['epoch']} after {last}"
     assert sorted({r["epoch"] for r in rs}) == list(range(1, 7))
     assert [t.status for t in load_run(run_dir).trials] == ["finished"] * 2
 
@@ -329,14 +332,16 @@ def test_the_cluster_reports_node_types_its_autoscaler_can_start(cluster: LocalC
 
 def test_a_driver_without_the_clusters_token_is_refused(cluster: LocalCluster, tmp_path: Path) -> None:
     """Proves point 6 on a real cluster: token authentication is on; a driver presenting
-    another token cannot join (exit 1, a one-line message, no run directory)."""
+    another token cannot join (exit 1, a one-line message, no run directory), told by the
+    GCS's first answer instead of after Ray's ~20 s of retries."""
     sweep = write_sweep(tmp_path, **{"scheduler.name": "none", "search.num_samples": 1})
     env = cluster.env(RAY_AUTH_TOKEN="0" * 64)
     with Cli(
         tmp_path, env, "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
     ) as cli:
         assert cli.wait(timeout=180) == 1, cli.text()
-    assert "cannot join the Ray cluster" in cli.err.read_text()
+    err = cli.err.read_text().strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"tuner: cannot join the Ray cluster at {cluster.address}: "), err
     assert not (tmp_path / "runs").exists()
 
 

@@ -80,8 +80,9 @@ def check_address(address: str | None) -> str | None:
     raise InputError(f"--address: {address[:80]!r} must be auto, HOST:PORT or ray://HOST:PORT")
 
 
-def _reachable(address: str) -> None:
-    """Fail at once when nothing listens at a cluster's GCS (``auto`` or ``HOST:PORT``)."""
+def _reachable(address: str) -> str:
+    """Fail at once when nothing listens at a cluster's GCS (``auto`` or ``HOST:PORT``);
+    returns the GCS's ``HOST:PORT``."""
     from ray._private import services
 
     try:
@@ -102,6 +103,7 @@ def _reachable(address: str) -> None:
             f"--address {address}: {what} at {resolved} is not running ({e.strerror or e}); "
             "start it again, or leave --address out for a local instance"
         ) from None
+    return resolved
 
 
 def connect(
@@ -158,17 +160,49 @@ def connect(
             )
         else:
             if not address.startswith("ray://"):
-                _reachable(address)
+                _token_accepted(address, _reachable(address))
             kwargs["address"] = address
         try:
             ray.init(**kwargs)
         except (ConnectionError, TimeoutError, ray.exceptions.AuthenticationError) as e:
-            raise RunError(
-                f"cannot join the Ray cluster at {address}: {type(e).__name__}: {_first_line(e)} "
-                "(is the address right, and does this driver hold the cluster's token: RAY_AUTH_TOKEN, "
-                "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token?)"
-            ) from e
+            raise _cannot_join(address, e) from e
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
+
+
+def _cannot_join(address: str, e: BaseException) -> RunError:
+    return RunError(
+        f"cannot join the Ray cluster at {address}: {type(e).__name__}: {_first_line(e)} "
+        "(is the address right, and does this driver hold the cluster's token: RAY_AUTH_TOKEN, "
+        "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token?)"
+    )
+
+
+def _token_accepted(address: str, resolved: str) -> None:
+    """Fail at once when the cluster's GCS refuses this driver's token: Ray's own start
+    retries a refused token once a second for ~20 s before it says so."""
+    import ray
+    from ray._raylet import GcsClient
+
+    try:
+        with _stderr_muted():  # the GCS client's own warning of the refusal: said in our one line instead
+            GcsClient(address=resolved)
+    except ray.exceptions.AuthenticationError as e:
+        raise _cannot_join(address, e) from None
+    except Exception as e:  # anything else: Ray's own start says it, with its retries
+        log.debug("GCS preflight at %s: %s", resolved, e)
+
+
+@contextlib.contextmanager
+def _stderr_muted() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for a block (what Ray's C++ core logs there)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _first_line(e: BaseException) -> str:
