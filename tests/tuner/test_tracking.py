@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_int
 ) -> None:
     """Our logger replaces Ray's (which wrote ~20 bookkeeping scalars and flushed each result):
     the trial's metrics, step = epoch, all in the file once the trial ends; a diverged
-    epoch's NaN is left out; pickled into the experiment without its open writers."""
+    epoch's NaN is left out; pickled into the experiment without its open writers; no thread
+    a trial."""
     import pickle
 
     from tuner.ray.callbacks import EpochTensorBoard
@@ -68,6 +70,7 @@ def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_int
 
     trial = Trial()
     tb = EpochTensorBoard()
+    threads = threading.active_count()
     for epoch, loss in ((1, 0.9), (2, 0.5), (3, float("nan"))):
         tb.log_trial_result(
             epoch,
@@ -84,9 +87,13 @@ def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_int
                 "config": {"train.lr": 0.1},
             },
         )
+    # written in the driver's thread: no writer thread nor queue a trial (tensorboardX's
+    # SummaryWriter starts both: ~5 ms of the driver's CPU a trial)
+    assert threading.active_count() == threads
     state = pickle.loads(pickle.dumps(tb)).__dict__
     assert state["_trial_writer"] == {} and tb._trial_writer
     tb.log_trial_end(trial)
+    assert threading.active_count() == threads and not tb._trial_writer
     (events,) = tmp_path.glob("events.out.tfevents.*")
     scalars = read_events(events)
     assert {k for k in scalars if k.startswith("ray/")} == {

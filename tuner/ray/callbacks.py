@@ -8,6 +8,7 @@ driver only (a printer, open files) is left out of the pickle and attached again
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -109,12 +110,48 @@ def _without_torch() -> Iterator[None]:
             del sys.modules["torch"]
 
 
+class TrialEvents:
+    """One trial's TensorBoard event file, written in the calling thread. tensorboardX's
+    ``SummaryWriter`` gives every writer a queue (a pipe and its feeder thread) and a writer
+    thread of its own: ~5 ms of the driver's CPU a trial to start and stop them, a sixth of the
+    driver's whole cost a trial in a sweep of short trials (BENCHMARKS.md k), for a few
+    scalars an epoch. This is what Tune's TensorBoard logger uses of a writer: ``add_scalar``,
+    ``file_writer.add_summary`` (the trial's hparams at its end), ``flush`` and ``close``."""
+
+    def __init__(self, logdir: str) -> None:
+        from tensorboardX.event_file_writer import EventsWriter
+
+        os.makedirs(logdir, exist_ok=True)
+        self._events = EventsWriter(os.path.join(logdir, "events"))  # events.out.tfevents.TIME.HOST
+        self.file_writer = self
+
+    def add_summary(self, summary: Any, global_step: int | None = None) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        event = Event(summary=summary, wall_time=time.time())
+        if global_step is not None:
+            event.step = int(global_step)
+        self._events.write_event(event)
+
+    def add_scalar(self, tag: str, value: float, global_step: int | None = None) -> None:
+        from tensorboardX.summary import scalar
+
+        self.add_summary(scalar(tag, value), global_step)
+
+    def flush(self) -> None:
+        self._events.flush()
+
+    def close(self) -> None:
+        self._events.close()
+
+
 class EpochTensorBoard(TBXLoggerCallback):  # type: ignore[misc]
     """Ray Tune's TensorBoard logger, lean: a trial's own metrics under ``ray/tune/`` with the
     epoch as step, written to the trial's folder. Ray's writes every number of a result (Tune's
     bookkeeping too: ~20 scalars) and flushes the file after each, ~5 ms of the driver's CPU a
     result, on the cores the trials train on; this one writes the trial's metrics and flushes
-    at most every :attr:`FLUSH_S` per trial, and at the trial's end."""
+    at most every :attr:`FLUSH_S` per trial, and at the trial's end, through a
+    :class:`TrialEvents` of its own (no thread a trial)."""
 
     FLUSH_S = 2.0
 
@@ -125,6 +162,13 @@ class EpochTensorBoard(TBXLoggerCallback):  # type: ignore[misc]
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks: open writers stay behind
         return {**self.__dict__, "_trial_writer": {}, "_trial_result": {}, "_flushed": {}}
+
+    def log_trial_start(self, trial: Any) -> None:
+        if trial in self._trial_writer:
+            self._trial_writer[trial].close()
+        trial.init_local_path()
+        self._trial_writer[trial] = TrialEvents(trial.local_path)
+        self._trial_result[trial] = {}
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         if trial not in self._trial_writer:

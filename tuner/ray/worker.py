@@ -27,10 +27,10 @@ CHECKPOINT_FILE = "state.pt"
 
 
 def trial_device() -> torch.device:
-    import torch
-
     """The GPU Ray assigned this trial (Ray sets CUDA_VISIBLE_DEVICES to it, so it is
     ``cuda`` inside the process), or the CPU when Ray gave it none."""
+    import torch
+
     if ray.get_gpu_ids() and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
