@@ -22,6 +22,8 @@ startup          ``tuner run`` end to end vs the same sweep in one Optuna proces
                  (``benchmarks/optuna_peer.py``); where the seconds before the first trial go
 driver_scale     the driver's CPU a trial and efficiency from 200 to 10,000 sleeping trials,
                  beside a plain Ray Tune script
+driver_ab        the driver's own changes (TensorBoard without threads, trainable lookups
+                 cached), each against itself undone, alternated in one process
 checkpoint_cost  a trial checkpointing every epoch (before) vs by its cost (now)
 result_batching  a trial sending each result alone (before) vs in batches (now)
 trial_speed      samples/s of ``models.train.Trainer`` vs a bare PyTorch loop
@@ -42,6 +44,7 @@ BENCHMARKS = (
     "bn_lr",
     "orchestration",
     "driver_scale",
+    "driver_ab",
     "startup",
     "refine_rounds",
     "checkpoint_cost",

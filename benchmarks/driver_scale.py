@@ -44,8 +44,9 @@ def sizes(ctx: Context) -> dict[str, Any]:
     return {"trials": [200, 2_000], "seconds": 0.5, "cpus": 16}
 
 
-def ours(ctx: Context, trials: int, seconds: float, cpus: int) -> dict[str, Any]:
-    """``trials`` sleeping trials through tuner's experiment path."""
+def ours(ctx: Context, trials: int, seconds: float, cpus: int, label: str = "") -> dict[str, Any]:
+    """``trials`` sleeping trials through tuner's experiment path (run directories under
+    ``ours-TRIALS``, or ``label``)."""
     from tuner.progress import Progress
     from tuner.ray import experiment
     from tuner.ray.search import RoundSearcher
@@ -56,7 +57,7 @@ def ours(ctx: Context, trials: int, seconds: float, cpus: int) -> dict[str, Any]
     searcher = RoundSearcher(params, "random", [trials], seed=0, metric="val_acc", mode="max")
     progress = Progress("val_acc", "max", 1, label="scale", write=lambda line: None)
     settings = experiment.ExperimentSettings(
-        storage=ctx.storage(f"ours-{trials}"),
+        storage=ctx.storage(label or f"ours-{trials}"),
         name="trials",
         trial_args={
             "function": "benchmarks.plain_ray:sleep_fit",

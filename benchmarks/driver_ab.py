@@ -1,0 +1,81 @@
+"""The driver's own changes, each against itself undone (BENCHMARKS.md k).
+
+The same sleeping trials (``plain_ray.sleep_fit``) through tuner's experiment path
+(``driver_scale.ours``), alternated A B A B in one process after a warm-up run, on one Ray
+instance of logical CPUs: the driver's CPU a trial and the wall time, with the change and with
+it undone. The changes:
+
+- ``tensorboard``: each trial's TensorBoard file written in the driver's thread
+  (``tuner.ray.callbacks.TrialEvents``) against tensorboardX's ``SummaryWriter`` (a queue and a
+  writer thread a trial);
+- ``lookups``: Tune's trainable looked up once a name (``experiment.trainable_lookups_cached``)
+  against Tune's own lookups, several a trial.
+
+Default: 600 half-second trials on 16 logical CPUs, 2 runs of each. Quick: 40 trials of 0.1 s
+on 8 CPUs, once. ``TUNER_AB=tensorboard``: one change only. Run it alone: the first connection
+of the process starts Ray with the CPUs it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from benchmarks import driver_scale
+from benchmarks.common import Context
+
+CHANGES = ("tensorboard", "lookups")
+
+
+@contextlib.contextmanager
+def undone(change: str) -> Iterator[None]:
+    """The driver as it was before ``change``."""
+    from tuner.ray import callbacks, experiment
+
+    if change == "tensorboard":
+        from ray.tune.logger import TBXLoggerCallback
+
+        cls, name, before = callbacks.EpochTensorBoard, "log_trial_start", TBXLoggerCallback.log_trial_start
+    elif change == "lookups":
+        cls, name, before = experiment, "trainable_lookups_cached", contextlib.nullcontext
+    else:
+        raise SystemExit(f"TUNER_AB: {change!r} is not one of {', '.join(CHANGES)}")
+    now = getattr(cls, name)
+    setattr(cls, name, before)
+    try:
+        yield
+    finally:
+        setattr(cls, name, now)
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    from tuner.ray import cluster
+
+    trials, seconds, cpus, repeats = (40, 0.1, 8, 1) if ctx.quick else (600, 0.5, 16, 2)
+    changes = [c for c in os.environ.get("TUNER_AB", ",".join(CHANGES)).split(",") if c]
+    for change in changes:
+        with undone(change):  # an unknown name stops here, before Ray starts
+            pass
+    cpus = int(cluster.connect(num_cpus=cpus).get("CPU", cpus))
+    driver_scale.ours(ctx, max(20, trials // 10), seconds, cpus, "warm-up")  # imports, Ray's first workers
+    out: dict[str, Any] = {"sizes": {"trials": trials, "seconds": seconds, "cpus": cpus, "repeats": repeats}}
+    for change in changes:
+        rows: dict[str, list[dict[str, Any]]] = {"now": [], "undone": []}
+        for rep in range(repeats):
+            for way in rows:
+                with undone(change) if way == "undone" else contextlib.nullcontext():
+                    row = driver_scale.ours(ctx, trials, seconds, cpus, f"{change}-{way}-{rep}")
+                rows[way].append(row)
+                ctx.say(
+                    f"{change} {way:<7} {trials} trials of {seconds:g}s on {cpus} CPUs: wall {row['wall_s']:.1f}s, "
+                    f"driver CPU {row['driver_cpu_per_trial_ms']:.1f} ms a trial"
+                )
+        mean = {way: sum(r["driver_cpu_per_trial_ms"] for r in rs) / len(rs) for way, rs in rows.items()}
+        change_ratio = mean["now"] / mean["undone"]
+        ctx.say(
+            f"{change}: driver CPU a trial {mean['now']:.1f} ms against {mean['undone']:.1f} ms undone ({change_ratio:.2f})"
+        )
+        out[change] = {"rows": rows, "driver_cpu_ms": mean, "ratio": change_ratio}
+    return out
