@@ -303,11 +303,11 @@ def test_the_cluster_reports_node_types_its_autoscaler_can_start(cluster: LocalC
         )
     )
     code = (
-        "import sys; from tuner import nodetypes; from tuner.ray import cluster;"
+        "import sys; from tuner import nodetypes; from tuner.ray import nodes;"
         "nodetypes.main([sys.argv[1], '--address', sys.argv[2]]);"
-        "nodes, types = cluster.cluster_nodes(), cluster.autoscaler_node_types();"
-        "print('NOTE', cluster.check_resources('s.yaml', 1, 1, nodes, types));"
-        "print('TOO BIG', cluster.check_resources('s.yaml', 1, 2, nodes, types))"
+        "live, types = nodes.cluster_nodes(), nodes.autoscaler_node_types();"
+        "print('NOTE', nodes.check_resources('s.yaml', 1, 1, live, types));"
+        "print('TOO BIG', nodes.check_resources('s.yaml', 1, 2, live, types))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(config), cluster.address],

@@ -30,11 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = config.get("head_node_type")
     if head in types:  # the head is never started by the autoscaler
         types[head] = {**types[head], "max_workers": 0}
-    from tuner.ray import cluster
+    from tuner.ray import cluster, nodes
 
     cluster.connect(cluster.check_address(args.address))
-    cluster.publish_node_types(types, max_workers=config.get("max_workers"))
-    for t in cluster.autoscaler_node_types():
+    nodes.publish_node_types(types, max_workers=config.get("max_workers"))
+    for t in nodes.autoscaler_node_types():
         resources = dict(sorted(t["resources"].items()))  # Ray hands them back in no fixed order
         print(f"{t['name']}: {resources} (up to {t['max_count'] if t['max_count'] >= 0 else 'any number of'} nodes)")
     return 0

@@ -73,7 +73,7 @@ def prepare(
     Raises:
         InputError: bad data, no cluster at ``address``, or no node that fits a trial.
     """
-    from tuner.ray import cluster
+    from tuner.ray import cluster, nodes
 
     timings = {} if timings is None else timings
     usercode.add_to_path(sweep.base_dir)
@@ -82,8 +82,8 @@ def prepare(
     env = usercode.runtime_env(sweep.code_refs(), sweep.base_dir)
     resources = cluster.connect(address, num_cpus=num_cpus, runtime_env=env or None)
     timings["ray_ready"] = time.time()
-    note = cluster.check_resources(
-        sweep.source, sweep.resources.cpu, sweep.resources.gpu, cluster.cluster_nodes(), cluster.autoscaler_node_types()
+    note = nodes.check_resources(
+        sweep.source, sweep.resources.cpu, sweep.resources.gpu, nodes.cluster_nodes(), nodes.autoscaler_node_types()
     )
     return data, resources, note
 

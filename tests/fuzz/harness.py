@@ -51,11 +51,11 @@ def dry_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fake local cluster of two CPUs whose rounds train nothing: a run creates, writes and
     reads its run directory (and fails for want of results) without Ray."""
     from tuner import rounds
-    from tuner.ray import cluster
+    from tuner.ray import cluster, nodes
 
     monkeypatch.setattr(cluster, "connect", lambda *a, **k: {"CPU": 2.0, "GPU": 0.0})
-    monkeypatch.setattr(cluster, "cluster_nodes", lambda: [{"node_id": "n", "address": "x", "resources": {"CPU": 2}}])
-    monkeypatch.setattr(cluster, "autoscaler_node_types", lambda: [])
+    monkeypatch.setattr(nodes, "cluster_nodes", lambda: [{"node_id": "n", "address": "x", "resources": {"CPU": 2}}])
+    monkeypatch.setattr(nodes, "autoscaler_node_types", lambda: [])
     monkeypatch.setattr(rounds, "run_rounds", lambda *a, **k: None)
 
 

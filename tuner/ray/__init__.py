@@ -3,7 +3,8 @@
 Ray's API moves between releases; this project pins ``ray[tune]==2.60.*`` and keeps its calls
 in this package, so that an upgrade of Ray changes these files alone:
 
-- :mod:`~tuner.ray.cluster`: starting or joining a cluster, its resources and node types;
+- :mod:`~tuner.ray.cluster`: starting or joining a cluster, and leaving it;
+- :mod:`~tuner.ray.nodes`: a cluster's live nodes, its autoscaler's node types, whether a trial fits;
 - :mod:`~tuner.ray.search`: search domains and searchers on the parameters' latent scales;
 - :mod:`~tuner.ray.asha`: ASHA, with its rung records saved for ``tuner resume``;
 - :mod:`~tuner.ray.callbacks`: progress, the end of an experiment, TensorBoard, MLflow, Optuna;

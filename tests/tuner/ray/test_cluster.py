@@ -13,7 +13,7 @@ import pytest
 
 from tests.cluster import ROOT
 from tuner.errors import InputError
-from tuner.ray import cluster
+from tuner.ray import cluster, nodes
 
 
 def test_token_authentication_cannot_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,7 +41,7 @@ def test_the_local_instance_keeps_token_auth_on_and_its_dashboard_off_and_on_loo
     params = ray._private.worker._global_node._ray_params
     assert params.include_dashboard is False and params.dashboard_host == "127.0.0.1"
     assert get_authentication_mode() == AuthenticationMode.TOKEN
-    assert cluster.autoscaler_node_types() == []  # a local instance has no autoscaler to report
+    assert nodes.autoscaler_node_types() == []  # a local instance has no autoscaler to report
 
 
 @pytest.mark.usefixtures("ray_session")
