@@ -35,9 +35,10 @@ def undone(change: str) -> Iterator[None]:
     from tuner.ray import callbacks, experiment
 
     if change == "tensorboard":
-        from ray.tune.logger import TBXLoggerCallback
+        with callbacks._without_torch():  # as the driver imports it: torch stays out
+            from tensorboardX import SummaryWriter
 
-        cls, name, before = callbacks.EpochTensorBoard, "log_trial_start", TBXLoggerCallback.log_trial_start
+        cls, name, before = callbacks.EpochTensorBoard, "WRITER", SummaryWriter
     elif change == "lookups":
         cls, name, before = experiment, "trainable_lookups_cached", contextlib.nullcontext
     else:

@@ -115,10 +115,11 @@ class TrialEvents:
     ``SummaryWriter`` gives every writer a queue (a pipe and its feeder thread) and a writer
     thread of its own: ~5 ms of the driver's CPU a trial to start and stop them, a sixth of the
     driver's whole cost a trial in a sweep of short trials (BENCHMARKS.md k), for a few
-    scalars an epoch. This is what Tune's TensorBoard logger uses of a writer: ``add_scalar``,
+    scalars an epoch. It is the logger's writer class (:attr:`EpochTensorBoard.WRITER`), made as
+    Tune makes one, and has what Tune's TensorBoard logger uses of a writer: ``add_scalar``,
     ``file_writer.add_summary`` (the trial's hparams at its end), ``flush`` and ``close``."""
 
-    def __init__(self, logdir: str) -> None:
+    def __init__(self, logdir: str, flush_secs: float = 0.0) -> None:  # flush_secs: Tune's; unused
         from tensorboardX.event_file_writer import EventsWriter
 
         os.makedirs(logdir, exist_ok=True)
@@ -151,24 +152,19 @@ class EpochTensorBoard(TBXLoggerCallback):  # type: ignore[misc]
     bookkeeping too: ~20 scalars) and flushes the file after each, ~5 ms of the driver's CPU a
     result, on the cores the trials train on; this one writes the trial's metrics and flushes
     at most every :attr:`FLUSH_S` per trial, and at the trial's end, through a
-    :class:`TrialEvents` of its own (no thread a trial)."""
+    :class:`TrialEvents` a trial (no thread a trial)."""
 
     FLUSH_S = 2.0
+    WRITER: Any = TrialEvents  # a trial's writer, in place of Ray's tensorboardX SummaryWriter
 
     def __init__(self) -> None:
         with _without_torch():
             super().__init__()
+        self._summary_writer_cls = self.WRITER
         self._flushed: dict[Any, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks: open writers stay behind
         return {**self.__dict__, "_trial_writer": {}, "_trial_result": {}, "_flushed": {}}
-
-    def log_trial_start(self, trial: Any) -> None:
-        if trial in self._trial_writer:
-            self._trial_writer[trial].close()
-        trial.init_local_path()
-        self._trial_writer[trial] = TrialEvents(trial.local_path)
-        self._trial_result[trial] = {}
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict[str, Any]) -> None:
         if trial not in self._trial_writer:
