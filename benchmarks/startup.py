@@ -9,7 +9,12 @@ pruning rungs, two threads). Figures: each one's wall time and their ratio (goal
 and the share of the run with no trial running — for this sweep and for ``sweeps/quickstart.yaml``
 (goal: under 15%).
 
-Full size: 2 × (tuner, Optuna) and one quickstart run. Quick: 4 trials × 2 epochs, once, no quickstart.
+A third command runs the same ``tuner run`` on the local instance ``tuner up`` keeps (the way to
+tune again and again on one machine: each command joins it instead of starting Ray), and the
+quickstart runs both ways too.
+
+Full size: 2 × (tuner, Optuna, tuner on tuner up's instance) and the quickstart both ways.
+Quick: 4 trials × 2 epochs, once, no quickstart.
 """
 
 from __future__ import annotations
@@ -17,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -93,10 +96,13 @@ def busy_union(spans: list[tuple[float, float]], lo: float, hi: float) -> float:
     return total
 
 
-def run_tuner(ctx: Context, sweep_file: Path, label: str, address: str | None = None) -> dict[str, Any]:
+def run_tuner(ctx: Context, sweep_file: Path, label: str, cache: Path, address: str | None = None) -> dict[str, Any]:
+    """``tuner run`` from a fresh interpreter with ``cache`` as its ``$TUNER_CACHE`` (where the
+    record of an instance ``tuner up`` keeps is looked for)."""
     storage = ctx.storage(label)
     command = [sys.executable, "-m", "tuner", "run", str(sweep_file), "--storage", str(storage), "--json"]
-    start, summary, end = last_json_line("tuner run", command + (["--address", address] if address else []))
+    env = {**os.environ, "TUNER_CACHE": str(cache)}
+    start, summary, end = last_json_line("tuner run", command + (["--address", address] if address else []), env)
     run_dir = Path(summary["run_dir"])
     timings = json.loads((run_dir / "run.json").read_text())["timings"]
     spans = trial_intervals(run_dir)
@@ -134,11 +140,13 @@ def run_optuna(trials: int, epochs: int) -> dict[str, Any]:
     return {"wall_s": end - start, **{k: v for k, v in out.items() if k != "wall_s"}}
 
 
-def last_json_line(what: str, command: list[str]) -> tuple[float, dict[str, Any], float]:
+def last_json_line(
+    what: str, command: list[str], env: dict[str, str] | None = None
+) -> tuple[float, dict[str, Any], float]:
     """Run ``command`` from a fresh interpreter in the project's root: (its start time, the
     JSON of its last output line, its end time); a failure raises with its stderr's tail."""
     start = time.time()
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     end = time.time()
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -146,34 +154,43 @@ def last_json_line(what: str, command: list[str]) -> tuple[float, dict[str, Any]
 
 
 @contextlib.contextmanager
-def ray_instance_up(cpus: int) -> Iterator[str]:
-    """A local Ray instance kept up across commands (``ray start --head --block``, token auth
-    on), as a user who tunes again and again would keep one; yields its address, stops it after."""
-    port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    ray_cli = Path(sys.executable).with_name("ray")
-    head = subprocess.Popen(
-        [str(ray_cli), "start", "--head", "--block", f"--port={port}", f"--num-cpus={cpus}", "--num-gpus=0",
-         "--include-dashboard=false"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+def ray_instance_up(cache: Path, cpus: int) -> Iterator[str]:
+    """The local Ray instance ``tuner up`` keeps (recorded under ``cache``, never the user's own
+    ``$TUNER_CACHE``), as a user who tunes again and again would keep one; yields its address,
+    stops it (``tuner down``) after."""
+    from tuner.ray import instance
+
+    saved = os.environ.get("TUNER_CACHE")
+    os.environ["TUNER_CACHE"] = str(cache)
     try:
-        address = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while subprocess.run([str(ray_cli), "status", f"--address={address}"], env=env, capture_output=True).returncode:
-            if head.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("ray start --head did not come up")
-            time.sleep(1)
-        yield address
+        inst, _ = instance.start(num_cpus=cpus, num_gpus=0)
+        try:
+            yield inst.address
+        finally:
+            instance.stop()
     finally:
-        head.send_signal(signal.SIGTERM)  # --block: the command stops what it started
-        head.wait(timeout=60)
+        if saved is None:
+            os.environ.pop("TUNER_CACHE", None)
+        else:
+            os.environ["TUNER_CACHE"] = saved
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def warm_cache(cache: Path, sweep_files: list[Path]) -> None:
+    """Generate the sweeps' data into ``cache`` (MNIST-1D is generated once a cache), so that
+    no measured command pays it."""
+    from tuner import datasets
+    from tuner.spec import load_sweep
+
+    saved = os.environ.get("TUNER_CACHE")
+    os.environ["TUNER_CACHE"] = str(cache)
+    try:
+        for path in sweep_files:
+            datasets.load(load_sweep(path))
+    finally:
+        if saved is None:
+            os.environ.pop("TUNER_CACHE", None)
+        else:
+            os.environ["TUNER_CACHE"] = saved
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -181,33 +198,34 @@ def run(ctx: Context) -> dict[str, Any]:
     sweep_file = ctx.storage("sweep") / "startup.yaml"
     sweep_file.write_text(yaml.safe_dump(sweep(trials, epochs), sort_keys=False))
     rows: dict[str, list[dict[str, Any]]] = {"tuner": [], "optuna": [], "tuner_ray_up": []}
-    with ray_instance_up(os.cpu_count() or 2) as address:
+    own, kept = ctx.storage("cache-own"), ctx.storage("cache-up")  # no instance recorded / tuner up's
+    quickstart = ROOT / "sweeps" / "quickstart.yaml"
+    for cache in (own, kept):
+        warm_cache(cache, [sweep_file, quickstart])
+    out: dict[str, Any] = {"sizes": {"trials": trials, "epochs": epochs, "repeats": repeats}, "rows": rows}
+    with ray_instance_up(kept, os.cpu_count() or 2):
         for rep in range(repeats):
-            rows["tuner"].append(run_tuner(ctx, sweep_file, f"tuner-{rep}"))
+            rows["tuner"].append(run_tuner(ctx, sweep_file, f"tuner-{rep}", own))
             rows["optuna"].append(run_optuna(trials, epochs))
-            rows["tuner_ray_up"].append(run_tuner(ctx, sweep_file, f"tuner-up-{rep}", address=address))
+            rows["tuner_ray_up"].append(run_tuner(ctx, sweep_file, f"tuner-up-{rep}", kept))
             t, o, u = rows["tuner"][-1], rows["optuna"][-1], rows["tuner_ray_up"][-1]
-            for label, r in (("tuner run", t), ("tuner run --address (Ray up)", u)):
+            for label, r in (("tuner run", t), ("tuner run, tuner up's instance", u)):
                 phases = ", ".join(f"{k} {v:.1f}s" for k, v in r["phases_s"].items())
                 ctx.say(
                     f"round {rep + 1}: {label} {r['wall_s']:.1f}s ({r['epochs']} epochs; no trial running "
                     f"{r['idle_share']:.0%}: {phases}); ratio to optuna {r['wall_s'] / o['wall_s']:.2f}"
                 )
             ctx.say(f"round {rep + 1}: optuna {o['wall_s']:.1f}s ({o['epochs']} epochs, {o['pruned']} pruned)")
+        if not ctx.quick:
+            for key, cache in (("quickstart", own), ("quickstart_ray_up", kept)):
+                quick = run_tuner(ctx, quickstart, key, cache)
+                out[key] = quick
+                ctx.say(
+                    f"{key}: {quick['wall_s']:.1f}s end to end, no trial running {quick['idle_share']:.0%} of it "
+                    f"(goal < {GOAL_IDLE:.0%}): " + ", ".join(f"{k} {v:.1f}s" for k, v in quick["phases_s"].items())
+                )
     ratio = sum(r["wall_s"] for r in rows["tuner"]) / sum(r["wall_s"] for r in rows["optuna"])
     ratio_up = sum(r["wall_s"] for r in rows["tuner_ray_up"]) / sum(r["wall_s"] for r in rows["optuna"])
     ctx.say(f"tuner / optuna wall time: {ratio:.2f}; with a Ray instance up: {ratio_up:.2f} (goal <= {GOAL_RATIO})")
-    out: dict[str, Any] = {
-        "sizes": {"trials": trials, "epochs": epochs, "repeats": repeats},
-        "rows": rows,
-        "ratio": ratio,
-        "ratio_ray_up": ratio_up,
-    }
-    if not ctx.quick:
-        quick = run_tuner(ctx, ROOT / "sweeps" / "quickstart.yaml", "quickstart")
-        out["quickstart"] = quick
-        ctx.say(
-            f"quickstart: {quick['wall_s']:.1f}s end to end, no trial running {quick['idle_share']:.0%} of it "
-            f"(goal < {GOAL_IDLE:.0%}): " + ", ".join(f"{k} {v:.1f}s" for k, v in quick["phases_s"].items())
-        )
+    out.update(ratio=ratio, ratio_ray_up=ratio_up)
     return out

@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         types[head] = {**types[head], "max_workers": 0}
     from tuner.ray import cluster, nodes
 
-    cluster.connect(cluster.check_address(args.address))
+    cluster.connect(cluster.resolve(args.address))
     nodes.publish_node_types(types, max_workers=config.get("max_workers"))
     for t in nodes.autoscaler_node_types():
         resources = dict(sorted(t["resources"].items()))  # Ray hands them back in no fixed order

@@ -219,7 +219,7 @@ def retest(
     ]
     usercode.add_to_path(sweep.base_dir)
     resources = cluster.connect(
-        cluster.check_address(address), runtime_env=usercode.runtime_env(sweep.code_refs(), sweep.base_dir) or None
+        cluster.resolve(address), runtime_env=usercode.runtime_env(sweep.code_refs(), sweep.base_dir) or None
     )
     budget = f"{sweep.max_t} epochs" if sweep.max_t else "its full budget"
     write(

@@ -119,15 +119,17 @@ def run_sweep(
         RunError: the run itself failed (no trial produced a result, among others).
         KeyboardInterrupt: Ctrl-C; the run is marked ``interrupted`` and can be resumed.
     """
-    from tuner.ray.cluster import check_address
+    from tuner.ray.cluster import resolve
 
     started = time.monotonic()
     storage = check_storage(storage)
-    address = check_address(address)
+    kept = address is None
+    address = resolve(address, num_cpus)
+    kept = kept and address is not None
     if mlflow_uri is not None:
         tracking.require_mlflow()
     preload()
-    write(_starting(address))
+    write(_starting(address, kept))
     timings = {"process": process_start(), "sweep_loaded": time.time()}
     data, resources, note = prepare(sweep, address, num_cpus, timings)
     store = RunStore.create(storage, sweep.name)
@@ -191,9 +193,11 @@ def run_sweep(
     return _finish(store, meta, started, tracker)
 
 
-def _starting(address: str | None) -> str:
+def _starting(address: str | None, kept: bool = False) -> str:
     """What the run waits for before its first trial (seconds: the data, Ray's processes)."""
-    return f"loading the data, connecting to Ray at {address}" if address else "loading the data, starting Ray"
+    if address is None:
+        return "loading the data, starting Ray"
+    return f"loading the data, connecting to Ray at {address}" + (" (the instance tuner up keeps)" if kept else "")
 
 
 def _notes(store: RunStore, address: str | None, note: str | None, write: Callable[[str], None]) -> None:
@@ -289,10 +293,12 @@ def resume_sweep(
         RunError: the run itself failed.
     """
     from tuner.ray import experiment
-    from tuner.ray.cluster import check_address
+    from tuner.ray.cluster import resolve
 
     started = time.monotonic()
-    address = check_address(address)
+    kept = address is None
+    address = resolve(address, num_cpus)
+    kept = kept and address is not None
     store = RunStore.open(run_dir)
     run = load_run(store.local)
     meta = run.meta
@@ -302,7 +308,7 @@ def resume_sweep(
     base_dir = Path(meta.provenance["sweep_file"]).parent if meta.provenance.get("sweep_file") else None
     sweep = from_dict(raw, source=str(store.local / SWEEP_FILE), base_dir=base_dir)
     preload()
-    write(_starting(address))
+    write(_starting(address, kept))
     data, resources, note = prepare(sweep, address, num_cpus)
     saved = (meta.provenance.get("data") or {}).get("sha256")
     current = (datasets.fingerprint(data) or {}).get("sha256")

@@ -80,6 +80,24 @@ def check_address(address: str | None) -> str | None:
     raise InputError(f"--address: {address[:80]!r} must be auto, HOST:PORT or ray://HOST:PORT")
 
 
+def resolve(address: str | None, num_cpus: int | None = None) -> str | None:
+    """The cluster a command joins: ``address`` checked (:func:`check_address`), else the local
+    instance ``tuner up`` keeps up (:mod:`tuner.ray.instance`) when there is one and no
+    ``num_cpus`` of its own was asked for, else None (a local instance of the command's own).
+
+    Raises:
+        InputError: a malformed ``address``.
+    """
+    address = check_address(address)
+    if address is None and num_cpus is None:
+        from tuner.ray import instance
+
+        kept = instance.running()
+        if kept is not None:
+            return kept.address
+    return address
+
+
 def _reachable(address: str) -> str:
     """Fail at once when nothing listens at a cluster's GCS (``auto`` or ``HOST:PORT``);
     returns the GCS's ``HOST:PORT``."""
@@ -190,6 +208,18 @@ def _token_accepted(address: str, resolved: str) -> None:
         raise _cannot_join(address, e) from None
     except Exception as e:  # anything else: Ray's own start says it, with its retries
         log.debug("GCS preflight at %s: %s", resolved, e)
+
+
+def gcs_client(address: str) -> Any:
+    """A client of the GCS at ``HOST:PORT`` with this process's token (nothing else of Ray is
+    started; its C++ warnings stay off stderr)."""
+    apply_settings()
+    import ray  # noqa: F401 (Ray's own start-up first)
+    from ray._raylet import GcsClient
+
+    _require_token_auth()
+    with _stderr_muted():
+        return GcsClient(address=address)
 
 
 @contextlib.contextmanager

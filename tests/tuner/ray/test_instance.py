@@ -1,0 +1,208 @@
+"""A local Ray instance kept up between commands (``tuner up`` / ``tuner down``): its record is
+data (a record that is not one, or of an instance that is gone, is never joined), commands
+without ``--address`` join it, and ``tuner down`` leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.cluster import free_port
+from tests.conftest import ROOT, tiny_sweep
+from tuner.ray import cluster, instance
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def record(**changes: object) -> dict[str, object]:
+    fields = {
+        "address": f"127.0.0.1:{free_port()}",
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "python": sys.prefix,
+        "ray": instance._ray_version(),
+        "started": time.time(),
+        "log": "/dev/null",
+    }
+    fields.update(changes)
+    return fields
+
+
+def write(cache: Path, text: str | dict[str, object]) -> Path:
+    path = cache / instance.RECORD
+    path.write_text(text if isinstance(text, str) else json.dumps(text))
+    return path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{",
+        "[]",
+        "null",
+        json.dumps(record(address="10.0.0.1:6379")),  # never a remote address: only what tuner up started
+        json.dumps(record(address="127.0.0.1:6379; rm -rf /")),
+        json.dumps(record(pid=1)),
+        json.dumps(record(pid="12; kill")),
+        json.dumps({k: v for k, v in record().items() if k != "pid"}),
+    ],
+)
+def test_a_file_that_is_not_a_record_is_ignored(cache: Path, text: str) -> None:
+    write(cache, text)
+    assert instance._read(cache / instance.RECORD) is None
+    assert instance.running() is None
+    assert cluster.resolve(None) is None  # the command starts its own instance
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=300), st.dictionaries(st.sampled_from(list(record())), st.from_type(object))))
+def test_reading_any_record_never_raises(cache: Path, data: bytes | dict[str, object]) -> None:
+    path = cache / instance.RECORD
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        try:
+            path.write_text(json.dumps({**record(), **data}, default=repr))
+        except (ValueError, RecursionError):
+            return
+    inst = instance._read(path)
+    assert inst is None or instance._ADDRESS.fullmatch(inst.address)
+
+
+def test_a_record_of_an_instance_that_is_gone_is_forgotten(cache: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a process number nobody holds now
+    path = write(cache, record(pid=proc.pid))
+    assert instance.running() is None
+    assert not path.exists()
+    path = write(cache, record())  # a live process that is not ray start (this one)
+    assert instance.running() is None
+    assert not path.exists()
+
+
+def test_a_record_of_another_machine_or_ray_is_not_joined(cache: Path) -> None:
+    path = write(cache, record(host="another-machine"))
+    assert instance.running() is None and path.exists()  # it may be up there: left alone
+    assert instance.stop() is None and path.exists()
+    write(cache, record(ray="0.0.1"))
+    assert instance.running() is None
+    write(cache, record(python="/another/venv"))
+    assert instance.running() is None
+
+
+def test_up_refuses_to_start_beside_an_instance_of_another_environment(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuner.errors import InputError
+
+    path = write(cache, record(ray="0.0.1", address="127.0.0.1:6390"))
+    monkeypatch.setattr(instance, "_alive", lambda pid: True)
+    with pytest.raises(InputError) as e:
+        instance.start()
+    assert str(e.value) == (
+        f"a Ray instance of another environment ({sys.prefix}, Ray 0.0.1) is up at 127.0.0.1:6390: stop it with "
+        "tuner down first"
+    )
+    assert path.exists()
+
+
+def test_commands_without_an_address_join_the_instance_kept_up(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = instance.Instance(**record())  # type: ignore[arg-type]
+    monkeypatch.setattr(instance, "running", lambda: kept)
+    assert cluster.resolve(None) == kept.address
+    assert cluster.resolve("auto") == "auto"  # an address of the user's own wins
+    assert cluster.resolve(None, num_cpus=1) is None  # a size of its own: an instance of its own
+
+
+def test_down_with_nothing_up(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tuner.cli import main
+
+    assert main(["down"]) == 0
+    assert capsys.readouterr().out.strip() == "no Ray instance of tuner up is running"
+
+
+def test_up_fails_in_one_line_when_ray_cannot_start(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuner.errors import RunError
+
+    monkeypatch.setenv("RAY_TMPDIR", "/proc/not-a-folder")
+    with pytest.raises(RunError) as e:
+        instance.start(num_cpus=1, timeout=60)
+    assert str(e.value).startswith("Ray did not start (exit status ")
+    assert e.value.details[-1] == f"its output: {cache / 'ray-instance.log'}"
+    assert not (cache / instance.RECORD).exists()
+
+
+@pytest.fixture
+def ray_tmpdir() -> Iterator[Path]:
+    """Ray's temp dir for the instance (short: Ray's socket paths are limited to 107 bytes),
+    so that it never touches /tmp/ray, where other sessions' ``--address auto`` look."""
+    root = Path(tempfile.mkdtemp(prefix="tu-", dir="/tmp"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_up_run_down(
+    cache: Path, ray_tmpdir: Path, tmp_path: Path, write_sweep: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmpdir))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def tuner(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tuner", *args], capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path
+        )
+
+    # `tuner up` through the venv's `tuner` script (its sys.executable is .venv/bin/python3),
+    # the commands after it through `python -m tuner`: one environment, so they join it
+    script = Path(sys.executable).with_name("tuner")
+    up = subprocess.run(
+        [str(script), "up", "--num-cpus", "2", "--num-gpus", "0"], capture_output=True, text=True, env=env, timeout=240
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        inst = instance.running()
+        assert inst is not None
+        assert up.stdout.startswith(f"Ray instance up at {inst.address} (2 CPUs / 0 GPUs): ")
+        again = tuner("up")
+        assert again.returncode == 0
+        assert again.stdout.startswith(f"a Ray instance is already up at {inst.address} (2 CPUs / 0 GPUs), since ")
+        assert instance.running() == inst
+
+        sweep = write_sweep(tiny_sweep(**{"search.num_samples": 2, "train.epochs": 2}))
+        run = tuner("run", str(sweep), "--storage", str(tmp_path / "runs"), "--json")
+        assert run.returncode == 0, run.stderr
+        assert f"connecting to Ray at {inst.address} (the instance tuner up keeps)" in run.stderr
+        meta = json.loads((Path(json.loads(run.stdout)["run_dir"]) / "run.json").read_text())
+        assert meta["cluster"]["address"] == inst.address
+        assert instance.running() == inst  # the command left it up
+    finally:
+        down = tuner("down")
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.strip() == f"stopped the Ray instance at {inst.address}"
+    assert not (cache / instance.RECORD).exists()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(inst.pid, 0)  # nothing of its process group is left
+    left = subprocess.run(["pgrep", "-f", str(ray_tmpdir)], capture_output=True, text=True).stdout.split()
+    assert not left, left
+
+
+def test_the_record_holds_what_running_checks() -> None:
+    assert set(asdict(instance.Instance(**record()))) == set(record())  # type: ignore[arg-type]

@@ -1,0 +1,265 @@
+"""A local Ray instance kept up between commands: ``tuner up``, ``tuner down``.
+
+Each ``tuner run`` without ``--address`` starts a Ray instance of its own and stops it at the
+end: 4-5 s of a command on a 2-core laptop (BENCHMARKS.md i). ``tuner up`` starts one
+instance that stays (a ``ray start --head --block`` process of its own session, on loopback,
+token authentication on) and records it in ``$TUNER_CACHE/ray-instance.json``; every later
+command without ``--address`` joins it instead of starting one, until ``tuner down`` stops it.
+
+Only an instance tuner itself started is joined this way: the record names its process, its
+GCS port, the host, the Python environment and the Ray version. A record of an instance that
+is gone (the machine restarted, the process was killed) is removed; one started from another
+environment or Ray version is left alone (``tuner down`` stops it); either way the command
+starts its own instance as before. A cluster some other ``ray start`` left is never joined
+without ``--address``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tuner.errors import InputError, RunError
+
+log = logging.getLogger(__name__)
+
+RECORD = "ray-instance.json"
+_ADDRESS = re.compile(r"127\.0\.0\.1:\d{1,5}")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A local Ray instance ``tuner up`` started: what its record holds."""
+
+    address: str  # its GCS, 127.0.0.1:PORT
+    pid: int  # the ``ray start --block`` process, leader of its own process group
+    host: str
+    python: str  # the Python environment that started it (sys.prefix: a venv's python and python3 alike)
+    ray: str
+    started: float  # time.time()
+    log: str  # what ``ray start`` printed
+
+
+def record_path() -> Path:
+    """Where the record of the instance kept up lives (``$TUNER_CACHE`` or ``~/.cache/tuner``)."""
+    from tuner.models.sources import cache_dir
+
+    return cache_dir() / RECORD
+
+
+def _ray_version() -> str:
+    from importlib.metadata import version
+
+    return version("ray")
+
+
+def _read(path: Path) -> Instance | None:
+    """The record at ``path``, or None when there is none or it is not one (any other file
+    there is ignored, never trusted)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        inst = Instance(
+            address=str(raw["address"]),
+            pid=int(raw["pid"]),
+            host=str(raw["host"]),
+            python=str(raw["python"]),
+            ray=str(raw["ray"]),
+            started=float(raw["started"]),
+            log=str(raw["log"]),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+        log.debug("%s is not a record of a Ray instance: %s", path, e)
+        return None
+    if not _ADDRESS.fullmatch(inst.address) or inst.pid <= 1:
+        log.debug("%s: not a record of a local Ray instance (%r, pid %d)", path, inst.address, inst.pid)
+        return None
+    return inst
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running ``ray start`` process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process took the number
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():  # Linux: the number may have been reused by another program
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            return b"start" in args and b"--block" in args and any(b"ray" in a for a in args)
+        return False
+    return True
+
+
+def _listening(address: str, timeout: float = 1.0) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def running() -> Instance | None:
+    """The instance ``tuner up`` started, when it is up and this process can join it (the
+    same host, Python and Ray); a record of one that is gone is removed."""
+    path = record_path()
+    inst = _read(path)
+    if inst is None:
+        return None
+    if inst.host != socket.gethostname():  # a home folder shared between machines
+        return None
+    if inst.python != sys.prefix or inst.ray != _ray_version():
+        log.info(
+            "the Ray instance at %s was started by %s with Ray %s: not joined", inst.address, inst.python, inst.ray
+        )
+        return None
+    if not (_alive(inst.pid) and _listening(inst.address)):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return inst
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: float = 120.0) -> tuple[Instance, bool]:
+    """Start a local Ray instance that stays up, or find the one already up; returns it and
+    whether it was started now.
+
+    Raises:
+        InputError: ``RAY_AUTH_MODE=disabled`` is set.
+        RunError: Ray did not start (the last lines of its output say why).
+    """
+    from tuner.files import write_json
+    from tuner.ray import cluster
+
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        raise InputError("RAY_AUTH_MODE=disabled: tuner keeps Ray's token authentication on; unset it")
+    inst = running()
+    if inst is not None:
+        return inst, False
+    path = record_path()
+    other = _read(path)
+    if other is not None and other.host == socket.gethostname() and _alive(other.pid):
+        raise InputError(
+            f"a Ray instance of another environment ({other.python}, Ray {other.ray}) is up at {other.address}: "
+            "stop it with tuner down first"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logfile = path.with_suffix(".log")
+    port = _free_port()
+    args = [
+        sys.executable,  # `ray` of this Python, wherever pip put its script
+        "-m",
+        "ray.scripts.scripts",
+        "start",
+        "--head",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--include-dashboard=false",
+        f"--dashboard-port={_free_port()}",
+        f"--ray-client-server-port={_free_port()}",  # it must have one; on loopback like the rest
+        "--disable-usage-stats",
+        "--block",
+    ]
+    if num_cpus is not None:
+        args.append(f"--num-cpus={num_cpus}")
+    if num_gpus is not None:
+        args.append(f"--num-gpus={num_gpus}")
+    env = dict(os.environ)
+    for key, value in cluster.SETTINGS.items():
+        env.setdefault(key, value)
+    env.pop("RAY_ADDRESS", None)
+    with open(logfile, "wb") as out:
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    while "Ray runtime started" not in logfile.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop_group(proc.pid)
+            tail = [line for line in logfile.read_text(errors="replace").splitlines() if line.strip()][-3:]
+            raise RunError(
+                "Ray did not start"
+                + (f" (exit status {proc.returncode})" if proc.returncode is not None else f" in {timeout:.0f} s"),
+                details=[*tail, f"its output: {logfile}"],
+            )
+        time.sleep(0.1)
+    inst = Instance(
+        address=f"127.0.0.1:{port}",
+        pid=proc.pid,
+        host=socket.gethostname(),
+        python=sys.prefix,
+        ray=_ray_version(),
+        started=time.time(),
+        log=str(logfile),
+    )
+    write_json(path, asdict(inst))
+    return inst, True
+
+
+def resources(address: str) -> dict[str, float]:
+    """The instance's CPUs and GPUs as its node registered them (empty if the GCS does not say)."""
+    try:
+        from tuner.ray import cluster
+
+        nodes = cluster.gcs_client(address).get_all_node_info(timeout=10).values()
+        total: dict[str, float] = {}
+        for node in nodes:
+            for key, value in node.resources_total.items():
+                if key in ("CPU", "GPU"):
+                    total[key] = total.get(key, 0.0) + float(value)
+        return total
+    except Exception as e:  # only for the message: the instance is up either way
+        log.debug("resources of the Ray instance at %s: %s", address, e)
+        return {}
+
+
+def stop(timeout: float = 30.0) -> Instance | None:
+    """Stop the instance ``tuner up`` started (SIGTERM to its ``ray start`` process, which stops
+    every process of the instance; SIGKILL to its process group if it lingers) and forget it;
+    returns it, or None when none was up."""
+    path = record_path()
+    inst = _read(path)
+    if inst is None or inst.host != socket.gethostname():
+        return None
+    if _alive(inst.pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(inst.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(inst.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _stop_group(inst.pid)
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return inst
+
+
+def _stop_group(pgid: int, timeout: float = 10.0) -> None:
+    """SIGKILL to what is left of a process group; returns once it is gone (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
