@@ -129,10 +129,29 @@ def running() -> Instance | None:
         )
         return None
     if not (_alive(inst.pid) and _listening(inst.address)):
+        if not _alive(inst.pid):
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(inst.pid, os.WNOHANG)  # started by this process (the Python API): reap it
+            _kill_leftovers(inst.pid)  # its `ray start` was killed: what of Ray outlived it
         with contextlib.suppress(OSError):
             path.unlink()
         return None
     return inst
+
+
+def _kill_leftovers(pgid: int) -> None:
+    """SIGKILL the Ray processes left in a dead instance's process group (the agents the
+    raylet started outlive a killed ``ray start``). Linux: read from /proc; elsewhere nothing."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) != pgid:  # the process group, after the state and the parent
+                continue
+            if b"ray" not in (stat.parent / "cmdline").read_bytes():
+                continue
+            os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue
 
 
 def _free_port() -> int:
@@ -249,6 +268,8 @@ def stop(timeout: float = 30.0) -> Instance | None:
         while _alive(inst.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         _stop_group(inst.pid)
+    else:
+        _kill_leftovers(inst.pid)
     with contextlib.suppress(OSError):
         path.unlink()
     return inst
@@ -258,6 +279,8 @@ def _stop_group(pgid: int, timeout: float = 10.0) -> None:
     """SIGKILL to what is left of a process group; returns once it is gone (or ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pgid, os.WNOHANG)  # started by this process (the Python API): reap it
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -198,11 +198,45 @@ def test_up_run_down(
     assert down.returncode == 0, down.stderr
     assert down.stdout.strip() == f"stopped the Ray instance at {inst.address}"
     assert not (cache / instance.RECORD).exists()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(inst.pid, 0)  # nothing of its process group is left
+    assert not live_members(inst.pid)  # nothing of its process group is left
     left = subprocess.run(["pgrep", "-f", str(ray_tmpdir)], capture_output=True, text=True).stdout.split()
     assert not left, left
 
 
 def test_the_record_holds_what_running_checks() -> None:
     assert set(asdict(instance.Instance(**record()))) == set(record())  # type: ignore[arg-type]
+
+
+def live_members(pgid: int) -> list[str]:
+    """The processes of a process group that still run (zombies, which only wait for their
+    parent to reap them, do not count)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(stat.read_text()[:80])
+    return live
+
+
+def test_a_killed_instance_is_forgotten_and_what_it_left_is_stopped(
+    cache: Path, ray_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from tests.cluster import wait_for
+
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmpdir))
+    inst, new = instance.start(num_cpus=1, num_gpus=0)
+    try:
+        assert new and instance.running() == inst
+        os.kill(inst.pid, signal.SIGKILL)  # `kill -9` of its ray start: the raylet's agents outlive it
+        wait_for(lambda: not instance._alive(inst.pid), 30, "the killed ray start to go")
+        assert instance.running() is None  # the next command starts its own
+        assert not (cache / instance.RECORD).exists()
+
+        wait_for(lambda: not live_members(inst.pid), 30, "every process of the killed instance to go")
+    finally:
+        instance._stop_group(inst.pid)
