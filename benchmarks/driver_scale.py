@@ -12,7 +12,8 @@ per trial (this process's CPU time: Tune's loop runs in it).
 
 Full size (``--full``): 200 and 10,000 one-second trials on 16 CPUs (about 25 minutes).
 Default: 200 and 2,000 half-second trials on 16 CPUs. Quick: 40 and 200 trials of 0.1 s on 8 CPUs.
-``TUNER_SCALE=200,1000:0.5:4``: other sizes (trial counts, seconds a trial, logical CPUs).
+``TUNER_SCALE=200,1000:0.5:4``: other sizes (trial counts, seconds a trial, logical CPUs);
+``TUNER_SCALE_WAYS=tuner``: tuner's path alone (the plain script churns actors at 10,000 trials).
 Run it alone: the first connection of the process starts Ray with the CPUs it needs.
 """
 
@@ -103,7 +104,10 @@ def run(ctx: Context) -> dict[str, Any]:
     cpus = int(resources.get("CPU", size["cpus"]))
     if cpus != size["cpus"]:
         ctx.say(f"note: Ray was already up with {cpus} CPUs (run this benchmark alone for {size['cpus']})")
-    rows: dict[str, list[dict[str, Any]]] = {"tuner": [], "plain_ray_reuse": []}
+    ways = os.environ.get("TUNER_SCALE_WAYS", "tuner,plain_ray_reuse").split(",")
+    if not set(ways) <= {"tuner", "plain_ray_reuse"} or not ways:
+        raise SystemExit(f"TUNER_SCALE_WAYS: {','.join(ways)[:60]!r} must name tuner and/or plain_ray_reuse")
+    rows: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
     for n in size["trials"]:
         for way in rows:
             if way == "tuner":
@@ -127,8 +131,10 @@ def run(ctx: Context) -> dict[str, Any]:
             f"{GOAL_EFFICIENCY}); driver CPU a trial x{growth:.2f} from {rs[0]['trials']} to {rs[-1]['trials']} "
             f"trials (goal <= {GOAL_CPU_RATIO})"
         )
-    ratio = rows["tuner"][-1]["wall_s"] / rows["plain_ray_reuse"][-1]["wall_s"]
-    ctx.say(f"wall time tuner / plain Ray at {rows['tuner'][-1]['trials']} trials: {ratio:.2f}")
+    ratio = None
+    if len(rows) == 2:
+        ratio = rows["tuner"][-1]["wall_s"] / rows["plain_ray_reuse"][-1]["wall_s"]
+        ctx.say(f"wall time tuner / plain Ray at {rows['tuner'][-1]['trials']} trials: {ratio:.2f}")
     return {
         "sizes": size,
         "cpus": cpus,
