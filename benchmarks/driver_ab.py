@@ -9,11 +9,15 @@ it undone. The changes:
   (``tuner.ray.callbacks.TrialEvents``) against tensorboardX's ``SummaryWriter`` (a queue and a
   writer thread a trial);
 - ``lookups``: Tune's trainable looked up once a name (``experiment.trainable_lookups_cached``)
-  against Tune's own lookups, several a trial.
+  against Tune's own lookups, several a trial;
+- ``choice``: the next trial to run found among the live trials (``asha.FlatChoice``) and an
+  ended trial's progress state taken once (``callbacks.ProgressCallback``), against Ray's pass
+  over every trial at every step and every trial's state taken at every progress tick.
 
 Default: 600 half-second trials on 16 logical CPUs, 2 runs of each. Quick: 40 trials of 0.1 s
-on 8 CPUs, once. ``TUNER_AB=tensorboard``: one change only. Run it alone: the first connection
-of the process starts Ray with the CPUs it needs.
+on 8 CPUs, once. ``TUNER_AB=tensorboard``: one change only; ``TUNER_AB_SIZE=3000:0.2:16:2``:
+other sizes (trials, seconds a trial, logical CPUs, runs of each). Run it alone: the first
+connection of the process starts Ray with the CPUs it needs.
 """
 
 from __future__ import annotations
@@ -26,35 +30,66 @@ from typing import Any
 from benchmarks import driver_scale
 from benchmarks.common import Context
 
-CHANGES = ("tensorboard", "lookups")
+CHANGES = ("tensorboard", "lookups", "choice")
 
 
 @contextlib.contextmanager
 def undone(change: str) -> Iterator[None]:
     """The driver as it was before ``change``."""
-    from tuner.ray import callbacks, experiment
+    from tuner.ray import asha, callbacks, experiment
 
     if change == "tensorboard":
         with callbacks._without_torch():  # as the driver imports it: torch stays out
             from tensorboardX import SummaryWriter
 
-        cls, name, before = callbacks.EpochTensorBoard, "WRITER", SummaryWriter
+        swaps: list[tuple[Any, str, Any]] = [(callbacks.EpochTensorBoard, "WRITER", SummaryWriter)]
     elif change == "lookups":
-        cls, name, before = experiment, "trainable_lookups_cached", contextlib.nullcontext
+        swaps = [(experiment, "trainable_lookups_cached", contextlib.nullcontext)]
+    elif change == "choice":
+        from ray.tune.schedulers import FIFOScheduler
+
+        swaps = [
+            (asha.FlatChoice, "choose_trial_to_run", FIFOScheduler.choose_trial_to_run),
+            (callbacks.ProgressCallback, "_emit", _emit_every_trial),
+        ]
     else:
         raise SystemExit(f"TUNER_AB: {change!r} is not one of {', '.join(CHANGES)}")
-    now = getattr(cls, name)
-    setattr(cls, name, before)
+    saved = [(cls, name, getattr(cls, name)) for cls, name, _ in swaps]
+    for cls, name, before in swaps:
+        setattr(cls, name, before)
     try:
         yield
     finally:
-        setattr(cls, name, now)
+        for cls, name, now in saved:
+            setattr(cls, name, now)
+
+
+def _emit_every_trial(self: Any, trials: list[Any], force: bool = False) -> None:
+    """The progress callback before ``choice``: every trial's state taken at every tick."""
+    import time
+
+    from tuner.progress import TrialEvent
+
+    now = time.monotonic()
+    if self.on_step is None or (not force and now - self._last < self.every_s):
+        return
+    self._last = now
+    self.on_step([TrialEvent(t.trial_id, t.status, dict(t.config), dict(t.last_result or {})) for t in trials])
 
 
 def run(ctx: Context) -> dict[str, Any]:
     from tuner.ray import cluster
 
     trials, seconds, cpus, repeats = (40, 0.1, 8, 1) if ctx.quick else (600, 0.5, 16, 2)
+    custom = os.environ.get("TUNER_AB_SIZE")
+    if custom and not ctx.quick:
+        try:
+            n, sec, c, r = custom.split(":")
+            trials, seconds, cpus, repeats = int(n), float(sec), int(c), int(r)
+        except ValueError:
+            raise SystemExit(
+                f"TUNER_AB_SIZE: {custom[:60]!r} must be TRIALS:SECONDS:CPUS:RUNS, e.g. 3000:0.2:16:2"
+            ) from None
     changes = [c for c in os.environ.get("TUNER_AB", ",".join(CHANGES)).split(",") if c]
     for change in changes:
         with undone(change):  # an unknown name stops here, before Ray starts

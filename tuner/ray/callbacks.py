@@ -41,23 +41,34 @@ def step_of(result: dict[str, Any], iteration: int) -> int:
 
 
 class ProgressCallback(tune.Callback):
-    """Hands the trials' states to ``on_step`` at most every ``every_s`` seconds."""
+    """Hands the trials' states to ``on_step`` at most every ``every_s`` seconds. A trial that
+    has ended no longer changes: its state is taken once (Tune's ``last_result`` is rebuilt at
+    each access), so a step costs little more per trial however many have ended."""
 
     def __init__(self, on_step: Callable[[list[TrialEvent]], None] | None, every_s: float) -> None:
         self.on_step = on_step
         self.every_s = every_s
         self._last = 0.0
+        self._ended: dict[str, TrialEvent] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # the driver's printer is not part of the experiment (a resumed run attaches its own)
-        return {**self.__dict__, "on_step": None}
+        return {**self.__dict__, "on_step": None, "_ended": {}}
 
     def _emit(self, trials: list[Any], force: bool = False) -> None:
         now = time.monotonic()
         if self.on_step is None or (not force and now - self._last < self.every_s):
             return
         self._last = now
-        self.on_step([TrialEvent(t.trial_id, t.status, dict(t.config), dict(t.last_result or {})) for t in trials])
+        events = []
+        for t in trials:
+            event = self._ended.get(t.trial_id)
+            if event is None:
+                event = TrialEvent(t.trial_id, t.status, dict(t.config), dict(t.last_result or {}))
+                if t.status in ENDED:
+                    self._ended[t.trial_id] = event
+            events.append(event)
+        self.on_step(events)
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._emit(trials)
@@ -67,6 +78,9 @@ class ProgressCallback(tune.Callback):
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self._emit(trials, force=True)
+
+
+ENDED = ("TERMINATED", "ERROR")  # Tune's statuses a trial never leaves within an experiment
 
 
 class Outcome(tune.Callback):

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 import ray.cloudpickle as cloudpickle
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tuner.ray.asha import ResumableASHA, SchedulerState, scheduler
 from tuner.records import RUNGS_FILE, TrialRecord, TrialStatus, sign
@@ -193,7 +195,7 @@ def test_the_state_callback_and_the_tuner_share_one_scheduler_after_unpickling()
     empty = asha()
     SchedulerState(empty).set_state(saved)
     assert empty.rungs_state()["brackets"] == s.rungs_state()["brackets"]
-    assert scheduler(SchedulerSpec("none", 1, 2, 1, 8)).__class__.__name__ == "FIFOScheduler"
+    assert scheduler(SchedulerSpec("none", 1, 2, 1, 8)).__class__.__name__ == "FlatFIFO"
 
 
 def test_the_scheduler_is_built_from_every_field_of_the_spec() -> None:
@@ -242,3 +244,57 @@ def test_the_state_callback_writes_the_rung_records_beside_the_experiment(tmp_pa
     callback.on_trial_result(1, [], staging, {})
     callback.get_state()
     assert json.loads((tmp_path / RUNGS_FILE).read_text()) == s.rungs_state()
+
+
+class _Trial(SimpleNamespace):
+    __hash__ = object.__hash__  # Tune's trials are hashable by identity
+
+
+class _Trials(list):  # type: ignore[type-arg]
+    """Tune's list of trials, counting what a scheduler reads of it (a pass over it fails)."""
+
+    def __init__(self, trials: Sequence[Any]) -> None:
+        super().__init__(trials)
+        self.reads = 0
+
+    def __getitem__(self, i: Any) -> Any:
+        self.reads += 1
+        return super().__getitem__(i)
+
+    def __iter__(self) -> Any:
+        raise AssertionError("a pass over every trial of the experiment")
+
+
+def _controller(trials: _Trials) -> Any:
+    live = [t for t in list.__iter__(trials) if t.status not in ("TERMINATED", "ERROR")]  # Tune's is a set
+    return SimpleNamespace(get_trials=lambda: trials, get_live_trials=lambda: live)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["PENDING", "RUNNING", "PAUSED", "TERMINATED", "ERROR"]), max_size=30),
+    st.integers(0, 30),
+)
+def test_the_next_trial_to_run_is_rays_choice_found_among_the_live_trials(statuses: list[str], seen: int) -> None:
+    from ray.tune.schedulers import FIFOScheduler
+
+    trials = [_Trial(trial_id=f"t{i:03d}", status=s) for i, s in enumerate(statuses)]
+    for made in (scheduler(SchedulerSpec("none", 1, 3, 1, 1)), scheduler(SchedulerSpec("asha", 1, 3, 1, 20))):
+        made.choose_trial_to_run(_controller(_Trials(trials[:seen])))  # the trials so far, learned
+        expected = FIFOScheduler().choose_trial_to_run(SimpleNamespace(get_trials=lambda: trials))
+        assert made.choose_trial_to_run(_controller(_Trials(trials))) is expected
+
+
+def test_choosing_the_next_trial_reads_only_the_trials_made_since_the_last_step() -> None:
+    made = scheduler(SchedulerSpec("asha", 1, 3, 1, 20))
+    trials = _Trials(SimpleNamespace(trial_id=f"t{i}", status="TERMINATED") for i in range(10_000))
+    assert made.choose_trial_to_run(_controller(trials)) is None
+    assert trials.reads == 10_000  # each trial's place in Tune's order, learned once
+    trials.extend(
+        [SimpleNamespace(trial_id="new1", status="PENDING"), SimpleNamespace(trial_id="new2", status="PENDING")]
+    )
+    trials.reads = 0
+    assert made.choose_trial_to_run(_controller(trials)).trial_id == "new1"
+    assert made.choose_trial_to_run(_controller(trials)).trial_id == "new1"
+    assert trials.reads == 2
+    assert cloudpickle.loads(cloudpickle.dumps(made))._place == {}  # not part of the experiment's state

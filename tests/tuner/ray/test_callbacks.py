@@ -43,3 +43,32 @@ def test_the_progress_printer_is_not_pickled_into_the_experiment() -> None:
     copy = cloudpickle.loads(cloudpickle.dumps(cb))
     assert copy.on_step is None and cb.on_step is not None
     copy.on_experiment_end([])  # without a printer: silent
+
+
+class _Trial:
+    """A Tune trial whose ``last_result`` (rebuilt by Tune at each access) counts its reads."""
+
+    def __init__(self, i: int, status: str) -> None:
+        self.trial_id, self.status, self.config, self.reads = f"t{i}", status, {"x": i}, 0
+
+    @property
+    def last_result(self) -> dict[str, Any]:
+        self.reads += 1
+        return {"epoch": 3, "val_acc": 0.5}
+
+
+def test_the_progress_takes_an_ended_trials_state_once() -> None:
+    seen: list[list[Any]] = []
+    cb = ProgressCallback(seen.append, 0.0)
+    trials = [_Trial(0, "TERMINATED"), _Trial(1, "ERROR"), _Trial(2, "RUNNING"), _Trial(3, "PENDING")]
+    for step in range(3):
+        cb.on_step_end(step, trials)
+    assert [t.reads for t in trials] == [1, 1, 3, 3]
+    assert [[(e.trial_id, e.status, e.epochs()) for e in events] for events in seen] == 3 * [
+        [("t0", "TERMINATED", 3), ("t1", "ERROR", 3), ("t2", "RUNNING", 3), ("t3", "PENDING", 3)]
+    ]
+    trials[2].status = "TERMINATED"  # it ends: its final state is the one kept
+    cb.on_step_end(3, trials)
+    cb.on_step_end(4, trials)
+    assert trials[2].reads == 4 and seen[-1][2].status == "TERMINATED"
+    assert cloudpickle.loads(cloudpickle.dumps(cb))._ended == {}  # not part of the experiment's state
