@@ -49,7 +49,7 @@ def _address(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
         help="join a Ray cluster: auto (this machine's), HOST:PORT or ray://HOST:10001 "
-        "(default: start a local instance of its own on every core)",
+        "(default: the instance tuner up keeps, else a local instance of its own on every core)",
     )
 
 

@@ -1,8 +1,8 @@
 """Starting or joining a Ray cluster, and leaving it (what it holds: :mod:`tuner.ray.nodes`).
 
-Without an address tuner always starts a local instance of its own (``ray.init(address=
-"local")``): a cluster some earlier ``ray start`` left on this machine, dead or alive, is never
-joined by accident. ``--address auto`` joins this machine's cluster, ``HOST:PORT`` a cluster's
+Without an address tuner starts a local instance of its own (``ray.init(address="local")``),
+or joins the one ``tuner up`` keeps (:func:`resolve`, :mod:`tuner.ray.instance`): a cluster
+some other ``ray start`` left on this machine, dead or alive, is never joined by accident. ``--address auto`` joins this machine's cluster, ``HOST:PORT`` a cluster's
 GCS, ``ray://HOST:PORT`` a cluster through Ray Client; a cluster that is not there is said in
 one line at once instead of Ray's minute of retries.
 """

@@ -128,13 +128,15 @@ def running() -> Instance | None:
             "the Ray instance at %s was started by %s with Ray %s: not joined", inst.address, inst.python, inst.ray
         )
         return None
-    if not (_alive(inst.pid) and _listening(inst.address)):
-        if not _alive(inst.pid):
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(inst.pid, os.WNOHANG)  # started by this process (the Python API): reap it
-            _kill_leftovers(inst.pid)  # its `ray start` was killed: what of Ray outlived it
+    if not _alive(inst.pid):
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(inst.pid, os.WNOHANG)  # started by this process (the Python API): reap it
+        _kill_leftovers(inst.pid)  # its `ray start` was killed: what of Ray outlived it
         with contextlib.suppress(OSError):
             path.unlink()
+        return None
+    if not _listening(inst.address):  # up but not answering: not joined, kept for tuner down
+        log.info("the Ray instance at %s does not answer: not joined (tuner down stops it)", inst.address)
         return None
     return inst
 
@@ -179,10 +181,11 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
     path = record_path()
     other = _read(path)
     if other is not None and other.host == socket.gethostname() and _alive(other.pid):
-        raise InputError(
-            f"a Ray instance of another environment ({other.python}, Ray {other.ray}) is up at {other.address}: "
-            "stop it with tuner down first"
-        )
+        if other.python != sys.prefix or other.ray != _ray_version():
+            what = f"a Ray instance of another environment ({other.python}, Ray {other.ray}) is up"
+        else:
+            what = "the Ray instance tuner up started does not answer"
+        raise InputError(f"{what} at {other.address}: stop it with tuner down first")
     path.parent.mkdir(parents=True, exist_ok=True)
     logfile = path.with_suffix(".log")
     port = _free_port()

@@ -122,6 +122,10 @@ def test_up_refuses_to_start_beside_an_instance_of_another_environment(
         "tuner down first"
     )
     assert path.exists()
+    path = write(cache, record(address=f"127.0.0.1:{free_port()}"))  # alive, but nothing listens there
+    assert instance.running() is None and path.exists()  # not joined, kept for tuner down
+    with pytest.raises(InputError, match="^the Ray instance tuner up started does not answer at 127.0.0.1:"):
+        instance.start()
 
 
 def test_commands_without_an_address_join_the_instance_kept_up(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
