@@ -4,6 +4,7 @@ optional MLflow logging of a sweep (``tuner run --mlflow-uri``)."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 import threading
@@ -52,7 +53,7 @@ def test_every_trial_has_tensorboard_events_with_our_metrics(tracked_run: dict[s
 
 
 def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_into_the_experiment(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Our logger replaces Ray's (which wrote ~20 bookkeeping scalars and flushed each result):
     the trial's metrics, step = epoch, all in the file once the trial ends; a diverged
@@ -71,6 +72,8 @@ def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_int
     trial = Trial()
     tb = EpochTensorBoard()
     threads = threading.active_count()
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)  # tensorboardX's writer syncs at every flush
     for epoch, loss in ((1, 0.9), (2, 0.5), (3, float("nan"))):
         tb.log_trial_result(
             epoch,
@@ -94,6 +97,7 @@ def test_the_tensorboard_logger_writes_our_metrics_by_epoch_and_no_open_file_int
     assert state["_trial_writer"] == {} and tb._trial_writer
     tb.log_trial_end(trial)
     assert threading.active_count() == threads and not tb._trial_writer
+    assert synced == []  # flushed, never synced: the driver does not wait on the disk
     (events,) = tmp_path.glob("events.out.tfevents.*")
     scalars = read_events(events)
     assert {k for k in scalars if k.startswith("ray/")} == {
