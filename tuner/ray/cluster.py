@@ -210,6 +210,18 @@ def _token_accepted(address: str, resolved: str) -> None:
         log.debug("GCS preflight at %s: %s", resolved, e)
 
 
+def ensure_token() -> None:
+    """Make this user's token (``~/.ray/auth_token``) if there is none, as ``ray.init`` does for
+    a local instance; ``ray start`` does not (a token given by ``RAY_AUTH_TOKEN`` or
+    ``RAY_AUTH_TOKEN_PATH`` is used as it is)."""
+    apply_settings()
+    import ray  # noqa: F401 (Ray's own start-up first)
+    from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+
+    _require_token_auth()
+    ensure_token_if_auth_enabled(create_token_if_missing=True)
+
+
 def gcs_client(address: str) -> Any:
     """A client of the GCS at ``HOST:PORT`` with this process's token (nothing else of Ray is
     started; its C++ warnings stay off stderr)."""

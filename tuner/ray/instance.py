@@ -186,6 +186,7 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
         else:
             what = "the Ray instance tuner up started does not answer"
         raise InputError(f"{what} at {other.address}: stop it with tuner down first")
+    cluster.ensure_token()  # the instance and every command that joins it read it
     path.parent.mkdir(parents=True, exist_ok=True)
     logfile = path.with_suffix(".log")
     port = _free_port()

@@ -167,7 +167,10 @@ def test_up_run_down(
     cache: Path, ray_tmpdir: Path, tmp_path: Path, write_sweep: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAY_TMPDIR", str(ray_tmpdir))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    home = tmp_path / "home"  # a user who never ran Ray: no ~/.ray/auth_token (ray start makes none)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
+    for key in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(key, None)
 
     def tuner(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -182,6 +185,7 @@ def test_up_run_down(
     )
     try:
         assert up.returncode == 0, up.stderr
+        assert (home / ".ray" / "auth_token").is_file()  # made, as ray.init makes one
         inst = instance.running()
         assert inst is not None
         assert up.stdout.startswith(f"Ray instance up at {inst.address} (2 CPUs / 0 GPUs): ")
