@@ -2,9 +2,11 @@
 
 Each ``tuner run`` without ``--address`` starts a Ray instance of its own and stops it at the
 end: 4-5 s of a command on a 2-core laptop (BENCHMARKS.md i). ``tuner up`` starts one
-instance that stays (a ``ray start --head --block`` process of its own session, on loopback,
-token authentication on) and records it in ``$TUNER_CACHE/ray-instance.json``; every later
-command without ``--address`` joins it instead of starting one, until ``tuner down`` stops it.
+instance that stays (a ``ray start --head --block`` process of its own session, addressed as
+127.0.0.1, token authentication on: like a local ``ray.init``'s, its ports take connections on
+every interface, and a driver without the token is refused) and records it in
+``$TUNER_CACHE/ray-instance.json``; every later command without ``--address`` joins it
+instead of starting one, until ``tuner down`` stops it.
 
 Only an instance tuner itself started is joined this way: the record names its process, its
 GCS port, the host, the Python environment and the Ray version. A record of an instance that
@@ -200,7 +202,7 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
         "--node-ip-address=127.0.0.1",
         "--include-dashboard=false",
         f"--dashboard-port={_free_port()}",
-        f"--ray-client-server-port={_free_port()}",  # it must have one; on loopback like the rest
+        f"--ray-client-server-port={_free_port()}",  # it must have one
         "--disable-usage-stats",
         "--block",
     ]
