@@ -36,6 +36,7 @@ from tuner.errors import InputError, RunError
 log = logging.getLogger(__name__)
 
 RECORD = "ray-instance.json"
+_wait = time.sleep  # between looks at Ray's start (a test interrupts it here)
 _ADDRESS = re.compile(r"127\.0\.0\.1:\d{1,5}")
 
 
@@ -219,16 +220,19 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
             args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     deadline = time.monotonic() + timeout
-    while "Ray runtime started" not in logfile.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop_group(proc.pid)
-            tail = [line for line in logfile.read_text(errors="replace").splitlines() if line.strip()][-3:]
-            raise RunError(
-                "Ray did not start"
-                + (f" (exit status {proc.returncode})" if proc.returncode is not None else f" in {timeout:.0f} s"),
-                details=[*tail, f"its output: {logfile}"],
-            )
-        time.sleep(0.1)
+    try:
+        while "Ray runtime started" not in logfile.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = [line for line in logfile.read_text(errors="replace").splitlines() if line.strip()][-3:]
+                raise RunError(
+                    "Ray did not start"
+                    + (f" (exit status {proc.returncode})" if proc.returncode is not None else f" in {timeout:.0f} s"),
+                    details=[*tail, f"its output: {logfile}"],
+                )
+            _wait(0.1)
+    except BaseException:  # failed, timed out or Ctrl-C: no instance is left up without its record
+        _stop_group(proc.pid)
+        raise
     inst = Instance(
         address=f"127.0.0.1:{port}",
         pid=proc.pid,

@@ -154,6 +154,34 @@ def test_up_fails_in_one_line_when_ray_cannot_start(cache: Path, monkeypatch: py
     assert not (cache / instance.RECORD).exists()
 
 
+def test_ctrl_c_while_up_starts_leaves_nothing_running(
+    cache: Path, ray_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmpdir))
+
+    def ours() -> list[int]:  # the processes of this instance: they inherit its RAY_TMPDIR
+        mark = f"RAY_TMPDIR={ray_tmpdir}".encode()
+        pids = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                state = (environ.parent / "stat").read_text().rpartition(")")[2].split()[0]
+                if state != "Z" and mark in environ.read_bytes().split(b"\0"):
+                    pids.append(int(environ.parent.name))
+            except (OSError, ValueError):
+                continue
+        return [p for p in pids if p != os.getpid()]
+
+    def interrupt(seconds: float) -> None:
+        assert ours(), "ray start is running"
+        raise KeyboardInterrupt  # Ctrl-C while Ray starts
+
+    monkeypatch.setattr(instance, "_wait", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        instance.start(num_cpus=1)
+    assert not ours()
+    assert not (cache / instance.RECORD).exists()
+
+
 @pytest.fixture
 def ray_tmpdir() -> Iterator[Path]:
     """Ray's temp dir for the instance (short: Ray's socket paths are limited to 107 bytes),
