@@ -29,30 +29,32 @@ from tuner.spec import SchedulerSpec
 
 
 class FlatChoice:
-    """The first pending trial, else the first paused one, in the order Tune made them (Ray's
-    ``FIFOScheduler.choose_trial_to_run``), found among the live trials: Ray's own walks every
-    trial of the experiment twice, at every step of Tune's loop. Each trial's place in that
-    order is learned once, as it appears."""
+    """The first pending trial, else the first paused one, in the order of Tune's list of
+    trials (Ray's ``FIFOScheduler.choose_trial_to_run``), found among the live trials: Ray's
+    own walks every trial of the experiment twice, at every step of Tune's loop. The order is
+    the order in which Tune adds trials to its list and tells the scheduler
+    (``on_trial_add``): a trial that failed and is retried is moved to the end of the list and
+    added again."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._place: dict[str, int] = {}
+        self._added = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_place": {}}  # Tune pickles the scheduler: learned again on resume
+        return {**self.__dict__, "_place": {}}  # Tune pickles the scheduler: a resume adds every trial again
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
+        self._place[trial.trial_id] = self._added
+        self._added += 1
 
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
-        trials = tune_controller.get_trials()
-        place = self._place
-        if len(place) > len(trials):  # never seen in Ray 2.60 (trials are never removed): start over
-            place.clear()
-        for i in range(len(place), len(trials)):
-            place.setdefault(trials[i].trial_id, i)
         live = tune_controller.get_live_trials()
         for status in (Trial.PENDING, Trial.PAUSED):
             waiting = [t for t in live if t.status == status]
             if waiting:
-                return min(waiting, key=lambda t: place.get(t.trial_id, len(place)))
+                return min(waiting, key=lambda t: self._place.get(t.trial_id, self._added))
         return None
 
 

@@ -250,51 +250,50 @@ class _Trial(SimpleNamespace):
     __hash__ = object.__hash__  # Tune's trials are hashable by identity
 
 
-class _Trials(list):  # type: ignore[type-arg]
-    """Tune's list of trials, counting what a scheduler reads of it (a pass over it fails)."""
+class _Controller:
+    """What a scheduler sees of Tune's controller: its live trials; its whole list of trials
+    may not be walked (nor read: the choice must not depend on the number of trials)."""
 
     def __init__(self, trials: Sequence[Any]) -> None:
-        super().__init__(trials)
-        self.reads = 0
+        self.live = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]  # Tune's is a set
 
-    def __getitem__(self, i: Any) -> Any:
-        self.reads += 1
-        return super().__getitem__(i)
+    def get_live_trials(self) -> list[Any]:
+        return self.live
 
-    def __iter__(self) -> Any:
+    def get_trials(self) -> Any:
         raise AssertionError("a pass over every trial of the experiment")
 
 
-def _controller(trials: _Trials) -> Any:
-    live = [t for t in list.__iter__(trials) if t.status not in ("TERMINATED", "ERROR")]  # Tune's is a set
-    return SimpleNamespace(get_trials=lambda: trials, get_live_trials=lambda: live)
-
-
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.sampled_from(["PENDING", "RUNNING", "PAUSED", "TERMINATED", "ERROR"]), max_size=30),
-    st.integers(0, 30),
+    st.lists(st.integers(0, 29), max_size=3),
 )
-def test_the_next_trial_to_run_is_rays_choice_found_among_the_live_trials(statuses: list[str], seen: int) -> None:
+def test_the_next_trial_to_run_is_rays_choice_found_among_the_live_trials(
+    statuses: list[str], retried: list[int]
+) -> None:
     from ray.tune.schedulers import FIFOScheduler
 
-    trials = [_Trial(trial_id=f"t{i:03d}", status=s) for i, s in enumerate(statuses)]
     for made in (scheduler(SchedulerSpec("none", 1, 3, 1, 1)), scheduler(SchedulerSpec("asha", 1, 3, 1, 20))):
-        made.choose_trial_to_run(_controller(_Trials(trials[:seen])))  # the trials so far, learned
-        expected = FIFOScheduler().choose_trial_to_run(SimpleNamespace(get_trials=lambda: trials))
-        assert made.choose_trial_to_run(_controller(_Trials(trials))) is expected
+        made.set_search_properties("val_acc", "max")
+        trials = [_Trial(trial_id=f"t{i:03d}", status=s) for i, s in enumerate(statuses)]
+        for t in trials:
+            made.on_trial_add(None, t)
+        for i in retried:  # a failed trial retried: Tune moves it to the end of its list and adds it again
+            if i < len(trials):
+                trials.append(trials.pop(i))
+                trials[-1].status = "PENDING"
+                made.on_trial_add(None, trials[-1])
+        expected = FIFOScheduler().choose_trial_to_run(SimpleNamespace(get_trials=lambda t=trials: t))
+        assert made.choose_trial_to_run(_Controller(trials)) is expected
 
 
-def test_choosing_the_next_trial_reads_only_the_trials_made_since_the_last_step() -> None:
+def test_the_next_trial_is_chosen_without_reading_every_trial_and_the_order_is_not_pickled() -> None:
     made = scheduler(SchedulerSpec("asha", 1, 3, 1, 20))
-    trials = _Trials(SimpleNamespace(trial_id=f"t{i}", status="TERMINATED") for i in range(10_000))
-    assert made.choose_trial_to_run(_controller(trials)) is None
-    assert trials.reads == 10_000  # each trial's place in Tune's order, learned once
-    trials.extend(
-        [SimpleNamespace(trial_id="new1", status="PENDING"), SimpleNamespace(trial_id="new2", status="PENDING")]
-    )
-    trials.reads = 0
-    assert made.choose_trial_to_run(_controller(trials)).trial_id == "new1"
-    assert made.choose_trial_to_run(_controller(trials)).trial_id == "new1"
-    assert trials.reads == 2
-    assert cloudpickle.loads(cloudpickle.dumps(made))._place == {}  # not part of the experiment's state
+    made.set_search_properties("val_acc", "max")
+    trials = [_Trial(trial_id=f"t{i}", status="TERMINATED") for i in range(10_000)]
+    trials += [_Trial(trial_id="new1", status="PENDING"), _Trial(trial_id="new2", status="PENDING")]
+    for t in trials:
+        made.on_trial_add(None, t)
+    assert made.choose_trial_to_run(_Controller(trials)).trial_id == "new1"
+    assert cloudpickle.loads(cloudpickle.dumps(made))._place == {}  # a resume adds every trial again
