@@ -123,13 +123,12 @@ def run_sweep(
 
     started = time.monotonic()
     storage = check_storage(storage)
-    kept = address is None
+    asked = address
     address = resolve(address, num_cpus)
-    kept = kept and address is not None
     if mlflow_uri is not None:
         tracking.require_mlflow()
     preload()
-    write(_starting(address, kept))
+    write(_starting(address, kept=asked is None))
     timings = {"process": process_start(), "sweep_loaded": time.time()}
     data, resources, note = prepare(sweep, address, num_cpus, timings)
     store = RunStore.create(storage, sweep.name)
@@ -194,7 +193,8 @@ def run_sweep(
 
 
 def _starting(address: str | None, kept: bool = False) -> str:
-    """What the run waits for before its first trial (seconds: the data, Ray's processes)."""
+    """What the run waits for before its first trial (seconds: the data, Ray's processes);
+    ``kept``: no address was asked for, so one is the instance ``tuner up`` keeps."""
     if address is None:
         return "loading the data, starting Ray"
     return f"loading the data, connecting to Ray at {address}" + (" (the instance tuner up keeps)" if kept else "")
@@ -296,9 +296,8 @@ def resume_sweep(
     from tuner.ray.cluster import resolve
 
     started = time.monotonic()
-    kept = address is None
+    asked = address
     address = resolve(address, num_cpus)
-    kept = kept and address is not None
     store = RunStore.open(run_dir)
     run = load_run(store.local)
     meta = run.meta
@@ -308,7 +307,7 @@ def resume_sweep(
     base_dir = Path(meta.provenance["sweep_file"]).parent if meta.provenance.get("sweep_file") else None
     sweep = from_dict(raw, source=str(store.local / SWEEP_FILE), base_dir=base_dir)
     preload()
-    write(_starting(address, kept))
+    write(_starting(address, kept=asked is None))
     data, resources, note = prepare(sweep, address, num_cpus)
     saved = (meta.provenance.get("data") or {}).get("sha256")
     current = (datasets.fingerprint(data) or {}).get("sha256")

@@ -42,6 +42,9 @@ def step_of(result: dict[str, Any], iteration: int) -> int:
     return int(result.get(EPOCH) or result.get(TRAINING_ITERATION) or iteration)
 
 
+ENDED = ("TERMINATED", "ERROR")  # Tune's statuses a trial never leaves within an experiment
+
+
 class ProgressCallback(tune.Callback):
     """Hands the trials' states to ``on_step`` at most every ``every_s`` seconds. A trial that
     has ended no longer changes: its state is taken once (Tune's ``last_result`` is rebuilt at
@@ -80,9 +83,6 @@ class ProgressCallback(tune.Callback):
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self._emit(trials, force=True)
-
-
-ENDED = ("TERMINATED", "ERROR")  # Tune's statuses a trial never leaves within an experiment
 
 
 class Outcome(tune.Callback):
