@@ -1,10 +1,11 @@
 """Starting or joining a Ray cluster, and leaving it (what it holds: :mod:`tuner.ray.nodes`).
 
-Without an address tuner starts a local instance of its own (``ray.init(address="local")``),
-or joins the one ``tuner up`` keeps (:func:`resolve`, :mod:`tuner.ray.instance`): a cluster
-some other ``ray start`` left on this machine, dead or alive, is never joined by accident. ``--address auto`` joins this machine's cluster, ``HOST:PORT`` a cluster's
-GCS, ``ray://HOST:PORT`` a cluster through Ray Client; a cluster that is not there is said in
-one line at once instead of Ray's minute of retries.
+Without an address tuner starts a local instance of its own (``ray.init(address="local")``), or
+joins the one ``tuner up`` keeps (:func:`resolve`, :mod:`tuner.ray.instance`): a cluster some
+other ``ray start`` left on this machine, dead or alive, is never joined by accident.
+``--address auto`` joins this machine's cluster, ``HOST:PORT`` a cluster's GCS,
+``ray://HOST:PORT`` a cluster through Ray Client; a cluster that is not there is said in one
+line at once instead of Ray's minute of retries.
 """
 
 from __future__ import annotations
@@ -150,10 +151,9 @@ def connect(
             "RAY_AUTH_MODE=disabled: tuner keeps Ray's token authentication on; unset it "
             "(and hand the cluster's token to this driver instead)"
         )
-    apply_settings()
+    _token_mode()
     import ray
 
-    _require_token_auth()
     if ray.is_initialized() and runtime_env:
         log.warning(
             "Ray was already started in this process: its runtime environment stands, and the sweep's "
@@ -199,11 +199,9 @@ def _token_accepted(address: str, resolved: str) -> None:
     """Fail at once when the cluster's GCS refuses this driver's token: Ray's own start
     retries a refused token once a second for ~20 s before it says so."""
     import ray
-    from ray._raylet import GcsClient
 
     try:
-        with _stderr_muted():  # the GCS client's own warning of the refusal: said in our one line instead
-            GcsClient(address=resolved)
+        gcs_client(resolved)  # its C++ warning of a refusal is kept off stderr: said in our one line instead
     except ray.exceptions.AuthenticationError as e:
         raise _cannot_join(address, e) from None
     except Exception as e:  # anything else: Ray's own start says it, with its retries
@@ -214,22 +212,18 @@ def ensure_token() -> None:
     """Make this user's token (``~/.ray/auth_token``) if there is none, as ``ray.init`` does for
     a local instance; ``ray start`` does not (a token given by ``RAY_AUTH_TOKEN`` or
     ``RAY_AUTH_TOKEN_PATH`` is used as it is)."""
-    apply_settings()
-    import ray  # noqa: F401 (Ray's own start-up first)
     from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
 
-    _require_token_auth()
+    _token_mode()
     ensure_token_if_auth_enabled(create_token_if_missing=True)
 
 
 def gcs_client(address: str) -> Any:
     """A client of the GCS at ``HOST:PORT`` with this process's token (nothing else of Ray is
     started; its C++ warnings stay off stderr)."""
-    apply_settings()
-    import ray  # noqa: F401 (Ray's own start-up first)
     from ray._raylet import GcsClient
 
-    _require_token_auth()
+    _token_mode()
     with _stderr_muted():
         return GcsClient(address=address)
 
@@ -250,6 +244,15 @@ def _stderr_muted() -> Iterator[None]:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:200] if text else ""
+
+
+def _token_mode() -> None:
+    """This process as a driver of tuner's: :data:`SETTINGS` applied, Ray imported, token
+    authentication on."""
+    apply_settings()
+    import ray  # noqa: F401 (Ray reads its configuration as it is imported)
+
+    _require_token_auth()
 
 
 def _require_token_auth() -> None:
