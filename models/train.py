@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import LR_SCHEDULES, OPTIMIZERS, build_model
+from . import LR_SCHEDULES, OPTIMIZERS, build_model, optim
 from .batchnorm import bn_layers, recompute_bn_stats
 from .data import TASKS, Dataset
 
@@ -62,15 +62,18 @@ def seed_everything(seed: int) -> None:
 
 def make_optimizer(params: Any, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     """The optimizer a ``train`` section names: ``sgd`` (with ``momentum`` = β of the velocity
-    average), ``adam`` or ``adamw`` (``beta1``, ``beta2``), all with ``lr`` and ``weight_decay``."""
+    average), ``adam`` or ``adamw`` (``beta1``, ``beta2``), all with ``lr`` and ``weight_decay``.
+
+    torch.optim's, from :mod:`.optim`: without the compile guards whose first call imports
+    ``torch._dynamo`` (1.5-2 s in every fresh trial process)."""
     name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(cfg.get("momentum", 0.0)), weight_decay=wd)
+        return optim.SGD(params, lr=lr, momentum=float(cfg.get("momentum", 0.0)), weight_decay=wd)
     betas = (float(cfg.get("beta1", 0.9)), float(cfg.get("beta2", 0.999)))
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)
+        return optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)
+        return optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)
     raise ValueError(f"unknown optimizer {name!r}: one of {', '.join(OPTIMIZERS)}")
 
 

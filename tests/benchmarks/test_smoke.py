@@ -83,3 +83,12 @@ def test_an_unknown_benchmark_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "invalid choice: 'nope'" in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_first_epoch_quick_compares_the_optimizers(tmp_path: Path) -> None:
+    f = run_one("first_epoch", quick=True, out=tmp_path, quiet=True)["figures"]
+    before, now = f["rows"]["torch.optim"], f["rows"]["tuner.models.optim"]
+    assert len(before) == len(now) == 1
+    # torch.optim's first step imports torch._dynamo; the built-in trainer's optimizers never do
+    assert before[0]["dynamo"] is True and now[0]["dynamo"] is False
+    assert f["saved_s"] == pytest.approx(f["median_to_first_epoch_s"]["torch.optim"] - now[0]["to_first_epoch_s"])
