@@ -75,7 +75,7 @@ def test_every_file_a_page_names_exists(page: str) -> None:
 
 def test_the_readme_stays_a_first_screen_and_its_commands_are_the_parsers() -> None:
     assert len(README.splitlines()) < 200  # details live in docs/
-    from tuner.parser import build_parser
+    from tuner.cli.parser import build_parser
 
     commands = set(re.findall(r"^tuner (\w+)", README, re.M)) - {"--version"}
     parser = build_parser()

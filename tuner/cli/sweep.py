@@ -1,0 +1,159 @@
+"""The commands on a sweep file and its run: ``run``, ``try``, ``resume``, ``validate``,
+``space``; and how a run's end is shown (its summary, or ``--json``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tuner.cli.status import EXIT_OK
+from tuner.errors import InputError, RunError
+
+
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where progress goes: stdout, stderr with --json, nowhere with --quiet."""
+    from tuner.progress import Console  # on a terminal, the live progress bar is drawn on its stream
+
+    if getattr(args, "quiet", False):
+        return Console(None)
+    return Console(sys.stderr if getattr(args, "json", False) else sys.stdout)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from tuner.spec import parse_assignments
+
+    return parse_assignments(args.set, "--set")
+
+
+def _summary(args: argparse.Namespace, summary: Any) -> int:
+    if args.json:
+        print(json.dumps(summary_json(summary)))
+    elif args.quiet:
+        print(f"run directory: {summary.location}")
+        if summary.export_path:
+            print(f"exported best config: {summary.export_path}")
+    else:
+        for line in summary.lines():
+            print(line)
+    return EXIT_OK
+
+
+def summary_json(summary: Any) -> dict[str, Any]:
+    """The machine-readable end of a run (``--json``)."""
+    from tuner.files import strict
+
+    run = summary.run
+    counts: dict[str, int] = {}
+    for t in run.trials:
+        counts[t.status.value] = counts.get(t.status.value, 0) + 1
+    best = run.ranked()[:1]
+    return strict(
+        {
+            "run_dir": summary.location,
+            "export": str(summary.export_path) if summary.export_path else None,
+            "status": run.meta.status.value,
+            "wall_s": summary.wall_s,
+            "metric": run.metric,
+            "mode": run.mode,
+            "trials": counts,
+            "best": {"trial": best[0].trial_id, "score": best[0].score(run.metric), "params": best[0].params}
+            if best
+            else None,
+        }
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tuner.runner import run_sweep
+    from tuner.spec import load_sweep
+    from tuner.storage import check_storage
+
+    if args.mlflow_experiment is not None and args.mlflow_uri is None:
+        raise InputError("--mlflow-experiment: needs --mlflow-uri")
+    if args.mlflow_uri is not None:
+        from tuner.tracking import require_mlflow
+
+        require_mlflow()
+    overrides = _overrides(args)
+    if args.name is not None:  # an empty --name is an error, not "the sweep's name"
+        overrides["name"] = args.name
+    if args.num_samples:
+        overrides["search.num_samples"] = args.num_samples
+    sweep = load_sweep(args.sweep, overrides)
+    check_storage(args.storage, reach=True)  # a missing bucket is said before Ray starts
+    summary = run_sweep(
+        sweep,
+        storage=args.storage,
+        address=args.address,
+        num_cpus=args.num_cpus,
+        write=_say(args),
+        mlflow_uri=args.mlflow_uri,
+        mlflow_experiment=args.mlflow_experiment,
+    )
+    return _summary(args, summary)
+
+
+def cmd_try(args: argparse.Namespace) -> int:
+    from tuner.local import try_trial
+    from tuner.spec import load_sweep
+
+    sweep = load_sweep(args.sweep, _overrides(args))
+    try:
+        try_trial(sweep, args.epochs, write=lambda line: print(line, flush=True))
+    except (InputError, RunError):
+        raise
+    except Exception as e:
+        e.tuner_user_code = _from_user_code(e, [sweep.trainer, *sweep.code_refs()])  # type: ignore[attr-defined]
+        raise
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tuner.runner import resume_sweep
+
+    summary = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus, write=_say(args))
+    return _summary(args, summary)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from tuner.spec import load_sweep
+
+    sweep = load_sweep(args.sweep, _overrides(args))
+    s = sweep.search
+    names = ", ".join(p.path for p in s.parameters) or "nothing"
+    what = f"{sweep.model['name']} (built-in trainer)" if sweep.builtin else sweep.function
+    data = (sweep.data or {}).get("name", "no data")
+    print(
+        f"{args.sweep}: ok: {what} on {data}, {s.method} search over {names}, {s.num_samples} trials, "
+        f"scheduler {sweep.scheduler.name}, metric {sweep.metric} ({sweep.mode})"
+    )
+    return EXIT_OK
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from tuner.ray.search import sample
+    from tuner.spec import load_sweep
+
+    sweep = load_sweep(args.sweep)
+    seed = sweep.search.seed if args.seed is None else args.seed
+    out = sys.stdout
+    for config in sample(sweep.search.parameters, sweep.search.method, args.n, seed, sweep.metric, sweep.mode):
+        out.write(json.dumps(config, default=str) + "\n")
+    out.flush()
+    return EXIT_OK
+
+
+def _from_user_code(error: BaseException, refs: Sequence[str]) -> bool:
+    """Whether ``error`` was raised in the user's own code (:func:`tuner.trial.user_frames`): `tuner
+    try` shows the user that traceback; anything else is tuner's bug and goes to a log."""
+    from tuner.trial import user_frames
+
+    theirs = [
+        m.__file__
+        for m in (sys.modules.get(ref.partition(":")[0]) for ref in refs if not ref.startswith("tuner."))
+        if m is not None and getattr(m, "__file__", None)
+    ]
+    return bool(user_frames(error, theirs))
