@@ -8,9 +8,10 @@ same few cores), and a retest or the final model one more each.
 
 The classes here *are* torch.optim's (``isinstance`` holds, LR schedulers and step hooks work,
 ``state_dict`` is theirs, so a checkpoint of either loads into the other) with those methods
-unguarded and ``step`` written out: the arithmetic of torch's single-tensor update, one
-parameter at a time (``tests/models/test_optim.py`` checks them step for step against
-torch.optim). The same ``make_optimizer`` serves a user's own trial function.
+unguarded and ``step`` written out: torch's own update in its multi-tensor (``_foreach``)
+operations, which on a GPU update every parameter in a few kernels, as torch.optim does there
+(``tests/models/test_optim.py`` checks them step for step against torch.optim). A user's own
+trial function can use them too.
 
 Under ``torch.compile`` use torch.optim's own optimizers: these give the compiler no graph
 breaks around the update.
@@ -55,10 +56,15 @@ def _scalar(value: Any) -> float:
     return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
 
 
-def _grad(p: torch.Tensor, maximize: bool, optimizer: str) -> torch.Tensor:
-    if p.grad.is_sparse:  # type: ignore[union-attr]
+def _with_grads(
+    params: list[torch.Tensor], maximize: bool, optimizer: str
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The parameters that have a gradient, and their gradients (negated to maximize)."""
+    params = [p for p in params if p.grad is not None]
+    grads = [p.grad for p in params]
+    if any(g.is_sparse for g in grads):  # type: ignore[union-attr]
         raise RuntimeError(f"{optimizer} does not support sparse gradients; use torch.optim's")
-    return -p.grad if maximize else p.grad  # type: ignore[operator,return-value]
+    return params, (torch._foreach_neg(grads) if maximize and grads else grads)  # type: ignore[arg-type,return-value]
 
 
 class SGD(_Unguarded, torch.optim.SGD):
@@ -94,23 +100,28 @@ class SGD(_Unguarded, torch.optim.SGD):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            params, grads = _with_grads(group["params"], group["maximize"], "SGD")
+            if not params:
+                continue
             lr, wd = _scalar(group["lr"]), group["weight_decay"]
             momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = _grad(p, group["maximize"], "SGD")
-                if wd != 0:
-                    grad = grad.add(p, alpha=wd)
-                if momentum != 0:
+            if wd != 0:
+                grads = torch._foreach_add(grads, params, alpha=wd)
+            if momentum != 0:
+                bufs, old, old_grads = [], [], []
+                for p, g in zip(params, grads):
                     state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = grad.detach().clone()
+                    if state.get("momentum_buffer") is None:  # the first step: the gradient itself
+                        state["momentum_buffer"] = g.detach().clone()
                     else:
-                        buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-                    grad = grad.add(buf, alpha=momentum) if nesterov else buf
-                p.add_(grad, alpha=-lr)
+                        old.append(state["momentum_buffer"])
+                        old_grads.append(g)
+                    bufs.append(state["momentum_buffer"])
+                if old:
+                    torch._foreach_mul_(old, momentum)
+                    torch._foreach_add_(old, old_grads, alpha=1 - dampening)
+                grads = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
+            torch._foreach_add_(params, grads, alpha=-lr)
         return loss
 
 
@@ -122,32 +133,36 @@ def _adam_step(optimizer: torch.optim.Adam, closure: Callable[[], float] | None,
             loss = closure()
     scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
     for group in optimizer.param_groups:
-        lr, wd, eps = _scalar(group["lr"]), group["weight_decay"], group["eps"]
-        beta1, beta2 = (_scalar(b) for b in group["betas"])
         if group.get("amsgrad"):
             raise RuntimeError(f"{type(optimizer).__name__}: no AMSGrad here; use torch.optim's")
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            grad = _grad(p, group["maximize"], type(optimizer).__name__)
+        params, grads = _with_grads(group["params"], group["maximize"], type(optimizer).__name__)
+        if not params:
+            continue
+        lr, wd, eps = _scalar(group["lr"]), group["weight_decay"], group["eps"]
+        beta1, beta2 = (_scalar(b) for b in group["betas"])
+        for p in params:
             state = optimizer.state[p]
             if not state:
                 state["step"] = torch.tensor(0.0, dtype=scalar_dtype)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            exp_avg, exp_avg_sq, step_t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-            step_t += 1
-            if wd != 0:
-                if decoupled:
-                    p.mul_(1 - lr * wd)
-                else:
-                    grad = grad.add(p, alpha=wd)
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            step = step_t.item()
-            step_size = lr / (1 - beta1**step)
-            denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
-            p.addcdiv_(exp_avg, denom, value=-step_size)
+        states = [optimizer.state[p] for p in params]
+        steps = [s["step"] for s in states]
+        exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        torch._foreach_add_(steps, 1)
+        if wd != 0:
+            if decoupled:
+                torch._foreach_mul_(params, 1 - lr * wd)
+            else:
+                grads = torch._foreach_add(grads, params, alpha=wd)
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        counts = [s.item() for s in steps]
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, [(1 - beta2**n) ** 0.5 for n in counts])
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [-(lr / (1 - beta1**n)) for n in counts])
     return loss
 
 
