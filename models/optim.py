@@ -90,7 +90,6 @@ class SGD(_Unguarded, torch.optim.SGD):
             weight_decay=weight_decay,
             nesterov=nesterov,
             maximize=maximize,
-            foreach=False,
         )
 
     @torch.no_grad()
@@ -180,9 +179,7 @@ class Adam(_Unguarded, torch.optim.Adam):
         *,
         maximize: bool = False,
     ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=False
-        )
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -203,9 +200,7 @@ class AdamW(_Unguarded, torch.optim.AdamW):
         *,
         maximize: bool = False,
     ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=False
-        )
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]

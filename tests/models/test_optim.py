@@ -26,7 +26,7 @@ def params(seed: int) -> list[torch.Tensor]:
 
 
 def pair(
-    kind: str, options: dict[str, Any], seed: int, foreach: bool = False
+    kind: str, options: dict[str, Any], seed: int, foreach: bool | None = False
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
     """(ours, torch.optim's single- or multi-tensor path) over two equal sets of parameters."""
     theirs = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind]
@@ -114,11 +114,11 @@ def test_adam_and_adamw_are_torch_optims_step_for_step(
 @pytest.mark.parametrize("kind", ["sgd", "adam", "adamw"])
 def test_state_dicts_load_into_torch_optims_and_back(kind: str) -> None:
     options = {"lr": 0.1, "weight_decay": 0.01, **({"momentum": 0.9} if kind == "sgd" else {})}
-    ours, theirs = pair(kind, options, 0)
+    ours, theirs = pair(kind, options, 0, foreach=None)  # torch's default: its groups say None, as ours
     for i in range(3):
         step_both(ours, theirs, i)
     # each continues from the other's state: the checkpoints of older runs (torch.optim's) load here
-    a, b = pair(kind, options, 1)
+    a, b = pair(kind, options, 1, foreach=None)
     with torch.no_grad():
         for p, q, src, dst in zip(
             a.param_groups[0]["params"],
