@@ -18,19 +18,10 @@ from tuner.cli import main
 from tuner.errors import InputError, RunError
 from tuner.export_file import export_run
 from tuner.records import Export, TopEntry, history_path
-from tuner.retesting import (
-    describe,
-    fresh_seeds,
-    parse_duration,
-    read_history,
-    retest,
-    stats,
-    summarize,
-    sweep_with_data,
-    updated_export,
-)
+from tuner.retesting import fresh_seeds, parse_duration, read_history, retest, sweep_with_data
 from tuner.runner import run_sweep
 from tuner.spec import from_dict, parse_assignments
+from tuner.verdict import describe, stats, summarize, updated_export
 
 
 def test_stats_mean_std_and_t_interval() -> None:
