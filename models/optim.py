@@ -44,27 +44,38 @@ def _unguarded(method: F) -> F:
 
 
 class _Unguarded:
-    """Optimizer's guarded methods, unguarded (first in the subclasses' method order)."""
+    """Optimizer's guarded methods, unguarded (first in the subclasses' method order), and the
+    one ``step``: the closure, then each group's parameters that have a gradient, updated by the
+    subclass's ``_update``."""
 
     add_param_group = _unguarded(Optimizer.add_param_group)
     zero_grad = _unguarded(Optimizer.zero_grad)
     state_dict = _unguarded(Optimizer.state_dict)
     load_state_dict = _unguarded(Optimizer.load_state_dict)
+    param_groups: list[dict[str, Any]]
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if any(g.is_sparse for g in grads):
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients; use torch.optim's")
+            self._update(group, params, torch._foreach_neg(grads) if group["maximize"] else grads)
+        return loss
+
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        raise NotImplementedError
 
 
 def _scalar(value: Any) -> float:
     return float(value.item()) if isinstance(value, torch.Tensor) else float(value)
-
-
-def _with_grads(
-    params: list[torch.Tensor], maximize: bool, optimizer: str
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The parameters that have a gradient, and their gradients (negated to maximize)."""
-    params = [p for p in params if p.grad is not None]
-    grads = [p.grad for p in params]
-    if any(g.is_sparse for g in grads):  # type: ignore[union-attr]
-        raise RuntimeError(f"{optimizer} does not support sparse gradients; use torch.optim's")
-    return params, (torch._foreach_neg(grads) if maximize and grads else grads)  # type: ignore[arg-type,return-value]
 
 
 class SGD(_Unguarded, torch.optim.SGD):
@@ -92,82 +103,33 @@ class SGD(_Unguarded, torch.optim.SGD):
             maximize=maximize,
         )
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads = _with_grads(group["params"], group["maximize"], "SGD")
-            if not params:
-                continue
-            lr, wd = _scalar(group["lr"]), group["weight_decay"]
-            momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
-            if wd != 0:
-                grads = torch._foreach_add(grads, params, alpha=wd)
-            if momentum != 0:
-                bufs, old, old_grads = [], [], []
-                for p, g in zip(params, grads):
-                    state = self.state[p]
-                    if state.get("momentum_buffer") is None:  # the first step: the gradient itself
-                        state["momentum_buffer"] = g.detach().clone()
-                    else:
-                        old.append(state["momentum_buffer"])
-                        old_grads.append(g)
-                    bufs.append(state["momentum_buffer"])
-                if old:
-                    torch._foreach_mul_(old, momentum)
-                    torch._foreach_add_(old, old_grads, alpha=1 - dampening)
-                grads = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
-            torch._foreach_add_(params, grads, alpha=-lr)
-        return loss
-
-
-def _adam_step(optimizer: torch.optim.Adam, closure: Callable[[], float] | None, decoupled: bool) -> float | None:
-    """Adam's update; AdamW's (the weights decay, not the gradient) when ``decoupled``."""
-    loss = None
-    if closure is not None:
-        with torch.enable_grad():
-            loss = closure()
-    scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-    for group in optimizer.param_groups:
-        if group.get("amsgrad"):
-            raise RuntimeError(f"{type(optimizer).__name__}: no AMSGrad here; use torch.optim's")
-        params, grads = _with_grads(group["params"], group["maximize"], type(optimizer).__name__)
-        if not params:
-            continue
-        lr, wd, eps = _scalar(group["lr"]), group["weight_decay"], group["eps"]
-        beta1, beta2 = (_scalar(b) for b in group["betas"])
-        for p in params:
-            state = optimizer.state[p]
-            if not state:
-                state["step"] = torch.tensor(0.0, dtype=scalar_dtype)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        states = [optimizer.state[p] for p in params]
-        steps = [s["step"] for s in states]
-        exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
-        torch._foreach_add_(steps, 1)
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        lr, wd = _scalar(group["lr"]), group["weight_decay"]
+        momentum, dampening, nesterov = group["momentum"], group["dampening"], group["nesterov"]
         if wd != 0:
-            if decoupled:
-                torch._foreach_mul_(params, 1 - lr * wd)
-            else:
-                grads = torch._foreach_add(grads, params, alpha=wd)
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-        counts = [s.item() for s in steps]
-        denom = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denom, [(1 - beta2**n) ** 0.5 for n in counts])
-        torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denom, [-(lr / (1 - beta1**n)) for n in counts])
-    return loss
+            grads = torch._foreach_add(grads, params, alpha=wd)
+        if momentum != 0:
+            bufs, old, old_grads = [], [], []
+            for p, g in zip(params, grads):
+                state = self.state[p]
+                if state.get("momentum_buffer") is None:  # the first step: the gradient itself
+                    state["momentum_buffer"] = g.detach().clone()
+                else:
+                    old.append(state["momentum_buffer"])
+                    old_grads.append(g)
+                bufs.append(state["momentum_buffer"])
+            if old:
+                torch._foreach_mul_(old, momentum)
+                torch._foreach_add_(old, old_grads, alpha=1 - dampening)
+            grads = torch._foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs
+        torch._foreach_add_(params, grads, alpha=-lr)
 
 
 class Adam(_Unguarded, torch.optim.Adam):
     """``torch.optim.Adam`` (weight decay added to the gradient, maximize; no AMSGrad) without
     its compile guards."""
+
+    decoupled = False  # AdamW: the weights decay, not the gradient
 
     def __init__(
         self,
@@ -181,14 +143,41 @@ class Adam(_Unguarded, torch.optim.Adam):
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        return _adam_step(self, closure, decoupled=False)
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        if group.get("amsgrad"):
+            raise RuntimeError(f"{type(self).__name__}: no AMSGrad here; use torch.optim's")
+        lr, wd, eps = _scalar(group["lr"]), group["weight_decay"], group["eps"]
+        beta1, beta2 = (_scalar(b) for b in group["betas"])
+        scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+        states = [self.state[p] for p in params]
+        for p, state in zip(params, states):
+            if not state:
+                state["step"] = torch.tensor(0.0, dtype=scalar_dtype)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        steps = [s["step"] for s in states]
+        exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        torch._foreach_add_(steps, 1)
+        if wd != 0:
+            if self.decoupled:
+                torch._foreach_mul_(params, 1 - lr * wd)
+            else:
+                grads = torch._foreach_add(grads, params, alpha=wd)
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        counts = [s.item() for s in steps]
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, [(1 - beta2**n) ** 0.5 for n in counts])
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [-(lr / (1 - beta1**n)) for n in counts])
 
 
-class AdamW(_Unguarded, torch.optim.AdamW):
+class AdamW(Adam, torch.optim.AdamW):
     """``torch.optim.AdamW`` (decoupled weight decay, maximize; no AMSGrad) without its compile
-    guards."""
+    guards: this module's Adam with the weights decaying, torch's AdamW's defaults."""
+
+    decoupled = True
 
     def __init__(
         self,
@@ -200,8 +189,4 @@ class AdamW(_Unguarded, torch.optim.AdamW):
         *,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        return _adam_step(self, closure, decoupled=True)
+        super().__init__(params, lr, betas, eps, weight_decay, maximize=maximize)
