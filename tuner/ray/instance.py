@@ -132,8 +132,7 @@ def running() -> Instance | None:
         )
         return None
     if not _alive(inst.pid):
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(inst.pid, os.WNOHANG)  # started by this process (the Python API): reap it
+        _reap(inst.pid)
         _kill_leftovers(inst.pid)  # its `ray start` was killed: what of Ray outlived it
         with contextlib.suppress(OSError):
             path.unlink()
@@ -142,6 +141,12 @@ def running() -> Instance | None:
         log.info("the Ray instance at %s does not answer: not joined (tuner down stops it)", inst.address)
         return None
     return inst
+
+
+def _reap(pid: int) -> None:
+    """Reap ``pid`` if this process started it (the Python API): no zombie that looks alive."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def _kill_leftovers(pgid: int) -> None:
@@ -289,8 +294,7 @@ def _stop_group(pgid: int, timeout: float = 10.0) -> None:
     """SIGKILL to what is left of a process group; returns once it is gone (or ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pgid, os.WNOHANG)  # started by this process (the Python API): reap it
+        _reap(pgid)
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
