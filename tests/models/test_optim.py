@@ -195,3 +195,36 @@ def test_training_with_them_never_imports_torch_dynamo() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("foreach", [None, False])  # torch's default on CUDA is multi-tensor
+def test_on_cuda_they_are_torch_optims_step_for_step(kind: str, foreach: bool | None) -> None:
+    """On a GPU torch.optim takes its multi-tensor path by default: ours must step as it does there."""
+    options = {
+        "sgd": [{"lr": 0.1}, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}],
+        "adam": [{"lr": 0.01}, {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.05, "maximize": True}],
+        "adamw": [{"lr": 0.01}, {"lr": 0.01, "eps": 1e-3, "weight_decay": 0.05}],
+    }[kind]
+    theirs_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind]
+    ours_cls = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}[kind]
+
+    def cuda_params(seed: int) -> list[torch.Tensor]:
+        return [p.detach().to("cuda").requires_grad_() for p in params(seed)]
+
+    for opts in options:
+        a, b = ours_cls(cuda_params(3), **opts), theirs_cls(cuda_params(3), **opts, foreach=foreach)
+        for step in range(6):
+            g = torch.Generator().manual_seed(step)
+            for opt in (a, b):
+                opt.zero_grad(set_to_none=True)
+            for p, q in zip(a.param_groups[0]["params"], b.param_groups[0]["params"], strict=True):
+                grad = torch.randn(p.shape, generator=g).to("cuda")
+                p.grad, q.grad = grad.clone(), grad.clone()
+            a.step()
+            b.step()
+        for p, q in zip(a.param_groups[0]["params"], b.param_groups[0]["params"], strict=True):
+            assert p.device.type == "cuda" and torch.allclose(p, q, rtol=1e-6, atol=1e-7), (opts, (p - q).abs().max())
+            for key, value in a.state[p].items():
+                assert torch.allclose(value, b.state[q][key], rtol=1e-6, atol=1e-7), (opts, key)
