@@ -82,8 +82,8 @@ def _read(path: Path) -> Instance | None:
         )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
-        log.debug("%s is not a record of a Ray instance: %s", path, e)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError) as e:
+        log.debug("%s is not a record of a Ray instance: %s", path, e)  # OverflowError: "pid": Infinity
         return None
     if not _ADDRESS.fullmatch(inst.address) or inst.pid <= 1:
         log.debug("%s: not a record of a local Ray instance (%r, pid %d)", path, inst.address, inst.pid)

@@ -62,6 +62,7 @@ def write(cache: Path, text: str | dict[str, object]) -> Path:
         json.dumps(record(address="127.0.0.1:6379; rm -rf /")),
         json.dumps(record(pid=1)),
         json.dumps(record(pid="12; kill")),
+        json.dumps(record(pid=float("inf"))),  # "pid": Infinity, which Python's json reads (found by the fuzz test)
         json.dumps({k: v for k, v in record().items() if k != "pid"}),
     ],
 )
