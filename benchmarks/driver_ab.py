@@ -14,7 +14,9 @@ it undone. The changes:
   ended trial's progress state taken once (``callbacks.ProgressCallback``), against Ray's pass
   over every trial at every step and every trial's state taken at every progress tick;
 - ``fsync``: each trial's TensorBoard file flushed (``callbacks.TrialEvents``) against flushed
-  and synced to the disk, as tensorboardX's record writer does at every flush.
+  and synced to the disk, as tensorboardX's record writer does at every flush;
+- ``placement``: each trial's resources taken from a budget the driver keeps on a local
+  instance (``experiment.budgeted_resources``) against a placement group a trial.
 
 Default: 600 half-second trials on 16 logical CPUs, 2 runs of each. Quick: 40 trials of 0.1 s
 on 8 CPUs, once. ``TUNER_AB=tensorboard``: one change only; ``TUNER_AB_SIZE=3000:0.2:16:2``:
@@ -32,7 +34,7 @@ from typing import Any
 from benchmarks import driver_scale
 from benchmarks.common import Context
 
-CHANGES = ("tensorboard", "lookups", "choice", "fsync")
+CHANGES = ("tensorboard", "lookups", "choice", "fsync", "placement")
 
 
 @contextlib.contextmanager
@@ -56,6 +58,8 @@ def undone(change: str) -> Iterator[None]:
         ]
     elif change == "fsync":
         swaps = [(callbacks.TrialEvents, "flush", _flush_synced), (callbacks.TrialEvents, "close", _close_synced)]
+    elif change == "placement":
+        swaps = [(experiment, "budgeted_resources", contextlib.nullcontext)]
     else:
         raise SystemExit(f"TUNER_AB: {change!r} is not one of {', '.join(CHANGES)}")
     saved = [(cls, name, getattr(cls, name)) for cls, name, _ in swaps]

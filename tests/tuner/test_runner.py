@@ -234,3 +234,28 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
         resume_sweep(run_dir, write=lambda _: None)
     assert main(["resume", str(run_dir)]) == 2
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"  # untouched
+
+
+def test_on_a_local_instance_trials_take_a_budget_not_a_placement_group_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's instance is local: a sweep creates no placement group (each costs GCS
+    round trips and driver CPU). On a cluster (or when it is not known to be local) every trial
+    keeps Tune's placement group: that is what asks an autoscaler for nodes."""
+    import ray
+    from ray.air.execution import PlacementGroupResourceManager
+    from ray.tune.execution import tune_controller
+
+    from tuner.ray import cluster
+
+    def groups() -> int:
+        return len(ray.util.placement_group_table())
+
+    assert cluster.on_local_instance()
+    before = groups()
+    _, summary, _ = run(tmp_path / "local")
+    assert len(summary.run.trials) == 4 and groups() == before
+    assert tune_controller.PlacementGroupResourceManager is PlacementGroupResourceManager  # restored
+    monkeypatch.setattr(cluster, "_on_local_instance", False)
+    _, summary, _ = run(tmp_path / "cluster")
+    assert len(summary.run.trials) == 4 and groups() == before + 4

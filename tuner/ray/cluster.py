@@ -125,6 +125,15 @@ def _reachable(address: str) -> str:
     return resolved
 
 
+_on_local_instance = False  # set by connect(): see on_local_instance()
+
+
+def on_local_instance() -> bool:
+    """Whether this driver started a local instance of its own or joined the one ``tuner up``
+    keeps: one machine, no autoscaler, resources that do not change while a sweep runs."""
+    return _on_local_instance
+
+
 def connect(
     address: str | None = None,
     num_cpus: int | None = None,
@@ -184,7 +193,16 @@ def connect(
             ray.init(**kwargs)
         except (ConnectionError, TimeoutError, ray.exceptions.AuthenticationError) as e:
             raise _cannot_join(address, e) from e
+        global _on_local_instance
+        _on_local_instance = address is None or _kept_by_tuner_up(address)
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
+
+
+def _kept_by_tuner_up(address: str) -> bool:
+    from tuner.ray import instance
+
+    kept = instance.running()
+    return kept is not None and kept.address == address
 
 
 def _cannot_join(address: str, e: BaseException) -> RunError:
@@ -294,6 +312,8 @@ def disconnect() -> None:
     except Exception as e:  # Ray's internals moved: its own shutdown still works, a second slower
         log.debug("could not stop Ray's monitor first: %s", e)
     ray.shutdown()
+    global _on_local_instance
+    _on_local_instance = False
 
 
 def is_client() -> bool:

@@ -79,8 +79,33 @@ def snapshot_floor(seconds: float = SNAPSHOT_FLOOR_S) -> None:
 def driver_settings(s: ExperimentSettings) -> Iterator[None]:
     """What the driver sets for the length of one experiment, started or resumed: result
     batching, trials created ahead, the trainable looked up once."""
-    with batching(), pending_trials(s), trainable_lookups_cached():
+    with batching(), pending_trials(s), trainable_lookups_cached(), budgeted_resources():
         yield
+
+
+@contextlib.contextmanager
+def budgeted_resources() -> Iterator[None]:
+    """On a local instance (:func:`tuner.ray.cluster.on_local_instance`: one machine whose
+    resources do not change) Tune takes each trial's CPUs and GPUs from a budget the driver
+    keeps (Ray's ``FixedResourceManager``) instead of creating, waiting for and removing a
+    placement group for every trial: GCS round trips and a sixth of the driver's CPU at
+    thousands of short trials (BENCHMARKS.md k). A cluster keeps Tune's placement groups: they
+    are what asks its autoscaler for nodes, and what follows a node that dies."""
+    from tuner.ray.cluster import on_local_instance
+    from tuner.ray.nodes import cluster_nodes
+
+    if not on_local_instance() or len(cluster_nodes()) != 1:  # a node that joined it: a cluster
+        yield
+        return
+    from ray.air.execution.resources.fixed import FixedResourceManager
+    from ray.tune.execution import tune_controller
+
+    saved = tune_controller.PlacementGroupResourceManager
+    tune_controller.PlacementGroupResourceManager = FixedResourceManager
+    try:
+        yield
+    finally:
+        tune_controller.PlacementGroupResourceManager = saved
 
 
 @contextlib.contextmanager
