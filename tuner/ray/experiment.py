@@ -78,7 +78,8 @@ def snapshot_floor(seconds: float = SNAPSHOT_FLOOR_S) -> None:
 @contextlib.contextmanager
 def driver_settings(s: ExperimentSettings) -> Iterator[None]:
     """What the driver sets for the length of one experiment, started or resumed: result
-    batching, trials created ahead, the trainable looked up once."""
+    batching, trials created ahead, the trainable looked up once, and on a local instance each
+    trial's resources from a budget instead of a placement group."""
     with batching(), pending_trials(s), trainable_lookups_cached(), budgeted_resources():
         yield
 
@@ -88,8 +89,8 @@ def budgeted_resources() -> Iterator[None]:
     """On a local instance (:func:`tuner.ray.cluster.on_local_instance`: one machine whose
     resources do not change) Tune takes each trial's CPUs and GPUs from a budget the driver
     keeps (Ray's ``FixedResourceManager``) instead of creating, waiting for and removing a
-    placement group for every trial: GCS round trips and a sixth of the driver's CPU at
-    thousands of short trials (BENCHMARKS.md k). A cluster keeps Tune's placement groups: they
+    placement group for every trial: GCS round trips, and 9% of the driver's CPU a trial at
+    2,000 one-second trials (BENCHMARKS.md k). A cluster keeps Tune's placement groups: they
     are what asks its autoscaler for nodes, and what follows a node that dies."""
     from tuner.ray.cluster import on_local_instance
     from tuner.ray.nodes import cluster_nodes
