@@ -157,7 +157,7 @@ def test_a_sweep_on_s3_survives_a_killed_driver_and_exports_and_reports(
         **{
             "model": {"name": "tests.fixtures_data:slow_net", "kwargs": {"width": 8, "step_s": 0.05}},
             "search.num_samples": 2,
-            "train.epochs": 3,
+            "train.epochs": 8,  # ~2.5 s a trial: still running when the first result is in the bucket
             "scheduler.name": "none",
         }
     )
