@@ -16,7 +16,14 @@ it undone. The changes:
 - ``fsync``: each trial's TensorBoard file flushed (``callbacks.TrialEvents``) against flushed
   and synced to the disk, as tensorboardX's record writer does at every flush;
 - ``placement``: each trial's resources taken from a budget the driver keeps on a local
-  instance (``experiment.budgeted_resources``) against a placement group a trial.
+  instance (``experiment.budgeted_resources``) against a placement group a trial;
+- ``starting``: a trial whose worker process is starting waits for it
+  (``experiment.starting_actors_kept``) against Tune's reuse, which kills that process when an
+  ended trial's worker is free;
+- ``staggered``: on a local instance, no more trial processes starting at once than the
+  machine has cores (``experiment.staggered_starts``) against all of them at once;
+- ``torch``: a worker process imports torch only when the trial's function does
+  (``worker.limit_threads``) against every trial importing it first, as before.
 
 Default: 600 half-second trials on 16 logical CPUs, 2 runs of each. Quick: 40 trials of 0.1 s
 on 8 CPUs, once. ``TUNER_AB=tensorboard``: one change only; ``TUNER_AB_SIZE=3000:0.2:16:2``:
@@ -34,7 +41,7 @@ from typing import Any
 from benchmarks import driver_scale
 from benchmarks.common import Context
 
-CHANGES = ("tensorboard", "lookups", "choice", "fsync", "placement")
+CHANGES = ("tensorboard", "lookups", "choice", "fsync", "placement", "starting", "staggered", "torch")
 
 
 @contextlib.contextmanager
@@ -60,6 +67,12 @@ def undone(change: str) -> Iterator[None]:
         swaps = [(callbacks.TrialEvents, "flush", _flush_synced), (callbacks.TrialEvents, "close", _close_synced)]
     elif change == "placement":
         swaps = [(experiment, "budgeted_resources", contextlib.nullcontext)]
+    elif change == "starting":
+        swaps = [(experiment, "starting_actors_kept", contextlib.nullcontext)]
+    elif change == "staggered":
+        swaps = [(experiment, "staggered_starts", contextlib.nullcontext)]
+    elif change == "torch":  # the workers run in other processes: the trials import it themselves
+        swaps = [(driver_scale, "IMPORT_TORCH", True)]
     else:
         raise SystemExit(f"TUNER_AB: {change!r} is not one of {', '.join(CHANGES)}")
     saved = [(cls, name, getattr(cls, name)) for cls, name, _ in swaps]
@@ -125,12 +138,15 @@ def run(ctx: Context) -> dict[str, Any]:
                 rows[way].append(row)
                 ctx.say(
                     f"{change} {way:<7} {trials} trials of {seconds:g}s on {cpus} CPUs: wall {row['wall_s']:.1f}s, "
-                    f"driver CPU {row['driver_cpu_per_trial_ms']:.1f} ms a trial"
+                    f"driver CPU {row['driver_cpu_per_trial_ms']:.1f} ms a trial" + driver_scale._workers_said(row)
                 )
         mean = {way: sum(r["driver_cpu_per_trial_ms"] for r in rs) / len(rs) for way, rs in rows.items()}
+        wall = {way: sum(r["wall_s"] for r in rs) / len(rs) for way, rs in rows.items()}
         change_ratio = mean["now"] / mean["undone"]
         ctx.say(
-            f"{change}: driver CPU a trial {mean['now']:.1f} ms against {mean['undone']:.1f} ms undone ({change_ratio:.2f})"
+            f"{change}: driver CPU a trial {mean['now']:.1f} ms against {mean['undone']:.1f} ms undone "
+            f"({change_ratio:.2f}); wall {wall['now']:.1f} s against {wall['undone']:.1f} s "
+            f"({wall['now'] / wall['undone']:.2f})"
         )
-        out[change] = {"rows": rows, "driver_cpu_ms": mean, "ratio": change_ratio}
+        out[change] = {"rows": rows, "driver_cpu_ms": mean, "ratio": change_ratio, "wall_s": wall}
     return out

@@ -28,6 +28,7 @@ from benchmarks.common import Context
 
 GOAL_EFFICIENCY = 0.87  # Ray's release test at 10,000 trials
 GOAL_CPU_RATIO = 1.5  # driver CPU a trial at the largest size over that at the smallest
+IMPORT_TORCH = False  # each sleeping trial imports torch first (driver_ab's "torch" undone)
 
 
 def sizes(ctx: Context) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def sizes(ctx: Context) -> dict[str, Any]:
 
 def ours(ctx: Context, trials: int, seconds: float, cpus: int, label: str = "") -> dict[str, Any]:
     """``trials`` sleeping trials through tuner's experiment path (run directories under
-    ``ours-TRIALS``, or ``label``)."""
+    ``ours-TRIALS``, or ``label``); with :data:`IMPORT_TORCH` set each trial imports torch first."""
     from tuner.progress import Progress
     from tuner.ray import experiment
     from tuner.ray.search import RoundSearcher
@@ -62,7 +63,7 @@ def ours(ctx: Context, trials: int, seconds: float, cpus: int, label: str = "") 
         name="trials",
         trial_args={
             "function": "benchmarks.plain_ray:sleep_fit",
-            "base": {"seconds": seconds, "x": 0.0},
+            "base": {"seconds": seconds, "x": 0.0, "import_torch": IMPORT_TORCH},
             "data": None,
             "metric": "val_acc",
             "mode": "max",
@@ -80,7 +81,27 @@ def ours(ctx: Context, trials: int, seconds: float, cpus: int, label: str = "") 
     )
     start, cpu = time.monotonic(), time.process_time()
     experiment.run_experiment(settings)
-    return _figures(trials, seconds, cpus, time.monotonic() - start, time.process_time() - cpu)
+    row = _figures(trials, seconds, cpus, time.monotonic() - start, time.process_time() - cpu)
+    return {**row, **_workers(settings.storage)}
+
+
+def _workers(storage: Any) -> dict[str, Any]:
+    """How many worker processes ran trials (``cpus`` of them when none was lost while starting)
+    and the median CPU seconds one had spent before its first trial (its start and imports)."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    first: dict[int, float] = {}
+    for path in Path(storage).glob("*/*/result.json"):
+        for line in path.read_text().splitlines()[:1]:
+            r = json.loads(line)
+            if "pid" in r and "process_cpu_s" in r:
+                first[r["pid"]] = min(first.get(r["pid"], float("inf")), float(r["process_cpu_s"]))
+    return {
+        "workers": len(first),
+        "worker_start_cpu_s": statistics.median(first.values()) if first else None,
+    }
 
 
 def _figures(trials: int, seconds: float, cpus: int, wall: float, cpu: float) -> dict[str, Any]:
@@ -94,6 +115,12 @@ def _figures(trials: int, seconds: float, cpus: int, wall: float, cpu: float) ->
         "driver_cpu_s": cpu,
         "driver_cpu_per_trial_ms": cpu / trials * 1000,
     }
+
+
+def _workers_said(row: dict[str, Any]) -> str:
+    if not row.get("workers"):
+        return ""
+    return f"; {row['workers']} worker processes, {row['worker_start_cpu_s']:.1f} CPU-s each before its first trial"
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -120,7 +147,7 @@ def run(ctx: Context) -> dict[str, Any]:
             ctx.say(
                 f"{way:<16} {n:>6} trials of {size['seconds']:g}s on {cpus} CPUs: wall {row['wall_s']:7.1f}s "
                 f"(minimum {row['minimum_s']:.1f}s) -> efficiency {row['efficiency']:.2f}; driver CPU "
-                f"{row['driver_cpu_per_trial_ms']:.1f} ms a trial"
+                f"{row['driver_cpu_per_trial_ms']:.1f} ms a trial" + _workers_said(row)
             )
     summary = {}
     for way, rs in rows.items():

@@ -72,9 +72,15 @@ def run_plain(
 
 def sleep_fit(config: dict[str, Any], run: Any) -> None:
     """A trial function that sleeps ``config["seconds"]`` (no CPU), then reports once: a trial
-    that is pure bookkeeping."""
+    that is pure bookkeeping. Also reported: the CPU seconds its worker process had spent when
+    the trial began (its start and imports, for its first trial). ``import_torch`` set: torch
+    imported first, as every trial's process did before ``tuner.ray.worker.limit_threads``."""
+    if config.get("import_torch"):
+        import torch  # noqa: F401
+
+    process_cpu_s = time.process_time()
     time.sleep(float(config["seconds"]))
-    run.report({"val_acc": float(config.get("x", 0.0))})
+    run.report({"val_acc": float(config.get("x", 0.0)), "process_cpu_s": process_cpu_s})
 
 
 def sleep_trainable(config: dict[str, Any]) -> None:

@@ -51,7 +51,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Run":  # the trial protocol, imported on first use (it imports torch)
+    if name == "Run":  # the trial protocol, imported on first use
         from tuner.trial import Run
 
         return Run

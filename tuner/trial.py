@@ -134,21 +134,28 @@ class Run:
         self.metric, self.mode = metric, mode
         self.max_t = max_t
         self.seed = int(seed)
-        if device is None:
-            import torch  # here, not at import: the driver of a run never needs torch
-
-            device = torch.device("cpu")
-        self.device = device
+        self._device = device
         self.cpus = max(1, int(cpus))
         self.data = data
         self.trial_id = trial_id
         self.epoch = 0  # reports made (continued from a restored checkpoint)
         self.reports: list[dict[str, Any]] = []  # what this process reported
-        self._where = {NODE_ID: node_id, DEVICE: self.device.type, THREADS: self.cpus}
+        self._where = {NODE_ID: node_id, DEVICE: "cpu" if device is None else device.type, THREADS: self.cpus}
         self._policy = CheckpointPolicy(checkpoint_every_s)
         self._last = time.perf_counter()
         self._restored: Any = None
         self._loaded = False
+
+    @property
+    def device(self) -> torch.device:
+        """The GPU Ray assigned the trial (``cuda``), else the CPU. torch is imported when this
+        is first asked (``device=None`` means the CPU): neither the driver nor a function that
+        does not use torch pays for the import."""
+        if self._device is None:
+            import torch
+
+            self._device = torch.device("cpu")
+        return self._device
 
     # -- the protocol ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ reuse and batched results. Ctrl-C leaves the experiment resumable.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,10 +79,115 @@ def snapshot_floor(seconds: float = SNAPSHOT_FLOOR_S) -> None:
 @contextlib.contextmanager
 def driver_settings(s: ExperimentSettings) -> Iterator[None]:
     """What the driver sets for the length of one experiment, started or resumed: result
-    batching, trials created ahead, the trainable looked up once, and on a local instance each
-    trial's resources from a budget instead of a placement group."""
-    with batching(), pending_trials(s), trainable_lookups_cached(), budgeted_resources():
+    batching, trials created ahead, the trainable looked up once, a trial process that is
+    starting kept, and on a local instance each trial's resources from a budget instead of a
+    placement group and no more trial processes starting at once than it has cores."""
+    with batching(), pending_trials(s), trainable_lookups_cached(), starting_actors_kept():
+        with budgeted_resources(), staggered_starts():
+            yield
+
+
+def _one_local_node() -> bool:
+    """A local instance (:func:`tuner.ray.cluster.on_local_instance`: one machine whose
+    resources do not change) that no other node joined."""
+    from tuner.ray.cluster import on_local_instance
+    from tuner.ray.nodes import cluster_nodes
+
+    return on_local_instance() and len(cluster_nodes()) == 1
+
+
+@contextlib.contextmanager
+def staggered_starts(limit: int | None = None) -> Iterator[None]:
+    """On a local instance, at most ``limit`` (this machine's cores) trial processes starting
+    at once; the next starts as one is up.
+
+    Ray starts worker processes a core at a time, but each then imports Ray Tune and the
+    trial's module at once with all the others, sharing the cores: with more slots than
+    cores (sleeping or waiting trials, ``--num-cpus`` above the cores) every process is up
+    only when the last one is. Started a core's worth at a time, the first trials run while
+    the rest start. With no more slots than cores this never holds a process back.
+    """
+    if not _one_local_node():
         yield
+        return
+    from ray.air.execution._internal.actor_manager import RayActorManager
+
+    cores = limit or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    tune_start = RayActorManager._try_start_actors
+
+    def start(self: Any, max_actors: int | None = None) -> int:
+        starting: dict[Any, Any] = self.__dict__.setdefault("_tuner_starting", {})  # actor: its ready future
+        for actor, ready in list(starting.items()):
+            if ready not in self._tracked_actors_to_state_futures.get(actor, ()):
+                del starting[actor]  # up, or removed
+        room = cores - len(starting)
+        if room <= 0:
+            return 0
+        held = {}
+        for request, actors in self._resource_request_to_pending_actors.items():
+            if len(actors) > room:
+                held[request] = actors[room:]
+                del actors[room:]
+        before = set(self._live_actors_to_ray_actors_resources)
+        try:
+            started = tune_start(self, max_actors)
+        finally:
+            for request, rest in held.items():
+                self._resource_request_to_pending_actors[request].extend(rest)
+        for actor in set(self._live_actors_to_ray_actors_resources) - before:
+            futures = self._tracked_actors_to_state_futures.get(actor)
+            if futures:
+                starting[actor] = next(iter(futures))  # its __ray_ready__
+        return int(started)
+
+    RayActorManager._try_start_actors = start  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RayActorManager._try_start_actors = tune_start  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def starting_actors_kept() -> Iterator[None]:
+    """A trial whose own worker process is starting waits for it, instead of taking a worker
+    that an ended trial left (Tune's actor reuse), when another pending trial can take that
+    one: one with no worker process of its own yet (none asked for, or waiting for resources).
+
+    Tune's way kills the starting process. When a process takes longer to start (Ray, its
+    imports, the function's module) than a trial takes to run, as with short trials, or
+    many slots on few cores, no new process ever survives its start: the sweep runs on the
+    few workers that were ready first while the rest of its slots start and are killed over
+    and over (6 of 16 slots busy, 200 one-second trials: BENCHMARKS.md k). Where no other
+    pending trial can take the ended trial's worker, Tune's way stands: no worker is left idle.
+    """
+    from ray.tune.execution import tune_controller
+
+    controller = tune_controller.TuneController
+    tune_reuse = controller._maybe_reuse_cached_actor
+
+    def reuse(self: Any, trial: Any) -> bool:
+        def started(t: Any) -> bool:  # its actor's process is created (starting or up)
+            actor = self._trial_to_actor.get(t)
+            return actor is not None and self._actor_manager.is_actor_started(actor)
+
+        if (
+            trial not in self._resetting_trials
+            and started(trial)
+            and any(
+                other is not trial
+                and other.placement_group_factory == trial.placement_group_factory
+                and not started(other)
+                for other in self._pending_trials
+            )
+        ):
+            return False
+        return tune_reuse(self, trial)
+
+    controller._maybe_reuse_cached_actor = reuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        controller._maybe_reuse_cached_actor = tune_reuse  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -92,10 +198,7 @@ def budgeted_resources() -> Iterator[None]:
     placement group for every trial: GCS round trips, and 9% of the driver's CPU a trial at
     2,000 one-second trials (BENCHMARKS.md k). A cluster keeps Tune's placement groups: they
     are what asks its autoscaler for nodes, and what follows a node that dies."""
-    from tuner.ray.cluster import on_local_instance
-    from tuner.ray.nodes import cluster_nodes
-
-    if not on_local_instance() or len(cluster_nodes()) != 1:  # a node that joined it: a cluster
+    if not _one_local_node():  # a node that joined it: a cluster
         yield
         return
     from ray.air.execution.resources.fixed import FixedResourceManager

@@ -8,6 +8,7 @@ BN trainer or the user's). :func:`run_tasks` runs plain Ray tasks (a retest's se
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,14 +27,29 @@ from tuner.trial import ReportError, Run, StopTrial, TaskRun, TrialError, descri
 CHECKPOINT_FILE = "state.pt"
 
 
-def trial_device() -> torch.device:
+def trial_device() -> torch.device | None:
     """The GPU Ray assigned this trial (Ray sets CUDA_VISIBLE_DEVICES to it, so it is
-    ``cuda`` inside the process), or the CPU when Ray gave it none."""
+    ``cuda`` inside the process), or None for the CPU when Ray gave it none: torch is not
+    imported for that (:attr:`tuner.trial.Run.device` names the CPU when first asked)."""
+    if not ray.get_gpu_ids():
+        return None
     import torch
 
-    if ray.get_gpu_ids() and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+    return torch.device("cuda") if torch.cuda.is_available() else None
+
+
+def limit_threads(threads: int) -> None:
+    """Give torch the trial's CPUs as its threads (trials share a node), without importing it.
+
+    Set on torch now if this process has imported it (the function's module did, or an
+    earlier trial of a reused worker), and in ``OMP_NUM_THREADS``, which torch reads when it
+    is first imported. A function that never uses torch (a sleeping benchmark trial, a
+    scikit-learn model) never pays its import: ~2 s of CPU a worker process.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def node_id() -> str:
@@ -134,9 +150,7 @@ def run_trial(
     error and its traceback are chained to it, in the trial's ``error.txt``.
     """
     threads = trial_cpus()
-    import torch  # in the trial's process; the driver, which imports this module, never needs torch
-
-    torch.set_num_threads(threads)  # the trial's CPUs, not the node's: trials share a node
+    limit_threads(threads)
     run = RayRun(
         metric=metric,
         mode=mode,
@@ -169,9 +183,7 @@ def task(fn: Callable[..., Any], call: dict[str, Any], cpus: float, **shared: An
     """A plain Ray task (see :func:`run_tasks`): ``fn(**call, **shared, device=..., cpus=...)``
     on the CPUs and the GPU Ray gave it."""
     threads = max(1, int(cpus))
-    import torch
-
-    torch.set_num_threads(threads)
+    limit_threads(threads)
     return fn(**call, **shared, device=trial_device(), cpus=threads)
 
 
@@ -209,7 +221,7 @@ def seed_task(
     metric: str,
     mode: str,
     data: Any,
-    device: torch.device,
+    device: torch.device | None,
     cpus: int,
     max_t: int | None = None,
 ) -> dict[str, Any]:

@@ -4,6 +4,8 @@ trial from them on a real local Ray instance."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,45 @@ from tuner.spec import SchedulerSpec, from_dict
 def test_the_trial_uses_the_gpu_ray_assigned_and_else_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker.ray, "get_gpu_ids", lambda: [])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert worker.trial_device() == torch.device("cpu")  # a GPU on the node, but not this trial's
+    assert worker.trial_device() is None  # a GPU on the node, but not this trial's: the CPU
     # Ray hides every other GPU (CUDA_VISIBLE_DEVICES): "cuda" is the one it assigned, shared or whole
     monkeypatch.setattr(worker.ray, "get_gpu_ids", lambda: [2])
     assert worker.trial_device() == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # assigned, but torch has no CUDA
-    assert worker.trial_device() == torch.device("cpu")
+    assert worker.trial_device() is None
+
+
+def test_a_run_on_the_cpu_names_its_device_without_importing_torch_until_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tuner.trial import TaskRun
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "torch", None)  # any import of torch raises ImportError here
+        run = TaskRun(metric="m", mode="max", device=None, cpus=2)
+        run.report({"m": 1.0})
+        assert run.reports[0]["device"] == "cpu"
+        with pytest.raises(ImportError):
+            run.device  # noqa: B018 (asking imports torch)
+    assert run.device == torch.device("cpu")
+    gpu = TaskRun(metric="m", mode="max", device=torch.device("cuda"))
+    gpu.report({"m": 1.0})
+    assert gpu.reports[0]["device"] == "cuda" and gpu.device == torch.device("cuda")
+
+
+def test_the_trials_cpus_are_torchs_threads_whether_or_not_it_is_imported_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # restored afterwards
+    try:
+        worker.limit_threads(1)  # torch imported: set now
+        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(threads)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "torch", None)  # not imported yet (and importing it would fail)
+        worker.limit_threads(3)  # torch reads it when it is imported
+        assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert torch.get_num_threads() == threads  # left alone
 
 
 def test_outside_a_tune_session_a_trial_has_one_cpu() -> None:
@@ -142,3 +177,43 @@ def test_a_failed_trial_continues_from_its_last_checkpoint_with_the_same_batches
     assert every_epoch[-1]["train_loss"] == pytest.approx(default[-1]["train_loss"], rel=1e-6)
     (record,) = load_trials(tmp_path / "default", 0, EPOCHS)
     assert record.status == "finished" and [h["epoch"] for h in record.history] == list(range(1, EPOCHS + 1))
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_function_that_does_not_use_torch_never_imports_it_and_one_that_does_gets_the_trials_cpus(
+    tmp_path: Path,
+) -> None:
+    """A worker imports torch only when the trial's function does (~2 s of CPU a process
+    otherwise); torch, imported by the function, takes the trial's CPUs as its threads. And
+    trials far shorter than a worker's start run on both slots: the second worker is not
+    killed while it starts for a trial that could take the first one's
+    (:func:`tuner.ray.experiment.starting_actors_kept`)."""
+    from tuner.runner import run_sweep
+
+    def sweep(name: str, cpu: int, import_torch: int, trials: int = 2) -> list[dict[str, Any]]:
+        raw = tiny_sweep()
+        for key in ("model", "train", "data"):
+            del raw[key]
+        raw.update(
+            name=name,
+            metric="score",
+            mode="max",
+            function="tests.fixtures_plain:torch_free_fit",
+            config={"epochs": 2, "x": 0.0, "import_torch": import_torch},
+            search={
+                "method": "random",
+                "num_samples": trials,
+                "parameters": {"x": {"distribution": "uniform", "min": 0, "max": 1}},
+            },
+            scheduler={"name": "none"},
+            resources={"cpu": cpu, "gpu": 0},
+        )
+        summary = run_sweep(from_dict(raw, source=f"{name}.yaml"), storage=tmp_path, write=lambda _: None)
+        return [h for t in summary.run.trials for h in t.history]
+
+    plain = sweep("plain", 1, 0, trials=8)
+    assert len(plain) == 16 and len({r["worker_pid"] for r in plain}) == 2
+    assert {(r["torch_loaded"], r["threads_seen"], r["device"]) for r in plain} == {(0, 1, "cpu")}
+    with_torch = sweep("with-torch", 2, 1)
+    assert len(with_torch) == 4 and {r["threads_seen"] for r in with_torch} == {2}
+    assert min(r["torch_loaded"] for r in with_torch) == 0  # a later trial may reuse the worker
