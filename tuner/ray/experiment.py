@@ -157,7 +157,7 @@ def starting_actors_kept() -> Iterator[None]:
     imports, the function's module) than a trial takes to run, as with short trials, or
     many slots on few cores, no new process ever survives its start: the sweep runs on the
     few workers that were ready first while the rest of its slots start and are killed over
-    and over (6 of 16 slots busy, 200 one-second trials: BENCHMARKS.md k). Where no other
+    and over (7 of 16 slots busy, 200 one-second trials: BENCHMARKS.md k). Where no other
     pending trial can take the ended trial's worker, Tune's way stands: no worker is left idle.
     """
     from ray.tune.execution import tune_controller
