@@ -241,7 +241,8 @@ def test_on_a_local_instance_trials_take_a_budget_not_a_placement_group_each(
 ) -> None:
     """The session's instance is local: a sweep creates no placement group (each costs GCS
     round trips and driver CPU). On a cluster (or when it is not known to be local) every trial
-    keeps Tune's placement group: that is what asks an autoscaler for nodes."""
+    keeps Tune's placement group: that is what asks an autoscaler for nodes. Neither has Tune
+    read every trial's results into a table at the end (tuner never uses them)."""
     import ray
     from ray.air.execution import PlacementGroupResourceManager
     from ray.tune.execution import tune_controller
@@ -251,11 +252,17 @@ def test_on_a_local_instance_trials_take_a_budget_not_a_placement_group_each(
     def groups() -> int:
         return len(ray.util.placement_group_table())
 
+    from ray.tune.analysis.experiment_analysis import ExperimentAnalysis
+
+    tables: list[str] = []  # Tune's reads of a trial's results into a table, at the end: unused
+    tune_fetch = ExperimentAnalysis._fetch_trial_dataframe
+    monkeypatch.setattr(ExperimentAnalysis, "_fetch_trial_dataframe", lambda a, t: tables.append(t) or tune_fetch(a, t))
     assert cluster.on_local_instance()
     before = groups()
     _, summary, _ = run(tmp_path / "local")
     assert len(summary.run.trials) == 4 and groups() == before
+    assert tables == []  # tuner reads its results its own way
     assert tune_controller.PlacementGroupResourceManager is PlacementGroupResourceManager  # restored
     monkeypatch.setattr(cluster, "_on_local_instance", False)
     _, summary, _ = run(tmp_path / "cluster")
-    assert len(summary.run.trials) == 4 and groups() == before + 4
+    assert len(summary.run.trials) == 4 and groups() == before + 4 and tables == []
