@@ -77,6 +77,18 @@ def snapshot_floor(seconds: float = SNAPSHOT_FLOOR_S) -> None:
 
 
 @contextlib.contextmanager
+def _swapped(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """``owner.name`` (a piece of Ray Tune's internals) replaced by ``value`` for the block,
+    and Ray's own put back afterwards."""
+    saved = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, saved)
+
+
+@contextlib.contextmanager
 def driver_settings(s: ExperimentSettings) -> Iterator[None]:
     """What the driver sets for the length of one experiment, started or resumed: result
     batching, trials created ahead, the trainable looked up once, a trial process that is
@@ -97,12 +109,8 @@ def trial_tables_unread() -> Iterator[None]:
     grid's results keep their last metrics, without a table)."""
     from ray.tune.analysis.experiment_analysis import ExperimentAnalysis
 
-    tune_fetch = ExperimentAnalysis._fetch_trial_dataframes
-    ExperimentAnalysis._fetch_trial_dataframes = lambda self: {}  # type: ignore[method-assign]
-    try:
+    with _swapped(ExperimentAnalysis, "_fetch_trial_dataframes", lambda self: {}):
         yield
-    finally:
-        ExperimentAnalysis._fetch_trial_dataframes = tune_fetch  # type: ignore[method-assign]
 
 
 def _one_local_node() -> bool:
@@ -158,11 +166,8 @@ def staggered_starts(limit: int | None = None) -> Iterator[None]:
                 starting[actor] = next(iter(futures))  # its __ray_ready__
         return int(started)
 
-    RayActorManager._try_start_actors = start  # type: ignore[method-assign]
-    try:
+    with _swapped(RayActorManager, "_try_start_actors", start):
         yield
-    finally:
-        RayActorManager._try_start_actors = tune_start  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -201,11 +206,8 @@ def starting_actors_kept() -> Iterator[None]:
             return False
         return tune_reuse(self, trial)
 
-    controller._maybe_reuse_cached_actor = reuse  # type: ignore[method-assign]
-    try:
+    with _swapped(controller, "_maybe_reuse_cached_actor", reuse):
         yield
-    finally:
-        controller._maybe_reuse_cached_actor = tune_reuse  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -222,12 +224,8 @@ def budgeted_resources() -> Iterator[None]:
     from ray.air.execution.resources.fixed import FixedResourceManager
     from ray.tune.execution import tune_controller
 
-    saved = tune_controller.PlacementGroupResourceManager
-    tune_controller.PlacementGroupResourceManager = FixedResourceManager
-    try:
+    with _swapped(tune_controller, "PlacementGroupResourceManager", FixedResourceManager):
         yield
-    finally:
-        tune_controller.PlacementGroupResourceManager = saved
 
 
 @contextlib.contextmanager
@@ -251,11 +249,11 @@ def trainable_lookups_cached() -> Iterator[None]:
         if name not in found:
             validate(name)
 
-    trial_module.get_trainable_cls, trial_module.validate_trainable = cached_get, cached_validate
-    try:
+    with (
+        _swapped(trial_module, "get_trainable_cls", cached_get),
+        _swapped(trial_module, "validate_trainable", cached_validate),
+    ):
         yield
-    finally:
-        trial_module.get_trainable_cls, trial_module.validate_trainable = get, validate
 
 
 @contextlib.contextmanager
