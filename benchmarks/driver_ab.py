@@ -8,7 +8,7 @@ it undone. The changes:
 - ``tensorboard``: each trial's TensorBoard file written in the driver's thread
   (``tuner.ray.callbacks.TrialEvents``) against tensorboardX's ``SummaryWriter`` (a queue and a
   writer thread a trial);
-- ``lookups``: Tune's trainable looked up once a name (``experiment.trainable_lookups_cached``)
+- ``lookups``: Tune's trainable looked up once a name (``tune_patches.trainable_lookups_cached``)
   against Tune's own lookups, several a trial;
 - ``choice``: the next trial to run found among the live trials (``asha.FlatChoice``) and an
   ended trial's progress state taken once (``callbacks.ProgressCallback``), against Ray's pass
@@ -16,15 +16,15 @@ it undone. The changes:
 - ``fsync``: each trial's TensorBoard file flushed (``callbacks.TrialEvents``) against flushed
   and synced to the disk, as tensorboardX's record writer does at every flush;
 - ``placement``: each trial's resources taken from a budget the driver keeps on a local
-  instance (``experiment.budgeted_resources``) against a placement group a trial;
+  instance (``tune_patches.budgeted_resources``) against a placement group a trial;
 - ``starting``: a trial whose worker process is starting waits for it
-  (``experiment.starting_actors_kept``) against Tune's reuse, which kills that process when an
+  (``tune_patches.starting_actors_kept``) against Tune's reuse, which kills that process when an
   ended trial's worker is free;
 - ``staggered``: on a local instance, no more trial processes starting at once than the
-  machine has cores (``experiment.staggered_starts``) against all of them at once;
+  machine has cores (``tune_patches.staggered_starts``) against all of them at once;
 - ``torch``: a worker process imports torch only when the trial's function does
   (``worker.limit_threads``) against every trial importing it first, as before;
-- ``tables``: no result table read at the experiment's end (``experiment.trial_tables_unread``)
+- ``tables``: no result table read at the experiment's end (``tune_patches.trial_tables_unread``)
   against Tune reading every trial's ``result.json`` into pandas for a result grid tuner never uses.
 
 Default: 600 half-second trials on 16 logical CPUs, 2 runs of each. Quick: 40 trials of 0.1 s
@@ -43,13 +43,23 @@ from typing import Any
 from benchmarks import driver_scale
 from benchmarks.common import Context
 
-CHANGES = ("tensorboard", "lookups", "choice", "fsync", "placement", "starting", "staggered", "torch", "tables")
+CHANGES = (
+    "tensorboard",
+    "lookups",
+    "choice",
+    "fsync",
+    "placement",
+    "starting",
+    "staggered",
+    "torch",
+    "tables",
+)
 
 
 @contextlib.contextmanager
 def undone(change: str) -> Iterator[None]:
     """The driver as it was before ``change``."""
-    from tuner.ray import asha, callbacks, experiment
+    from tuner.ray import asha, callbacks, tune_patches
 
     if change == "tensorboard":
         with callbacks._without_torch():  # as the driver imports it: torch stays out
@@ -57,7 +67,7 @@ def undone(change: str) -> Iterator[None]:
 
         swaps: list[tuple[Any, str, Any]] = [(callbacks.EpochTensorBoard, "WRITER", SummaryWriter)]
     elif change == "lookups":
-        swaps = [(experiment, "trainable_lookups_cached", contextlib.nullcontext)]
+        swaps = [(tune_patches, "trainable_lookups_cached", contextlib.nullcontext)]
     elif change == "choice":
         from ray.tune.schedulers import FIFOScheduler
 
@@ -68,13 +78,13 @@ def undone(change: str) -> Iterator[None]:
     elif change == "fsync":
         swaps = [(callbacks.TrialEvents, "flush", _flush_synced), (callbacks.TrialEvents, "close", _close_synced)]
     elif change == "placement":
-        swaps = [(experiment, "budgeted_resources", contextlib.nullcontext)]
+        swaps = [(tune_patches, "budgeted_resources", contextlib.nullcontext)]
     elif change == "starting":
-        swaps = [(experiment, "starting_actors_kept", contextlib.nullcontext)]
+        swaps = [(tune_patches, "starting_actors_kept", contextlib.nullcontext)]
     elif change == "staggered":
-        swaps = [(experiment, "staggered_starts", contextlib.nullcontext)]
+        swaps = [(tune_patches, "staggered_starts", contextlib.nullcontext)]
     elif change == "tables":
-        swaps = [(experiment, "trial_tables_unread", contextlib.nullcontext)]
+        swaps = [(tune_patches, "trial_tables_unread", contextlib.nullcontext)]
     elif change == "torch":  # the workers run in other processes: the trials import it themselves
         swaps = [(driver_scale, "IMPORT_TORCH", True)]
     else:

@@ -30,7 +30,7 @@ SETTINGS = {
     "RAY_DEDUP_LOGS": "1",
     # The driver snapshots the experiment's state (every trial's status, the searcher, ASHA's
     # rungs) for `tuner resume`: Ray's "auto" period, at most 5% of the driver's time, but from
-    # 0.5 s instead of Ray's 10 s floor (tuner.ray.experiment.snapshot_floor): as fresh as 0.5 s
+    # 0.5 s instead of Ray's 10 s floor (tuner.ray.tune_patches.snapshot_floor): as fresh as 0.5 s
     # while a snapshot is cheap, and never a cost that grows with the number of trials.
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "TUNE_GLOBAL_CHECKPOINT_S": "auto",

@@ -187,7 +187,7 @@ def test_a_function_that_does_not_use_torch_never_imports_it_and_one_that_does_g
     otherwise); torch, imported by the function, takes the trial's CPUs as its threads. And
     trials far shorter than a worker's start run on both slots: the second worker is not
     killed while it starts for a trial that could take the first one's
-    (:func:`tuner.ray.experiment.starting_actors_kept`)."""
+    (:func:`tuner.ray.tune_patches.starting_actors_kept`)."""
     from tuner.runner import run_sweep
 
     def sweep(name: str, cpu: int, import_torch: int, trials: int = 2) -> list[dict[str, Any]]:
