@@ -86,21 +86,33 @@ def ours(ctx: Context, trials: int, seconds: float, cpus: int, label: str = "") 
 
 
 def _workers(storage: Any) -> dict[str, Any]:
-    """How many worker processes ran trials (``cpus`` of them when none was lost while starting)
-    and the median CPU seconds one had spent before its first trial (its start and imports)."""
+    """How many worker processes ran trials (``cpus`` of them when none was lost while starting),
+    the median CPU seconds one had spent before its first trial (its start and imports), when
+    the first trial began and the last reported (seconds from the experiment's first trial),
+    and the mean and 90th percentile of a worker's gap from one trial's report to the next
+    trial's start (the driver's round trips and Tune's reset of the worker)."""
     import json
     import statistics
     from pathlib import Path
 
     first: dict[int, float] = {}
+    spans: dict[int, list[tuple[float, float]]] = {}
     for path in Path(storage).glob("*/*/result.json"):
         for line in path.read_text().splitlines()[:1]:
             r = json.loads(line)
             if "pid" in r and "process_cpu_s" in r:
                 first[r["pid"]] = min(first.get(r["pid"], float("inf")), float(r["process_cpu_s"]))
+            if "pid" in r and "began" in r:
+                spans.setdefault(r["pid"], []).append((float(r["began"]), float(r["reported"])))
+    gaps = sorted(b[0] - a[1] for runs in spans.values() for a, b in zip(sorted(runs), sorted(runs)[1:], strict=False))
+    t0 = min((s for runs in spans.values() for s, _ in runs), default=0.0)
     return {
         "workers": len(first),
         "worker_start_cpu_s": statistics.median(first.values()) if first else None,
+        "last_first_trial_s": max(min(runs)[0] for runs in spans.values()) - t0 if spans else None,
+        "last_report_s": max(e for runs in spans.values() for _, e in runs) - t0 if spans else None,
+        "gap_mean_ms": statistics.fmean(gaps) * 1000 if gaps else None,
+        "gap_p90_ms": gaps[int(0.9 * (len(gaps) - 1))] * 1000 if gaps else None,
     }
 
 
@@ -120,7 +132,13 @@ def _figures(trials: int, seconds: float, cpus: int, wall: float, cpu: float) ->
 def _workers_said(row: dict[str, Any]) -> str:
     if not row.get("workers"):
         return ""
-    return f"; {row['workers']} worker processes, {row['worker_start_cpu_s']:.1f} CPU-s each before its first trial"
+    said = f"; {row['workers']} worker processes, {row['worker_start_cpu_s']:.1f} CPU-s each before its first trial"
+    if row.get("gap_mean_ms") is not None:
+        said += (
+            f"; all busy {row['last_first_trial_s']:.1f}s after the first trial began; a worker's gap between "
+            f"trials {row['gap_mean_ms']:.0f} ms (p90 {row['gap_p90_ms']:.0f} ms)"
+        )
+    return said
 
 
 def run(ctx: Context) -> dict[str, Any]:

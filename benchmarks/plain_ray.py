@@ -73,14 +73,18 @@ def run_plain(
 def sleep_fit(config: dict[str, Any], run: Any) -> None:
     """A trial function that sleeps ``config["seconds"]`` (no CPU), then reports once: a trial
     that is pure bookkeeping. Also reported: the CPU seconds its worker process had spent when
-    the trial began (its start and imports, for its first trial). ``import_torch`` set: torch
-    imported first, as every trial's process did before ``tuner.ray.worker.limit_threads``."""
+    the trial began (its start and imports, for its first trial), and the wall-clock times the
+    function began and reported (``driver_scale`` finds the gaps between trials from them).
+    ``import_torch`` set: torch imported first, as every trial's process did before
+    ``tuner.ray.worker.limit_threads``."""
+    began = time.time()
     if config.get("import_torch"):
         import torch  # noqa: F401
 
     process_cpu_s = time.process_time()
     time.sleep(float(config["seconds"]))
-    run.report({"val_acc": float(config.get("x", 0.0)), "process_cpu_s": process_cpu_s})
+    figures = {"process_cpu_s": process_cpu_s, "began": began, "reported": time.time()}
+    run.report({"val_acc": float(config.get("x", 0.0)), **figures})
 
 
 def sleep_trainable(config: dict[str, Any]) -> None:
