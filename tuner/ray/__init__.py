@@ -4,6 +4,8 @@ Ray's API moves between releases; this project pins ``ray[tune]==2.60.*`` and ke
 in this package, so that an upgrade of Ray changes these files alone:
 
 - :mod:`~tuner.ray.cluster`: starting or joining a cluster, and leaving it;
+- :mod:`~tuner.ray.settings`: Ray's settings for a tuner run (environment variables);
+- :mod:`~tuner.ray.auth`: token authentication, always on;
 - :mod:`~tuner.ray.nodes`: a cluster's live nodes, its autoscaler's node types, whether a trial fits;
 - :mod:`~tuner.ray.search`: search domains and searchers on the parameters' latent scales;
 - :mod:`~tuner.ray.asha`: ASHA, with its rung records saved for ``tuner resume``;

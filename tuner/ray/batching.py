@@ -17,7 +17,7 @@ from typing import Any
 from ray.tune.result import DONE, RESULT_DUPLICATE, SHOULD_CHECKPOINT, TRAINING_ITERATION
 from ray.tune.trainable.function_trainable import wrap_function
 
-from tuner.ray.cluster import setting
+from tuner.ray.settings import setting
 
 # Longest a trial keeps its results before sending them to the driver in one batch.
 RESULT_BATCH_S = 1.0

@@ -10,58 +10,16 @@ line at once instead of Ray's minute of retries.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 from tuner.errors import InputError, RunError
+from tuner.ray import auth
 
 log = logging.getLogger(__name__)
-
-# Ray's settings for a tuner run, applied when it connects (never at import).
-SETTINGS = {
-    # Plain output: our own progress instead of Ray's tables.
-    "RAY_AIR_NEW_OUTPUT": "0",
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0",
-    "RAY_DEDUP_LOGS": "1",
-    # The driver snapshots the experiment's state (every trial's status, the searcher, ASHA's
-    # rungs) for `tuner resume`: Ray's "auto" period, at most 5% of the driver's time, but from
-    # 0.5 s instead of Ray's 10 s floor (tuner.ray.tune_patches.snapshot_floor): as fresh as 0.5 s
-    # while a snapshot is cheap, and never a cost that grows with the number of trials.
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    "TUNE_GLOBAL_CHECKPOINT_S": "auto",
-    # A local instance starts no idle workers ahead: Tune starts a new process for each trial's
-    # actor anyway, and the prestarted ones only took the cores and the start-up slots those
-    # need (~1 s of a run's start on 2 cores).
-    "RAY_prestart_worker_first_driver": "0",
-    # Token authentication, said explicitly: a local instance makes a token if there is none
-    # (~/.ray/auth_token); a driver joining a cluster presents one. Never "disabled".
-    "RAY_AUTH_MODE": "token",
-}
-
-
-def apply_settings() -> None:
-    """Set :data:`SETTINGS` in this process's environment (a user's own value wins)."""
-    for key, value in SETTINGS.items():
-        os.environ.setdefault(key, value)
-
-
-@contextlib.contextmanager
-def setting(key: str, value: str) -> Iterator[None]:
-    """One Ray setting in this process's environment for the duration of a block (an
-    experiment), removed afterwards; a user's own value wins and is left as it is."""
-    if key in os.environ:
-        yield
-        return
-    os.environ[key] = value
-    try:
-        yield
-    finally:
-        os.environ.pop(key, None)
 
 
 def check_address(address: str | None) -> str | None:
@@ -160,7 +118,7 @@ def connect(
             "RAY_AUTH_MODE=disabled: tuner keeps Ray's token authentication on; unset it "
             "(and hand the cluster's token to this driver instead)"
         )
-    _token_mode()
+    auth.token_mode()
     import ray
 
     if ray.is_initialized() and runtime_env:
@@ -219,67 +177,16 @@ def _token_accepted(address: str, resolved: str) -> None:
     import ray
 
     try:
-        gcs_client(resolved)  # its C++ warning of a refusal is kept off stderr: said in our one line instead
+        auth.gcs_client(resolved)  # its C++ warning of a refusal is kept off stderr: said in our one line instead
     except ray.exceptions.AuthenticationError as e:
         raise _cannot_join(address, e) from None
     except Exception as e:  # anything else: Ray's own start says it, with its retries
         log.debug("GCS preflight at %s: %s", resolved, e)
 
 
-def ensure_token() -> None:
-    """Make this user's token (``~/.ray/auth_token``) if there is none, as ``ray.init`` does for
-    a local instance; ``ray start`` does not (a token given by ``RAY_AUTH_TOKEN`` or
-    ``RAY_AUTH_TOKEN_PATH`` is used as it is)."""
-    from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
-
-    _token_mode()
-    ensure_token_if_auth_enabled(create_token_if_missing=True)
-
-
-def gcs_client(address: str) -> Any:
-    """A client of the GCS at ``HOST:PORT`` with this process's token (nothing else of Ray is
-    started; its C++ warnings stay off stderr)."""
-    from ray._raylet import GcsClient
-
-    _token_mode()
-    with _stderr_muted():
-        return GcsClient(address=address)
-
-
-@contextlib.contextmanager
-def _stderr_muted() -> Iterator[None]:
-    """File descriptor 2 to /dev/null for a block (what Ray's C++ core logs there)."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:200] if text else ""
-
-
-def _token_mode() -> None:
-    """This process as a driver of tuner's: :data:`SETTINGS` applied, Ray imported, token
-    authentication on."""
-    apply_settings()
-    import ray  # noqa: F401 (Ray reads its configuration as it is imported)
-
-    _require_token_auth()
-
-
-def _require_token_auth() -> None:
-    from ray._raylet import AuthenticationMode, get_authentication_mode
-
-    if get_authentication_mode() != AuthenticationMode.TOKEN:  # Ray read its config before we set ours
-        from ray._private.authentication.authentication_token_setup import _enable_token_auth
-
-        _enable_token_auth()
 
 
 def connected() -> bool:

@@ -21,8 +21,9 @@ from tuner.ray import tune_patches
 from tuner.ray.asha import ResumableASHA, SchedulerState, scheduler
 from tuner.ray.batching import batched, batching
 from tuner.ray.callbacks import EpochTensorBoard, JournalCallback, Outcome, ProgressCallback, mlflow_callback
-from tuner.ray.cluster import is_client, setting
+from tuner.ray.cluster import is_client
 from tuner.ray.search import RoundSearcher, SearcherLink
+from tuner.ray.settings import setting
 from tuner.ray.worker import run_trial
 from tuner.spec import SchedulerSpec
 from tuner.tracking import MlflowTarget

@@ -179,7 +179,7 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
         RunError: Ray did not start (the last lines of its output say why).
     """
     from tuner.files import write_json
-    from tuner.ray import cluster
+    from tuner.ray import auth, settings
 
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         raise InputError("RAY_AUTH_MODE=disabled: tuner keeps Ray's token authentication on; unset it")
@@ -194,7 +194,7 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
         else:
             what = "the Ray instance tuner up started does not answer"
         raise InputError(f"{what} at {other.address}: stop it with tuner down first")
-    cluster.ensure_token()  # the instance and every command that joins it read it
+    auth.ensure_token()  # the instance and every command that joins it read it
     path.parent.mkdir(parents=True, exist_ok=True)
     logfile = path.with_suffix(".log")
     port = _free_port()
@@ -217,7 +217,7 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
     if num_gpus is not None:
         args.append(f"--num-gpus={num_gpus}")
     env = dict(os.environ)
-    for key, value in cluster.SETTINGS.items():
+    for key, value in settings.SETTINGS.items():
         env.setdefault(key, value)
     env.pop("RAY_ADDRESS", None)
     with open(logfile, "wb") as out:
@@ -254,9 +254,9 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
 def resources(address: str) -> dict[str, float]:
     """The instance's CPUs and GPUs as its node registered them (empty if the GCS does not say)."""
     try:
-        from tuner.ray import cluster
+        from tuner.ray import auth
 
-        nodes = cluster.gcs_client(address).get_all_node_info(timeout=10).values()
+        nodes = auth.gcs_client(address).get_all_node_info(timeout=10).values()
         total: dict[str, float] = {}
         for node in nodes:
             for key, value in node.resources_total.items():

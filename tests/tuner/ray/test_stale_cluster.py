@@ -13,7 +13,7 @@ import pytest
 
 from tests.cluster import free_port
 from tuner.errors import InputError
-from tuner.ray import cluster
+from tuner.ray import auth, cluster
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_without_an_address_a_local_instance_of_its_own_is_started(
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(cluster, "_require_token_auth", lambda: None)
+    monkeypatch.setattr(auth, "_require_token_auth", lambda: None)
     assert cluster.connect(num_cpus=2) == {"CPU": 2.0}
     assert calls and calls[0]["address"] == "local", calls  # never the file's dead cluster
 
