@@ -55,7 +55,11 @@ def timed_fit(config: dict[str, Any], run: Any) -> None:
 
 def per_epoch_loss(log: Path, rows: list[list[dict[str, Any]]]) -> dict[str, Any]:
     """Seconds a trial spends per epoch outside its epochs, from :func:`timed_trial`'s log."""
-    compute = {json.dumps(t[0]["config"], sort_keys=True): (sum(r["epoch_s"] for r in t), len(t)) for t in rows if t}
+
+    def searched(config: Mapping[str, Any]) -> str:  # Tune's config less the round searcher's own keys
+        return json.dumps({k: v for k, v in config.items() if not k.startswith("__")}, sort_keys=True)
+
+    compute = {searched(t[0]["config"]): (sum(r["epoch_s"] for r in t), len(t)) for t in rows if t}
     calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
     first = {}
     for c in sorted(calls, key=lambda c: c["start"]):
@@ -76,41 +80,25 @@ def timed_round(
     """One round of ``sweep`` (every trial its full budget) through ``tuner.ray.experiment.run_experiment``
     with :func:`timed_fit`: wall time, Σ compute / CPUs, efficiency, the driver's CPU seconds,
     Ray's report figures and :func:`per_epoch_loss`; prints one line."""
-    from tuner.progress import Progress
     from tuner.ray import experiment
     from tuner.results import load_trials
-    from tuner.spec import SchedulerSpec
 
     epochs = int(sweep.train["epochs"])
     log = storage / "calls.jsonl"
-    progress = Progress("val_acc", "max", epochs, label=label, write=lambda line: None)
-    start, cpu_start = time.monotonic(), time.process_time()
-    experiment.run_experiment(
-        experiment.ExperimentSettings(
-            storage=storage,
-            name="round-0",
-            trial_args={
-                "function": "benchmarks.checkpoint_cost:timed_fit",
-                "base": {**sweep.base_config(), "log": str(log)},
-                "data": data,
-                "metric": "val_acc",
-                "mode": "max",
-                "seed": 0,
-                **trial_args,
-            },
-            params=sweep.search.parameters,
-            method="random",
-            num_samples=sweep.search.num_samples,
-            seed=0,
-            metric="val_acc",
-            mode="max",
-            scheduler=SchedulerSpec("none", 1, 3, 1, epochs),
-            cpu=1,
-            gpu=0,
-            max_failures=0,
-            on_progress=progress.update,
-        )
+    trial_args = {
+        "function": "benchmarks.checkpoint_cost:timed_fit",
+        "base": {**sweep.base_config(), "log": str(log)},
+        "data": data,
+        "metric": "val_acc",
+        "mode": "max",
+        "seed": 0,
+        **trial_args,
+    }
+    settings = common.round_settings(
+        storage, "round-0", trial_args, sweep.search.parameters, sweep.search.num_samples, epochs, label
     )
+    start, cpu_start = time.monotonic(), time.process_time()
+    experiment.run_experiment(settings)
     wall, driver_cpu = time.monotonic() - start, time.process_time() - cpu_start
     summary = _Summary(load_trials(storage / "round-0", 0, epochs))
     compute = common.compute_s(summary)

@@ -119,6 +119,41 @@ def run(ctx: Context, raw: Mapping[str, Any], label: str) -> Any:
     return run_sweep(load(raw), storage=ctx.storage(label), write=lambda line: None)
 
 
+def round_settings(
+    storage: Path,
+    name: str,
+    trial_args: dict[str, Any],
+    params: Sequence[Any],
+    trials: int,
+    epochs: int = 1,
+    label: str = "bench",
+) -> Any:
+    """``tuner.ray.experiment.ExperimentSettings`` for one round of ``trials`` random
+    configurations of ``params`` (``tuner.space.Parameter``) as tuner's experiment runs it:
+    ``trial_args`` for ``run_trial`` (function, base, data, metric...), every trial its full
+    ``epochs`` (no scheduler), one CPU each, no retries, progress kept silent."""
+    from tuner.progress import Progress
+    from tuner.ray import experiment
+    from tuner.ray.search import RoundSearcher
+    from tuner.spec import SchedulerSpec
+
+    metric, mode = trial_args.get("metric", "val_acc"), trial_args.get("mode", "max")
+    return experiment.ExperimentSettings(
+        storage=storage,
+        name=name,
+        trial_args=trial_args,
+        searcher=RoundSearcher(list(params), "random", [trials], seed=0, metric=metric, mode=mode),
+        num_samples=trials,
+        metric=metric,
+        mode=mode,
+        scheduler=SchedulerSpec("none", 1, 3, 1, epochs),
+        cpu=1,
+        gpu=0,
+        max_failures=0,
+        on_progress=Progress(metric, mode, epochs, label=label, write=lambda line: None).update,
+    )
+
+
 def epochs_of(summary: Any) -> int:
     """Epochs the trials of a run consumed (the compute a scheduler spends)."""
     return sum(t.epochs for t in summary.run.trials)

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from benchmarks import plain_ray
-from benchmarks.common import Context
+from benchmarks.common import Context, round_settings
 
 GOAL_EFFICIENCY = 0.87  # Ray's release test at 10,000 trials
 GOAL_CPU_RATIO = 1.5  # driver CPU a trial at the largest size over that at the smallest
@@ -49,35 +49,20 @@ def sizes(ctx: Context) -> dict[str, Any]:
 def ours(ctx: Context, trials: int, seconds: float, cpus: int, label: str = "") -> dict[str, Any]:
     """``trials`` sleeping trials through tuner's experiment path (run directories under
     ``ours-TRIALS``, or ``label``); with :data:`IMPORT_TORCH` set each trial imports torch first."""
-    from tuner.progress import Progress
     from tuner.ray import experiment
-    from tuner.ray.search import RoundSearcher
     from tuner.space import Parameter
-    from tuner.spec import SchedulerSpec
 
-    params = [Parameter("x", "uniform", 0.0, 1.0)]
-    searcher = RoundSearcher(params, "random", [trials], seed=0, metric="val_acc", mode="max")
-    progress = Progress("val_acc", "max", 1, label="scale", write=lambda line: None)
-    settings = experiment.ExperimentSettings(
-        storage=ctx.storage(label or f"ours-{trials}"),
-        name="trials",
-        trial_args={
-            "function": "benchmarks.plain_ray:sleep_fit",
-            "base": {"seconds": seconds, "x": 0.0, "import_torch": IMPORT_TORCH},
-            "data": None,
-            "metric": "val_acc",
-            "mode": "max",
-            "seed": 0,
-        },
-        searcher=searcher,
-        num_samples=trials,
-        metric="val_acc",
-        mode="max",
-        scheduler=SchedulerSpec("none", 1, 3, 1, 1),
-        cpu=1,
-        gpu=0,
-        max_failures=0,
-        on_progress=progress.update,
+    trial_args = {
+        "function": "benchmarks.plain_ray:sleep_fit",
+        "base": {"seconds": seconds, "x": 0.0, "import_torch": IMPORT_TORCH},
+        "data": None,
+        "metric": "val_acc",
+        "mode": "max",
+        "seed": 0,
+    }
+    storage = ctx.storage(label or f"ours-{trials}")
+    settings = round_settings(
+        storage, "trials", trial_args, [Parameter("x", "uniform", 0.0, 1.0)], trials, label="scale"
     )
     start, cpu = time.monotonic(), time.process_time()
     experiment.run_experiment(settings)

@@ -153,41 +153,12 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def scale(ctx: Context, trials: int, seconds: float, cpus: float) -> dict[str, Any]:
-    """``trials`` sleeping trials through ``tuner.ray.experiment.run_experiment``."""
-    from tuner.progress import Progress
-    from tuner.ray import experiment
-    from tuner.space import Parameter
-    from tuner.spec import SchedulerSpec
+    """``trials`` sleeping trials through ``tuner.ray.experiment.run_experiment``
+    (``driver_scale.ours``)."""
+    from benchmarks import driver_scale
 
-    progress = Progress("val_acc", "max", 1, label="scale", write=lambda line: None)
-    settings = experiment.ExperimentSettings(
-        storage=ctx.storage("scale"),
-        name="round-0",
-        trial_args={
-            "function": "benchmarks.plain_ray:sleep_fit",
-            "base": {"seconds": seconds, "x": 0.0},
-            "data": None,
-            "metric": "val_acc",
-            "mode": "max",
-            "seed": 0,
-        },
-        params=[Parameter("x", "uniform", 0.0, 1.0)],
-        method="random",
-        num_samples=trials,
-        seed=0,
-        metric="val_acc",
-        mode="max",
-        scheduler=SchedulerSpec("none", 1, 3, 1, 1),
-        cpu=1,
-        gpu=0,
-        max_failures=0,
-        on_progress=progress.update,
-    )
-    start = time.monotonic()
-    experiment.run_experiment(settings)
-    wall = time.monotonic() - start
-    minimum = trials * seconds / cpus
-    return {"trials": trials, "seconds": seconds, "wall_s": wall, "minimum_s": minimum, "efficiency": minimum / wall}
+    row = driver_scale.ours(ctx, trials, seconds, int(cpus), label="scale")
+    return {k: row[k] for k in ("trials", "seconds", "wall_s", "minimum_s", "efficiency")}
 
 
 def _plot(ctx: Context, part1: dict[str, Any], part2: dict[str, Any]) -> None:

@@ -92,3 +92,37 @@ def test_first_epoch_quick_compares_the_optimizers(tmp_path: Path) -> None:
     # torch.optim's first step imports torch._dynamo; the built-in trainer's optimizers never do
     assert before[0]["dynamo"] is True and now[0]["dynamo"] is False
     assert f["saved_s"] == pytest.approx(f["median_to_first_epoch_s"]["torch.optim"] - now[0]["to_first_epoch_s"])
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_the_sleeping_trials_run_through_tuners_experiment_path(tmp_path: Path) -> None:
+    """``driver_scale.ours`` (and ``orchestration.scale`` on it) builds its experiment with
+    ``common.round_settings``, as ``checkpoint_cost`` does: this fails when the experiment's
+    settings change under them (both benchmarks once broke so, unseen)."""
+    from benchmarks import orchestration
+    from benchmarks.common import Context
+
+    ctx = Context(name="scale", quick=True, out=tmp_path, scratch=tmp_path / "scratch")
+    row = orchestration.scale(ctx, 4, 0.05, 2)
+    assert row["trials"] == 4 and row["minimum_s"] == pytest.approx(0.1)
+    assert 0 < row["efficiency"] < 1 and row["wall_s"] > 0.1
+    rows = sorted((tmp_path / "scratch" / "scale").glob("*/*/result.json"))
+    assert len(rows) == 4  # every trial ran, and reported when it began and ended
+    first = [json.loads(p.read_text().splitlines()[0]) for p in rows]
+    assert all(r["reported"] - r["began"] >= 0.05 for r in first)
+
+
+def test_checkpoint_cost_matches_each_call_to_its_trial_whatever_keys_the_searcher_adds(tmp_path: Path) -> None:
+    from benchmarks.checkpoint_cost import per_epoch_loss
+
+    searched = {"train.lr": 0.1, "train.momentum": 0.9}
+    log = tmp_path / "calls.jsonl"
+    calls = [  # a worker's first trial is its start-up, not counted
+        {"config": searched, "pid": 1, "start": 0.0, "end": 1.0},
+        {"config": searched, "pid": 1, "start": 2.0, "end": 2.5},
+    ]
+    log.write_text("".join(json.dumps(c) + "\n" for c in calls))
+    rows = [[{"config": {**searched, "__round__": 0}, "epoch_s": 0.2}, {"config": {}, "epoch_s": 0.2}]]
+    loss = per_epoch_loss(log, rows)
+    assert loss["trials_counted"] == 1
+    assert loss["per_epoch_s"] == pytest.approx((0.5 - 0.4) / 2)
