@@ -56,8 +56,10 @@ def timed_fit(config: dict[str, Any], run: Any) -> None:
 def per_epoch_loss(log: Path, rows: list[list[dict[str, Any]]]) -> dict[str, Any]:
     """Seconds a trial spends per epoch outside its epochs, from :func:`timed_trial`'s log."""
 
-    def searched(config: Mapping[str, Any]) -> str:  # Tune's config less the round searcher's own keys
-        return json.dumps({k: v for k, v in config.items() if not k.startswith("__")}, sort_keys=True)
+    from tuner.records import ROUND_KEY
+
+    def searched(config: Mapping[str, Any]) -> str:  # Tune's config less the round the searcher drew it in
+        return json.dumps({k: v for k, v in config.items() if k != ROUND_KEY}, sort_keys=True)
 
     compute = {searched(t[0]["config"]): (sum(r["epoch_s"] for r in t), len(t)) for t in rows if t}
     calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]

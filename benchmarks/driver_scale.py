@@ -89,12 +89,14 @@ def _workers(storage: Any) -> dict[str, Any]:
                 first[r["pid"]] = min(first.get(r["pid"], float("inf")), float(r["process_cpu_s"]))
             if "pid" in r and "began" in r:
                 spans.setdefault(r["pid"], []).append((float(r["began"]), float(r["reported"])))
-    gaps = sorted(b[0] - a[1] for runs in spans.values() for a, b in zip(sorted(runs), sorted(runs)[1:], strict=False))
+    for runs in spans.values():
+        runs.sort()
+    gaps = sorted(b[0] - a[1] for runs in spans.values() for a, b in zip(runs, runs[1:], strict=False))
     t0 = min((s for runs in spans.values() for s, _ in runs), default=0.0)
     return {
         "workers": len(first),
         "worker_start_cpu_s": statistics.median(first.values()) if first else None,
-        "last_first_trial_s": max(min(runs)[0] for runs in spans.values()) - t0 if spans else None,
+        "last_first_trial_s": max(runs[0][0] for runs in spans.values()) - t0 if spans else None,
         "last_report_s": max(e for runs in spans.values() for _, e in runs) - t0 if spans else None,
         "gap_mean_ms": statistics.fmean(gaps) * 1000 if gaps else None,
         "gap_p90_ms": gaps[int(0.9 * (len(gaps) - 1))] * 1000 if gaps else None,

@@ -114,6 +114,7 @@ def test_the_sleeping_trials_run_through_tuners_experiment_path(tmp_path: Path) 
 
 def test_checkpoint_cost_matches_each_call_to_its_trial_whatever_keys_the_searcher_adds(tmp_path: Path) -> None:
     from benchmarks.checkpoint_cost import per_epoch_loss
+    from tuner.records import ROUND_KEY
 
     searched = {"train.lr": 0.1, "train.momentum": 0.9}
     log = tmp_path / "calls.jsonl"
@@ -122,7 +123,7 @@ def test_checkpoint_cost_matches_each_call_to_its_trial_whatever_keys_the_search
         {"config": searched, "pid": 1, "start": 2.0, "end": 2.5},
     ]
     log.write_text("".join(json.dumps(c) + "\n" for c in calls))
-    rows = [[{"config": {**searched, "__round__": 0}, "epoch_s": 0.2}, {"config": {}, "epoch_s": 0.2}]]
+    rows = [[{"config": {**searched, ROUND_KEY: 0}, "epoch_s": 0.2}, {"config": {}, "epoch_s": 0.2}]]
     loss = per_epoch_loss(log, rows)
     assert loss["trials_counted"] == 1
     assert loss["per_epoch_s"] == pytest.approx((0.5 - 0.4) / 2)

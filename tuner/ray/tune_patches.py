@@ -5,7 +5,7 @@ Tune (:func:`swapped`) and puts Ray's own back when the block ends, so a user's 
 in the same process is left as Ray wrote it; :func:`tuner.ray.experiment.driver_settings`
 enters them all, and ``benchmarks/driver_ab.py`` measures each against itself undone
 (BENCHMARKS.md k). :func:`snapshot_floor` alone stays for the process: it is the floor of
-Ray's snapshot period, and ``tuner.ray.cluster`` sets that period for every experiment.
+Ray's snapshot period, and ``tuner.ray.settings`` sets that period for every experiment.
 """
 
 from __future__ import annotations
