@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,38 @@ def test_the_readme_stays_a_first_screen_and_its_commands_are_the_parsers() -> N
     sub = next(a for a in parser._actions if a.dest == "command")
     assert commands <= set(sub.choices), commands - set(sub.choices)
     assert Path(ROOT / "docs" / "sweep-file.md").is_file()
+
+
+def shown_sweeps(text: str) -> list[tuple[str, str]]:
+    """Each YAML block of a page that names the sweep file it shows on its first line
+    (``# sweeps/NAME.yaml``, abridged or not): (that path, the block)."""
+    return re.findall(r"```yaml\n# ((?:sweeps|examples)/[\w./-]+\.yaml)[^\n]*\n(.*?)```", text, re.S)
+
+
+def _differences(shown: Any, real: Any, where: str = "") -> list[str]:
+    """Where a value ``shown`` (a mapping may leave keys out) is not the file's ``real`` one."""
+    if isinstance(shown, dict) and isinstance(real, dict):
+        out = []
+        for key, value in shown.items():
+            if key not in real:
+                out.append(f"{where}{key}: not in the file")
+            else:
+                out.extend(_differences(value, real[key], f"{where}{key}."))
+        return out
+    return [] if shown == real else [f"{where.rstrip('.')}: shown {shown!r}, the file has {real!r}"]
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))])
+def test_a_sweep_a_page_shows_is_the_file_it_names(page: str) -> None:
+    import yaml
+
+    for path, block in shown_sweeps((ROOT / page).read_text(encoding="utf-8")):
+        real = yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))
+        assert _differences(yaml.safe_load(block), real) == [], f"{page} shows {path} otherwise than it is"
+
+
+def test_a_shown_sweep_that_differs_from_its_file_is_found() -> None:
+    shown = {"scheduler": {"grace_period": 2}, "model": {"hidden": [1]}, "extra": 1}
+    real = {"scheduler": {"name": "asha", "grace_period": 1}, "model": {"hidden": [1]}}
+    assert _differences(shown, real) == ["scheduler.grace_period: shown 2, the file has 1", "extra: not in the file"]
+    assert shown_sweeps("```yaml\n# sweeps/a.yaml (abridged)\nname: a\n```") == [("sweeps/a.yaml", "name: a\n")]
