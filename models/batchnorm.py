@@ -55,7 +55,8 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[Any], max_batches: in
         ValueError: ``batches`` held no batch, or ``max_batches`` < 1; the statistics are
             left as they were (as they are on any error raised by the forward passes).
 
-    The model's train/eval mode is restored afterwards.
+    Every module's train/eval mode is restored afterwards, each its own (a layer a user put
+    in eval mode in a training model stays there).
     """
     if max_batches is not None and max_batches < 1:
         raise ValueError(f"max_batches: {max_batches} must be >= 1 (or None: every batch)")
@@ -65,7 +66,7 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[Any], max_batches: in
     device = next((p.device for p in model.parameters()), None)
     saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in bns]
     momenta = [bn.momentum for bn in bns]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each module's own: a frozen BN layer stays in eval
     used = 0
     try:
         for bn in bns:
@@ -89,5 +90,6 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[Any], max_batches: in
     finally:
         for bn, momentum in zip(bns, momenta):
             bn.momentum = momentum
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
     return used

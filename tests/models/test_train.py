@@ -131,6 +131,17 @@ def test_recompute_bn_stats_takes_loader_pairs_and_stops_at_max_batches() -> Non
     assert net.training and int(net[1].num_batches_tracked) == 2
 
 
+def test_recompute_bn_stats_gives_each_module_its_own_mode_back() -> None:
+    net = torch.nn.Sequential(bn_net(), torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(3)).train()
+    net[2].eval()  # a frozen layer in a training model, as in fine-tuning
+    recompute_bn_stats(net, [torch.randn(8, 4) for _ in range(2)])
+    assert [m.training for m in net.modules()] == [True, True, True, True, True, True, False]
+    net.eval()
+    net[1].train()
+    recompute_bn_stats(net, [torch.randn(8, 4)])
+    assert [m.training for m in net.modules()] == [False, False, False, False, False, True, False]
+
+
 def test_recompute_bn_stats_without_bn_reads_nothing() -> None:
     def never() -> Iterator[torch.Tensor]:
         raise AssertionError("the batches were read")
