@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 __all__ = ["bn_layers", "recompute_bn_stats"]
 
@@ -52,7 +53,8 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[Any], max_batches: in
         The number of batches used (0 when the model has no such BN layer: nothing is read).
 
     Raises:
-        ValueError: ``batches`` held no batch, or ``max_batches`` < 1; the statistics are
+        ValueError: ``batches`` held no batch, ``max_batches`` < 1, or a lazy BN layer
+            (``LazyBatchNorm1d``...) has not seen a batch yet; the statistics are
             left as they were (as they are on any error raised by the forward passes).
 
     Every module's train/eval mode is restored afterwards, each its own (a layer a user put
@@ -63,6 +65,12 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[Any], max_batches: in
     bns = bn_layers(model)
     if not bns:
         return 0
+    for name, bn in model.named_modules():
+        if bn in bns and is_lazy(bn.running_mean):
+            raise ValueError(
+                f"recompute_bn_stats: BN layer {name or 'model'!r} is lazy and has not seen a batch yet; "
+                "run one forward pass first"
+            )
     device = next((p.device for p in model.parameters()), None)
     saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in bns]
     momenta = [bn.momentum for bn in bns]

@@ -142,6 +142,14 @@ def test_recompute_bn_stats_gives_each_module_its_own_mode_back() -> None:
     assert [m.training for m in net.modules()] == [False, False, False, False, False, True, False]
 
 
+def test_recompute_bn_stats_on_a_lazy_layer_before_its_first_batch_is_one_clear_error() -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LazyBatchNorm1d())
+    with pytest.raises(ValueError, match="BN layer '1' is lazy and has not seen a batch yet"):
+        recompute_bn_stats(net, [torch.randn(8, 4)])
+    net(torch.randn(8, 4))  # now it has its size
+    assert recompute_bn_stats(net, [torch.randn(8, 4)]) == 1
+
+
 def test_recompute_bn_stats_without_bn_reads_nothing() -> None:
     def never() -> Iterator[torch.Tensor]:
         raise AssertionError("the batches were read")
