@@ -53,14 +53,14 @@ def preload() -> None:
 
 
 def process_start() -> float:
-    """When this process started (epoch seconds, from Linux's /proc; now where there is none)."""
+    """When this process started (epoch seconds), from Linux's /proc to the clock's tick (its
+    age: the system's uptime less the process's start in ticks since boot; /proc/stat's boot
+    time is whole seconds, up to 1 s off); now where there is no /proc."""
     try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(
-            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
-        )
-        return boot + float(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        ticks = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return time.time()
 
 

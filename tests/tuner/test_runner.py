@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import tiny_sweep
+from tests.conftest import ROOT, tiny_sweep
 from tests.tuner.ray.test_asha import check_decisions, rungs_file
 from tuner.errors import InputError
 from tuner.ray.search import sample
@@ -266,3 +269,14 @@ def test_on_a_local_instance_trials_take_a_budget_not_a_placement_group_each(
     monkeypatch.setattr(cluster, "_on_local_instance", False)
     _, summary, _ = run(tmp_path / "cluster")
     assert len(summary.run.trials) == 4 and groups() == before + 4 and tables == []
+
+
+def test_a_processs_start_is_read_to_the_clocks_tick() -> None:
+    """``process_start`` (the ``process`` timing of run.json) falls between the moment the
+    child was launched and the moment it asked: /proc's boot time alone is whole seconds,
+    which put it up to 1 s before the launch."""
+    before = time.time()
+    code = "import time; from tuner.runner import process_start; print(process_start(), time.time())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    started, asked = map(float, out.stdout.split())
+    assert before - 0.05 <= started <= asked <= time.time()
