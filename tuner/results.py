@@ -186,7 +186,7 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
     error = None
     if (d / "error.txt").is_file():
         lines = (d / "error.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        error = _error_line(lines)
+        error = error_line(lines)
     last = history[-1][EPOCH] if history else 0
     if history and history[-1].get(DIVERGED):
         status = TrialStatus.DIVERGED
@@ -201,7 +201,7 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
     return TrialRecord(trial_id, round_index, params, history, status, node, hostname, error, str(d), node_id)
 
 
-def _error_line(lines: list[str]) -> str:
+def error_line(lines: list[str]) -> str:
     """The error a trial failed with, from Ray's ``error.txt``: our one-line summary of the
     user's error where there is one, else the last line."""
     for line in reversed(lines):

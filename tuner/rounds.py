@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tuner import export_file as export_mod
@@ -168,10 +169,13 @@ def run_rounds(
             write("continuing from the saved state")
         if not is_client():  # through Ray Client, Tune runs on the head: nothing is streamed here
             progress.start()
-        if restore:
-            experiment.resume_experiment(settings)
-        else:
-            experiment.run_experiment(settings)
+        failed_alike = (experiment.resume_experiment if restore else experiment.run_experiment)(settings)
+        if failed_alike:
+            hint = f"; one trial with its traceback: tuner try {sweep.source}" if Path(sweep.source).is_file() else ""
+            progress.say(
+                f"stopped: the first {failed_alike} trials failed with the same error before any trial reported a "
+                f"result, so every trial would{hint}"
+            )
     finally:
         meta.timings["experiment_ended"] = time.time()
         progress.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -196,6 +197,38 @@ def test_a_run_whose_trials_all_fail_exits_1_and_is_recorded_failed(
     assert meta["status"] == "failed" and meta["error"] == "no trial produced a result" and meta["finished"]
     assert len(meta["failures"]) == 1 and meta["failures"][0].startswith("2 trials (")
     assert not (tmp_path / "runs" / "tiny" / "best.yaml").exists()
+
+
+def test_a_sweep_whose_first_trials_all_fail_alike_stops_there_and_says_why(
+    write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model that cannot be imported fails every trial the same way: after the first 3 the
+    sweep stops (the other trials are not run one after another) and fails with that error,
+    naming ``tuner try`` for the traceback."""
+    path = write_sweep(
+        tiny_sweep(
+            model={"name": "tests.fixtures_data:not_a_module"},
+            max_failures=0,
+            **{"search.num_samples": 12, "scheduler.name": "none", "train.epochs": 1},
+        )
+    )
+    assert main(["run", str(path), "--storage", str(tmp_path / "runs")]) == 1
+    out, err = capsys.readouterr()
+    assert (
+        "stopped: the first 3 trials failed with the same error before any trial reported a result, so every "
+        f"trial would; one trial with its traceback: tuner try {path}" in out
+    ), out
+    first = err.strip().splitlines()[0]
+    failed, total = map(
+        int,
+        re.fullmatch(
+            r"tuner: the run failed: no trial produced a result \((\d+) of (\d+) trials failed\)", first
+        ).groups(),
+    )
+    assert 3 <= failed <= 4 and total < 12, first  # 2 slots: a fourth may fail alike meanwhile
+    assert "not_a_module" in err and "Traceback" not in err
+    meta = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["error"] == "no trial produced a result"
 
 
 # -- Ctrl-C on a local run ----------------------------------------------------------------------

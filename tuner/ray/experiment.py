@@ -20,7 +20,14 @@ from tuner.progress import TrialEvent
 from tuner.ray import tune_patches
 from tuner.ray.asha import ResumableASHA, SchedulerState, scheduler
 from tuner.ray.batching import batched, batching
-from tuner.ray.callbacks import EpochTensorBoard, JournalCallback, Outcome, ProgressCallback, mlflow_callback
+from tuner.ray.callbacks import (
+    EpochTensorBoard,
+    FirstFailures,
+    JournalCallback,
+    Outcome,
+    ProgressCallback,
+    mlflow_callback,
+)
 from tuner.ray.cluster import is_client
 from tuner.ray.search import RoundSearcher, SearcherLink
 from tuner.ray.settings import setting
@@ -94,8 +101,12 @@ def _trainable(s: ExperimentSettings) -> Any:
     return tune.with_resources(batched(function, set(s.scheduler.milestones())), {"cpu": s.cpu, "gpu": s.gpu})
 
 
-def run_experiment(s: ExperimentSettings) -> None:
+def run_experiment(s: ExperimentSettings) -> int:
     """Run every round's trials to completion (ASHA stops some early).
+
+    Returns:
+        0, or how many trials had failed alike when the experiment was stopped because its
+        first trials all failed with the same error before any reported (:class:`FirstFailures`).
 
     Raises:
         KeyboardInterrupt: the round was interrupted (Ctrl-C); its state is saved and
@@ -103,8 +114,8 @@ def run_experiment(s: ExperimentSettings) -> None:
     """
     tune_patches.snapshot_floor()
     sched = scheduler(s.scheduler)
-    outcome = Outcome()
-    callbacks: list[Any] = [outcome, SearcherLink(s.searcher), EpochTensorBoard(), *s.callbacks]
+    outcome, first = Outcome(), FirstFailures()
+    callbacks: list[Any] = [outcome, first, SearcherLink(s.searcher), EpochTensorBoard(), *s.callbacks]
     if s.on_progress and not is_client():
         callbacks.append(ProgressCallback(s.on_progress, s.progress_every_s))
     if isinstance(sched, ResumableASHA):
@@ -131,16 +142,25 @@ def run_experiment(s: ExperimentSettings) -> None:
             # experiment (Ray keeps the snapshot and the newest checkpoint in step), O(trials) each
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            stop=first,
         ),
     )
     with driver_settings(s):
         tuner.fit()
-    _raise_if_interrupted(outcome)
+    return _ended(outcome, first)
 
 
-def _raise_if_interrupted(outcome: Outcome | None) -> None:
+def _ended(outcome: Outcome | None, first: FirstFailures | None) -> int:
+    """How many trials failed alike when the experiment was stopped for it (0: it was not).
+
+    Raises:
+        KeyboardInterrupt: trials were left unfinished otherwise (Ctrl-C).
+    """
+    if first is not None and first.tripped:
+        return len(first.errors)
     if outcome is not None and outcome.unfinished:
         raise KeyboardInterrupt(f"{outcome.unfinished} trials unfinished")
+    return 0
 
 
 def _join(storage: str | Path, name: str) -> str:
@@ -155,12 +175,12 @@ def can_resume(storage: str | Path, name: str) -> bool:
         return False
 
 
-def resume_experiment(s: ExperimentSettings) -> None:
+def resume_experiment(s: ExperimentSettings) -> int:
     """Continue an interrupted round from its saved state: finished trials stay finished,
     unfinished and errored ones go on from their last checkpoints, the searcher and ASHA's
     rung records are restored. ``s`` must describe the same round as at its start (its
     trainable and data are handed in again: Tune saves neither); its search space and
-    scheduler come from the saved state.
+    scheduler come from the saved state. Returns what :func:`run_experiment` returns.
 
     The saved state (``tuner.pkl``, the experiment and callback snapshots) is unpickled:
     run only on run directories from a trusted source.
@@ -169,7 +189,7 @@ def resume_experiment(s: ExperimentSettings) -> None:
     tuner = tune.Tuner.restore(
         _join(s.storage, s.name), trainable=_trainable(s), resume_unfinished=True, resume_errored=True
     )
-    outcome = None
+    outcome, first = None, None
     local = getattr(tuner, "_local_tuner", None)  # None through Ray Client (the Tuner runs on the head)
     if local is not None:
         for cb in local.get_run_config().callbacks or []:
@@ -178,10 +198,12 @@ def resume_experiment(s: ExperimentSettings) -> None:
                 cb.every_s = s.progress_every_s
             elif isinstance(cb, Outcome):
                 outcome = cb
+            elif isinstance(cb, FirstFailures):
+                first = cb
             elif isinstance(cb, JournalCallback):  # the journal of the run directory as it is now
                 cb.reattach(s.callbacks)
             elif isinstance(cb, SearcherLink):  # the searcher Tune restored: the driver's hook again
                 cb.searcher.hook = s.searcher.hook
     with driver_settings(s):
         tuner.fit()
-    _raise_if_interrupted(outcome)
+    return _ended(outcome, first)

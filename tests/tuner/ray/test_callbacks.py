@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import ray.cloudpickle as cloudpickle
 
-from tuner.ray.callbacks import Outcome, ProgressCallback
-from tuner.ray.experiment import _raise_if_interrupted
+from tuner.ray.callbacks import FirstFailures, Outcome, ProgressCallback
+from tuner.ray.experiment import _ended
 
 
 def test_an_experiment_ended_by_ctrl_c_is_told_from_a_finished_one() -> None:
@@ -33,8 +34,12 @@ def test_an_experiment_ended_by_ctrl_c_is_told_from_a_finished_one() -> None:
     interrupted.on_experiment_end(end)
     assert interrupted.unfinished == 2  # one still running, one never started
     with pytest.raises(KeyboardInterrupt):
-        _raise_if_interrupted(interrupted)
-    _raise_if_interrupted(finished)
+        _ended(interrupted, FirstFailures())
+    assert _ended(finished, FirstFailures()) == 0
+    # stopped because its first trials all failed alike: not an interruption, however many were left
+    tripped = FirstFailures(limit=1)
+    tripped.tripped, tripped.errors = True, ["ImportError: no module named 'x'"]
+    assert _ended(interrupted, tripped) == 1
 
 
 def test_the_progress_printer_is_not_pickled_into_the_experiment() -> None:
@@ -72,3 +77,60 @@ def test_the_progress_takes_an_ended_trials_state_once() -> None:
     cb.on_step_end(4, trials)
     assert trials[2].reads == 4 and seen[-1][2].status == "TERMINATED"
     assert cloudpickle.loads(cloudpickle.dumps(cb))._ended == {}  # not part of the experiment's state
+
+
+def failed(tmp_path: Path, name: str, error: str | None) -> Any:
+    """A trial that failed with ``error`` in its error.txt as Ray writes it (None: no file)."""
+    path = tmp_path / name / "error.txt"
+    if error is not None:
+        path.parent.mkdir()
+        path.write_text(f"Failure # 1 (occurred at 2026-11-29_04-00-00)\nTraceback ...\n  ...\n{error}\n")
+    return SimpleNamespace(trial_id=name, status="ERROR", error_file=str(path))
+
+
+IMPORT = "tuner.trial.TrialError: train:fit: cannot be imported: No module named 'modles' (on node {})"
+
+
+def test_the_first_trials_failing_alike_before_any_result_stop_the_experiment(tmp_path: Path) -> None:
+    first = FirstFailures(limit=3)
+    for i, node in enumerate(["aa11", "bb22", "aa11"]):  # the same error on any node
+        assert not first.stop_all()
+        first.on_trial_error(i, [], failed(tmp_path, f"t{i}", IMPORT.format(node)))
+    assert first.stop_all() and first.errors == ["train:fit: cannot be imported: No module named 'modles'"] * 3
+    assert first("t9", {"val_acc": 0.5}) is False  # no single trial is stopped
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "result",  # a trial reported first: the function works for some configurations
+        "complete",  # a trial finished (a function that reports nothing)
+        "other error",  # the first errors differ (a batch too large for memory, another config's bug)
+        "unreadable",  # no error.txt to compare
+    ],
+)
+def test_a_sweep_whose_first_trials_do_not_all_fail_alike_before_any_result_goes_on(
+    tmp_path: Path, before: str
+) -> None:
+    first = FirstFailures(limit=3)
+    if before == "result":
+        first.on_trial_result(1, [], SimpleNamespace(trial_id="ok"), {"val_acc": 0.5})
+    elif before == "complete":
+        first.on_trial_complete(1, [], SimpleNamespace(trial_id="ok"))
+    elif before == "other error":
+        first.on_trial_error(
+            1, [], failed(tmp_path, "oom", "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB")
+        )
+    else:
+        first.on_trial_error(1, [], failed(tmp_path, "gone", None))
+    for i in range(5):
+        first.on_trial_error(i, [], failed(tmp_path, f"t{i}", IMPORT.format("aa11")))
+    assert not first.stop_all()
+
+
+def test_the_stop_survives_the_experiments_pickle(tmp_path: Path) -> None:
+    first = FirstFailures(limit=2)
+    first.on_trial_error(1, [], failed(tmp_path, "t1", IMPORT.format("aa11")))
+    again = cloudpickle.loads(cloudpickle.dumps(first))  # tuner.pkl, read back by tuner resume
+    again.on_trial_error(2, [], failed(tmp_path, "t2", IMPORT.format("cc33")))
+    assert again.stop_all() and not first.stop_all()
