@@ -201,6 +201,20 @@ def trial_tables_unread() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def callbacks_untagged() -> Iterator[None]:
+    """As an experiment starts, Tune records for Ray's usage statistics which kinds of
+    callbacks it was given, and imports Ray's MLflow, W&B and Comet integrations to compare
+    class names: where mlflow is installed (tuner's ``mlflow`` extra) that imports mlflow, 1.1
+    s of the driver's CPU before the first trial's process is asked for, in every run, with
+    ``--mlflow`` or not (BENCHMARKS.md i). Within this block that one tag is not recorded;
+    Ray's other usage statistics are as Ray keeps them."""
+    from ray.air._internal import usage
+
+    with swapped(usage, "tag_callbacks", lambda callbacks: False):
+        yield
+
+
 def _one_local_node() -> bool:
     """A local instance (:func:`tuner.ray.cluster.on_local_instance`: one machine whose
     resources do not change) that no other node joined."""

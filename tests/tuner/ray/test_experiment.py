@@ -69,6 +69,7 @@ def test_an_experiment_runs_with_every_replacement_of_tunes_internals_and_leaves
     import os
 
     import ray
+    from ray.air._internal import usage
     from ray.air.execution._internal.actor_manager import RayActorManager
     from ray.air.execution.resources.fixed import FixedResourceManager
     from ray.tune.analysis.experiment_analysis import ExperimentAnalysis
@@ -88,6 +89,7 @@ def test_an_experiment_runs_with_every_replacement_of_tunes_internals_and_leaves
         (tune_controller, "PlacementGroupResourceManager"),
         (RayActorManager, "_try_start_actors"),
         (ExperimentAnalysis, "_fetch_trial_dataframes"),
+        (usage, "tag_callbacks"),
     ]
     ray_own = [getattr(owner, name) for owner, name in pieces]
     with experiment.driver_settings(settings()):

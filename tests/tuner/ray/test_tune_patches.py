@@ -3,6 +3,7 @@ leaves Ray's own after it."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -190,6 +191,18 @@ def test_no_result_table_is_read_within_the_block_and_tunes_reading_is_back_afte
     with tune_patches.trial_tables_unread():
         assert ExperimentAnalysis._fetch_trial_dataframes(object()) == {}  # type: ignore[arg-type]
     assert ExperimentAnalysis._fetch_trial_dataframes is tune_fetch
+
+
+def test_an_experiments_callbacks_are_not_tagged_so_mlflow_is_not_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray.air._internal import usage
+    from ray.tune import Callback
+
+    # Ray's tag imports its MLflow integration (and mlflow with it) to compare class names
+    monkeypatch.setitem(sys.modules, "ray.air.integrations.mlflow", None)  # an import of it raises
+    with tune_patches.callbacks_untagged():
+        assert not usage.tag_callbacks([Callback()])
+    with pytest.raises(ImportError):
+        usage.tag_callbacks([Callback()])  # Ray's own again
 
 
 def test_a_replaced_piece_is_put_back_when_the_block_fails() -> None:
