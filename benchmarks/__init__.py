@@ -20,6 +20,8 @@ orchestration    sweep wall time vs Σ(trial compute)/CPUs and vs a plain Ray Tu
 refine_rounds    a 3-round sweep: every round in one experiment (now) vs an experiment a round
 startup          ``tuner run`` end to end vs the same sweep in one Optuna process
                  (``benchmarks/optuna_peer.py``); where the seconds before the first trial go
+startup_ab       start-up changes, each against itself undone: the quickstart on
+                 ``tuner up``'s instance, alternated
 first_epoch      a fresh process to its first epoch, torch.optim's optimizers vs
                  ``tuner.models.optim``'s (no ``torch._dynamo`` import)
 driver_scale     the driver's CPU a trial and efficiency from 200 to 10,000 sleeping trials,
@@ -48,6 +50,7 @@ BENCHMARKS = (
     "driver_scale",
     "driver_ab",
     "startup",
+    "startup_ab",
     "first_epoch",
     "refine_rounds",
     "checkpoint_cost",

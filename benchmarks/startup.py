@@ -96,11 +96,19 @@ def busy_union(spans: list[tuple[float, float]], lo: float, hi: float) -> float:
     return total
 
 
-def run_tuner(ctx: Context, sweep_file: Path, label: str, cache: Path, address: str | None = None) -> dict[str, Any]:
+def run_tuner(
+    ctx: Context, sweep_file: Path, label: str, cache: Path, address: str | None = None, prelude: str | None = None
+) -> dict[str, Any]:
     """``tuner run`` from a fresh interpreter with ``cache`` as its ``$TUNER_CACHE`` (where the
-    record of an instance ``tuner up`` keeps is looked for)."""
+    record of an instance ``tuner up`` keeps is looked for); with ``prelude``, the command is
+    started by ``python -c`` after that code (``pass``: as is), as ``startup_ab`` undoes a change."""
     storage = ctx.storage(label)
-    command = [sys.executable, "-m", "tuner", "run", str(sweep_file), "--storage", str(storage), "--json"]
+    args = ["run", str(sweep_file), "--storage", str(storage), "--json"]
+    if prelude is None:
+        command = [sys.executable, "-m", "tuner", *args]
+    else:
+        launch = f"{prelude}\nimport sys\nfrom tuner.__main__ import entry\nsys.argv[0] = 'tuner'\nentry()"
+        command = [sys.executable, "-c", launch, *args]
     env = {**os.environ, "TUNER_CACHE": str(cache)}
     start, summary, end = last_json_line("tuner run", command + (["--address", address] if address else []), env)
     run_dir = Path(summary["run_dir"])

@@ -1,0 +1,69 @@
+"""Start-up changes, each against itself undone: the quickstart on ``tuner up``'s instance.
+
+``tuner run sweeps/quickstart.yaml`` from a fresh interpreter on the local Ray instance ``tuner
+up`` keeps, alternated A B A B with the change undone in B (a prelude run before tuner's entry
+point), the data cache warm: wall time, the share of it with no trial running, and the wait
+from the experiment's start to the first trial's (``startup.run_tuner``). The changes:
+
+- ``callbacks``: no usage tag of the experiment's callbacks (``tune_patches.callbacks_untagged``)
+  against Ray Tune's tag, which imports its MLflow integration and mlflow with it where mlflow
+  is installed.
+
+Default: 3 runs of each; quick: the 4-trial × 2-epoch sweep of ``startup``, once.
+``TUNER_STARTUP_AB=callbacks``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from benchmarks.common import ROOT, Context
+from benchmarks.startup import ray_instance_up, run_tuner, sweep, warm_cache
+
+UNDONE = {
+    "callbacks": "import contextlib\nimport tuner.ray.tune_patches as tp\n"
+    "tp.callbacks_untagged = lambda: contextlib.nullcontext()",
+}
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    changes = [c for c in os.environ.get("TUNER_STARTUP_AB", ",".join(UNDONE)).split(",") if c]
+    unknown = [c for c in changes if c not in UNDONE]
+    if unknown:
+        raise SystemExit(f"TUNER_STARTUP_AB: {unknown[0]!r} is not one of {', '.join(UNDONE)}")
+    runs = 1 if ctx.quick else int(os.environ.get("TUNER_STARTUP_AB_RUNS", "3"))
+    if ctx.quick:
+        sweep_file = ctx.storage("sweep") / "startup.yaml"
+        sweep_file.write_text(yaml.safe_dump(sweep(4, 2), sort_keys=False))
+    else:
+        sweep_file = ROOT / "sweeps" / "quickstart.yaml"
+    cache = ctx.storage("cache")
+    warm_cache(cache, [sweep_file])
+    out: dict[str, Any] = {"sizes": {"sweep": sweep_file.name, "runs": runs}}
+    with ray_instance_up(cache, os.cpu_count() or 2):
+        for change in changes:
+            rows: dict[str, list[dict[str, Any]]] = {"now": [], "undone": []}
+            for rep in range(runs):
+                for way, prelude in (("now", "pass"), ("undone", UNDONE[change])):
+                    r = run_tuner(ctx, sweep_file, f"{change}-{way}-{rep}", cache, prelude=prelude)
+                    r["first_trial_wait_s"] = r["phases_s"]["first_trial_wait"]
+                    rows[way].append(r)
+                    ctx.say(
+                        f"{change} {way:<7} {r['wall_s']:.1f}s, no trial running {r['idle_share']:.0%}, "
+                        f"first trial {r['first_trial_wait_s']:.2f}s after the experiment's start"
+                    )
+            mean = {
+                way: {k: sum(r[k] for r in rs) / len(rs) for k in ("wall_s", "idle_share", "first_trial_wait_s")}
+                for way, rs in rows.items()
+            }
+            ctx.say(
+                f"{change}: wall {mean['now']['wall_s']:.1f}s against {mean['undone']['wall_s']:.1f}s undone "
+                f"({mean['now']['wall_s'] / mean['undone']['wall_s']:.2f}); no trial running "
+                f"{mean['now']['idle_share']:.0%} against {mean['undone']['idle_share']:.0%}; first trial "
+                f"{mean['now']['first_trial_wait_s']:.2f}s against {mean['undone']['first_trial_wait_s']:.2f}s"
+            )
+            out[change] = {"rows": rows, "mean": mean}
+    return out
