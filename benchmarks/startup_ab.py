@@ -9,7 +9,7 @@ from the experiment's start to the first trial's (``startup.run_tuner``). The ch
   against Ray Tune's tag, which imports its MLflow integration and mlflow with it where mlflow
   is installed.
 
-Default: 3 runs of each; quick: the 4-trial × 2-epoch sweep of ``startup``, once.
+Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
 """
 
