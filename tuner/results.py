@@ -183,10 +183,7 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
         m = _TRIAL_ID.search(d.name)
         trial_id = m.group(1) if m else d.name[:100]
     history = [by_epoch[e] for e in sorted(by_epoch)]
-    error = None
-    if (d / "error.txt").is_file():
-        lines = (d / "error.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        error = error_line(lines)
+    error = trial_error(d / "error.txt")
     last = history[-1][EPOCH] if history else 0
     if history and history[-1].get(DIVERGED):
         status = TrialStatus.DIVERGED
@@ -199,6 +196,18 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
     else:
         status = TrialStatus.STOPPED
     return TrialRecord(trial_id, round_index, params, history, status, node, hostname, error, str(d), node_id)
+
+
+def trial_error(path: Path) -> str | None:
+    """The error a trial failed with (:func:`error_line`), from Ray's ``error.txt`` at ``path``;
+    None where there is none.
+
+    Raises:
+        OSError: the file is there but cannot be read.
+    """
+    if not path.is_file():
+        return None
+    return error_line(path.read_text(encoding="utf-8", errors="replace").strip().splitlines())
 
 
 def error_line(lines: list[str]) -> str:

@@ -8,6 +8,7 @@ in this package, so that an upgrade of Ray changes these files alone:
 - :mod:`~tuner.ray.auth`: token authentication, always on;
 - :mod:`~tuner.ray.nodes`: a cluster's live nodes, its autoscaler's node types, whether a trial fits;
 - :mod:`~tuner.ray.search`: search domains and searchers on the parameters' latent scales;
+- :mod:`~tuner.ray.outcome`: how an experiment ended (Ctrl-C, or its first trials failing alike);
 - :mod:`~tuner.ray.asha`: ASHA, with its rung records saved for ``tuner resume``;
 - :mod:`~tuner.ray.callbacks`: progress, the end of an experiment, TensorBoard, MLflow, Optuna;
 - :mod:`~tuner.ray.batching`: trials send their results in batches;

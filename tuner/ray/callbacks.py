@@ -1,5 +1,5 @@
-"""Tune callbacks on the driver: progress, how an experiment ended, a stop when its first
-trials all fail alike, TensorBoard, MLflow and the Optuna journal.
+"""Tune callbacks on the driver: progress, TensorBoard, MLflow and the Optuna journal (how an
+experiment ended: :mod:`tuner.ray.outcome`).
 
 Tune pickles its callbacks into the experiment's state (``tuner.pkl``); what belongs to this
 driver only (a printer, open files) is left out of the pickle and attached again on resume.
@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
 import struct
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from ray import tune
 from ray.tune.logger import TBXLoggerCallback
 from ray.tune.result import TRAINING_ITERATION
-from ray.tune.stopper import Stopper
 
 from tuner.journal import Journal
 from tuner.progress import TrialEvent
 from tuner.records import EPOCH, RAY_KEYS, ROUND_KEY
-from tuner.results import error_line
 from tuner.tracking import MlflowTarget
 
 # Reported keys that are not metrics (where and how a trial ran).
@@ -87,85 +83,6 @@ class ProgressCallback(tune.Callback):
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         self._emit(trials, force=True)
-
-
-class Outcome(tune.Callback):
-    """Whether the experiment ended with trials left unfinished. Tune's handler of the first
-    Ctrl-C saves the experiment and returns from ``fit()`` as if it had finished; its cleanup
-    then marks the running trials TERMINATED without telling the callbacks, so the trials that
-    started and never completed are counted as they go (never a pass over all trials a step:
-    the driver's cost per trial stays flat), with those still pending at the end."""
-
-    def __init__(self) -> None:
-        self.unfinished = 0
-        self._live: set[str] = set()
-
-    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._live.add(trial.trial_id)
-
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._live.discard(trial.trial_id)
-
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._live.discard(trial.trial_id)
-
-    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self.unfinished = len(self._live) + sum(1 for t in trials if t.status == "PENDING")
-
-
-class FirstFailures(tune.Callback, Stopper):  # type: ignore[misc]
-    """Stops the experiment when its first ``limit`` trials to end all failed with the same
-    error before any trial reported a result or finished: a function or model that cannot be
-    imported, a data file it cannot read, a network that does not build. Every trial would
-    fail the same way, one after another, each in a fresh worker process (32 trials of a
-    function with a broken import took 115 s). Given to Tune as the callback and as the
-    experiment's stopper (``stop_all``); the run then fails with that error as it would have
-    at the end. A sweep where only some configurations fail (a batch too large for memory)
-    goes on: another trial reports first, or the errors differ.
-
-    The error compared is the trial's one-line summary (:func:`tuner.results.error_line`)
-    without the node it ran on."""
-
-    def __init__(self, limit: int = 3) -> None:
-        self.limit = limit
-        self.errors: list[str] = []
-        self.armed = True  # until a trial reports, finishes, or the first errors differ
-        self.tripped = False
-
-    def on_trial_result(
-        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
-    ) -> None:
-        self.armed = False
-
-    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.armed = False
-
-    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if not self.armed:
-            return
-        kind = _error_kind(trial)
-        if kind is None or (self.errors and kind != self.errors[0]):
-            self.armed = False
-            return
-        self.errors.append(kind)
-        if len(self.errors) >= self.limit:
-            self.tripped, self.armed = True, False
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        return False  # no single trial is stopped here
-
-    def stop_all(self) -> bool:
-        return self.tripped
-
-
-def _error_kind(trial: Any) -> str | None:
-    """A failed trial's error in one line, without the node it ran on (None: unreadable)."""
-    try:
-        lines = Path(trial.error_file).read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except (OSError, TypeError, AttributeError):
-        return None
-    line = error_line(lines)
-    return re.sub(r" \(on node [^)]*\)$", "", line) or None
 
 
 @contextlib.contextmanager

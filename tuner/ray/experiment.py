@@ -20,15 +20,9 @@ from tuner.progress import TrialEvent
 from tuner.ray import tune_patches
 from tuner.ray.asha import ResumableASHA, SchedulerState, scheduler
 from tuner.ray.batching import batched, batching
-from tuner.ray.callbacks import (
-    EpochTensorBoard,
-    FirstFailures,
-    JournalCallback,
-    Outcome,
-    ProgressCallback,
-    mlflow_callback,
-)
+from tuner.ray.callbacks import EpochTensorBoard, JournalCallback, ProgressCallback, mlflow_callback
 from tuner.ray.cluster import is_client
+from tuner.ray.outcome import FirstFailures, Outcome
 from tuner.ray.search import RoundSearcher, SearcherLink
 from tuner.ray.settings import setting
 from tuner.ray.worker import run_trial

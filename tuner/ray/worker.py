@@ -8,6 +8,7 @@ BN trainer or the user's). :func:`run_tasks` runs plain Ray tasks (a retest's se
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -58,6 +59,19 @@ def node_id() -> str:
         return str(ray.get_runtime_context().get_node_id())
     except Exception:  # outside Ray (a direct call in a test)
         return ""
+
+
+def on_node(text: str) -> str:
+    """``text`` naming the node it happened on (a trial's error: nodes differ in what they hold)."""
+    return f"{text} (on node {node_id() or '?'})"
+
+
+def without_node(line: str) -> str:
+    """A line :func:`on_node` wrote, without the node: the same error on any node."""
+    return _ON_NODE.sub("", line)
+
+
+_ON_NODE = re.compile(r" \(on node [^)]*\)$")
 
 
 def trial_cpus() -> int:
@@ -167,7 +181,7 @@ def run_trial(
     try:
         fn = load_function(function)
     except ImportError as e:  # the module did not reach this worker, or fails to import here
-        raise TrialError(f"{function}: {e} (on node {node_id() or '?'})") from None
+        raise TrialError(on_node(f"{function}: {e}")) from None
     try:
         searched = {
             k: v for k, v in config.items() if k != ROUND_KEY

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import ray.cloudpickle as cloudpickle
 
-from tuner.ray.callbacks import FirstFailures, Outcome, ProgressCallback
+from tuner.ray.callbacks import ProgressCallback
 from tuner.ray.experiment import _ended
+from tuner.ray.outcome import FirstFailures, Outcome
 
 
 def test_an_experiment_ended_by_ctrl_c_is_told_from_a_finished_one() -> None:
