@@ -87,12 +87,12 @@ def test_the_driver_of_a_run_never_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert json.loads(out.stdout) is False
-    # the TensorBoard writer a run makes (tensorboardX imports torch if it can), and torch
-    # still imports afterwards in that process
+    # the TensorBoard writer a run makes (tensorboardX imports torch, and boto3 where it is
+    # installed, if it can), and both still import afterwards in that process
     code = (
         "import json, sys; from tuner.ray.callbacks import EpochTensorBoard; EpochTensorBoard(); "
-        "import tensorboardX; before = 'torch' in sys.modules; import torch; "
-        "print(json.dumps([before, torch.tensor([1.0]).item()]))"
+        "import tensorboardX; before = sorted(m for m in ('torch', 'boto3') if m in sys.modules); "
+        "import torch, boto3; print(json.dumps([before, torch.tensor([1.0]).item(), boto3.__name__]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert json.loads(out.stdout) == [False, 1.0]
+    assert json.loads(out.stdout) == [[], 1.0, "boto3"]

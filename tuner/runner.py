@@ -40,16 +40,28 @@ def new_run_dir(storage: str | Path, name: str) -> Path:
     return RunStore.create(storage, name).local
 
 
+# What a run's driver imports as its experiment starts: Ray Tune (and pandas under it), Optuna
+# for the run's journal (:mod:`tuner.journal`), and pydantic's v1 fields, which Ray imports as
+# the driver puts its first object (the trials' arguments) to register a serializer for them.
+PRELOADED = ("tuner.ray.experiment", "optuna.storages", "pydantic.v1.fields")
+
+
 def preload() -> None:
-    """Import Ray Tune (and pandas under it: seconds on a laptop) in the background while the
-    data loads and Ray starts, which mostly wait on other processes; the import the experiment
-    makes later finds it done (or waits on Python's import lock for the rest)."""
+    """Import :data:`PRELOADED` in the background (seconds on a laptop) while the data loads
+    and Ray starts, which mostly wait on other processes; the imports the experiment makes
+    later find them done (or wait on Python's import lock for the rest). One that fails here
+    is left to fail where it is needed, with its error there."""
     import importlib
     import threading
 
-    threading.Thread(
-        target=importlib.import_module, args=("tuner.ray.experiment",), daemon=True, name="tuner-preload"
-    ).start()
+    def imports() -> None:
+        for name in PRELOADED:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: S112 - imported again, and reported, where it is used
+                continue
+
+    threading.Thread(target=imports, daemon=True, name="tuner-preload").start()
 
 
 def process_start() -> float:

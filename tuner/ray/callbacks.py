@@ -85,21 +85,28 @@ class ProgressCallback(tune.Callback):
         self._emit(trials, force=True)
 
 
+# What tensorboardX imports if it can, for what the driver never does with it: torch (~1.5 s of
+# CPU), to accept torch tensors (a result's metrics are numbers); boto3 (~0.3 s, where it is
+# installed) and Google Cloud Storage, to write event files to s3:// and gs:// (a trial's
+# files are written to its local folder, by :class:`TrialEvents`).
+_UNUSED_BY_TENSORBOARDX = ("torch", "boto3", "google.cloud.storage")
+
+
 @contextlib.contextmanager
-def _without_torch() -> Iterator[None]:
-    """tensorboardX's writer imports torch when it is imported, only to accept torch tensors,
-    which the driver never hands it (a result's metrics are numbers): ~1.5 s of the driver's CPU
-    as a run starts, on the cores its first trials start on. While it is imported here, torch
-    counts as absent (unless this process has imported it already)."""
-    if "torch" in sys.modules:
-        yield
-        return
-    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+def _without(names: Sequence[str]) -> Iterator[None]:
+    """While the block runs, each of ``names`` this process has not imported yet counts as
+    absent (``import`` raises ImportError), as tensorboardX is imported: seconds of the driver's
+    CPU as a run starts, on the cores its first trials start on, before Tune asks for them. They
+    import as usual afterwards."""
+    absent = [name for name in names if name not in sys.modules]
+    for name in absent:
+        sys.modules[name] = None  # type: ignore[assignment]
     try:
         yield
     finally:
-        if sys.modules.get("torch", 0) is None:
-            del sys.modules["torch"]
+        for name in absent:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 class TrialEvents:
@@ -165,7 +172,7 @@ class EpochTensorBoard(TBXLoggerCallback):  # type: ignore[misc]
     WRITER: Any = TrialEvents  # a trial's writer, in place of Ray's tensorboardX SummaryWriter
 
     def __init__(self) -> None:
-        with _without_torch():
+        with _without(_UNUSED_BY_TENSORBOARDX):
             super().__init__()
         self._summary_writer_cls = self.WRITER
         self._flushed: dict[Any, float] = {}
