@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -68,17 +69,36 @@ def sweep(trials: int, epochs: int) -> dict[str, Any]:
 
 
 def trial_intervals(run_dir: Path) -> list[tuple[float, float]]:
-    """Each trial's (start, end) in epoch seconds, from its result rows: the wall-clock time of
-    each report (``time``, else Ray's whole-second ``timestamp``) less the trial's time so far."""
+    """Each trial's (start, end) in epoch seconds: from the driver's clock as each result came
+    in (the ``wall_time`` of the trial's TensorBoard events, to the microsecond) less the first
+    report's ``time_this_iter_s`` (the trial's time from its first step: its process, started
+    before, is not counted as running). Without events, from Ray's ``timestamp`` of each result,
+    whole seconds (each span up to 1 s early)."""
     spans = []
     for result in run_dir.glob("trials/*/result.json"):
         rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
         if not rows:
             continue
-        ends = [float(r.get("time", r.get("timestamp", 0))) for r in rows]
-        start = ends[0] - float(rows[0].get("time_total_s", 0.0))
-        spans.append((start, max(ends)))
+        ends = result_times(result.parent) or [float(r.get("timestamp", 0)) for r in rows]
+        spans.append((ends[0] - float(rows[0].get("time_this_iter_s", 0.0)), max(ends)))
     return spans
+
+
+def result_times(trial_dir: Path) -> list[float]:
+    """When the driver logged each of a trial's results (epoch seconds, in order), from the
+    trial's TensorBoard event files (TFRecord framing: length, its CRC, the event, its CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    times: set[float] = set()
+    for path in trial_dir.glob("events.out.tfevents.*"):
+        data, i = path.read_bytes(), 0
+        while i + 12 <= len(data):
+            (n,) = struct.unpack("<Q", data[i : i + 8])
+            event = Event.FromString(data[i + 12 : i + 12 + n])
+            i += 12 + n + 4
+            if event.step > 0 and any(v.tag.startswith("ray/tune/") for v in event.summary.value):
+                times.add(event.wall_time)
+    return sorted(times)
 
 
 def busy_union(spans: list[tuple[float, float]], lo: float, hi: float) -> float:

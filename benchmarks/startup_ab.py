@@ -8,9 +8,13 @@ from the experiment's start to the first trial's (``startup.run_tuner``). The ch
 - ``callbacks``: no usage tag of the experiment's callbacks (``tune_patches.callbacks_untagged``)
   against Ray Tune's tag, which imports its MLflow integration and mlflow with it where mlflow
   is installed.
+- ``driver_imports``: tensorboardX imported without boto3 (``callbacks._UNUSED_BY_TENSORBOARDX``),
+  and Optuna and pydantic's v1 fields imported in the background with Ray Tune
+  (``runner.PRELOADED``), against both imported on the driver's main thread as the experiment
+  starts, before Tune asks for its first trial's process.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
-``TUNER_STARTUP_AB=callbacks``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
+``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
 """
 
 from __future__ import annotations
@@ -26,6 +30,25 @@ from benchmarks.startup import ray_instance_up, run_tuner, sweep, warm_cache
 UNDONE = {
     "callbacks": "import contextlib\nimport tuner.ray.tune_patches as tp\n"
     "tp.callbacks_untagged = lambda: contextlib.nullcontext()",
+    # tuner.ray.callbacks imports Ray Tune: its constant is set as it is imported, not before
+    "driver_imports": """
+import importlib.abc, importlib.util, sys
+import tuner.runner
+tuner.runner.PRELOADED = ("tuner.ray.experiment",)
+class Undo(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "tuner.ray.callbacks":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            module._UNUSED_BY_TENSORBOARDX = ("torch",)
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, Undo())
+""",
 }
 
 
