@@ -58,7 +58,7 @@ def preload() -> None:
         for name in PRELOADED:
             try:
                 importlib.import_module(name)
-            except Exception:  # noqa: S112 - imported again, and reported, where it is used
+            except Exception:  # imported again, and reported, where it is used
                 continue
 
     threading.Thread(target=imports, daemon=True, name="tuner-preload").start()
