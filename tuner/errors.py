@@ -72,6 +72,16 @@ def show(value: Any, limit: int = MAX_VALUE_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def printable(text: str) -> str:
+    """``text`` as the console may show it: control and format characters (a newline, an
+    escape sequence, a right-to-left override) written as escapes. A problem line quotes
+    paths and names from the user's files and folders; a folder named with a newline and an
+    escape sequence must not print a second line, or rewrite the one shown."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in " \t" else ascii(ch)[1:-1] for ch in text)
+
+
 def _is_shallow(value: Any) -> bool:
     items = value.values() if isinstance(value, dict) else value
     return all(not isinstance(x, (dict, list, tuple, set)) or len(x) <= 8 and _is_shallow(x) for x in items)

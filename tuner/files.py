@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,8 @@ def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES, what: 
     try:
         if p.is_dir():
             raise InputError(f"{path}: is a folder, not a {what}")
+        if p.exists() and not p.is_file():  # a pipe would hold the command until someone writes
+            raise InputError(f"{path}: is not a regular file (a pipe, a socket or a device)")
         with open(p, "rb") as f:
             data = f.read(limit + 1)
     except FileNotFoundError:
@@ -283,9 +286,50 @@ def check_output(path: str | os.PathLike[str], flag: str = "-o", folder: bool = 
     if not raw.strip() or "\x00" in raw:  # Path("") is ".": an empty -o must not mean "here"
         raise InputError(f"{flag}: {raw[:60]!r} is not a path")
     try:
-        return _check_output(Path(raw).expanduser(), flag, folder)
+        return _check_output(expand_user(raw, flag), flag, folder)
     except OSError as e:  # a name too long, a loop of links...: what the system says, one line
         raise InputError(f"{flag}: {raw[:200]}: {e.strerror or type(e).__name__}") from None
+
+
+def expand_user(path: str | os.PathLike[str], flag: str) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded.
+
+    Raises:
+        InputError: ``~user`` names no user this system knows (one line naming ``flag``).
+    """
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # Path.expanduser: "Could not determine home directory"
+        head = os.fspath(path).split(os.sep, 1)[0]
+        raise InputError(f"{flag}: {os.fspath(path)[:200]}: {head[:60]} is no user's home on this system") from None
+
+
+def check_not_input(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]], flag: str = "-o") -> None:
+    """Refuse an output that would overwrite what the command reads: one of ``inputs``
+    (files), or a file that already exists inside one of them (folders: a run directory's
+    records). A new file inside a run directory is allowed.
+
+    Raises:
+        InputError: one line naming ``flag``, the path and the input it would overwrite.
+    """
+    from tuner.storage import is_uri  # storage imports this module
+
+    out = expand_user(output, flag)
+    try:
+        target = out.resolve()
+    except OSError:
+        return  # check_output reports what is wrong with the path itself
+    for given in inputs:
+        if is_uri(os.fspath(given)):
+            continue
+        source = expand_user(given, "input").resolve()
+        if target == source:
+            raise InputError(f"{flag}: {os.fspath(output)[:200]}: is the file this command reads; write elsewhere")
+        if source.is_dir() and source in target.parents and target.is_file():
+            raise InputError(
+                f"{flag}: {os.fspath(output)[:200]}: would overwrite a file of {os.fspath(given)[:200]}, which this "
+                "command reads; write elsewhere"
+            )
 
 
 def _check_output(p: Path, flag: str, folder: bool) -> Path:

@@ -42,18 +42,20 @@ from tuner.verdict import describe, summarize, updated_export
 DEFAULT_SEEDS = 3
 DEFAULT_TOLERANCE = 0.02
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+MAX_EVERY_S = 365 * 86400  # a year: more is no schedule (and far more overflows time.sleep)
 
 
 def parse_duration(text: str) -> float:
     """Seconds in ``30s``, ``15m``, ``12h`` or ``1d``.
 
     Raises:
-        InputError: not of that form, or zero.
+        InputError: not of that form, zero, or longer than a year (:data:`MAX_EVERY_S`).
     """
     m = _DURATION.match(text.strip()) if len(text) < 40 else None
-    if not m or float(m.group(1)) <= 0:
-        raise InputError(f"--every: {text[:40]!r} must be a positive duration like 30s, 15m, 12h or 1d")
-    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if m else 0.0
+    if not 0 < seconds <= MAX_EVERY_S:
+        raise InputError(f"--every: {text[:40]!r} must be a positive duration like 30s, 15m, 12h or 1d, at most 365d")
+    return seconds
 
 
 def sweep_with_data(
@@ -95,12 +97,12 @@ def read_history(export_path: str | Path) -> list[RetestEntry]:
 def fresh_seeds(n: int, avoid: set[int]) -> list[int]:
     """``n`` random seeds never used before by the search or an earlier retest."""
     rng = random.SystemRandom()
-    seeds: list[int] = []
+    seeds: dict[int, None] = {}  # drawn, in order
     while len(seeds) < n:
         s = rng.randrange(1, 2**31 - 1)
-        if s not in avoid and s not in seeds:
-            seeds.append(s)
-    return seeds
+        if s not in avoid:
+            seeds[s] = None
+    return list(seeds)
 
 
 def retest(

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import InputError
-from tuner.files import check_output
+from tuner.files import check_output, expand_user
 
 # Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
@@ -148,7 +148,7 @@ class RunStore:
             raise InputError(f"name: {name[:60]!r} {NAME_RULE}")
         s = check_storage(storage)
         if not is_uri(s):
-            base = Path(s).expanduser().resolve() / name
+            base = expand_user(s, "--storage").resolve() / name
             candidate, n = base, 1
             while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
                 n += 1
@@ -188,7 +188,7 @@ class RunStore:
         """
         s = check_storage(location, flag="RUN_DIR")
         if not is_uri(s):
-            return cls(Path(s).expanduser().resolve())  # Tune restores from absolute paths only
+            return cls(expand_user(s, "RUN_DIR").resolve())  # Tune restores from absolute paths only
         store = cls(mirror_dir(s.rstrip("/")), s.rstrip("/"))
         try:
             store.pull()

@@ -20,7 +20,7 @@ from tuner.cli.parser import build_parser
 from tuner.cli.results import cmd_evaluate, cmd_export, cmd_report, cmd_retest, cmd_train
 from tuner.cli.status import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from tuner.cli.sweep import cmd_resume, cmd_run, cmd_space, cmd_try, cmd_validate
-from tuner.errors import InputError, RunError, log_bug
+from tuner.errors import InputError, RunError, log_bug, printable
 
 COMMANDS = {
     "run": cmd_run,
@@ -48,12 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except InputError as e:
         for line in e.problems:
-            print(line, file=sys.stderr)
+            print(printable(line), file=sys.stderr)
         return EXIT_INPUT
     except RunError as e:
-        print(f"tuner: {e}", file=sys.stderr)
+        print(printable(f"tuner: {e}"), file=sys.stderr)
         for line in e.details:
-            print(f"  {line}", file=sys.stderr)
+            print(printable(f"  {line}"), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("tuner: interrupted", file=sys.stderr)
@@ -68,13 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback  # the user's function failed: its own traceback, what `try` is for
 
             traceback.print_exc()
-            print(f"tuner try: the trial function failed: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+            print(
+                printable(f"tuner try: the trial function failed: {type(e).__name__}: {str(e)[:300]}"), file=sys.stderr
+            )
             return EXIT_FAILED
         path = log_bug(e, f"tuner {' '.join(sys.argv[1:] if argv is None else argv)[:2000]}")
         where = f"the traceback is in {path}" if path else "no log could be written"
         print(
-            f"tuner: internal error: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]} (a bug in tuner; "
-            f"{where})",
+            printable(
+                f"tuner: internal error: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]} (a bug in "
+                f"tuner; {where})"
+            ),
             file=sys.stderr,
         )
         return EXIT_FAILED

@@ -12,6 +12,10 @@ from collections.abc import Callable
 from tuner import __version__
 from tuner.errors import InputError
 
+# The most fresh seeds ``retest`` trains a configuration with: each is a full training, and
+# the interval a handful of seeds gives narrows only as their square root.
+MAX_RETEST_SEEDS = 1000
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and raises instead of exiting."""
@@ -20,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
+def _int_at_least(low: int, high: int = 10**9) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -28,8 +32,8 @@ def _int_at_least(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
-        if value > 10**9:
-            raise argparse.ArgumentTypeError(f"{value} must be <= 1000000000")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{value} must be <= {high}")
         return value
 
     return parse
@@ -140,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-train the export's top configurations with fresh seeds; rank with CIs; flag ranking changes and drift",
     )
     p.add_argument("export", help="the export file (rewritten with the new ranking and a retest section)")
-    p.add_argument("--seeds", type=_int_at_least(2), default=3, help="fresh seeds per configuration (>= 2, default 3)")
+    p.add_argument(
+        "--seeds",
+        type=_int_at_least(2, MAX_RETEST_SEEDS),
+        default=3,
+        help=f"fresh seeds per configuration (2 to {MAX_RETEST_SEEDS}, default 3)",
+    )
     p.add_argument(
         "--top-k", type=_int_at_least(1), help="configurations to re-test (default: all in the export's top)"
     )

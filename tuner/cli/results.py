@@ -10,7 +10,10 @@ from tuner.cli.status import EXIT_DRIFT, EXIT_OK
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tuner.export_file import export_run
+    from tuner.files import check_not_input
 
+    if args.output is not None:
+        check_not_input(args.output, [args.run_dir])
     path = export_run(args.run_dir, args.output, args.top_k, args.format)
     print(f"exported: {path}")
     return EXIT_OK
@@ -22,7 +25,7 @@ def cmd_retest(args: argparse.Namespace) -> int:
     from tuner.retesting import parse_duration, retest
     from tuner.spec import parse_assignments
 
-    every = parse_duration(args.every) if args.every else None
+    every = parse_duration(args.every) if args.every is not None else None
     data = parse_assignments(args.data, "--data")
     while True:
         entry = retest(
@@ -47,9 +50,11 @@ def cmd_retest(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tuner.files import check_not_input
     from tuner.final import train
     from tuner.spec import parse_assignments
 
+    check_not_input(args.output, [args.export])
     train(
         args.export,
         args.output,

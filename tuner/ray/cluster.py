@@ -30,13 +30,17 @@ def check_address(address: str | None) -> str | None:
     """
     if address is None:
         return None
-    if (
-        address == "auto"
-        or re.fullmatch(r"ray://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?", address)
-        or re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}", address)
-    ):
+    rule = "must be auto, HOST:PORT or ray://HOST:PORT"
+    if address == "auto":
         return address
-    raise InputError(f"--address: {address[:80]!r} must be auto, HOST:PORT or ray://HOST:PORT")
+    if re.fullmatch(r"ray://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?", address) or re.fullmatch(
+        r"[A-Za-z0-9.\-]+:\d{1,5}", address
+    ):
+        port = re.search(r":(\d{1,5})/?$", address)
+        if port is None or 1 <= int(port.group(1)) <= 65535:
+            return address
+        rule = f"has port {port.group(1)}: a port is 1 to 65535"
+    raise InputError(f"--address: {address[:80]!r} {rule}")
 
 
 def resolve(address: str | None, num_cpus: int | None = None) -> str | None:

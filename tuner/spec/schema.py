@@ -24,6 +24,7 @@ METHODS = ("random", "grid", "tpe")
 SCHEDULERS = ("asha", "none")
 MODELS = ("mlp", "cnn")
 MAX_SEED = 2**32 - 1
+MAX_TRIALS = 1_000_000  # the most trials a round (a grid: its points times num_samples) may run
 # A run name becomes a folder of the storage: one path component of safe characters.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RULE = "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (one folder name)"
@@ -164,9 +165,25 @@ DATA_SOURCE_FIELDS: dict[str, dict[str, Field]] = {
     "callable": {"kwargs": f("mapping", {}, doc="passed to the data function")},
 }
 
+# The most weights between a network's hidden layers (each width times the next, summed; a
+# CNN's kernel multiplies it): 2e8 float32 weights are 0.8 GB, and their optimizer state as
+# much again. A sweep asking for [1000000, 1000000] (4 TB) is refused here, not as an
+# allocation failure in every trial.
+MAX_HIDDEN_WEIGHTS = 200_000_000
+
+
+def _hidden_fits(v: list[int]) -> bool:
+    return sum(a * b for a, b in zip(v, v[1:])) <= MAX_HIDDEN_WEIGHTS
+
+
+HIDDEN_RULE = (
+    _hidden_fits,
+    f"holds more than {MAX_HIDDEN_WEIGHTS:,} weights between its layers (each width times the next, summed)",
+)
+
 MODEL_FIELDS: dict[str, Field] = {
     "name": f("str", "mlp", doc="mlp | cnn | 'package.module:function'"),
-    "hidden": f("ints", [100, 100], doc="mlp: widths; cnn: channels per conv block"),
+    "hidden": f("ints", [100, 100], HIDDEN_RULE, doc="mlp: widths; cnn: channels per conv block"),
     "batch_norm": f("bool", True, doc="normalise z[l] before the activation; false = the no-BN baseline"),
     "bn_momentum": f(
         "float",
@@ -219,7 +236,7 @@ TRAIN_FIELDS: dict[str, Field] = {
 SEARCH_FIELDS: dict[str, Field] = {
     "method": f("str", "random", choices=METHODS),
     "num_samples": f(
-        "int", None, rng(1, 1_000_000), nullable=True, doc="trials of the first round (default 32; grid: 1 pass)"
+        "int", None, rng(1, MAX_TRIALS), nullable=True, doc="trials of the first round (default 32; grid: 1 pass)"
     ),
     "seed": f("int", 0, rng(0, MAX_SEED), doc="the same seed gives the same configurations"),
     "max_concurrent": f("int", 0, rng(0, 100_000), doc="0: as many trials at once as resources allow"),
@@ -230,7 +247,7 @@ SEARCH_FIELDS: dict[str, Field] = {
 REFINE_FIELDS: dict[str, Field] = {
     "rounds": f("int", 1, rng(0, 100), doc="refine rounds after the first"),
     "top_k": f("int", 5, rng(1, 100_000), doc="configurations whose span sets the next round's ranges"),
-    "num_samples": f("int", 16, rng(1, 1_000_000), doc="trials per refine round"),
+    "num_samples": f("int", 16, rng(1, MAX_TRIALS), doc="trials per refine round"),
     "margin": f("float", 0.1, rng(0, 100), doc="the span widens by this fraction of itself on each side"),
 }
 

@@ -20,6 +20,7 @@ from tuner.spec.parameters import ParameterRules
 from tuner.spec.schema import (
     DATA_FIELDS,
     DATA_SOURCE_FIELDS,
+    MAX_TRIALS,
     MODEL_EXTRA_FIELDS,
     MODEL_FIELDS,
     MODELS,
@@ -302,6 +303,22 @@ class Validator:
             if method == "grid":
                 self.add("search.refine", NO_VALUE, "needs method random or tpe (a grid has no region to zoom in on)")
         out["num_samples"] = out.get("num_samples") or (1 if method == "grid" else 32)
+        if method == "grid" and params and len(params) == len(raw_params):
+            self.grid_fits(params, out["num_samples"])
         out["parameters"] = params
         out["refine"] = refine
         return out
+
+    def grid_fits(self, params: list[Any], repeats: int) -> None:
+        """A grid's trials (its points times ``num_samples``) are as many as a search may run."""
+        size = 1
+        for p in params:  # counted without listing a grid: 10,000 points a parameter are allowed
+            size *= len(p.values) if p.values is not None else (p.grid_points or 1)
+            if size * repeats > MAX_TRIALS:
+                self.add(
+                    "search.parameters",
+                    NO_VALUE,
+                    f"make a grid of more than {MAX_TRIALS:,} trials (points of each parameter multiplied, "
+                    "times num_samples): fewer points, or method random",
+                )
+                return
