@@ -130,7 +130,7 @@ def test_networks_too_large_to_build_and_grids_too_large_to_run_fail_validation(
     sweep["model"]["hidden"] = [1_000_000, 1_000_000]
     (tmp_path / "big.yaml").write_text(yaml.safe_dump(sweep))
     assert main(["validate", str(tmp_path / "big.yaml")]) == 2
-    assert "model.hidden: [1000000, 1000000] holds more than 200,000,000 weights" in _err(capsys)[0]
+    assert "model.hidden: [1000000, 1000000] must hold at most 200,000,000 weights" in _err(capsys)[0]
     sweep = tiny_sweep()
     sweep["search"]["parameters"]["model.hidden"] = {"values": [[16], [100000, 100000, 100000]]}
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(sweep))

@@ -178,7 +178,7 @@ def _hidden_fits(v: list[int]) -> bool:
 
 HIDDEN_RULE = (
     _hidden_fits,
-    f"holds more than {MAX_HIDDEN_WEIGHTS:,} weights between its layers (each width times the next, summed)",
+    f"must hold at most {MAX_HIDDEN_WEIGHTS:,} weights between its layers (each width times the next, summed)",
 )
 
 MODEL_FIELDS: dict[str, Field] = {
@@ -240,7 +240,9 @@ SEARCH_FIELDS: dict[str, Field] = {
     ),
     "seed": f("int", 0, rng(0, MAX_SEED), doc="the same seed gives the same configurations"),
     "max_concurrent": f("int", 0, rng(0, 100_000), doc="0: as many trials at once as resources allow"),
-    "parameters": f("mapping", {}, doc="dotted paths into the config: a distribution or values"),
+    "parameters": f(
+        "mapping", {}, doc="dotted paths into the config: a distribution or values (a grid: at most 1,000,000 trials)"
+    ),
     "refine": f("mapping", None, nullable=True, doc="coarse-to-fine rounds after the first"),
 }
 
