@@ -210,9 +210,12 @@ def load_yaml(data: bytes | str, source: str) -> Any:
             if node is None:
                 return None
             if _expanded_size(node, {}, MAX_YAML_NODES) > MAX_YAML_NODES:
-                raise InputError(
-                    f"{source}: YAML aliases expand to more than {MAX_YAML_NODES} values (an alias bomb?): refused"
+                what = (
+                    f"YAML aliases expand to more than {MAX_YAML_NODES} values (an alias bomb?)"
+                    if _has_alias(data)
+                    else f"holds more than {MAX_YAML_NODES} values"
                 )
+                raise InputError(f"{source}: {what}: refused")
             return loader.construct_document(node)
         finally:
             loader.dispose()
@@ -224,6 +227,14 @@ def load_yaml(data: bytes | str, source: str) -> Any:
         raise InputError(f"{source}: invalid YAML: {_one_line(str(e))}") from None
     except RecursionError:
         raise InputError(f"{source}: invalid YAML: nested too deeply") from None
+
+
+def _has_alias(data: bytes | str) -> bool:
+    """Whether the document uses an alias (``*name``), as far as its tokens tell."""
+    try:
+        return any(isinstance(t, yaml.AliasToken) for t in yaml.scan(data, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return True
 
 
 def _one_line(text: str | None, limit: int = 200) -> str:

@@ -150,3 +150,22 @@ def test_networks_too_large_to_build_and_grids_too_large_to_run_fail_validation(
     sweep["search"]["parameters"]["train.lr"]["grid_points"] = 100
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(sweep))
     assert main(["validate", str(tmp_path / "grid.yaml")]) == 0
+
+
+def test_a_file_of_too_many_plain_values_is_not_called_an_alias_bomb() -> None:
+    from tuner.files import MAX_YAML_NODES, load_yaml
+
+    plain = "".join(f"k{i}: {i}\n" for i in range(MAX_YAML_NODES // 2 + 1))
+    with pytest.raises(InputError, match=f"^s.yaml: holds more than {MAX_YAML_NODES} values: refused$"):
+        load_yaml(plain, "s.yaml")
+    bomb = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdef", "bcdefg")
+    )
+    with pytest.raises(InputError, match="alias bomb"):
+        load_yaml(bomb, "s.yaml")
+
+
+def test_space_takes_every_seed_a_sweep_file_may_hold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny_sweep()))
+    assert main(["space", str(tmp_path / "s.yaml"), "-n", "1", "--seed", str(2**32 - 1)]) == 0
+    assert main(["space", str(tmp_path / "s.yaml"), "-n", "1", "--seed", str(2**32)]) == 2

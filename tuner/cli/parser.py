@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from tuner import __version__
 from tuner.errors import InputError
+from tuner.spec.schema import MAX_SEED
 
 # The most fresh seeds ``retest`` trains a configuration with: each is a full training, and
 # the interval a handful of seeds gives narrows only as their square root.
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("space", help="print N sampled configurations, one JSON object a line (no Ray started)")
     p.add_argument("sweep", help="the sweep file (YAML)")
     p.add_argument("-n", type=_int_at_least(1), required=True, help="number of configurations")
-    p.add_argument("--seed", type=_int_at_least(0), help="search seed (default: the file's search.seed)")
+    p.add_argument("--seed", type=_int_at_least(0, MAX_SEED), help="search seed (default: the file's search.seed)")
 
     p = sub.add_parser("export", help="write a run's best configuration as an export file")
     p.add_argument("run_dir", help="the run directory")
