@@ -39,7 +39,34 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CNN", "CNNConfig", "MLP", "MLPConfig", "Dataset", "DataError", "load", "build_model", "MODELS"]
+__all__ = [
+    "CNN",
+    "CNNConfig",
+    "MLP",
+    "MLPConfig",
+    "Dataset",
+    "DataError",
+    "ModelError",
+    "load",
+    "build_model",
+    "check_model",
+    "is_user_model",
+    "MODELS",
+]
+
+PROBE_BATCH = 2  # samples in the batch a user's network is tried on before training
+
+
+class ModelError(TypeError, ValueError):
+    """A user's model function broke its contract: it returned no ``nn.Module``, or a network
+    that fails on (or does not map) a batch of the data's shape to ``(B, num_outputs)``. The
+    message is one line; the network's own error, if any, is the ``__cause__``."""
+
+
+def is_user_model(cfg: Mapping[str, Any]) -> bool:
+    """Whether a ``model`` section names a user's function (``"package.module:function"``)."""
+    name = cfg.get("name")
+    return isinstance(name, str) and ":" in name
 
 
 def build_model(
@@ -59,7 +86,11 @@ def build_model(
         resolve: turns ``"package.module:function"`` into the function (default: import it).
 
     A user's function is called as ``fn(input_shape, num_outputs, **kwargs)`` and must
-    return an ``nn.Module`` mapping ``(B, *input_shape)`` to ``(B, num_outputs)``.
+    return an ``nn.Module`` mapping ``(B, *input_shape)`` to ``(B, num_outputs)`` (see
+    :func:`check_model`).
+
+    Raises:
+        ModelError: a user's function returned no ``nn.Module``.
     """
     from torch import nn
 
@@ -85,6 +116,46 @@ def build_model(
             fn = resolve(name)
         module = fn(tuple(input_shape), num_outputs, **(cfg.get("kwargs") or {}))
         if not isinstance(module, nn.Module):
-            raise TypeError(f"{name} returned {type(module).__name__}, not a torch.nn.Module")
+            raise ModelError(f"{name} returned {type(module).__name__}, not a torch.nn.Module")
         return module
     raise ValueError(f"unknown model {name!r}: one of {', '.join(MODELS)} or 'package.module:function'")
+
+
+def check_model(model: nn.Module, input_shape: tuple[int, ...], num_outputs: int, name: str = "the model") -> None:
+    """Try ``model`` (a user's network) on a zero batch of ``PROBE_BATCH`` samples of
+    ``input_shape`` in eval mode, without gradients: it must return a floating tensor of shape
+    ``(B, num_outputs)`` (or ``(B,)`` for one output). Nothing of the model changes (eval mode
+    updates no BN statistics; its training mode is restored).
+
+    Raises:
+        ModelError: the network fails on the batch (its error the ``__cause__``) or returns
+            something else; one line naming ``name``, the batch's shape and the rule.
+    """
+    import torch
+
+    shape = (PROBE_BATCH, *(int(s) for s in input_shape))
+    param = next(iter(model.parameters()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(shape, dtype=torch.float32, device=device))
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except Exception as e:  # the user's network fails in its own way
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ModelError(
+            f"{name}: the network it returned fails on a batch of shape {shape}: {type(e).__name__}: {first}"
+        ) from e
+    finally:
+        model.train(was_training)
+    wanted = [(PROBE_BATCH, num_outputs)] + ([(PROBE_BATCH,)] if num_outputs == 1 else [])
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) not in wanted or not out.is_floating_point():
+        got = (
+            f"a {out.dtype} tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        )
+        raise ModelError(
+            f"{name}: the network it returned maps a batch of shape {shape} to {got}; it must return a "
+            f"floating tensor of shape {(PROBE_BATCH, num_outputs)} (num_outputs {num_outputs})"
+        )

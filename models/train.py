@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import LR_SCHEDULES, OPTIMIZERS, build_model, optim
+from . import LR_SCHEDULES, OPTIMIZERS, build_model, check_model, is_user_model, optim
 from .batchnorm import bn_layers, recompute_bn_stats
 from .data import TASKS, Dataset
 
@@ -106,6 +106,8 @@ class Trainer:
         self.task = data.task
         seed_everything(self.seed)
         self.model = build_model(model_cfg, data.input_shape, data.num_outputs).to(self.device)
+        if is_user_model(model_cfg):  # a user's network: its contract tried before any training
+            check_model(self.model, data.input_shape, data.num_outputs, str(model_cfg["name"]))
         self.optimizer = make_optimizer(self.model.parameters(), train_cfg)
         self.batch_size = int(train_cfg["batch_size"])
         self.epochs_total = int(train_cfg["epochs"])

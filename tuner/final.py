@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from tuner import datasets, usercode
 from tuner import export_file as export_mod
-from tuner.errors import InputError
+from tuner.errors import InputError, show
 from tuner.files import check_output, write_bytes
 from tuner.models import build_model
 from tuner.models.data import Dataset, extreme_value
@@ -199,7 +200,14 @@ class _user_model_errors:
 def _read(path: Path) -> dict[str, Any]:
     try:
         if not path.is_file():
-            raise InputError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}")
+            what = (
+                "is a folder"
+                if path.is_dir()
+                else "is not a regular file (a pipe, a socket or a device)"
+                if path.exists()
+                else "no such file"
+            )
+            raise InputError(f"{path}: {what}")
         size = path.stat().st_size
     except OSError as e:  # a name too long, no permission...
         raise InputError(f"{str(path)[:200]}: cannot read ({e.strerror or type(e).__name__})") from None
@@ -240,6 +248,7 @@ def _info(path: Path, payload: dict[str, Any]) -> ModelFile:
             or info.task not in ("classification", "regression")
         ):
             raise ValueError("shapes")
+        _finite_metrics(path, info.metrics)
         if info.target and (
             len(info.target) != 2
             or any(isinstance(v, list) and len(v) != info.num_outputs for v in info.target.values())
@@ -248,6 +257,19 @@ def _info(path: Path, payload: dict[str, Any]) -> ModelFile:
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise InputError(f"{path}: not a tuner model file (malformed: {str(e)[:100]})") from None
     return info
+
+
+def _finite_metrics(path: Path, metrics: Mapping[str, Any]) -> None:
+    """Refuse stored metrics that are not finite numbers (a string, such as ``device``, is kept).
+
+    Raises:
+        InputError: one line naming the file, the metric and the rule.
+    """
+    for key, value in metrics.items():
+        if isinstance(value, str):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(f"{path}: metrics.{str(key)[:60]}: {show(value)} must be a finite number")
 
 
 def _target(value: Any, key: str) -> float | list[float]:
@@ -301,9 +323,7 @@ def load_model(
         with torch.device("meta"):
             skeleton = build_model(model_cfg, info.input_shape, info.num_outputs, resolve=usercode.resolve)
         _same_shapes(skeleton.state_dict(), state)
-        bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
-        if bad is not None:
-            raise ValueError(f"{bad}: holds NaN or infinite weights")
+        _check_values(p, skeleton, state)
         model = build_model(model_cfg, info.input_shape, info.num_outputs, resolve=usercode.resolve)
         model.load_state_dict(state)
     except (KeyboardInterrupt, GeneratorExit):
@@ -334,6 +354,60 @@ def _same_shapes(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch
             raise ValueError(f"{k}: the network needs {tuple(v.shape)}, the file holds {tuple(saved[k].shape)}")
 
 
+def _check_values(path: Path, skeleton: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Refuse weights whose dtypes or values the network cannot hold: a floating tensor (a
+    weight, BN's statistics) of a real floating dtype and finite, an integer one (BN's batch
+    count) of an integer dtype, and BN's ``running_var`` >= 0.
+
+    Raises:
+        InputError: one line naming the file, the tensor and the rule.
+    """
+    expected = skeleton.state_dict()
+    for key, saved in state.items():
+        where = f"{path}: state_dict.{key}"
+        if expected[key].is_floating_point() and not saved.is_floating_point():
+            raise InputError(f"{where}: dtype {saved.dtype} must be a real floating dtype (float32, float64...)")
+        if not expected[key].is_floating_point() and (
+            saved.is_floating_point() or saved.is_complex() or saved.dtype == torch.bool
+        ):
+            raise InputError(f"{where}: dtype {saved.dtype} must be an integer dtype (int64)")
+        if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
+            raise InputError(f"{where}: holds NaN or infinite values; weights must be finite")
+    for name, layer in skeleton.named_modules():
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) and layer.track_running_stats:
+            key = f"{name}.running_var" if name else "running_var"
+            var = state.get(key)
+            if var is not None and bool((var < 0).any()):
+                raise InputError(
+                    f"{path}: state_dict.{key}: {float(var.min())} is negative; a BatchNorm running_var must be >= 0"
+                )
+
+
+def _check_targets(path: str | Path, data: Dataset, info: ModelFile) -> None:
+    """Refuse data whose test targets the model cannot be scored on: class labels in
+    ``[0, num_outputs)``, or regression targets of ``num_outputs`` values each.
+
+    Raises:
+        InputError: one line naming the file, the label (or the targets' shape) and the rule.
+    """
+    assert data.y_test is not None
+    y = data.y_test
+    if info.task == "classification":
+        bad = np.flatnonzero((y < 0) | (y >= info.num_outputs))
+        if len(bad):
+            raise InputError(
+                f"{path}: data: y_test[{bad[0]}]: {y[bad[0]].item()!r} is not a class of the model's "
+                f"{info.num_outputs} outputs (labels must be in [0, {info.num_outputs}))"
+            )
+        return
+    width = int(np.prod(y.shape[1:], dtype=np.int64)) if y.ndim > 1 else 1
+    if width != info.num_outputs:
+        raise InputError(
+            f"{path}: data: y_test: targets of shape {tuple(y.shape)} ({width} a sample) do not fit the "
+            f"model's {info.num_outputs} outputs"
+        )
+
+
 def evaluate_file(
     path: str | Path, data: Mapping[str, Any] | None = None, device: str | None = None, trust_code: bool = False
 ) -> dict[str, Any]:
@@ -355,6 +429,7 @@ def evaluate_file(
         raise InputError(f"{path}: data: {info.task} model, but the data's targets are for {dataset.task}")
     if dataset.input_shape != info.input_shape:
         raise InputError(f"{path}: data: inputs {dataset.input_shape} do not fit the model's {info.input_shape}")
+    _check_targets(path, dataset, info)
     target_mean = target_std = None
     if info.task == "regression" and info.target:
         target_mean = torch.tensor(info.target["target_mean"], dtype=torch.float32, device=torch_device)

@@ -6,13 +6,16 @@ reports are printed as they come, and its own traceback shows when it fails.
 
 from __future__ import annotations
 
+import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from tuner import datasets, usercode
 from tuner.errors import InputError, RunError
+from tuner.models import ModelError
 from tuner.spec import Sweep
-from tuner.trial import LocalRun, StopTrial
+from tuner.trial import LocalRun, StopTrial, user_frames
 
 
 class _Enough(StopTrial):
@@ -30,6 +33,21 @@ class _CappedRun(LocalRun):
             raise _Enough
 
 
+def user_model_failed(sweep: Sweep, error: ModelError) -> RunError:
+    """The failure of a trial whose user's model function (``model.name``) broke its contract:
+    one line naming the sweep file, the key and the rule, and under it the frames of the user's
+    own code in the network's error (its traceback, where it has any)."""
+    cause = error.__cause__ if error.__cause__ is not None else error
+    theirs = [
+        m.__file__
+        for m in (sys.modules.get(ref.partition(":")[0]) for ref in sweep.code_refs() if not ref.startswith("tuner."))
+        if m is not None and getattr(m, "__file__", None)
+    ]
+    frames = user_frames(cause, theirs)
+    details = [line.rstrip() for line in traceback.format_list(frames)] if frames else []
+    return RunError(f"{sweep.source}: model.name: {error}", details)
+
+
 def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], None] = print) -> LocalRun:
     """Run the sweep's function once on its base configuration (nothing searched) in this
     process, printing each report; stop after ``epochs`` reports (the built-in trainer also
@@ -39,6 +57,8 @@ def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], No
 
     Raises:
         InputError: bad ``epochs`` or data.
+        RunError: the user's model function (``model.name``) returned no network, or one that
+            fails on or does not fit a batch of the data's shape (:class:`tuner.models.ModelError`).
     """
     import torch
 
@@ -73,6 +93,8 @@ def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], No
         fn(config, run)
     except StopTrial:  # diverged, --epochs reached, or the budget spent
         pass
+    except ModelError as e:  # the user's model function broke its contract: the user's error, not tuner's
+        raise user_model_failed(sweep, e) from None
     if not run.reports:
         raise RunError(f"{sweep.trainer} returned without a single run.report(...): nothing to optimise")
     last = run.reports[-1]

@@ -200,3 +200,31 @@ def test_precise_bn_changes_the_validation_not_the_training(data) -> None:
 def test_precise_bn_batches_are_capped_by_the_data(data) -> None:
     t = Trainer(MLP, {**TRAIN, "precise_bn": 10_000}, data, device="cpu")
     assert sum(len(i) for i in t.bn_batches) == len(t.x_train)  # every training sample once, no more
+
+
+def wrong_width(input_shape: tuple[int, ...], num_outputs: int) -> torch.nn.Module:
+    """A user's model function whose network expects other inputs than the data's."""
+    return torch.nn.Linear(input_shape[0] + 3, num_outputs)
+
+
+def wrong_outputs(input_shape: tuple[int, ...], num_outputs: int) -> torch.nn.Module:
+    """A user's model function whose network has other outputs than the data's classes."""
+    return torch.nn.Linear(input_shape[0], num_outputs + 5)
+
+
+@pytest.mark.parametrize(
+    ("function", "rule"),
+    [
+        ("wrong_width", r"wrong_width: the network it returned fails on a batch of shape \(2, 8\): RuntimeError"),
+        ("wrong_outputs", r"wrong_outputs: the network it returned maps a batch of shape \(2, 8\) to .* \(2, 8\)"),
+        ("not_a_module", r"not_a_module returned str, not a torch.nn.Module"),
+    ],
+)
+def test_a_user_network_that_does_not_fit_the_data_is_refused_before_training(data, function: str, rule: str) -> None:
+    from tuner.models import ModelError
+
+    module = "tests.fixtures_data" if function == "not_a_module" else __name__
+    with pytest.raises(ModelError, match=rule):
+        Trainer({"name": f"{module}:{function}"}, TRAIN, data, device="cpu")
+    ok = Trainer({"name": "tests.fixtures_data:tiny_net"}, TRAIN, data, device="cpu")  # a fitting one trains
+    assert ok.model.training and math.isfinite(ok.step()["train_loss"])

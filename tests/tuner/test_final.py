@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -90,3 +93,78 @@ def test_diverging_final_training_is_a_clear_error(export_path: Path, tmp_path: 
     with pytest.raises(InputError, match="training diverged"):
         train(bad, tmp_path / "m.pt", device="cpu", write=lambda _: None)
     assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def model_path(export_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "model.pt"
+    train(export_path, out, device="cpu", write=lambda _: None)
+    return out
+
+
+def _damaged(model_path: Path, tmp_path: Path, change: Any) -> Path:
+    payload = torch.load(model_path, weights_only=True)
+    change(payload)
+    out = tmp_path / "damaged.pt"
+    torch.save(payload, out)
+    return out
+
+
+def _first(state: dict[str, torch.Tensor], suffix: str) -> str:
+    return next(k for k in state if k.endswith(suffix))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            lambda p: p["state_dict"].update(
+                {_first(p["state_dict"], "weight"): p["state_dict"][_first(p["state_dict"], "weight")].to(torch.cfloat)}
+            ),
+            r"damaged.pt: state_dict\.\S+weight: dtype torch.complex64 must be a real floating dtype",
+        ),
+        (
+            lambda p: p["state_dict"].update(
+                {_first(p["state_dict"], "weight"): p["state_dict"][_first(p["state_dict"], "weight")].long()}
+            ),
+            r"damaged.pt: state_dict\.\S+weight: dtype torch.int64 must be a real floating dtype",
+        ),
+        (
+            lambda p: p["state_dict"][_first(p["state_dict"], "running_var")].fill_(-1.0),
+            r"damaged.pt: state_dict\.\S+running_var: -1.0 is negative; a BatchNorm running_var must be >= 0",
+        ),
+        (
+            lambda p: p["metrics"].update(test_acc=float("nan")),
+            r"damaged.pt: metrics.test_acc: nan must be a finite number",
+        ),
+        (
+            lambda p: p["state_dict"][_first(p["state_dict"], "running_mean")].fill_(float("inf")),
+            r"damaged.pt: state_dict\.\S+running_mean: holds NaN or infinite values",
+        ),
+    ],
+    ids=["complex", "integer", "negative_bn_var", "nan_metric", "inf_bn_mean"],
+)
+def test_a_model_file_of_wrong_dtypes_or_values_is_refused_in_one_line(
+    model_path: Path, tmp_path: Path, change: Any, match: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _damaged(model_path, tmp_path, change)
+    with pytest.raises(InputError, match=match):
+        load_model(bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing of torch's reaches the console
+        assert main(["evaluate", str(bad), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(match, err) and "\n" not in err
+
+
+def test_data_whose_labels_the_model_has_no_output_for_is_bad_input(
+    model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(
+        InputError, match=r"model.pt: data: y_test\[\d+\]: [34] is not a class of the model's 3 outputs"
+    ):
+        evaluate_file(model_path, data={"n_classes": 5}, device="cpu")
+    assert main(["evaluate", str(model_path), "--data", "n_classes=5", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "labels must be in [0, 3)" in err and "\n" not in err and "internal error" not in err
+    assert evaluate_file(model_path, data={"n_classes": 2}, device="cpu")["n"] == 60  # fewer classes: fine

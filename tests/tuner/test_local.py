@@ -157,3 +157,62 @@ def test_the_shipped_regression_example_and_sweep_try_out(monkeypatch: pytest.Mo
     assert sys.modules["models"].__file__ == str(ROOT / "examples" / "regression" / "models.py")
     builtin = try_trial(load_sweep(ROOT / "sweeps" / "diabetes_mlp.yaml"), epochs=1, write=lambda _: None)
     assert {"train_loss", "val_loss", "val_rmse", "val_mae", "val_r2"} <= set(builtin.reports[-1])
+
+
+USER_MODELS = """
+import torch
+
+
+def returns_str(input_shape, num_outputs, **kw):
+    return "not a module"
+
+
+def wrong_inputs(input_shape, num_outputs, **kw):
+    return torch.nn.Linear(input_shape[0] + 3, num_outputs)
+
+
+def wrong_outputs(input_shape, num_outputs, **kw):
+    return torch.nn.Linear(input_shape[0], num_outputs + 5)
+
+
+class Broken(torch.nn.Module):
+    def forward(self, x):
+        raise ValueError("broken forward")
+
+
+def broken(input_shape, num_outputs, **kw):
+    return Broken()
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "rule"),
+    [
+        ("returns_str", "returned str, not a torch.nn.Module"),
+        ("wrong_inputs", "fails on a batch of shape (2, 8): RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
+        ("wrong_outputs", "maps a batch of shape (2, 8) to a torch.float32 tensor of shape (2, 8); it must return"),
+        ("broken", "fails on a batch of shape (2, 8): ValueError: broken forward"),
+    ],
+)
+def test_tuner_try_of_a_user_model_function_that_breaks_its_contract_is_the_users_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], function: str, rule: str
+) -> None:
+    """The user's model function returns no network, or one that does not fit the data: the
+    user's failure (exit 1, one line naming the sweep file, the function and the rule, the
+    user's own frames under it), never tuner's internal error."""
+    module = f"user_models_{function}"
+    (tmp_path / f"{module}.py").write_text(USER_MODELS)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump(tiny_sweep(**{"model.name": f"{module}:{function}"})))
+    try:
+        with pytest.raises(RunError, match="sweep.yaml: model.name: ") as caught:
+            try_trial(load_sweep(sweep), epochs=1, write=lambda _: None)
+        assert rule in str(caught.value)
+        assert main(["try", str(sweep), "--epochs", "1"]) == 1
+    finally:
+        sys.modules.pop(module, None)
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "a bug in tuner" not in err
+    assert err.splitlines()[0] == f"tuner: {caught.value}"
+    if function == "broken":  # the user's own frame, under the line
+        assert f"{module}.py" in err and 'raise ValueError("broken forward")' in err

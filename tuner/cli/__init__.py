@@ -52,8 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except RunError as e:
         print(printable(f"tuner: {e}"), file=sys.stderr)
-        for line in e.details:
-            print(printable(f"  {line}"), file=sys.stderr)
+        for detail in e.details:  # a traceback's frames keep their lines; each line is escaped
+            for line in detail.splitlines() or [""]:
+                print(printable(f"  {line}"), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("tuner: interrupted", file=sys.stderr)
