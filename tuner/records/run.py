@@ -120,6 +120,10 @@ class TrialRecord:
     error: str | None = None
     path: str = ""
     node_id: str = ""  # Ray's id of the node it last reported from (one machine can hold several nodes)
+    # score_at's index of the history (see _by_epoch); not part of the record's value
+    _index: tuple[int, int, dict[int, dict[str, Any]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __repr__(self) -> str:  # a notebook shows a trial in a line, never its per-epoch history
         return (
@@ -139,11 +143,26 @@ class TrialRecord:
     def score_at(self, metric: str, epoch: int | None) -> float | None:
         """``metric`` as reported at ``epoch`` (None: the last report; None when it did not
         reach that epoch or never reported the metric)."""
-        rows = self.history if epoch is None else [h for h in self.history if int(h[EPOCH]) == epoch]
-        if not rows:
+        if epoch is None:
+            row = self.history[-1] if self.history else None
+        else:
+            row = self._by_epoch().get(epoch)
+        if row is None:
             return None
-        v = rows[-1].get(metric)
+        v = row.get(metric)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def _by_epoch(self) -> dict[int, dict[str, Any]]:
+        """The last report of each epoch, built once: the report asks for every epoch of every
+        trial, and scanning the history each time made it quadratic in a trial's epochs. It is
+        rebuilt when ``history`` is replaced or grows (a record is otherwise read-only)."""
+        key = (id(self.history), len(self.history))
+        if self._index is None or self._index[:2] != key:
+            index: dict[int, dict[str, Any]] = {}
+            for h in self.history:
+                index[int(h[EPOCH])] = h  # a later report of the same epoch wins, as before
+            self._index = (*key, index)
+        return self._index[2]
 
     def metrics(self) -> list[str]:
         """The numeric keys this trial reported (bookkeeping left out), in first-seen order."""

@@ -30,7 +30,7 @@ from tuner.report.context import Context
 from tuner.report.page import Folded, Section, View, p, table
 from tuner.results import load_run
 
-__all__ = ["PAGE", "write_report", "write", "build"]
+__all__ = ["PAGE", "write_report", "write", "build", "default_output"]
 
 PAGE = "index.html"
 
@@ -41,7 +41,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
 
     Raises:
         InputError: the run directory is missing or not a run, its export (``best.yaml``) or a
-            round's parameters are malformed, or ``out_dir`` is a file. Nothing is written then.
+            round's parameters are malformed, ``out_dir`` is a file, or (no ``out_dir`` given)
+            ``RUN_DIR/report`` is a symbolic link. Nothing is written then.
     """
     return write(run_dir, out_dir)[0]
 
@@ -53,7 +54,7 @@ def write(run_dir: str | Path, out_dir: str | Path | None = None, refresh: int |
     if run.meta.status is not RunStatus.RUNNING:
         refresh = None
     export = _load_export(run.path / EXPORT_FILE)
-    out = Path(out_dir) if out_dir is not None else run.path / REPORT_DIR
+    out = Path(out_dir) if out_dir is not None else default_output(run.path)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o: {out}: exists and is not a folder")
     ctx = Context.of(run, export, out)
@@ -64,6 +65,26 @@ def write(run_dir: str | Path, out_dir: str | Path | None = None, refresh: int |
     title = f"tuner report: {run.meta.name or run.path.name}"
     subtitle = f"{run.path.resolve()} ({run.meta.status.value})"
     return write_text(out / PAGE, page.render(title, subtitle, sections, refresh)), run.meta.status
+
+
+def default_output(run_path: Path) -> Path:
+    """The folder the report goes to when no ``-o`` is given: ``RUN_DIR/report``.
+
+    A run directory can come from anyone (a copy, a download), and a ``report`` link planted
+    in it would send the page and its figures wherever it points; an ``-o`` the user gives is
+    theirs to choose, this default is not. Files inside the folder need no such check: each is
+    written to a temporary file and renamed over, which replaces a link instead of following it.
+
+    Raises:
+        InputError: ``RUN_DIR/report`` is a symbolic link.
+    """
+    out = run_path / REPORT_DIR
+    if out.is_symlink():
+        raise InputError(
+            f"{out}: is a symbolic link: the report is not written through a link inside a run directory "
+            "(remove it, or name an output folder with -o)"
+        )
+    return out
 
 
 def build(ctx: Context) -> list[Section]:

@@ -9,6 +9,7 @@ and was *promoted* when it reported a later one.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,6 +86,8 @@ def draw_rungs(ctx: Context, rs: Sequence[Rung]) -> Figure:
     right.set_xticks(list(xs), names, fontsize=8)
     right.set_xlim(-0.6, len(rs) - 0.4)
     right.set_ylim(lo, hi)
+    if figure.clipped(s.value for r in rs for s in r.scores):
+        figure.note(right, figure.CLIPPED)
     right.set_ylabel(f"{ctx.metric} at the rung's epoch")
     right.set_title("scores at each rung", fontsize=9)
     for ax in (left, right):
@@ -111,7 +114,7 @@ def draw_curves(ctx: Context) -> Figure:
     for t in trials:
         style = STYLES[t.status]
         pts = [(int(h[EPOCH]), t.score_at(ctx.metric, int(h[EPOCH]))) for h in t.history if not h.get("diverged")]
-        pts = [(e, v) for e, v in pts if v is not None]
+        pts = [(e, figure.clip(v)) for e, v in pts if v is not None]
         ax.plot([e for e, _ in pts], [v for _, v in pts], color=style.colour, lw=0.9, alpha=0.45)
         if t.status is TrialStatus.DIVERGED:
             ax.plot(t.epochs, bad, marker="x", color=style.colour, ms=7, mew=2)
@@ -119,6 +122,7 @@ def draw_curves(ctx: Context) -> Figure:
             ax.plot(*pts[-1], marker=style.marker, color=style.colour, ms=4, alpha=0.7)
     if best is not None and ctx.best is not None:
         pts = [(int(h[EPOCH]), ctx.best.score_at(ctx.metric, int(h[EPOCH]))) for h in ctx.best.history]
+        pts = [(e, figure.clip(v) if v is not None else math.nan) for e, v in pts]  # None: a gap in the line
         ax.plot([e for e, _ in pts], [v for _, v in pts], color=BEST_COLOUR, lw=2.5, label=best_label(best), zorder=4)
     rungs_at = ctx.budgets[:-1]
     for m in rungs_at:
@@ -130,6 +134,8 @@ def draw_curves(ctx: Context) -> Figure:
     ax.set_xlim(0.5, max_t + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(lo, hi)
+    if figure.clipped(values):
+        figure.note(ax, figure.CLIPPED)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ctx.metric)
     ax.grid(True, alpha=0.25)

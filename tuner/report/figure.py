@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -21,6 +21,12 @@ from matplotlib.figure import Figure
 from tuner.records import TrialStatus
 
 DPI = 100
+# The largest magnitude a figure draws as itself. Matplotlib works out an axis' span, its
+# ticks, margins and pixel positions in doubles, which overflow (RuntimeWarnings on the
+# console, then "Axis limits cannot be NaN or Inf") for values well below the largest double:
+# a finite value beyond this bound is drawn at it, and the figure says so (CLIPPED).
+LIMIT = 1e100
+CLIPPED = f"values beyond ±{LIMIT:g} are drawn at ±{LIMIT:g}"
 
 
 @dataclass(frozen=True)
@@ -76,19 +82,32 @@ def render(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def clip(v: float) -> float:
+    """A finite ``v`` brought within ±:data:`LIMIT` (a non-finite one as it is)."""
+    return min(max(v, -LIMIT), LIMIT) if math.isfinite(v) else v
+
+
+def clipped(values: Iterable[float]) -> bool:
+    """True when some finite value of ``values`` is beyond ±:data:`LIMIT` (drawn at it)."""
+    return any(math.isfinite(v) and abs(v) > LIMIT for v in values)
+
+
 def edges(values: Sequence[float], mode: str) -> tuple[float, float, float]:
-    """Limits of a score axis around the finite ``values``, and where a non-finite (worst)
-    value is drawn: just past the worst end."""
-    finite = [v for v in values if math.isfinite(v)]
+    """Limits of a score axis around the finite ``values`` (each within ±:data:`LIMIT`, so
+    the span and its padding stay finite), and where a non-finite (worst) value is drawn:
+    just past the worst end."""
+    finite = [clip(v) for v in values if math.isfinite(v)]
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
     pad = (hi - lo) * 0.08 or 0.05
+    if lo - pad == lo or hi + pad == hi:  # one value so large that 0.05 is lost in it: limits would be equal
+        pad = max(abs(lo), abs(hi)) * 0.08
     bad = lo - pad if mode == "max" else hi + pad
     return lo - 2 * pad, hi + 2 * pad, bad
 
 
 def placed(v: float, bad: float) -> float:
-    """``v`` itself when finite, else the worst edge ``bad``."""
-    return v if math.isfinite(v) else bad
+    """``v`` itself when finite (within ±:data:`LIMIT`), else the worst edge ``bad``."""
+    return clip(v) if math.isfinite(v) else bad
 
 
 def note(ax: Any, text: str) -> None:

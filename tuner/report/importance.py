@@ -62,7 +62,8 @@ def importance(ctx: Context, seed: int = 0) -> Importance:
     if not finite or max(finite) == min(finite):
         return Importance(epoch, len(rows), reason=f"every trial has the same {ctx.budget_text(epoch)}")
     bad = min(finite) if ctx.mode == "max" else max(finite)  # a diverged trial: the worst seen
-    rows = [(x, v if math.isfinite(v) else bad) for x, v in rows]
+    # within the bound figures draw: the evaluators' variances of values near the largest double overflow
+    rows = [(x, figure.clip(v) if math.isfinite(v) else figure.clip(bad)) for x, v in rows]
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator, get_param_importances
 

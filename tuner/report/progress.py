@@ -51,8 +51,8 @@ def progress(ctx: Context, tl: Timeline) -> Progress:
         v = value.get((trial, epoch))
         if v is not None and math.isfinite(v) and s * v > best:
             best = s * v
-            out.wall.append((when, v))
-            out.epochs.append((n, v))
+            out.wall.append((when, figure.clip(v)))  # drawn: within the bound matplotlib can draw
+            out.epochs.append((n, figure.clip(v)))
     if out.wall:  # the line goes on to the last report
         out.wall.append((reports[-1][0], out.wall[-1][1]))
         out.epochs.append((len(reports), out.epochs[-1][1]))
@@ -79,12 +79,14 @@ def random_equivalent(ctx: Context) -> list[tuple[int, float]]:
         return []
     finite = [v for v in scores if math.isfinite(v)]
     floor = min(finite, key=lambda v: s * v) if finite else 0.0
-    values = [v if math.isfinite(v) else floor for v in scores]  # the expectation needs numbers
+    # the expectation needs numbers, and ones whose weighted sum cannot overflow
+    values = [figure.clip(v) if math.isfinite(v) else figure.clip(floor) for v in scores]
     ks = sorted({max(1, round(i * n / MAX_POINTS)) for i in range(1, MAX_POINTS + 1)} | {1, n})
     out = []
     for k in ks:
         total = math.comb(n, k)
-        e = sum(v * math.comb(n - i, k - 1) for i, v in enumerate(values, start=1) if n - i >= k - 1) / total
+        # each weight as an exact ratio of integers: the binomials alone outgrow a float past ~1000 trials
+        e = sum(v * (math.comb(n - i, k - 1) / total) for i, v in enumerate(values, start=1) if n - i >= k - 1)
         out.append((k * int(max_t), e))
     return out
 

@@ -89,6 +89,8 @@ def draw_grid(ctx: Context, axes: Sequence[Axis], budgets: Sequence[int | None])
             if r < len(budgets) - 1:
                 ax.set_xlabel("")
             ax.set_ylim(lo, hi)
+            if figure.clipped(p.y for p in pts):
+                figure.note(ax, figure.CLIPPED)
             ax.grid(True, alpha=0.25)
             if c == 0:
                 ax.set_ylabel(ctx.budget_text(epoch).replace(" at ", "\nat "))
@@ -128,7 +130,9 @@ def _medians(ax: Any, a: Axis, pts: Sequence[Point]) -> None:
     for pos, _ in a.ticks:
         ys = [p.y for p in pts if abs(p.x - pos) <= 0.5 and not p.diverged]
         if ys:
-            ax.plot([pos - 0.4, pos + 0.4], [statistics.median(ys)] * 2, color="black", lw=2, label="median")
+            ax.plot(
+                [pos - 0.4, pos + 0.4], [figure.clip(statistics.median(ys))] * 2, color="black", lw=2, label="median"
+            )
 
 
 def draw_map(ctx: Context, x: Axis, y: Axis, epoch: int | None) -> Figure:
@@ -139,10 +143,11 @@ def draw_map(ctx: Context, x: Axis, y: Axis, epoch: int | None) -> Figure:
     pts = points(ctx, x, epoch, other=y)
     score = {s.trial.trial_id: s for s in ctx.scores_at(epoch)}
     ok = [p for p in pts if not score[p.trial].diverged]
-    values = [score[p.trial].value for p in ok]
+    values = [figure.clip(score[p.trial].value) for p in ok]  # the colour scale's span must stay finite
     cmap = matplotlib.colormaps["viridis" if ctx.mode == "max" else "viridis_r"]
     if ok:
-        norm = Normalize(min(values), max(values) if max(values) > min(values) else min(values) + 1e-9)
+        lo, hi = min(values), max(values)
+        norm = Normalize(lo, hi if hi > lo else lo + max(1e-9, abs(lo) * 1e-6))  # an empty span: one not lost in lo
         mappable = ax.scatter(
             [p.x for p in ok],
             [p.y for p in ok],
@@ -154,7 +159,10 @@ def draw_map(ctx: Context, x: Axis, y: Axis, epoch: int | None) -> Figure:
             linewidths=0.3,
             label="trial (colour: score)",
         )
-        fig.colorbar(mappable, ax=ax).set_label(ctx.budget_text(epoch) + (" (brighter is better)"))
+        bar = fig.colorbar(mappable, ax=ax)
+        bar.set_label(ctx.budget_text(epoch) + (" (brighter is better)"))
+        if figure.clipped(score[p.trial].value for p in ok):
+            figure.note(ax, figure.CLIPPED)
     gone = [p for p in pts if score[p.trial].diverged]
     if gone:
         ax.scatter([p.x for p in gone], [p.y for p in gone], marker="x", c="tab:red", s=40, label="diverged")

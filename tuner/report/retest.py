@@ -80,12 +80,14 @@ def draw(metric: str, test_name: str | None, bs: Sequence[Bar]) -> Figure:
             (0.12, b.test, "tab:orange", f"test: {test_name}, fresh seeds"),
         ):
             if st is not None:
-                mean, lo, hi, _ = st
+                mean, lo, hi = (figure.clip(v) for v in st[:3])  # autoscaled: the span must stay finite
                 ax.errorbar(
                     i + offset, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color=colour, capsize=4, label=name
                 )
         if b.search is not None and math.isfinite(b.search):
-            ax.plot(i, b.search, marker="*", color="black", ms=10, ls="", label=f"search: {metric}, one seed")
+            ax.plot(
+                i, figure.clip(b.search), marker="*", color="black", ms=10, ls="", label=f"search: {metric}, one seed"
+            )
     ax.set_xticks(range(len(bs)), [b.label for b in bs], fontsize=8, rotation=15, ha="right")
     ax.set_ylabel(f"{metric} (validation)" + (f" and {test_name} (test)" if test_name else ""))
     ax.set_title("Does the best hold up on fresh seeds? Mean and 95% interval", fontsize=10)

@@ -74,7 +74,11 @@ class Timeline:
 
 def _clock(row: dict[str, object], key: str) -> float | None:
     v = row.get(key)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        return None
+    # no clock reads beyond the bound figures draw (a timestamp is ~1e9 s); their differences and
+    # the timeline's span would overflow
+    return float(v) if abs(v) <= figure.LIMIT else None
 
 
 @dataclass(frozen=True)
