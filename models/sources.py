@@ -139,6 +139,8 @@ def npz(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, ...]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, AttributeError) as e:
         # a damaged or foreign file: numpy and zipfile fail in many ways on one
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        if "allow_pickle" in first:  # numpy's advice to load it unsafely: a data file never runs code
+            first = "it holds Python objects (a pickle), which are never loaded"
         raise DataError(f"{p}: not a readable .npz file ({first})") from None
 
 

@@ -169,3 +169,25 @@ def test_space_takes_every_seed_a_sweep_file_may_hold(tmp_path: Path, capsys: py
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny_sweep()))
     assert main(["space", str(tmp_path / "s.yaml"), "-n", "1", "--seed", str(2**32 - 1)]) == 0
     assert main(["space", str(tmp_path / "s.yaml"), "-n", "1", "--seed", str(2**32)]) == 2
+
+
+def test_a_data_path_that_is_a_folder_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = tiny_sweep()
+    sweep["data"] = {"name": "npz", "path": str(tmp_path)}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep))
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 2
+    (line,) = _err(capsys)
+    assert line.endswith("is a folder, not a data file") and "no such file" not in line
+
+
+def test_an_npz_of_python_objects_is_refused_without_numpys_advice_to_load_it_unsafely(tmp_path: Path) -> None:
+    import numpy as np
+
+    from tuner.models.data import DataError
+    from tuner.models.sources import npz
+
+    arrays = {k: np.zeros(2) for k in ("y_train", "x_test", "y_test")}
+    np.savez(tmp_path / "d.npz", x_train=np.array([{"a": 1}, None], dtype=object), **arrays)
+    with pytest.raises(DataError, match=r"holds Python objects \(a pickle\), which are never loaded") as e:
+        npz(tmp_path / "d.npz")
+    assert "allow_pickle" not in str(e.value)

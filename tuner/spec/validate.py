@@ -226,6 +226,13 @@ class Validator:
                     return str(c.resolve())
             except OSError:
                 continue
+        for c in candidates:
+            try:
+                if c.exists():  # a folder, a pipe: there, but not a file to read
+                    self.add(key, path, f"is {'a folder' if c.is_dir() else 'not a regular file'}, not a data file")
+                    return path
+            except OSError:
+                continue
         where = " or ".join(str(c.parent) for c in candidates)
         self.add(key, path, f"no such file (looked in {where})")
         return path
