@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tuner.errors import InputError, RunError
-from tuner.files import check_output, load_json, load_yaml, read_bytes, write_json, write_yaml
-from tuner.records import EXPORT_FILE, Export, TopEntry, now
-from tuner.results import RunDir, load_run
+from tuner.files import check_output, load_json, load_yaml, read_bytes, strict, write_json, write_yaml
+from tuner.records import EXPORT_FILE, Export, TopEntry, TrialRecord, TrialStatus, now
+from tuner.results import RunDir, load_run, params_problem, score_problem
 from tuner.space import apply_params, get_path
 from tuner.spec import Sweep, from_dict
 
@@ -59,15 +61,51 @@ def ordered(params: dict[str, Any], sweep: Sweep) -> dict[str, Any]:
     return dict(sorted(params.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
-def build(run: RunDir, top_k: int = DEFAULT_TOP_K) -> Export:
-    """The export of ``run`` (see the module docstring).
+def warn_stderr(line: str) -> None:
+    """Print a warning line to standard error (the default of :func:`build`'s ``warn``)."""
+    print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
+def exportable(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] = warn_stderr) -> list[TrialRecord]:
+    """The best ``top_k`` trials of ``run`` that may become an export, best first.
+
+    A trial is exportable when its score is finite (:func:`tuner.results.score_problem`) and
+    its parameters are valid for the run's sweep (:func:`tuner.results.params_problem`). A diverged trial without a finite score is
+    left out quietly; any other trial that is not exportable is left out with a warning, except
+    the run's best (the first by score), whose problem is refused: an export that silently held
+    the second best would mislead.
 
     Raises:
-        InputError: no trial of the run reported a score yet.
+        InputError: no trial has a finite score, or the best trial's parameters are not valid.
     """
-    ranked = run.ranked()
-    if not ranked:
+    out: list[TrialRecord] = []
+    for t in run.ranked():
+        bad_score = score_problem(run, t)
+        reason = bad_score or params_problem(run, t)
+        if reason is None:
+            out.append(t)
+            if len(out) >= top_k:
+                break
+        elif bad_score is None and not out:
+            raise InputError(f"{reason} (the run's best trial: nothing exported)")
+        elif bad_score is None or t.status is not TrialStatus.DIVERGED:
+            warn(f"{reason}: left out of the export")
+    if not out:
+        raise InputError(f"{run.path}: no trial has a finite {run.metric}; nothing to export")
+    return out
+
+
+def build(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] = warn_stderr) -> Export:
+    """The export of ``run`` (see the module docstring): its best ``top_k`` exportable trials
+    (:func:`exportable`).
+
+    Raises:
+        InputError: no trial of the run reported a score yet, none has a finite one, or the
+            best trial's parameters are not valid for the run's sweep.
+    """
+    if not run.ranked():
         raise InputError(f"{run.path}: no trial has reported {run.metric} yet; nothing to export")
+    ranked = exportable(run, top_k, warn)
     best = ranked[0]
     prov = dict(run.meta.provenance)
     prov.update(
@@ -96,18 +134,27 @@ def build(run: RunDir, top_k: int = DEFAULT_TOP_K) -> Export:
                 status=t.status.value,
                 metrics={k: t.history[-1][k] for k in t.metrics() if k in t.history[-1]},  # all it reported
             )
-            for t in ranked[:top_k]
+            for t in ranked
         ],
         provenance=prov,
     )
 
 
 def write(export: Export, path: str | os.PathLike[str], fmt: str | None = None) -> Path:
-    """Write an export atomically; ``fmt`` defaults to the file's suffix (``.json`` or YAML)."""
+    """Write an export atomically; ``fmt`` defaults to the file's suffix (``.json`` or YAML).
+
+    Both forms are strict: a non-finite number (a retest whose seeds all diverged) is written
+    as null. What is written is first checked as :func:`load` checks a file (without importing
+    code), so tuner never writes an export it would refuse to read.
+
+    Raises:
+        InputError: a format other than yaml or json, or an export the reader would refuse.
+    """
     fmt = fmt or ("json" if str(path).endswith(".json") else "yaml")
     if fmt not in FORMATS:
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
-    data = export.to_dict()
+    data = strict(export.to_dict())
+    validate(data, str(path), Path(path).parent, check_code=False)
     return write_json(path, data) if fmt == "json" else write_yaml(path, data)
 
 
@@ -158,31 +205,52 @@ def read(path: str | os.PathLike[str]) -> Export:
     parsed = load_json(data, str(path)) if p.suffix == ".json" else load_yaml(data, str(path))
     if not isinstance(parsed, dict):
         raise InputError(f"{path}: not an export file (the top level must be a mapping)")
-    return Export.from_dict(parsed, str(path))
+    return Export.from_dict(parsed, str(path))  # its schema checked (check_export), not its config
 
 
 def load(path: str | os.PathLike[str], check_code: bool = True) -> tuple[Export, Sweep]:
-    """An export file validated as rigorously as a sweep: its fields, its ``config`` as a
-    sweep (``check_code``: its functions imported), and every ``top`` entry's parameters as
-    paths into that config with values the sweep accepts.
+    """An export file validated as rigorously as a sweep (:func:`validate`).
 
     Raises:
         InputError: every problem, naming the file and the key.
     """
-    export = read(path)
-    base_dir = Path(path).parent
+    p = Path(path)
+    data = read_bytes(p, what="export file")
+    parsed = load_json(data, str(path)) if p.suffix == ".json" else load_yaml(data, str(path))
+    return validate(parsed, str(path), p.parent, check_code)
+
+
+def validate(data: Any, source: str, base_dir: Path, check_code: bool = True) -> tuple[Export, Sweep]:
+    """An export's parsed content checked against its schema: every section's keys, types,
+    ranges and finite numbers (:func:`tuner.records.export.check_export`), its ``config`` as a
+    sweep (``check_code``: its functions imported), and ``params`` and every ``top`` entry's
+    parameters as paths into that config with values the sweep accepts.
+
+    Raises:
+        InputError: every problem, naming the file and the key path.
+    """
+    export = Export.from_dict(data, source)
     try:
-        sweep = from_dict(export.config, source=f"{path}: config", base_dir=base_dir, offline=not check_code)
+        sweep = from_dict(export.config, source=f"{source}: config", base_dir=base_dir, offline=not check_code)
     except InputError as e:
-        raise InputError([line.replace(f"{path}: config: ", f"{path}: config.", 1) for line in e.problems]) from None
-    if export.metric != sweep.metric or export.mode != sweep.mode:
         raise InputError(
-            f"{path}: metric/mode: {export.metric} {export.mode} differ from config's {sweep.metric} {sweep.mode}"
+            [line.replace(f"{source}: config: ", f"{source}: config.", 1) for line in e.problems]
+        ) from None
+    problems: list[str] = []
+    if export.metric != sweep.metric or export.mode != sweep.mode:
+        problems.append(
+            f"{source}: metric/mode: {export.metric} {export.mode} differ from config's {sweep.metric} {sweep.mode}"
         )
-    entries = export.top or [TopEntry(params=export.params, score=export.score)]
-    for i, entry in enumerate(entries):
-        where = f"top[{i}].params" if export.top else "params"
-        check_params(entry.params, sweep, f"{path}: {where}", base_dir, check_code)
+    entries = [("params", export.params)] + [(f"top[{i}].params", t.params) for i, t in enumerate(export.top)]
+    for where, params in entries:
+        try:
+            check_params(params, sweep, f"{source}: {where}", base_dir, check_code)
+        except InputError as e:
+            problems.extend(e.problems)
+        if len(problems) >= 100:
+            break
+    if problems:
+        raise InputError(problems)
     return export, sweep
 
 
@@ -190,14 +258,16 @@ def check_params(params: dict[str, Any], sweep: Sweep, where: str, base_dir: Pat
     """``sweep`` with ``params`` applied, validated; each path must already exist in it.
 
     Raises:
-        InputError: an unknown path, or a value the sweep's rules refuse.
+        InputError: every unknown path, or the values the sweep's rules refuse.
     """
     base = sweep.to_dict()
     if len(params) > 1000:
         raise InputError(f"{where}: {len(params)} parameters: at most 1000")
+    problems = []
     for key in params:
         if not isinstance(key, str) or not key or len(key) > 200:
-            raise InputError(f"{where}: {str(key)[:60]!r}: a parameter must be a dotted path into the config")
+            problems.append(f"{where}: {str(key)[:60]!r}: a parameter must be a dotted path into the config")
+            continue
         # The built-in trainer searches model.* and train.* only (never data, name, resources...);
         # a function's parameters are paths into its config. Either way the key must exist.
         searchable = not sweep.builtin or key.split(".", 1)[0] in ("model", "train")
@@ -206,11 +276,13 @@ def check_params(params: dict[str, Any], sweep: Sweep, where: str, base_dir: Pat
         except (KeyError, TypeError):
             searchable = False
         if not searchable:
-            raise InputError(
-                f"{where}.{key}: not a searchable key of the config (an export's parameters must name keys of its "
-                + ("model or train sections)" if sweep.builtin else "config)")
-            ) from None
+            problems.append(
+                f"{where}.{key[:60]}: not a searchable key of the config (an export's parameters must name keys of "
+                + ("its model or train sections)" if sweep.builtin else "its config)")
+            )
+    if problems:
+        raise InputError(problems)
     try:
         return from_dict(best_config(base, params), source=where, base_dir=base_dir, offline=not check_code)
     except InputError as e:
-        raise InputError(e.problems[0]) from None
+        raise InputError(e.problems) from None

@@ -19,7 +19,7 @@ def run_dir(tmp_path: Path) -> Path:
         [
             ({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
             ({"train.momentum": 0.95, "train.lr": 0.2}, epochs(0.4)),
-            ({"train.lr": 9.0, "train.momentum": 0.5}, epochs(0.3, diverged_at=2)),
+            ({"train.lr": 0.5, "train.momentum": 0.5}, epochs(0.3, diverged_at=2)),
         ],
     )
 

@@ -483,7 +483,9 @@ def test_describe_prints_the_ranking_its_test_metric_and_the_verdicts() -> None:
 def test_a_very_long_duration_is_refused_without_parsing_it() -> None:
     with pytest.raises(InputError) as e:
         parse_duration("1" * 39 + "s")  # 40 characters
-    assert e.value.problems == [f"--every: {'1' * 39 + 's'!r} must be a positive duration like 30s, 15m, 12h or 1d"]
+    assert e.value.problems == [
+        f"--every: {'1' * 39 + 's'!r} must be a positive duration like 30s, 15m, 12h or 1d, at most 365d"
+    ]
     with pytest.raises(InputError) as e:
         parse_duration("1" * 60 + "s")
     assert e.value.problems[0].startswith(f"--every: {'1' * 40!r} must be")
