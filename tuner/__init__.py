@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas
     import torch
 
-    from tuner.final import ModelFile
+    from tuner.model_file import ModelFile
     from tuner.records import Export, RetestEntry
     from tuner.runner import RunSummary
     from tuner.spec import Sweep
@@ -192,7 +192,7 @@ def load_model(
     """A model file written by :func:`train`: the network in eval mode on ``device`` and what
     the file says of it (config, metrics, data fingerprint). A model file is data: one naming a
     user's model function is refused unless ``trust_code``."""
-    from tuner.final import load_model as _load
+    from tuner.model_file import load_model as _load
 
     return _load(path, device, trust_code)
 

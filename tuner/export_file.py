@@ -222,7 +222,7 @@ def load(path: str | os.PathLike[str], check_code: bool = True) -> tuple[Export,
 
 def validate(data: Any, source: str, base_dir: Path, check_code: bool = True) -> tuple[Export, Sweep]:
     """An export's parsed content checked against its schema: every section's keys, types,
-    ranges and finite numbers (:func:`tuner.records.export.check_export`), its ``config`` as a
+    ranges and finite numbers (:func:`tuner.records.export_schema.check_export`), its ``config`` as a
     sweep (``check_code``: its functions imported), and ``params`` and every ``top`` entry's
     parameters as paths into that config with values the sweep accepts.
 

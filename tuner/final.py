@@ -6,10 +6,7 @@ running mean and variance included), the resolved config, the metrics and the da
 fingerprint. ``tuner evaluate MODEL.pt`` rebuilds the network in eval mode and reproduces
 those test metrics exactly on the same data (and device type).
 
-A model file is data. It is a plain ``torch.save`` of tensors, strings and numbers, loaded
-with ``weights_only=True`` (no pickled code runs), and loading it never imports a callable
-named inside it -- a ``"package.module:function"`` model or data source -- unless the user
-says so (``trust_code=True``, ``--trust-code``); the error names the callable otherwise.
+A model file is data: :mod:`tuner.model_file` says what it holds and reads it back.
 """
 
 from __future__ import annotations
@@ -17,9 +14,7 @@ from __future__ import annotations
 import io
 import math
 import time
-import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,55 +23,14 @@ import torch
 
 from tuner import datasets, usercode
 from tuner import export_file as export_mod
-from tuner.errors import InputError, show
+from tuner.errors import InputError
 from tuner.files import check_output, write_bytes
-from tuner.models import build_model
+from tuner.model_file import MODEL_FORMAT, ModelFile, device_of, load_model, untrusted
 from tuner.models.data import Dataset, extreme_value
-from tuner.models.train import Trainer, default_device, evaluate, model_state
+from tuner.models.train import Trainer, evaluate, model_state
 from tuner.records import now
 from tuner.retesting import sweep_with_data
 from tuner.spec import from_dict
-
-MODEL_FORMAT = "tuner-model/2"
-MAX_MODEL_BYTES = 2 * 1024**3
-
-
-@dataclass
-class ModelFile:
-    """What a model file holds besides its weights."""
-
-    config: dict[str, Any]  # the resolved sweep it was trained from (a sweep file's form)
-    params: dict[str, Any]
-    input_shape: tuple[int, ...]
-    num_outputs: int
-    task: str
-    metrics: dict[str, Any]  # what training measured on the test split
-    data: dict[str, Any]  # the training data's fingerprint
-    created: str
-    versions: dict[str, str]
-    target: dict[str, Any]  # regression: the targets' standardisation
-
-    def __repr__(self) -> str:
-        model = self.config.get("model", {}).get("name", "?")
-        shown = ", ".join(
-            f"{k} {v:.4g}" for k, v in self.metrics.items() if k.startswith("test_") and isinstance(v, float)
-        )
-        return f"ModelFile({model}, {self.task}, input {self.input_shape}, {shown}, created {self.created})"
-
-
-def device_of(name: str | None) -> torch.device:
-    """``cpu``, ``cuda`` or None (CUDA when torch sees a GPU).
-
-    Raises:
-        InputError: ``cuda`` asked for on a machine without CUDA.
-    """
-    if name is None:
-        return default_device()
-    if name not in ("cpu", "cuda"):
-        raise InputError(f"--device: {name[:40]!r} is not one of cpu, cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: this machine has no CUDA device torch can use (use --device cpu)")
-    return torch.device(name)
 
 
 def train(
@@ -197,192 +151,6 @@ class _user_model_errors:
         ) from None
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        if not path.is_file():
-            what = (
-                "is a folder"
-                if path.is_dir()
-                else "is not a regular file (a pipe, a socket or a device)"
-                if path.exists()
-                else "no such file"
-            )
-            raise InputError(f"{path}: {what}")
-        size = path.stat().st_size
-    except OSError as e:  # a name too long, no permission...
-        raise InputError(f"{str(path)[:200]}: cannot read ({e.strerror or type(e).__name__})") from None
-    if size > MAX_MODEL_BYTES:
-        raise InputError(f"{path}: larger than {MAX_MODEL_BYTES // 1024**3} GB: not a tuner model file")
-    try:
-        with warnings.catch_warnings():  # a foreign pickle makes torch warn before it refuses: one line only
-            warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file: any unpickling error
-        raise InputError(f"{path}: not a tuner model file ({type(e).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise InputError(f"{path}: not a tuner model file (no format {MODEL_FORMAT!r})")
-    return payload
-
-
-def _info(path: Path, payload: dict[str, Any]) -> ModelFile:
-    try:
-        config = payload["config"]
-        info = ModelFile(
-            config=config,
-            params=dict(payload.get("params") or {}),
-            input_shape=tuple(int(s) for s in payload["input_shape"]),
-            num_outputs=int(payload["num_outputs"]),
-            task=str(payload.get("task", "classification")),
-            metrics=dict(payload.get("metrics") or {}),
-            data=dict(payload.get("data") or {}),
-            created=str(payload.get("created", "")),
-            versions=dict(payload.get("versions") or {}),
-            target={k: _target(payload[k], k) for k in ("target_mean", "target_std") if k in payload},
-        )
-        if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-            raise TypeError("config.model")
-        if (
-            not 0 < len(info.input_shape) <= 3
-            or not all(0 < s <= 10**7 for s in info.input_shape)
-            or not 0 < info.num_outputs <= 100_000
-            or info.task not in ("classification", "regression")
-        ):
-            raise ValueError("shapes")
-        _finite_metrics(path, info.metrics)
-        if info.target and (
-            len(info.target) != 2
-            or any(isinstance(v, list) and len(v) != info.num_outputs for v in info.target.values())
-        ):
-            raise ValueError("target_mean/target_std")
-    except (KeyError, TypeError, ValueError, OverflowError) as e:
-        raise InputError(f"{path}: not a tuner model file (malformed: {str(e)[:100]})") from None
-    return info
-
-
-def _finite_metrics(path: Path, metrics: Mapping[str, Any]) -> None:
-    """Refuse stored metrics that are not finite numbers (a string, such as ``device``, is kept).
-
-    Raises:
-        InputError: one line naming the file, the metric and the rule.
-    """
-    for key, value in metrics.items():
-        if isinstance(value, str):
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(f"{path}: metrics.{str(key)[:60]}: {show(value)} must be a finite number")
-
-
-def _target(value: Any, key: str) -> float | list[float]:
-    """A regression target's mean or std as the file holds it: a finite number (one target) or
-    a list of them (one a target)."""
-    values = value if isinstance(value, list) else [value]
-    if not 0 < len(values) <= 100_000 or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
-    ):
-        raise ValueError(key)
-    return [float(v) for v in values] if isinstance(value, list) else float(value)
-
-
-def _untrusted(path: Path, key: str, ref: Any, trust_code: bool) -> None:
-    if isinstance(ref, str) and ":" in ref and not trust_code:
-        raise InputError(
-            f"{path}: config.{key}: {ref[:100]!r} names code; a model file is data and tuner imports no "
-            "code it names unless you trust the file: --trust-code (tuner.load_model(..., "
-            "trust_code=True))"
-        )
-
-
-def load_model(
-    path: str | Path, device: str | torch.device | None = "cpu", trust_code: bool = False
-) -> tuple[torch.nn.Module, ModelFile]:
-    """The saved network in eval mode (BN's running statistics) on ``device``, and what the
-    file says of it.
-
-    Args:
-        path: a file written by :func:`train`.
-        device: ``cpu``, ``cuda`` or None (CUDA when available).
-        trust_code: import the ``"package.module:function"`` model the file names (a model file
-            is data: without this, such a file is refused).
-
-    Raises:
-        InputError: missing, unreadable or not a tuner model file, weights that do not fit the
-            network it describes, or code named without ``trust_code``.
-    """
-    p = Path(path)
-    payload = _read(p)
-    info = _info(p, payload)
-    model_cfg = info.config["model"]
-    _untrusted(p, "model.name", model_cfg.get("name"), trust_code)
-    try:
-        state = payload["state_dict"]
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise TypeError("state_dict must map names to tensors")
-        # The network the file describes, built first without memory (torch's meta device): its
-        # shapes must be the weights' before anything is allocated -- a hostile file may describe
-        # a network of terabytes.
-        with torch.device("meta"):
-            skeleton = build_model(model_cfg, info.input_shape, info.num_outputs, resolve=usercode.resolve)
-        _same_shapes(skeleton.state_dict(), state)
-        _check_values(p, skeleton, state)
-        model = build_model(model_cfg, info.input_shape, info.num_outputs, resolve=usercode.resolve)
-        model.load_state_dict(state)
-    except (KeyboardInterrupt, GeneratorExit):
-        raise
-    except InputError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError, ImportError, MemoryError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:160]
-        raise InputError(
-            f"{p}: the weights do not fit the network the file describes ({type(e).__name__}: {first})"
-        ) from None
-    except BaseException as e:  # a trusted model function that failed in its own way
-        first = (str(e).strip().splitlines() or [""])[0][:160]
-        raise InputError(f"{p}: config.model.name: building the network failed: {type(e).__name__}: {first}") from None
-    torch_device = device if isinstance(device, torch.device) else device_of(device)
-    return model.to(torch_device).eval(), info
-
-
-def _same_shapes(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor]) -> None:
-    """Raise ValueError naming the first weight the file lacks, has extra, or holds in another shape."""
-    missing = [k for k in expected if k not in saved]
-    extra = [k for k in saved if k not in expected]
-    if missing or extra:
-        what = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
-        raise ValueError(f"{what} ({len(missing)} missing, {len(extra)} unexpected)")
-    for k, v in expected.items():
-        if tuple(v.shape) != tuple(saved[k].shape):
-            raise ValueError(f"{k}: the network needs {tuple(v.shape)}, the file holds {tuple(saved[k].shape)}")
-
-
-def _check_values(path: Path, skeleton: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Refuse weights whose dtypes or values the network cannot hold: a floating tensor (a
-    weight, BN's statistics) of a real floating dtype and finite, an integer one (BN's batch
-    count) of an integer dtype, and BN's ``running_var`` >= 0.
-
-    Raises:
-        InputError: one line naming the file, the tensor and the rule.
-    """
-    expected = skeleton.state_dict()
-    for key, saved in state.items():
-        where = f"{path}: state_dict.{key}"
-        if expected[key].is_floating_point() and not saved.is_floating_point():
-            raise InputError(f"{where}: dtype {saved.dtype} must be a real floating dtype (float32, float64...)")
-        if not expected[key].is_floating_point() and (
-            saved.is_floating_point() or saved.is_complex() or saved.dtype == torch.bool
-        ):
-            raise InputError(f"{where}: dtype {saved.dtype} must be an integer dtype (int64)")
-        if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
-            raise InputError(f"{where}: holds NaN or infinite values; weights must be finite")
-    for name, layer in skeleton.named_modules():
-        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) and layer.track_running_stats:
-            key = f"{name}.running_var" if name else "running_var"
-            var = state.get(key)
-            if var is not None and bool((var < 0).any()):
-                raise InputError(
-                    f"{path}: state_dict.{key}: {float(var.min())} is negative; a BatchNorm running_var must be >= 0"
-                )
-
-
 def _check_targets(path: str | Path, data: Dataset, info: ModelFile) -> None:
     """Refuse data whose test targets the model cannot be scored on: class labels in
     ``[0, num_outputs)``, or regression targets of ``num_outputs`` values each.
@@ -418,7 +186,7 @@ def evaluate_file(
     raw = dict(info.config)
     for key in ("function", "config", "seed"):
         raw.pop(key, None)
-    _untrusted(Path(path), "data.name", (data or {}).get("name", (raw.get("data") or {}).get("name")), trust_code)
+    untrusted(Path(path), "data.name", (data or {}).get("name", (raw.get("data") or {}).get("name")), trust_code)
     try:
         sweep = sweep_with_data(raw, f"{path}: config", data) if data else from_dict(raw, f"{path}: config")
     except InputError as e:

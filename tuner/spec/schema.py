@@ -165,10 +165,8 @@ DATA_SOURCE_FIELDS: dict[str, dict[str, Field]] = {
     "callable": {"kwargs": f("mapping", {}, doc="passed to the data function")},
 }
 
-# The most weights between a network's hidden layers (each width times the next, summed; a
-# CNN's kernel multiplies it): 2e8 float32 weights are 0.8 GB, and their optimizer state as
-# much again. A sweep asking for [1000000, 1000000] (4 TB) is refused here, not as an
-# allocation failure in every trial.
+# Weights between a network's hidden layers, at most (0.8 GB as float32; a CNN's kernel
+# multiplies it): [1000000, 1000000] (4 TB) is refused here, not failed by every trial.
 MAX_HIDDEN_WEIGHTS = 200_000_000
 
 
@@ -240,9 +238,7 @@ SEARCH_FIELDS: dict[str, Field] = {
     ),
     "seed": f("int", 0, rng(0, MAX_SEED), doc="the same seed gives the same configurations"),
     "max_concurrent": f("int", 0, rng(0, 100_000), doc="0: as many trials at once as resources allow"),
-    "parameters": f(
-        "mapping", {}, doc="dotted paths into the config: a distribution or values (a grid: at most 1,000,000 trials)"
-    ),
+    "parameters": f("mapping", {}, doc="dotted paths into the config: a distribution or values (grid: <= 1e6 trials)"),
     "refine": f("mapping", None, nullable=True, doc="coarse-to-fine rounds after the first"),
 }
 
