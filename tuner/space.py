@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "one_minus_log_uniform", "int_uniform", "int_log_uniform")
+MAX_BOUND = 1e300  # |min|, |max| of a range at most: a range's span (max - min) stays finite
 INT_DISTRIBUTIONS = ("int_uniform", "int_log_uniform")
 # Refine: when the top-k span less than this fraction of the original range on the
 # parameter's scale (all at one point, say), the span is taken as this fraction, centred on them.
@@ -288,6 +289,8 @@ class Parameter:
             raise ValueError(f"{path}: missing {e.args[0]}") from None
         except (TypeError, ValueError):
             raise ValueError(f"{path}: min and max must be numbers") from None
+        if not (abs(low) <= MAX_BOUND and abs(high) <= MAX_BOUND):  # NaN fails too
+            raise ValueError(f"{path}: min and max must be finite numbers within +-{MAX_BOUND:g}")
         if d.get("distribution") in INT_DISTRIBUTIONS and low.is_integer() and high.is_integer():
             low, high = int(low), int(high)  # type: ignore[assignment]
         return cls(path, d.get("distribution"), low, high, grid_points=d.get("grid_points"))

@@ -191,3 +191,30 @@ def test_an_npz_of_python_objects_is_refused_without_numpys_advice_to_load_it_un
     with pytest.raises(DataError, match=r"holds Python objects \(a pickle\), which are never loaded") as e:
         npz(tmp_path / "d.npz")
     assert "allow_pickle" not in str(e.value)
+
+
+@pytest.mark.parametrize("bound", [1e308, float("inf"), float("nan")])
+def test_a_rounds_range_beyond_what_a_sweep_file_may_hold_is_refused_when_read_back(bound: float) -> None:
+    from tuner.space import Parameter
+
+    with pytest.raises(ValueError, match=r"min and max must be finite numbers within \+-1e\+300"):
+        Parameter.from_dict("train.lr", {"distribution": "uniform", "min": -bound, "max": bound})
+    assert Parameter.from_dict("train.lr", {"distribution": "uniform", "min": -1e300, "max": 1e300}).high == 1e300
+
+
+def test_a_report_of_a_round_over_the_widest_range_a_sweep_may_hold_renders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    from tuner.report import write_report
+
+    wide = {"train.lr": {"distribution": "uniform", "min": -1e300, "max": 1e300}}
+    run = make_run(
+        tmp_path,
+        [({"train.lr": 1e299}, epochs(0.5, 0.6, 0.7)), ({"train.lr": -1e299}, epochs(0.4, 0.5, 0.6))],
+        rounds=[wide],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's overflow warnings would reach the console
+        assert write_report(run).is_file()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import NO_VALUE, closest, did_you_mean
-from tuner.space import DISTRIBUTIONS, INT_DISTRIBUTIONS, Parameter, bound_rules
+from tuner.space import DISTRIBUTIONS, INT_DISTRIBUTIONS, MAX_BOUND, Parameter, bound_rules
 from tuner.spec.schema import MODEL_EXTRA_FIELDS, MODEL_FIELDS, PARAMETER_KEYS, TRAIN_FIELDS, Field, f, kind_text, rng
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class ParameterRules:
             if b not in spec:
                 self.v.add(f"{key}.{b}", NO_VALUE, f"is required for {dist}")
                 continue
-            ok, v = self.v.value(f"{key}.{b}", f("float", rule=rng(-1e300, 1e300)), spec[b])
+            ok, v = self.v.value(f"{key}.{b}", f("float", rule=rng(-MAX_BOUND, MAX_BOUND)), spec[b])
             if ok:
                 bounds[b] = v
         if len(bounds) < 2:
