@@ -27,9 +27,17 @@ TRIALS = [
 ]
 
 
+# The searched parameters of TRIALS (an export takes only a sweep's searched parameters)
+SEARCHED = {
+    "train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 0.5},
+    "train.momentum": {"distribution": "one_minus_log_uniform", "min": 0.5, "max": 0.99},
+    "model.hidden": {"values": [[8], [16, 16]]},
+}
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    return make_run(tmp_path, TRIALS, epochs=3, error_for={2})
+    return make_run(tmp_path, TRIALS, epochs=3, error_for={2}, overrides={"search.parameters": SEARCHED})
 
 
 def test_one_row_per_trial_best_first(run_dir: Path) -> None:
