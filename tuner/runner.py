@@ -138,7 +138,7 @@ def run_sweep(
     asked = address
     address = resolve(address, num_cpus)
     if mlflow_uri is not None:
-        tracking.require_mlflow()
+        tracking.check_uri(mlflow_uri)
     preload()
     write(_starting(address, kept=asked is None))
     timings = {"process": process_start(), "sweep_loaded": time.time()}

@@ -34,6 +34,30 @@ def require_mlflow(flag: str = "--mlflow-uri") -> None:
         raise InputError(f"{flag}: MLflow is not installed; install it with: {INSTALL_HINT}") from None
 
 
+def check_uri(uri: str, flag: str = "--mlflow-uri") -> None:
+    """Refuse, before anything starts, a tracking URI whose scheme MLflow has no store for
+    (``nonsense://x``); the store itself is opened (and, for sqlite, created) only when the
+    run starts (:func:`start`), which reports what else is wrong with it.
+
+    Raises:
+        InputError: MLflow is missing, or knows no tracking store for this scheme.
+    """
+    require_mlflow(flag)
+    try:  # MLflow's registry of tracking stores: not public API, so only used where it is there
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry as registry
+
+        find = registry.get_store_builder
+    except (ImportError, AttributeError):
+        return
+    try:
+        find(uri)
+    except Exception:  # MLflow raises its own kinds for a scheme it has no store for
+        raise InputError(
+            f"{flag}: {uri[:200]!r}: MLflow has no tracking store for this kind of address (a folder, "
+            "file:, sqlite:, postgresql:, http(s): or databricks, among others)"
+        ) from None
+
+
 @dataclass
 class MlflowTarget:
     """Where one round's trials are logged: what Ray Tune's MLflow callback needs."""

@@ -159,7 +159,7 @@ def test_mlflow_logs_a_run_per_trial_and_the_export_under_the_sweeps_run(
 @pytest.mark.usefixtures("ray_session")
 def test_an_unusable_tracking_store_is_bad_input_and_writes_nothing(tmp_path: Path) -> None:
     pytest.importorskip("mlflow", reason="MLflow is an extra: pip install 'tuner[mlflow]'")
-    with pytest.raises(InputError, match=r"^--mlflow-uri: bogus://x: cannot use this tracking store \(") as e:
+    with pytest.raises(InputError, match=r"^--mlflow-uri: 'bogus://x': MLflow has no tracking store for this") as e:
         run_sweep(
             from_dict(tiny_sweep(), source="tiny.yaml"),
             storage=tmp_path / "runs",
@@ -184,6 +184,28 @@ def test_mlflow_uri_without_mlflow_installed_exits_2_before_anything(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["--mlflow-uri: MLflow is not installed; install it with: pip install 'tuner[mlflow]'"]
     assert not started and not storage.exists() and not (tmp_path / "x.db").exists()
+
+
+def test_a_tracking_uri_mlflow_has_no_store_for_exits_2_before_the_data_or_ray(
+    write_sweep: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("mlflow", reason="MLflow is an extra: pip install 'tuner[mlflow]'")
+    started = []
+    monkeypatch.setattr("tuner.runner.run_sweep", lambda *a, **k: started.append(1))
+    storage = tmp_path / "runs"
+    assert main(["run", str(write_sweep()), "--storage", str(storage), "--mlflow-uri", "nonsense://x"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("--mlflow-uri: 'nonsense://x': MLflow has no tracking store for this kind of address")
+    assert not started and not storage.exists()
+    # a scheme it has a store for passes this check; nothing of the store is created by it
+    from tuner.tracking import check_uri
+
+    check_uri(f"sqlite:///{tmp_path / 'x.db'}")
+    check_uri(str(tmp_path / "mlruns"))
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "mlruns").exists()
 
 
 def test_mlflow_experiment_needs_a_uri(write_sweep: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -74,9 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.mlflow_experiment is not None and args.mlflow_uri is None:
         raise InputError("--mlflow-experiment: needs --mlflow-uri")
     if args.mlflow_uri is not None:
-        from tuner.tracking import require_mlflow
+        from tuner.tracking import check_uri
 
-        require_mlflow()
+        check_uri(args.mlflow_uri)
     overrides = _overrides(args)
     if args.name is not None:  # an empty --name is an error, not "the sweep's name"
         overrides["name"] = args.name
