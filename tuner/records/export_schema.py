@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tuner.errors import NO_VALUE, did_you_mean, problem
@@ -68,6 +68,29 @@ class Checker:
             if k not in known:
                 hint = did_you_mean(str(k), known)
                 self.add(_at(where, str(k)[:60]), NO_VALUE, f"is not a key of {what} ({hint}one of {', '.join(known)})")
+
+    def configurations(
+        self, value: Any, key: str, known: Sequence[str], what: str, many: str
+    ) -> Iterator[tuple[int, str, Mapping[str, Any], Any]]:
+        """The entries of a list of 1 to :data:`MAX_TOP` configurations (``many``: an export's
+        ``top``, a retest's ``results``), each a mapping (``what``) of ``known`` keys with
+        ``params``: yields each entry's index, key path, the entry and its checked ``params``
+        (``_MISSING`` when absent)."""
+        if not isinstance(value, list):
+            self.add(key, NO_VALUE, f"must be a list, not {_kind(value)}")
+            return
+        if not 1 <= len(value) <= MAX_TOP:
+            self.add(key, value, f"must list 1 to {MAX_TOP} {many}")
+            return
+        for i, entry in enumerate(value):
+            where = f"{key}[{i}]"
+            if not self.mapping(entry, where):
+                continue
+            self.keys(entry, known, where, what)
+            params = _field(self, entry, "params", where, required=True)
+            if params is not _MISSING:
+                self.params(params, f"{where}.params")
+            yield i, where, entry, params
 
     def mapping(self, value: Any, key: str) -> bool:
         if isinstance(value, Mapping):
@@ -189,21 +212,9 @@ def check_export(data: Any, source: str) -> list[str]:
 
 
 def _check_top(c: Checker, top: Any) -> None:
-    if not isinstance(top, list):
-        c.add("top", NO_VALUE, f"must be a list, not {_kind(top)}")
-        return
-    if not 1 <= len(top) <= MAX_TOP:
-        c.add("top", top, f"must list 1 to {MAX_TOP} configurations (leave it out for none)")
-        return
     seen: dict[str, int] = {}
-    for i, entry in enumerate(top):
-        where = f"top[{i}]"
-        if not c.mapping(entry, where):
-            continue
-        c.keys(entry, TOP_KEYS, where, "a top entry")
-        params = _field(c, entry, "params", where, required=True)
-        if params is not _MISSING:
-            c.params(params, f"{where}.params")
+    many = "configurations (leave it out for none)"
+    for i, where, entry, params in c.configurations(top, "top", TOP_KEYS, "a top entry", many):
         for key, check in (
             ("score", lambda v, k: c.number(v, k, nullable=True)),
             ("round", lambda v, k: c.integer(v, k, 0, MAX_ROUND)),
@@ -318,20 +329,7 @@ def _check_retest(c: Checker, data: Any, where: str) -> None:
     if results is _MISSING:
         return
     key = _at(where, "results")
-    if not isinstance(results, list):
-        c.add(key, NO_VALUE, f"must be a list, not {_kind(results)}")
-        return
-    if not 1 <= len(results) <= MAX_TOP:
-        c.add(key, results, f"must list 1 to {MAX_TOP} re-tested configurations")
-        return
-    for i, r in enumerate(results):
-        at = f"{key}[{i}]"
-        if not c.mapping(r, at):
-            continue
-        c.keys(r, RESULT_KEYS, at, "a retest result")
-        params = _field(c, r, "params", at, required=True)
-        if params is not _MISSING:
-            c.params(params, f"{at}.params")
+    for _, at, r, _ in c.configurations(results, key, RESULT_KEYS, "a retest result", "re-tested configurations"):
         if r.get("trial") is not None:
             c.name(r["trial"], f"{at}.trial")
         if "search_score" in r:
