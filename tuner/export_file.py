@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError, RunError
+from tuner.errors import InputError, RunError, printable
 from tuner.files import check_output, load_json, load_yaml, read_bytes, strict, write_json, write_yaml
 from tuner.records import EXPORT_FILE, Export, TopEntry, TrialRecord, TrialStatus, now
 from tuner.results import RunDir, load_run, params_problem, score_problem
@@ -63,7 +63,7 @@ def ordered(params: dict[str, Any], sweep: Sweep) -> dict[str, Any]:
 
 def warn_stderr(line: str) -> None:
     """Print a warning line to standard error (the default of :func:`build`'s ``warn``)."""
-    print(f"warning: {line}", file=sys.stderr, flush=True)
+    print(printable(f"warning: {line}"), file=sys.stderr, flush=True)  # a name may hold control characters
 
 
 def exportable(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] = warn_stderr) -> list[TrialRecord]:

@@ -220,3 +220,11 @@ def test_a_report_of_a_round_over_the_widest_range_a_sweep_may_hold_renders(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib's overflow warnings would reach the console
         assert write_report(run).is_file()
+
+
+def test_an_exports_warning_escapes_the_names_it_quotes(capsys: pytest.CaptureFixture[str]) -> None:
+    from tuner.export_file import warn_stderr
+
+    warn_stderr("run/trial\nFAKE\x1b[2K/params.json: bad: left out of the export")
+    (line,) = _err(capsys)
+    assert line == "warning: run/trial\\nFAKE\\x1b[2K/params.json: bad: left out of the export"
