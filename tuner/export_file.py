@@ -17,82 +17,26 @@ export given to a command is validated as rigorously as a sweep file, before any
 
 from __future__ import annotations
 
-import copy
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError, RunError, printable
+from tuner.errors import InputError, RunError
+from tuner.exportable import DEFAULT_TOP_K, best_config, exportable, warn_stderr
 from tuner.files import check_output, load_json, load_yaml, read_bytes, strict, write_json, write_yaml
-from tuner.records import EXPORT_FILE, Export, TopEntry, TrialRecord, TrialStatus, now
-from tuner.results import RunDir, load_run, params_problem, score_problem
-from tuner.space import apply_params, get_path
+from tuner.records import EXPORT_FILE, Export, TopEntry, now
+from tuner.results import RunDir, load_run
+from tuner.space import get_path
 from tuner.spec import Sweep, from_dict
 
 FORMATS = ("yaml", "json")
-DEFAULT_TOP_K = 5
-
-
-def best_config(sweep: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The resolved sweep (its sweep-file form) with ``params`` applied and nothing left to search."""
-    config = copy.deepcopy(sweep)
-    for path, value in params.items():
-        section, _, rest = path.partition(".")
-        if "function" in config and config.get("function"):  # a function's parameters live in its config
-            config["config"] = apply_params(config.get("config") or {}, {path: value})
-        else:
-            config[section] = apply_params(config.get(section) or {}, {rest: value})
-    search = config.get("search", {})
-    config["search"] = {
-        "method": "random",
-        "num_samples": 1,
-        "seed": int(search.get("seed", 0)),
-        "max_concurrent": int(search.get("max_concurrent", 0)),
-        "parameters": {},
-    }
-    return config
 
 
 def ordered(params: dict[str, Any], sweep: Sweep) -> dict[str, Any]:
     """``params`` in the order the sweep file lists its parameters."""
     order = [p.path for p in sweep.search.parameters]
     return dict(sorted(params.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
-
-
-def warn_stderr(line: str) -> None:
-    """Print a warning line to standard error (the default of :func:`build`'s ``warn``)."""
-    print(printable(f"warning: {line}"), file=sys.stderr, flush=True)  # a name may hold control characters
-
-
-def exportable(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] = warn_stderr) -> list[TrialRecord]:
-    """The best ``top_k`` trials of ``run`` that may become an export, best first.
-
-    A trial is exportable when its score is finite (:func:`tuner.results.score_problem`) and
-    its parameters are valid for the run's sweep (:func:`tuner.results.params_problem`). A diverged trial without a finite score is
-    left out quietly; any other trial that is not exportable is left out with a warning, except
-    the run's best (the first by score), whose problem is refused: an export that silently held
-    the second best would mislead.
-
-    Raises:
-        InputError: no trial has a finite score, or the best trial's parameters are not valid.
-    """
-    out: list[TrialRecord] = []
-    for t in run.ranked():
-        bad_score = score_problem(run, t)
-        reason = bad_score or params_problem(run, t)
-        if reason is None:
-            out.append(t)
-            if len(out) >= top_k:
-                break
-        elif bad_score is None and not out:
-            raise InputError(f"{reason} (the run's best trial: nothing exported)")
-        elif bad_score is None or t.status is not TrialStatus.DIVERGED:
-            warn(f"{reason}: left out of the export")
-    if not out:
-        raise InputError(f"{run.path}: no trial has a finite {run.metric}; nothing to export")
-    return out
 
 
 def build(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] = warn_stderr) -> Export:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError, problem, show
+from tuner.errors import InputError, show
 from tuner.files import load_json, load_yaml, read_bytes, read_json_lines
 from tuner.records import (
     DIVERGED,
@@ -30,7 +30,6 @@ from tuner.records import (
     TrialStatus,
     rank,
 )
-from tuner.space import Parameter
 from tuner.spec import Sweep, from_dict
 
 _TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
@@ -237,72 +236,3 @@ def _check_params(run: RunDir) -> None:
                 raise InputError(
                     f"{t.path}: params: {key}: {show(v)} must be a finite number (a {dist} parameter of {SWEEP_FILE})"
                 )
-
-
-# -- what may become an export ----------------------------------------------------------------
-
-# A drawn value may sit a rounding error outside its range (exp(log(max))): tolerated, relatively.
-_RANGE_SLACK = 1e-9
-
-
-def score_problem(run: RunDir, trial: TrialRecord) -> str | None:
-    """Why ``trial``'s score (its last report of the sweep's metric) cannot be exported: a
-    problem line naming its ``result.json``, or None for a finite score (or none yet)."""
-    v = trial.score(run.metric)
-    if v is None or math.isfinite(v):
-        return None
-    return problem(f"{trial.path}/result.json", run.metric, v, "must be a finite number to be exported")
-
-
-def params_problem(run: RunDir, trial: TrialRecord) -> str | None:
-    """Why ``trial``'s parameters (its ``params.json``) are not valid for ``run``'s sweep: a
-    problem line naming the file, the key, the value and the rule, or None when they are.
-
-    Valid: only the sweep's searched paths, each value in its search space (one of its
-    ``values``, or a finite number within its ``[min, max]``, an integer for an integer
-    distribution), and the sweep's config with them applied a valid sweep.
-    """
-    source = f"{trial.path}/params.json"
-    searched = {p.path: p for p in run.sweep.search.parameters}
-    for key in list(trial.params)[:1000]:
-        if key not in searched:
-            return problem(source, "", key, f"is not a searched parameter of {SWEEP_FILE} ({_names(searched)})")
-    for key, param in searched.items():
-        if key not in trial.params:
-            continue  # the sweep's own value applies (and is checked below)
-        rule = _outside(param, trial.params[key])
-        if rule is not None:
-            return problem(source, key, trial.params[key], f"{rule} (search.parameters.{key} of {SWEEP_FILE})")
-    from tuner.export_file import best_config  # the export's config: what must be a valid sweep
-
-    try:
-        from_dict(best_config(run.sweep.to_dict(), trial.params), source=source, offline=True)
-    except InputError as e:
-        return e.problems[0]
-    return None
-
-
-def _names(searched: dict[str, Parameter]) -> str:
-    return "one of " + ", ".join(searched) if searched else "it searches nothing"
-
-
-def _outside(param: Parameter, value: Any) -> str | None:
-    """The rule of ``param``'s search space that ``value`` breaks, or None."""
-    if param.values is not None:
-        ok = any(type(value) is type(v) and value == v for v in param.values)
-        ok = ok or any(_same_number(value, v) for v in param.values)
-        return None if ok else f"is not one of its values {show(list(param.values))}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "must be a finite number"
-    low, high = float(param.low or 0.0), float(param.high or 0.0)
-    slack = _RANGE_SLACK * max(abs(low), abs(high), 1e-300)
-    if not low - slack <= value <= high + slack:
-        return f"must be in [{param.low:g}, {param.high:g}]"
-    if param.is_int and float(value) != int(value):
-        return "must be an integer"
-    return None
-
-
-def _same_number(a: Any, b: Any) -> bool:
-    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
-    return numbers and a == b
