@@ -6,7 +6,6 @@ reports are printed as they come, and its own traceback shows when it fails.
 
 from __future__ import annotations
 
-import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +14,7 @@ from tuner import datasets, usercode
 from tuner.errors import InputError, RunError
 from tuner.models import ModelError
 from tuner.spec import Sweep
-from tuner.trial import LocalRun, StopTrial, user_frames
+from tuner.trial import LocalRun, StopTrial, user_files, user_frames
 
 
 class _Enough(StopTrial):
@@ -38,12 +37,7 @@ def user_model_failed(sweep: Sweep, error: ModelError) -> RunError:
     one line naming the sweep file, the key and the rule, and under it the frames of the user's
     own code in the network's error (its traceback, where it has any)."""
     cause = error.__cause__ if error.__cause__ is not None else error
-    theirs = [
-        m.__file__
-        for m in (sys.modules.get(ref.partition(":")[0]) for ref in sweep.code_refs() if not ref.startswith("tuner."))
-        if m is not None and getattr(m, "__file__", None)
-    ]
-    frames = user_frames(cause, theirs)
+    frames = user_frames(cause, user_files(sweep.code_refs()))
     details = [line.rstrip() for line in traceback.format_list(frames)] if frames else []
     return RunError(f"{sweep.source}: model.name: {error}", details)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import sysconfig
 import time
 import traceback
@@ -313,6 +314,17 @@ def call(function: Callable[..., Any], config: dict[str, Any], run: Run) -> None
 class TrialError(RuntimeError):
     """A trial's function failed: its error in one line, naming the user's own frame (the
     original error and its whole traceback are chained to it, for the logs)."""
+
+
+def user_files(refs: Sequence[str]) -> list[str]:
+    """The source files of the user's modules that ``refs`` name (``"package.module:function"``,
+    tuner's own left out), as far as this process has imported them: :func:`user_frames`'
+    ``theirs``."""
+    return [
+        m.__file__
+        for m in (sys.modules.get(ref.partition(":")[0]) for ref in refs if not ref.startswith("tuner."))
+        if m is not None and getattr(m, "__file__", None)
+    ]
 
 
 def user_frames(error: BaseException, theirs: Sequence[str] = ()) -> list[traceback.FrameSummary]:

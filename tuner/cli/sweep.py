@@ -149,11 +149,6 @@ def cmd_space(args: argparse.Namespace) -> int:
 def _from_user_code(error: BaseException, refs: Sequence[str]) -> bool:
     """Whether ``error`` was raised in the user's own code (:func:`tuner.trial.user_frames`): `tuner
     try` shows the user that traceback; anything else is tuner's bug and goes to a log."""
-    from tuner.trial import user_frames
+    from tuner.trial import user_files, user_frames
 
-    theirs = [
-        m.__file__
-        for m in (sys.modules.get(ref.partition(":")[0]) for ref in refs if not ref.startswith("tuner."))
-        if m is not None and getattr(m, "__file__", None)
-    ]
-    return bool(user_frames(error, theirs))
+    return bool(user_frames(error, user_files(refs)))
