@@ -9,6 +9,7 @@ network, load a data set and train it with these alone.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -90,7 +91,8 @@ def build_model(
     :func:`check_model`).
 
     Raises:
-        ModelError: a user's function returned no ``nn.Module``.
+        ModelError: a user's function cannot be called so (its signature), or returned no
+            ``nn.Module``.
     """
     from torch import nn
 
@@ -114,7 +116,18 @@ def build_model(
             fn = getattr(importlib.import_module(module_name), attr)
         else:
             fn = resolve(name)
-        module = fn(tuple(input_shape), num_outputs, **(cfg.get("kwargs") or {}))
+        kwargs = cfg.get("kwargs") or {}
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):  # no signature to tell (a builtin): its call will
+            signature = None
+        try:
+            if signature is not None:
+                signature.bind(tuple(input_shape), num_outputs, **kwargs)
+        except TypeError as e:  # said as the user's mistake, not raised from inside their function
+            shown = f"(input_shape, num_outputs{', **model.kwargs' if kwargs else ''})"
+            raise ModelError(f"{name} cannot be called as {name.partition(':')[2]}{shown}: {e}") from None
+        module = fn(tuple(input_shape), num_outputs, **kwargs)
         if not isinstance(module, nn.Module):
             raise ModelError(f"{name} returned {type(module).__name__}, not a torch.nn.Module")
         return module
@@ -124,12 +137,14 @@ def build_model(
 def check_model(model: nn.Module, input_shape: tuple[int, ...], num_outputs: int, name: str = "the model") -> None:
     """Try ``model`` (a user's network) on a zero batch of ``PROBE_BATCH`` samples of
     ``input_shape`` in eval mode, without gradients: it must return a floating tensor of shape
-    ``(B, num_outputs)`` (or ``(B,)`` for one output). Nothing of the model changes (eval mode
-    updates no BN statistics; its training mode is restored).
+    ``(B, num_outputs)`` (or ``(B,)`` for one output), and it must have a parameter to train
+    (``requires_grad``). Nothing of the model changes (eval mode updates no BN statistics; its
+    training mode is restored).
 
     Raises:
-        ModelError: the network fails on the batch (its error the ``__cause__``) or returns
-            something else; one line naming ``name``, the batch's shape and the rule.
+        ModelError: the network has nothing to train, fails on the batch (its error the
+            ``__cause__``) or returns something else; one line naming ``name``, the batch's
+            shape and the rule.
     """
     import torch
 
@@ -159,3 +174,7 @@ def check_model(model: nn.Module, input_shape: tuple[int, ...], num_outputs: int
             f"{name}: the network it returned maps a batch of shape {shape} to {got}; it must return a "
             f"floating tensor of shape {(PROBE_BATCH, num_outputs)} (num_outputs {num_outputs})"
         )
+    if not any(p.requires_grad for p in model.parameters()):
+        n = sum(1 for _ in model.parameters())
+        what = f"all {n} of its parameters have requires_grad False" if n else "it has no parameters"
+        raise ModelError(f"{name}: the network it returned has nothing to train ({what})")

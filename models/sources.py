@@ -122,6 +122,13 @@ def npz(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, ...]:
     try:
         if not p.is_file():
             raise DataError(f"{p}: no such file")
+        with open(p, "rb") as f:
+            magic = f.read(6)
+        if not magic.startswith((b"PK", b"\x93NUMPY")):  # np.load would take anything else for a pickle
+            what = "it is empty" if not magic else "not a zip archive of .npy arrays"
+            if magic[:1] == b"\x80":
+                what += "; it is a Python pickle, which is never loaded"
+            raise DataError(f"{p}: not a readable .npz file (not a valid .npz: {what}; write one with numpy.savez)")
         loaded = np.load(p, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load of a .npy file: one bare array
             raise DataError(f"{p}: a single .npy array, not an .npz archive with {', '.join(NPZ_KEYS)}")

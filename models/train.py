@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import LR_SCHEDULES, OPTIMIZERS, build_model, check_model, is_user_model, optim
+from . import LR_SCHEDULES, OPTIMIZERS, ModelError, build_model, check_model, is_user_model, optim
 from .batchnorm import bn_layers, recompute_bn_stats
 from .data import TASKS, Dataset
 
@@ -105,6 +105,7 @@ class Trainer:
         self.seed = int(train_cfg.get("seed", 0) if seed is None else seed)
         self.task = data.task
         seed_everything(self.seed)
+        self.model_name = str(model_cfg["name"])
         self.model = build_model(model_cfg, data.input_shape, data.num_outputs).to(self.device)
         if is_user_model(model_cfg):  # a user's network: its contract tried before any training
             check_model(self.model, data.input_shape, data.num_outputs, str(model_cfg["name"]))
@@ -146,7 +147,9 @@ class Trainer:
         ]
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        with warnings.catch_warnings():  # a trial's data is read-only (Ray's object store); never written to
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
     def _autocast(self) -> AbstractContextManager[Any]:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
@@ -183,6 +186,11 @@ class Trainer:
             with self._autocast():
                 out = self.model(self.x_train[idx])
             loss, shown = self._loss(out, self.y_train[idx])
+            if not loss.requires_grad:  # the network's output in training mode carries no gradient
+                raise ModelError(
+                    f"{self.model_name}: the network's output in training mode does not require grad "
+                    f"(it is a {out.dtype} tensor): it must be a floating tensor computed from its parameters"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

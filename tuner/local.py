@@ -6,15 +6,20 @@ reports are printed as they come, and its own traceback shows when it fails.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import signal
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tuner import datasets, usercode
-from tuner.errors import InputError, RunError
+from tuner.errors import InputError, RunError, printable
 from tuner.models import ModelError
+from tuner.models.data import Dataset
 from tuner.spec import Sweep
-from tuner.trial import LocalRun, StopTrial, user_files, user_frames
+from tuner.trial import LocalRun, StopTrial, describe_exit, no_report, user_files, user_frames
 
 
 class _Enough(StopTrial):
@@ -40,6 +45,60 @@ def user_model_failed(sweep: Sweep, error: ModelError) -> RunError:
     frames = user_frames(cause, user_files(sweep.code_refs()))
     details = [line.rstrip() for line in traceback.format_list(frames)] if frames else []
     return RunError(f"{sweep.source}: model.name: {error}", details)
+
+
+def read_only(data: Dataset) -> Dataset:
+    """``data`` with every array a read-only view, as a trial gets it (from Ray's object store):
+    a function that changes ``run.data`` in place fails here as it would in a sweep."""
+
+    def view(a: Any) -> Any:
+        if not hasattr(a, "view") or not hasattr(a, "flags"):
+            return a
+        v = a.view()
+        v.flags.writeable = False
+        return v
+
+    arrays = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+    return dataclasses.replace(data, **{k: view(getattr(data, k)) for k in arrays})
+
+
+class _Signals:
+    """Whether a SIGINT (Ctrl-C) arrived while the function ran: a ``KeyboardInterrupt`` without
+    one is the function's own ``raise`` (its failure), with one the user's wish to stop.
+    ``watching`` is False where this cannot be told (not the main thread, or SIGINT already
+    handled by someone else): every ``KeyboardInterrupt`` then interrupts."""
+
+    def __init__(self) -> None:
+        self.watching = False
+        self.signalled = False
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.signalled = True
+        signal.default_int_handler(signum, frame)
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[_Signals]:
+        try:
+            self.watching = (
+                threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            )
+            if self.watching:
+                signal.signal(signal.SIGINT, self._on_sigint)
+        except (ValueError, OSError):
+            self.watching = False
+        try:
+            yield self
+        finally:
+            if self.watching:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _own_failure(sweep: Sweep, message: str, error: BaseException) -> RunError:
+    """The function's ``sys.exit()`` or its own ``KeyboardInterrupt`` as its failure: one line,
+    and under it the frames of the user's code down to where it happened."""
+    frames = user_frames(error, user_files([sweep.trainer, *sweep.code_refs()]))
+    return RunError(message, [line.rstrip() for line in traceback.format_list(frames)])
 
 
 def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], None] = print) -> LocalRun:
@@ -75,24 +134,43 @@ def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], No
         seed=sweep.seed,
         device=device,
         cpus=cpus,
-        data=data.without_test() if data is not None else None,
+        data=read_only(data.without_test()) if data is not None else None,
         trial_id="try",
         max_t=sweep.max_t,
     )
     write(
-        f"try {sweep.trainer} on {'no data' if data is None else data.name} ({device.type}, {cpus} threads), "
-        f"metric {sweep.metric} ({sweep.mode})"
+        printable(
+            f"try {sweep.trainer} on {'no data' if data is None else data.name} ({device.type}, {cpus} threads), "
+            f"metric {sweep.metric} ({sweep.mode})"
+        )
     )
+    signals = _Signals()
     try:
-        fn(config, run)
+        with signals.watch():
+            fn(config, run)
     except StopTrial:  # diverged, --epochs reached, or the budget spent
         pass
     except ModelError as e:  # the user's model function broke its contract: the user's error, not tuner's
         raise user_model_failed(sweep, e) from None
+    except SystemExit as e:  # the function's sys.exit(): its failure, never this command's exit status
+        raise _own_failure(sweep, describe_exit(e, sweep.trainer), e) from None
+    except KeyboardInterrupt as e:
+        if not signals.watching or signals.signalled:  # Ctrl-C: the user stops tuner try
+            raise
+        raise _own_failure(
+            sweep,
+            f"the trial function {sweep.trainer} raised KeyboardInterrupt (no Ctrl-C came): "
+            "raise an exception to fail the trial",
+            e,
+        ) from None
     if not run.reports:
-        raise RunError(f"{sweep.trainer} returned without a single run.report(...): nothing to optimise")
+        raise RunError(no_report(sweep.trainer))
     last = run.reports[-1]
     value = last.get(sweep.metric)
     shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-    write(f"done: {run.epoch} reports; last {sweep.metric} {shown}" + (" (diverged)" if last.get("diverged") else ""))
+    write(
+        printable(
+            f"done: {run.epoch} reports; last {sweep.metric} {shown}" + (" (diverged)" if last.get("diverged") else "")
+        )
+    )
     return run

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+from tuner.errors import printable
 from tuner.records import (
     BOOKKEEPING,
     BUILTIN_METRICS,
@@ -204,7 +205,10 @@ class Run:
 
     def _send(self, result: dict[str, Any], checkpoint: dict[str, Any] | None) -> None:
         """Deliver one report (with the checkpoint to save, when one is due)."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            "run.report: this tuner.Run belongs to no trial (one made with tuner.Run(...) reports nowhere); "
+            "report through the run your function is given: def fit(config, run): ... run.report(...)"
+        )
 
     def _checkpoint(self) -> dict[str, Any] | None:
         """The last checkpoint saved for this trial ({"epoch", "state"}), or None."""
@@ -289,7 +293,7 @@ class LocalRun(Run):
             self.saved = checkpoint
         shown = {k: v for k, v in result.items() if k not in (EPOCH, NODE_ID, THREADS, DEVICE, DIVERGED)}
         text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
-        self.write(f"epoch {self.epoch}: {text}" + ("  (diverged)" if result.get(DIVERGED) else ""))
+        self.write(printable(f"epoch {self.epoch}: {text}" + ("  (diverged)" if result.get(DIVERGED) else "")))
 
     def _checkpoint(self) -> dict[str, Any] | None:
         return self.saved
@@ -314,6 +318,28 @@ def call(function: Callable[..., Any], config: dict[str, Any], run: Run) -> None
 class TrialError(RuntimeError):
     """A trial's function failed: its error in one line, naming the user's own frame (the
     original error and its whole traceback are chained to it, for the logs)."""
+
+
+def no_report(function: str) -> str:
+    """The failure of a trial function that returned without a single report."""
+    return f"{function} returned without a single run.report(...): nothing to optimise"
+
+
+def describe_exit(error: SystemExit, function: str) -> str:
+    """``the trial function train:fit called sys.exit(3) (in fit, at train.py:4): ...``: a
+    ``SystemExit`` out of the user's function, which is its failure (it must return or raise,
+    never end the process)."""
+    shown = "" if error.code is None else repr(error.code)[:100]
+    return (
+        f"the trial function {function} called sys.exit({shown}){_where(error)}: "
+        "return, or raise an exception to fail the trial"
+    )
+
+
+def _where(error: BaseException) -> str:
+    """`` (in fit, at train.py:12)``: the innermost frame of ``error`` that is the user's own."""
+    own = user_frames(error)
+    return f" (in {own[-1].name}, at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
 
 
 def user_files(refs: Sequence[str]) -> list[str]:
@@ -357,7 +383,5 @@ def user_frames(error: BaseException, theirs: Sequence[str] = ()) -> list[traceb
 def describe_error(error: BaseException) -> str:
     """``ValueError: boom (in fit, at train.py:12)``: the error and the innermost frame that is
     the user's own code (:func:`user_frames`)."""
-    own = user_frames(error)
-    where = f" (in {own[-1].name}, at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
     message = (str(error).strip().splitlines() or [""])[0][:300]
-    return f"{type(error).__name__}: {message}{where}"
+    return f"{type(error).__name__}: {message}{_where(error)}"

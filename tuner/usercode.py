@@ -16,9 +16,12 @@ data and never names code that tuner imports (see :mod:`tuner.final`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import importlib.machinery
 import importlib.util
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -106,7 +109,12 @@ def add_to_path(base_dir: str | Path | None) -> None:
 def check_ref(ref: str) -> None:
     """Raise ImportError unless ``ref`` has the form ``package.module:function``."""
     if not isinstance(ref, str) or len(ref) > 300 or not _REF.fullmatch(ref):
-        raise ImportError("must be 'package.module:function' (a module path, a colon, a function name)")
+        module, _, attr = ref.partition(":") if isinstance(ref, str) else ("", "", "")
+        hint = ""
+        if module.endswith(".py") and attr:  # a file's path or name: the module is its dotted path
+            dotted = module[:-3].strip("./").replace("/", ".")
+            hint = f"; drop the '.py' and write the module's dotted path: {dotted}:{attr}"
+        raise ImportError(f"must be 'package.module:function' (a module path, a colon, a function name){hint}")
 
 
 def resolve(ref: str, base_dir: str | Path | None = None) -> Callable[..., Any]:
@@ -124,8 +132,9 @@ def resolve(ref: str, base_dir: str | Path | None = None) -> Callable[..., Any]:
         except Exception as e:  # a user's module may fail in any way while importing
             where = " or ".join(search_path(base_dir))
             if isinstance(e, ModuleNotFoundError) and e.name and module_name.startswith(e.name):
+                hint = f"; drop the '.py': {module_name[:-3]}:{attr}" if module_name.endswith(".py") else ""
                 raise ImportError(
-                    f"cannot be imported: no module {e.name!r} (looked in {where} and the installed packages)"
+                    f"cannot be imported: no module {e.name!r} (looked in {where} and the installed packages){hint}"
                 ) from None
             first = (str(e).strip().splitlines() or [""])[0][:200]
             raise ImportError(
@@ -188,3 +197,179 @@ def runtime_env(refs: Sequence[str], base_dir: str | Path | None) -> dict[str, A
     if packages:
         env["py_modules"] = packages
     return env
+
+
+# -- a file beside the user's code that hides a module Python or tuner imports -------------
+
+_THEIRS = frozenset({"models"})  # docs/functions.md: a `models` of the user's is theirs, never tuner's
+# Standard-library names nothing a sweep runs imports: a user's `test.py` beside the sweep is theirs.
+_UNUSED_STDLIB = frozenset(
+    {"test", "this", "antigravity", "turtle", "turtledemo", "idlelib", "tkinter", "ensurepip", "venv", "lib2to3"}
+)
+_TUNER_EXTRAS_SKIPPED = frozenset({"dev"})  # tuner's own tests and lint: nothing a sweep runs
+_MAX_ENTRIES = 10_000  # of one folder looked through for modules that shadow others
+
+
+def shadowing(refs: Sequence[str], base_dir: str | Path | None) -> list[tuple[Path, str, str]]:
+    """The modules beside the user's code that would be imported instead of a module of the
+    standard library, of tuner or of a package tuner depends on: ``(path, module, kind)``
+    with kind ``"standard-library"`` or ``"installed"``.
+
+    Looked through: the sweep file's folder, the folders a run directory records
+    (:func:`recorded_folders`), and the folder each module of ``refs`` is found in -- what tuner
+    puts first on ``sys.path`` here and ships as Ray's ``working_dir``, where a ``json.py``
+    hangs every worker. A ``.py`` file, a package (a folder with ``__init__.py``), or a folder
+    without one where Python would take it (a namespace package) counts; ``models`` is the
+    user's own by contract.
+    """
+    folders: list[Path] = []
+    if base_dir is not None:
+        folders += [Path(base_dir), *recorded_folders(base_dir)]
+    for ref in refs:
+        folder = _origin(ref.partition(":")[0], base_dir)
+        if folder is not None:
+            folders.append(folder)
+    out: list[tuple[Path, str, str]] = []
+    seen: set[Path] = set()
+    for folder in folders:
+        try:
+            folder = folder.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if folder in seen:
+            continue
+        seen.add(folder)
+        for path, name in _candidates(folder):
+            kind = _hidden(name, folder)
+            if kind is not None:
+                out.append((path, name, kind))
+    return out
+
+
+def _candidates(folder: Path) -> list[tuple[Path, str]]:
+    """``(path, module name)`` of each module or package (or namespace folder) in ``folder``."""
+    out: list[tuple[Path, str]] = []
+    try:
+        with os.scandir(folder) as entries:
+            for i, entry in enumerate(entries):
+                if i >= _MAX_ENTRIES:
+                    break
+                name = entry.name[:-3] if entry.name.endswith(".py") else entry.name
+                if not name.isidentifier() or name in _THEIRS:
+                    continue
+                try:
+                    if entry.name.endswith(".py") and entry.is_file() or entry.is_dir():
+                        out.append((Path(entry.path), name))
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return sorted(out)
+
+
+def _hidden(name: str, folder: Path) -> str | None:
+    """The kind of module ``folder``'s ``name`` hides from an import of ``name`` with
+    ``folder`` first on ``sys.path`` (None: it hides nothing tuner cares about)."""
+    if name in sys.builtin_module_names or name in _UNUSED_STDLIB:  # built-ins are found before any folder
+        return None
+    kind = "standard-library" if name in sys.stdlib_module_names else "installed"
+    try:
+        mine = importlib.machinery.PathFinder.find_spec(name, [str(folder)])
+        if mine is None or importlib.machinery.FrozenImporter.find_spec(name) is not None:
+            return None
+        theirs = _installed_spec(name, folder)
+    except Exception:  # a folder or a finder that cannot be read: nothing to tell
+        return None
+    if theirs is None:
+        return None
+    if _is_namespace(mine):  # taken only where nothing else is a module, or merged with a namespace
+        if not _is_namespace(theirs) or not _overlaps(folder / name, theirs.submodule_search_locations or []):
+            return None
+    elif theirs.origin and mine.origin and _same(mine.origin, theirs.origin):
+        return None  # the installed module itself (an editable install run from its checkout)
+    if kind == "installed" and name != "tuner" and name not in _dependency_modules():
+        return None
+    return kind
+
+
+def _installed_spec(name: str, folder: Path) -> importlib.machinery.ModuleSpec | None:
+    """What ``import name`` finds without ``folder`` on ``sys.path`` (imports nothing)."""
+    path = [p for p in sys.path if not _same(p or ".", str(folder))]
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        spec = find(name, path) if finder is importlib.machinery.PathFinder else find(name, None)
+        if spec is not None:
+            return spec  # type: ignore[no-any-return]
+    return None
+
+
+def _is_namespace(spec: importlib.machinery.ModuleSpec) -> bool:
+    return spec.submodule_search_locations is not None and spec.origin in (None, "namespace")
+
+
+def _overlaps(package: Path, locations: Sequence[str]) -> bool:
+    """Whether a namespace folder holds a module an installed portion of it holds too."""
+    names = {n for n, _ in _candidates(package)}
+    return any((Path(loc) / f"{n}.py").exists() or (Path(loc) / n).is_dir() for loc in locations for n in names)
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def _dependency_modules() -> frozenset[str]:
+    """The top-level modules of tuner's installed dependencies, walked from the ``tuner``
+    distribution's requirements (its extras but ``dev``), with the extras each asks for."""
+    from importlib import metadata
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    modules_of: dict[str, set[str]] = {}
+    for module, dists in metadata.packages_distributions().items():
+        for dist in dists:
+            modules_of.setdefault(norm(dist), set()).add(module)
+    try:
+        extras = set(metadata.metadata("tuner").get_all("Provides-Extra") or []) - _TUNER_EXTRAS_SKIPPED
+    except metadata.PackageNotFoundError:
+        return frozenset()
+    out: set[str] = set()
+    todo: list[tuple[str, frozenset[str]]] = [("tuner", frozenset(extras))]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        dist, wanted = todo.pop()
+        if (norm(dist), wanted) in seen:
+            continue
+        seen.add((norm(dist), wanted))
+        out |= modules_of.get(norm(dist), set())
+        try:
+            requires = metadata.requires(dist) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            requirement = _requirement(text, wanted)
+            if requirement is not None:
+                todo.append(requirement)
+    return frozenset(out)
+
+
+def _requirement(text: str, extras: frozenset[str]) -> tuple[str, frozenset[str]] | None:
+    """``(distribution, extras it asks for)`` of a requirement line that applies with
+    ``extras`` asked for (its marker true for one of them, or for none), else None."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # without packaging: every requirement, its name alone
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+        return (match.group(1), frozenset()) if match else None
+    try:
+        req = Requirement(text)
+        applies = req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras))
+    except (InvalidRequirement, Exception):
+        return None
+    return (req.name, frozenset(req.extras)) if applies else None

@@ -64,8 +64,33 @@ def test_npz_loads_and_reports_missing_file_and_arrays(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="missing arrays y_train, x_test, y_test"):
         load({"name": "npz", "path": str(tmp_path / "partial.npz")})
     (tmp_path / "garbage.npz").write_text("not a zip")
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(
+        DataError,
+        match=r"garbage.npz: not a readable \.npz file \(not a valid \.npz: not a zip archive of \.npy arrays;",
+    ):
         load({"name": "npz", "path": str(tmp_path / "garbage.npz")})
+
+
+def test_a_file_that_is_no_npz_is_said_to_be_none_not_a_pickle(tmp_path: Path) -> None:
+    """numpy takes any file that is neither a zip nor a .npy for a pickle (and refuses it as one)."""
+    import pickle
+
+    (tmp_path / "text.npz").write_text("hello")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "pickled.npz").write_bytes(pickle.dumps({"x_train": [1, 2]}))
+    objects = np.array([{}], dtype=object)  # a real .npz, of Python objects
+    np.savez(tmp_path / "objects.npz", x_train=objects, y_train=objects, x_test=objects, y_test=objects)
+    for name, rule in [
+        ("text", r"not a readable \.npz file \(not a valid \.npz: not a zip archive of \.npy arrays; write one with"),
+        ("empty", r"not a readable \.npz file \(not a valid \.npz: it is empty;"),
+        (
+            "pickled",
+            r"not a valid \.npz: not a zip archive of \.npy arrays; it is a Python pickle, which is never loaded",
+        ),
+        ("objects", r"not a readable \.npz file \(it holds Python objects \(a pickle\), which are never loaded\)"),
+    ]:
+        with pytest.raises(DataError, match=rule):
+            load({"name": "npz", "path": str(tmp_path / f"{name}.npz")})
 
 
 def test_bad_arrays_are_refused(tmp_path: Path) -> None:

@@ -228,3 +228,60 @@ def test_a_user_network_that_does_not_fit_the_data_is_refused_before_training(da
         Trainer({"name": f"{module}:{function}"}, TRAIN, data, device="cpu")
     ok = Trainer({"name": "tests.fixtures_data:tiny_net"}, TRAIN, data, device="cpu")  # a fitting one trains
     assert ok.model.training and math.isfinite(ok.step()["train_loss"])
+
+
+class _NoParameters(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(x), 3)
+
+
+def no_parameters(input_shape: tuple[int, ...], num_outputs: int) -> torch.nn.Module:
+    """A user's network with nothing to train."""
+    return _NoParameters()
+
+
+def frozen(input_shape: tuple[int, ...], num_outputs: int) -> torch.nn.Module:
+    """A user's network whose parameters are all frozen."""
+    net = torch.nn.Linear(input_shape[0], num_outputs)
+    net.requires_grad_(False)
+    return net
+
+
+class _IntegerInTraining(torch.nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        return out.long().float() if self.training else out  # no gradient flows out in training mode
+
+
+def integer_in_training(input_shape: tuple[int, ...], num_outputs: int) -> torch.nn.Module:
+    return _IntegerInTraining(input_shape[0], num_outputs)
+
+
+def one_argument(input_shape: tuple[int, ...]) -> torch.nn.Module:
+    return torch.nn.Linear(input_shape[0], 3)
+
+
+@pytest.mark.parametrize(
+    ("function", "rule"),
+    [
+        ("no_parameters", r"no_parameters: the network it returned has nothing to train \(it has no parameters\)"),
+        (
+            "frozen",
+            r"frozen: the network it returned has nothing to train \(all 2 of its parameters have requires_grad",
+        ),
+        ("one_argument", r"one_argument cannot be called as one_argument\(input_shape, num_outputs\): too many"),
+    ],
+)
+def test_a_user_network_with_nothing_to_train_is_refused_before_training(data, function: str, rule: str) -> None:
+    from tuner.models import ModelError
+
+    with pytest.raises(ModelError, match=rule):
+        Trainer({"name": f"{__name__}:{function}"}, TRAIN, data, device="cpu")
+
+
+def test_a_user_network_whose_training_output_carries_no_gradient_is_its_error_at_the_first_batch(data) -> None:
+    from tuner.models import ModelError
+
+    trainer = Trainer({"name": f"{__name__}:integer_in_training"}, TRAIN, data, device="cpu")  # eval mode is fine
+    with pytest.raises(ModelError, match=r"integer_in_training: the network's output in training mode does not"):
+        trainer.step()

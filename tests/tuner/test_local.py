@@ -216,3 +216,124 @@ def test_tuner_try_of_a_user_model_function_that_breaks_its_contract_is_the_user
     assert err.splitlines()[0] == f"tuner: {caught.value}"
     if function == "broken":  # the user's own frame, under the line
         assert f"{module}.py" in err and 'raise ValueError("broken forward")' in err
+
+
+# -- what a function does that it should not -----------------------------------------------------
+
+MISBEHAVING = """
+import os
+import signal
+import sys
+
+
+def exits(config, run):
+    run.report({"score": 1.0})
+    sys.exit(config["code"])
+
+
+def interrupts(config, run):
+    run.report({"score": 1.0})
+    raise KeyboardInterrupt
+
+
+def ctrl_c(config, run):
+    run.report({"score": 1.0})
+    os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C while it trains
+
+
+def in_place(config, run):
+    run.data.x_train -= run.data.x_train.mean(0)  # in-place standardisation of the shared data
+    run.report({"score": 1.0})
+
+
+def odd_keys(config, run):
+    run.report({"score": 1.0, "line\\nbreak": 2.0, "esc\\x1b[2Jape": 3.0})
+
+
+def generator(config, run):
+    yield run.report({"score": 1.0})
+"""
+
+
+@pytest.fixture
+def misbehaving(tmp_path: Path) -> Iterator[Any]:
+    """``sweep(name, **config)``: a sweep file of ``proj_bad:name`` on the tiny synthetic set."""
+    import importlib
+    import signal
+
+    (tmp_path / "proj_bad.py").write_text(MISBEHAVING)
+
+    def sweep(name: str, **config: Any) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        raw = {
+            "metric": "score",
+            "mode": "max",
+            "function": f"proj_bad:{name}",
+            "config": {"lr": 0.1, **config},
+            "data": tiny_sweep()["data"],
+            "search": {"num_samples": 2, "parameters": {"lr": {"values": [0.1, 0.2]}}},
+            "scheduler": {"name": "asha", "max_t": 2, "grace_period": 1},
+        }
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the tuner command
+    yield sweep
+    signal.signal(signal.SIGINT, previous)
+    sys.modules.pop("proj_bad", None)
+    importlib.invalidate_caches()
+
+
+@pytest.mark.parametrize("code", [0, 3, None, "bye"])
+def test_a_function_that_calls_sys_exit_fails_the_try_instead_of_ending_it(
+    misbehaving: Any, capsys: pytest.CaptureFixture[str], code: Any
+) -> None:
+    sweep = misbehaving("exits", code=code)
+    with pytest.raises(RunError) as e:
+        try_trial(load_sweep(sweep), write=lambda _: None)
+    shown = "" if code is None else repr(code)
+    assert str(e.value).startswith(
+        f"the trial function proj_bad:exits called sys.exit({shown}) (in exits, at proj_bad.py:9)"
+    )
+    assert any("sys.exit(config" in line for line in e.value.details)  # the user's frame, its line
+    assert main(["try", str(sweep)]) == 1  # never the function's exit status, never 0
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"tuner: the trial function proj_bad:exits called sys.exit({shown})") and "internal" not in err
+    )
+
+
+def test_a_function_that_raises_keyboard_interrupt_itself_fails_but_a_ctrl_c_still_interrupts(
+    misbehaving: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(RunError, match=r"proj_bad:interrupts raised KeyboardInterrupt \(no Ctrl-C came\)"):
+        try_trial(load_sweep(misbehaving("interrupts")), write=lambda _: None)
+    assert main(["try", str(misbehaving("interrupts"))]) == 1
+    with pytest.raises(KeyboardInterrupt):  # a real SIGINT: the user stops tuner try
+        try_trial(load_sweep(misbehaving("ctrl_c")), write=lambda _: None)
+    assert main(["try", str(misbehaving("ctrl_c"))]) == 130
+    import signal
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+
+
+def test_try_gives_the_function_read_only_data_as_a_trial_gets(misbehaving: Any) -> None:
+    sweep = load_sweep(misbehaving("in_place"))
+    with pytest.raises(ValueError, match="read-only"):
+        try_trial(sweep, write=lambda _: None)
+    from tuner import datasets
+
+    assert datasets.load(sweep).x_train.flags.writeable  # the loaded data itself is left as it was
+
+
+def test_try_escapes_what_the_function_reports_before_printing_it(misbehaving: Any) -> None:
+    lines: list[str] = []
+    try_trial(load_sweep(misbehaving("odd_keys")), write=lines.append)
+    assert all("\n" not in line and "\x1b" not in line for line in lines)
+    assert "line\\nbreak 2" in lines[1] and "esc\\x1b[2Jape 3" in lines[1]
+
+
+def test_try_of_a_generator_function_is_bad_input(misbehaving: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["try", str(misbehaving("generator"))]) == 2
+    err = capsys.readouterr().err
+    assert "function: 'proj_bad:generator' is a generator function" in err and err.count("\n") == 1

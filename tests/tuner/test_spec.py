@@ -358,3 +358,129 @@ def test_milestones_are_the_epochs_rays_asha_judges_at(
                 judged.add(epoch)
     assert sorted(judged) == expected
     assert SchedulerSpec("none", grace, eta, brackets, max_t).milestones() == []
+
+
+# -- the user's functions checked before anything runs ------------------------------------------
+
+USER_FUNCTIONS = """
+import torch
+
+
+def fit(config, run):
+    run.report({"score": 1.0})
+
+
+def fit_more(config, run, extra=1, *rest, **more):
+    run.report({"score": 1.0})
+
+
+def fit_any(*args):
+    args[1].report({"score": 1.0})
+
+
+def one_param(config):
+    pass
+
+
+def keyword_only(*, config, run):
+    pass
+
+
+def three_params(config, run, extra):
+    pass
+
+
+def generator(config, run):
+    yield run.report({"score": 1.0})
+
+
+async def coroutine(config, run):
+    run.report({"score": 1.0})
+
+
+async def async_generator(config, run):
+    yield run.report({"score": 1.0})
+
+
+class Trainer:
+    def __init__(self, config, run):
+        run.report({"score": 1.0})
+
+
+def net(input_shape, num_outputs, width=4):
+    return torch.nn.Linear(input_shape[0], num_outputs)
+
+
+def net_one_param(input_shape):
+    return torch.nn.Linear(input_shape[0], 3)
+"""
+
+
+@pytest.fixture
+def user_functions(tmp_path: Path) -> Any:
+    """``proj_fns``: every shape of trial and model function, beside the sweep file."""
+    import importlib
+    import sys
+
+    (tmp_path / "proj_fns.py").write_text(USER_FUNCTIONS)
+    yield tmp_path
+    sys.modules.pop("proj_fns", None)
+    importlib.invalidate_caches()
+
+
+def function_problems(folder: Path, name: str) -> list[str]:
+    raw = {
+        "metric": "score",
+        "mode": "max",
+        "function": f"proj_fns:{name}",
+        "config": {"lr": 0.1},
+        "scheduler": {"name": "asha", "max_t": 2},
+    }
+    try:
+        from_dict(raw, source="s.yaml", base_dir=folder)
+    except InputError as e:
+        return e.problems
+    return []
+
+
+@pytest.mark.parametrize("name", ["fit", "fit_more", "fit_any", "Trainer"])
+def test_a_function_callable_as_fit_config_run_is_accepted(user_functions: Path, name: str) -> None:
+    assert function_problems(user_functions, name) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("one_param", "cannot be called as one_param(config, run): too many positional arguments (it must take"),
+        ("keyword_only", "cannot be called as keyword_only(config, run): too many positional arguments"),
+        ("three_params", "cannot be called as three_params(config, run): missing a required argument: 'extra'"),
+        ("generator", "is a generator function (it yields): calling generator(config, run) would run none of it"),
+        ("coroutine", "is an async function (async def): tuner calls coroutine(config, run) as a plain function"),
+        ("async_generator", "is an async function (an async generator)"),
+    ],
+)
+def test_a_function_tuner_cannot_call_as_fit_config_run_is_refused_up_front(
+    user_functions: Path, name: str, rule: str
+) -> None:
+    (line,) = function_problems(user_functions, name)
+    assert line.startswith(f"s.yaml: function: 'proj_fns:{name}' {rule}"), line
+
+
+def test_a_model_function_tuner_cannot_call_is_refused_up_front(user_functions: Path) -> None:
+    def model_problems(model: dict[str, Any]) -> list[str]:
+        try:
+            from_dict(tiny_sweep(model=model), source="s.yaml", base_dir=user_functions)
+        except InputError as e:
+            return e.problems
+        return []
+
+    assert model_problems({"name": "proj_fns:net"}) == []
+    assert model_problems({"name": "proj_fns:net", "kwargs": {"width": 8}}) == []
+    assert model_problems({"name": "proj_fns:net_one_param"}) == [
+        "s.yaml: model.name: 'proj_fns:net_one_param' cannot be called as net_one_param(input_shape, num_outputs): "
+        "too many positional arguments"
+    ]
+    assert model_problems({"name": "proj_fns:net", "kwargs": {"depth": 2}}) == [
+        "s.yaml: model.name: 'proj_fns:net' cannot be called as net(input_shape, num_outputs, **model.kwargs): "
+        "got an unexpected keyword argument 'depth'"
+    ]

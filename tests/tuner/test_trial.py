@@ -220,3 +220,16 @@ def test_a_run_defaults_to_the_cpu_one_thread_and_no_data() -> None:
     assert run.device == torch.device("cpu") and run.cpus == 1 and run.data is None and run.seed == 7
     run.report({"m": 1})
     assert run.reports[0]["m"] == 1
+
+
+def test_a_run_made_by_hand_says_it_belongs_to_no_trial_when_reported_to() -> None:
+    with pytest.raises(NotImplementedError, match=r"this tuner\.Run belongs to no trial .* the run your function is"):
+        trial.Run(metric="score", mode="min").report({"score": 1.0})
+
+
+def test_a_local_run_escapes_what_it_prints() -> None:
+    lines: list[str] = []
+    run = trial.LocalRun(write=lines.append, metric="score", mode="max")
+    run.report({"score": 1.0, "two\nlines": 2.0, "\x1b[31mred": 3.0})
+    assert len(lines) == 1 and "\n" not in lines[0] and "\x1b" not in lines[0]
+    assert "two\\nlines 2" in lines[0] and "\\x1b[31mred 3" in lines[0]

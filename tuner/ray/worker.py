@@ -23,7 +23,16 @@ from ray import tune
 
 from tuner.records import ROUND_KEY
 from tuner.space import apply_params
-from tuner.trial import ReportError, Run, StopTrial, TaskRun, TrialError, describe_error
+from tuner.trial import (
+    ReportError,
+    Run,
+    StopTrial,
+    TaskRun,
+    TrialError,
+    describe_error,
+    describe_exit,
+    no_report,
+)
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -161,7 +170,9 @@ def run_trial(
 
     The function's own exception fails the trial as a :class:`tuner.trial.TrialError` whose
     message is one line naming the user's frame (what the run's summary shows); the original
-    error and its traceback are chained to it, in the trial's ``error.txt``.
+    error and its traceback are chained to it, in the trial's ``error.txt``. So does its
+    ``sys.exit()`` (which would otherwise end the worker), and its return without a single
+    report (Tune would have no result to rank it by).
     """
     threads = trial_cpus()
     limit_threads(threads)
@@ -189,8 +200,12 @@ def run_trial(
         fn(apply_params(base, searched), run)
     except StopTrial:
         return
+    except SystemExit as e:  # the user's sys.exit(): the trial's failure, not the worker's end
+        raise TrialError(describe_exit(e, function)) from e
     except Exception as e:
         raise TrialError(describe_error(e)) from e
+    if run.epoch == 0:  # not a report ever, here or before a restore: Tune has nothing to rank it by
+        raise TrialError(no_report(function))
 
 
 def task(fn: Callable[..., Any], call: dict[str, Any], cpus: float, **shared: Any) -> Any:
@@ -260,9 +275,13 @@ def seed_task(
         load_function(function)(config, run)
     except StopTrial:
         pass
+    except SystemExit as e:  # the user's sys.exit(): this seed's failure, not the worker's end
+        return {"seed": seed, "error": describe_exit(e, function), "seconds": time.perf_counter() - start}
     except Exception as e:
         return {"seed": seed, "error": describe_error(e), "seconds": time.perf_counter() - start}
-    last = dict(run.reports[-1]) if run.reports else {}
+    if not run.reports:
+        return {"seed": seed, "error": no_report(function), "seconds": time.perf_counter() - start}
+    last = dict(run.reports[-1])
     # test metrics may come with the last report only; keep every test_* reported at any epoch
     for report in run.reports:
         last.update({k: v for k, v in report.items() if k.startswith("test_") and k not in last})

@@ -16,6 +16,7 @@ from tuner import usercode
 from tuner.errors import NO_VALUE, did_you_mean, problem
 from tuner.models.data import SOURCES
 from tuner.records import BUILTIN_METRICS
+from tuner.spec.functions import function_problem, model_problem
 from tuner.spec.parameters import ParameterRules
 from tuner.spec.schema import (
     DATA_FIELDS,
@@ -49,6 +50,7 @@ class Validator:
         self.source = source
         self.base_dir = base_dir
         self.offline = offline  # check forms only: import no code, look for no file
+        self.no_imports = offline  # import no code (a module beside it hides one Python needs)
         self.problems: list[str] = []
 
     def add(self, key: str, value: Any, rule: str) -> None:
@@ -111,6 +113,8 @@ class Validator:
 
     def sweep(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Every section resolved (problems collected in :attr:`problems`)."""
+        if not self.offline:
+            self.shadowing(raw)
         top = self.section("", dict(raw), TOP_FIELDS)
         function = top.get("function")
         builtin = function is None
@@ -133,7 +137,10 @@ class Validator:
                         "config (the built-in trainer's are model and train)",
                     )
             if isinstance(function, str):
-                self.callable("function", function)
+                fn = self.callable("function", function)
+                rule = function_problem(fn, function.partition(":")[2]) if fn is not None else None
+                if rule is not None:
+                    self.add("function", function, rule)
         metric = top.get("metric")
         data: dict[str, Any] | None = None
         if top.get("data") is not None or "data" in raw:
@@ -237,20 +244,45 @@ class Validator:
         self.add(key, path, f"no such file (looked in {where})")
         return path
 
-    def callable(self, key: str, ref: str) -> None:
+    def callable(self, key: str, ref: str) -> Any:
         """``ref`` must name an importable function (beside the sweep file or in the current
-        folder, or installed)."""
+        folder, or installed); returns it (None when it was not imported)."""
         try:
-            if self.offline:
+            if self.no_imports:
                 usercode.check_ref(ref)
             else:
-                usercode.resolve(ref, self.base_dir)
+                return usercode.resolve(ref, self.base_dir)
         except ImportError as e:
             self.add(key, ref, str(e))
         except (KeyboardInterrupt, GeneratorExit):
             raise
         except BaseException as e:  # a module that calls sys.exit() while importing: a problem, not an exit
             self.add(key, ref, f"cannot be imported: importing it raised {type(e).__name__}: {str(e)[:100]}")
+        return None
+
+    def shadowing(self, raw: Mapping[str, Any]) -> None:
+        """A module beside the user's code that Python would import instead of one of the
+        standard library's, tuner's or its dependencies' (a ``json.py``): a problem each, and
+        no code of the user's is imported (it may hang or fail on the hidden module)."""
+        refs = []
+        for ref in (
+            raw.get("function"),
+            *(raw.get(k, {}).get("name") for k in ("model", "data") if isinstance(raw.get(k), dict)),
+        ):
+            if isinstance(ref, str) and ":" in ref:
+                try:
+                    usercode.check_ref(ref)
+                except ImportError:
+                    continue
+                refs.append(ref)
+        for path, module, kind in usercode.shadowing(refs, self.base_dir):
+            self.add(
+                str(path),
+                NO_VALUE,
+                f"shadows the {kind} module {module} (the folder comes first on sys.path, here and on "
+                f"every Ray worker, so Python imports it instead): rename it",
+            )
+            self.no_imports = True
 
     def model(self, raw: Any) -> dict[str, Any]:
         name = raw.get("name", "mlp") if isinstance(raw, dict) else "mlp"
@@ -265,7 +297,10 @@ class Validator:
         extra = MODEL_EXTRA_FIELDS.get(kind, {}) if isinstance(kind, str) else {}
         out = self.section("model", raw, {**MODEL_FIELDS, **extra})
         if kind == "callable":
-            self.callable("model.name", name)
+            fn = self.callable("model.name", name)
+            rule = model_problem(fn, name.partition(":")[2], out.get("kwargs")) if fn is not None else None
+            if rule is not None:
+                self.add("model.name", name, rule)
         return out
 
     def scheduler(self, raw: Any, config: dict[str, Any], builtin: bool) -> dict[str, Any]:

@@ -217,3 +217,80 @@ def test_a_function_that_does_not_use_torch_never_imports_it_and_one_that_does_g
     with_torch = sweep("with-torch", 2, 1)
     assert len(with_torch) == 4 and {r["threads_seen"] for r in with_torch} == {2}
     assert min(r["torch_loaded"] for r in with_torch) == 0  # a later trial may reuse the worker
+
+
+# -- a function that ends in a way a trial cannot: said as the trial's error ---------------------
+
+
+class _Tune:
+    """Ray Tune's session as :func:`worker.run_trial` sees it, without Ray: reports kept."""
+
+    def __init__(self) -> None:
+        self.reported: list[dict[str, Any]] = []
+
+    def get_context(self) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(get_trial_id=lambda: "t1", get_trial_resources=lambda: None)
+
+    def get_checkpoint(self) -> None:
+        return None
+
+    def report(self, result: dict[str, Any], checkpoint: Any = None) -> None:
+        self.reported.append(result)
+
+
+def _reports_then_exits(config: dict[str, Any], run: Any) -> None:
+    run.report({"score": 1.0})
+    sys.exit(config["code"])
+
+
+def _never_reports(config: dict[str, Any], run: Any) -> None:
+    pass
+
+
+def _reports(config: dict[str, Any], run: Any) -> None:
+    run.report({"score": 1.0})
+
+
+def _call_trial(monkeypatch: pytest.MonkeyPatch, fn: Any, **base: Any) -> _Tune:
+    tune = _Tune()
+    monkeypatch.setattr(worker, "tune", tune)
+    monkeypatch.setattr(worker, "limit_threads", lambda threads: None)  # the test process's threads stay
+    monkeypatch.setattr(worker, "trial_device", lambda: None)
+    monkeypatch.setattr(worker, "node_id", lambda: "node")
+    monkeypatch.setattr(worker, "load_function", lambda ref: fn)
+    worker.run_trial({}, function="proj:fit", base=base, data=None, metric="score", mode="max", seed=0)
+    return tune
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_function_that_calls_sys_exit_fails_its_trial_instead_of_ending_the_worker(
+    monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    with pytest.raises(worker.TrialError) as e:
+        _call_trial(monkeypatch, _reports_then_exits, code=code)
+    assert str(e.value) == (
+        f"the trial function proj:fit called sys.exit({code}) (in _reports_then_exits, at test_worker.py:"
+        f"{_reports_then_exits.__code__.co_firstlineno + 2}): return, or raise an exception to fail the trial"
+    )
+    assert isinstance(e.value, Exception) and isinstance(e.value.__cause__, SystemExit)
+
+
+def test_a_function_that_returns_without_a_report_fails_its_trial_with_tries_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(worker.TrialError, match=r"^proj:fit returned without a single run\.report\(\.\.\.\): nothing"):
+        _call_trial(monkeypatch, _never_reports)
+    assert [r["score"] for r in _call_trial(monkeypatch, _reports).reported] == [1.0]  # one report is enough
+
+
+def test_a_retest_seed_that_exits_or_never_reports_is_that_seeds_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "node_id", lambda: "node")  # seed_task itself sets no threads (task() does)
+    common = {"seed": 7, "metric": "score", "mode": "max", "data": None, "device": None, "cpus": 1}
+    monkeypatch.setattr(worker, "load_function", lambda ref: _reports_then_exits)
+    out = worker.seed_task(function="proj:fit", config={"code": 3}, **common)
+    assert out["seed"] == 7 and out["error"].startswith("the trial function proj:fit called sys.exit(3)")
+    monkeypatch.setattr(worker, "load_function", lambda ref: _never_reports)
+    out = worker.seed_task(function="proj:fit", config={}, **common)
+    assert out["error"] == "proj:fit returned without a single run.report(...): nothing to optimise"
