@@ -278,6 +278,10 @@ import models  # the project's own models.py or models/ package
 import torch
 
 import tuner.models
+
+
+def _in_ray():
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 from tuner.models import MLP
 
 
@@ -300,7 +304,9 @@ def fit(config, run):
                 "models": os.path.realpath(models.__file__),
                 "train": os.path.realpath(__file__),
                 "tuner.models": os.path.realpath(tuner.models.__file__),
-                "node": sys.modules["ray"].get_runtime_context().get_node_id() if "ray" in sys.modules else "",
+                # in a trial only: Ray imported but not started (tuner try) would start Ray, or join
+                # whatever cluster /tmp/ray/ray_current_cluster names, dead or not
+                "node": sys.modules["ray"].get_runtime_context().get_node_id() if _in_ray() else "",
                 "restored": start,
                 "pid": os.getpid(),
                 "trial": run.trial_id,

@@ -152,7 +152,7 @@ def resume(
 ) -> RunSummary:
     """Finish an interrupted run from its saved state; like ``tuner resume``. The run
     directory holds pickled state that this unpickles: only resume runs from a trusted source."""
-    from tuner.runner import resume_sweep
+    from tuner.resuming import resume_sweep
 
     return resume_sweep(run_dir, address=address, num_cpus=num_cpus, write=write)
 

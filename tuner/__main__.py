@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import NoReturn
 
+from tuner import streams
 from tuner.cli import main
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ def entry() -> NoReturn:
     the exit handlers run, and the process ends without the interpreter's second of tearing
     down modules: ~3 s of a sweep's end to end become ~0.4 s (BENCHMARKS.md i).
     """
+    streams.guard()  # a reader that goes away (`| head`, a closed terminal) fails nothing
     code = main()
     from tuner.ray import cluster
 

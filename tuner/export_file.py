@@ -17,6 +17,7 @@ export given to a command is validated as rigorously as a sweep file, before any
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +25,9 @@ from typing import Any
 
 from tuner.errors import InputError, RunError
 from tuner.exportable import DEFAULT_TOP_K, best_config, exportable, warn_stderr
-from tuner.files import check_output, load_json, load_yaml, read_bytes, strict, write_json, write_yaml
-from tuner.records import EXPORT_FILE, Export, TopEntry, now
+from tuner.files import check_output, load_json, load_yaml, locked, read_bytes, strict, write_json, write_yaml
+from tuner.lock import driver_state
+from tuner.records import EXPORT_FILE, Export, RetestEntry, RunStatus, TopEntry, history_path, now
 from tuner.results import RunDir, load_run
 from tuner.space import get_path
 from tuner.spec import Sweep, from_dict
@@ -49,6 +51,9 @@ def build(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] =
     """
     if not run.ranked():
         raise InputError(f"{run.path}: no trial has reported {run.metric} yet; nothing to export")
+    note = run.unreadable_note()
+    if note is not None:  # its best may be among them: exporting the second best silently would mislead
+        warn(note)
     ranked = exportable(run, top_k, warn)
     best = ranked[0]
     prov = dict(run.meta.provenance)
@@ -123,9 +128,20 @@ def export_run(
     default = output is None
     if output is None:
         output = store.local / ("best.json" if fmt == "json" else EXPORT_FILE)
+        try:  # before any work: a read-only run directory is bad input, not a failure at the end
+            check_output(output, "RUN_DIR")
+        except InputError as e:
+            raise InputError(f"{e.problems[0]}; export elsewhere with -o FILE") from None
+    if run.meta.status is RunStatus.RUNNING and driver_state(store.local) == "gone":
+        warn_stderr(
+            f"{run_dir}: the run is unfinished (run.json says running, but its driver is not running: it was "
+            f"killed?): exporting the trials that reported; continue it with tuner resume {run_dir}"
+        )
     export = build(run, top_k)
     try:
-        path = write(export, output, fmt)
+        # an export being replaced: a retest rewriting it waits, and its section is kept
+        with locked(output) if Path(output).is_file() else contextlib.nullcontext():
+            path = write(keep_retest(export, Path(output)), output, fmt)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as e:
         raise InputError(f"-o: {output}: cannot write ({e.strerror or e})") from None
     except OSError as e:
@@ -136,6 +152,32 @@ def export_run(
         except OSError as e:
             raise RunError(f"cannot upload {path.name} to {store.uri}: {e}") from None
     return path
+
+
+def keep_retest(export: Export, target: Path, warn: Callable[[str], None] = warn_stderr) -> Export:
+    """``export`` as it is to replace the export at ``target``: when that file holds a retest
+    of ``export``'s configuration (its ``params`` among those re-tested), the retest applied
+    again (:func:`tuner.verdict.updated_export`), so exporting a run again keeps its retest;
+    when it holds a retest of other configurations, ``export`` as it is, and a warning saying
+    that the old retest results and history were for another configuration."""
+    from tuner.verdict import updated_export  # it builds on this module
+
+    try:
+        section = read(target).retest if target.is_file() else None
+        entry = None if section is None else RetestEntry.from_dict(section, str(target), "retest.")
+    except InputError:  # a damaged export is replaced
+        return export
+    if entry is None or not entry.results:
+        return export
+    if any(dict(r.params) == dict(export.params) for r in entry.results):
+        kept = updated_export(export, entry)
+        kept.retest = section  # as it was written
+        return kept
+    warn(
+        f"{target}: its retest results (and {history_path(target).name} beside it) were for another configuration "
+        "than the one exported now; the new export holds no retest (retest it again)"
+    )
+    return export
 
 
 def read(path: str | os.PathLike[str]) -> Export:

@@ -12,11 +12,13 @@ and a mapping that repeats a key is an error naming the line, not a silent last-
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -274,12 +276,47 @@ def read_json_lines(path: str | os.PathLike[str], errors: str = "strict") -> lis
 
 def append_line(path: str | os.PathLike[str], obj: Any) -> None:
     """Append one strict JSON line: rewrites the whole file atomically, so a reader never sees
-    a torn line (histories are small)."""
+    a torn line (histories are small), under :func:`locked`, so that two processes appending at
+    once both keep their line."""
     target = Path(path)
-    old = target.read_text(encoding="utf-8") if target.exists() else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    write_text(target, old + dumps_json(obj) + "\n")
+    with locked(target):
+        old = target.read_text(encoding="utf-8") if target.exists() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        write_text(target, old + dumps_json(obj) + "\n")
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of ``path`` (:func:`locked`): named by a hash of its absolute path, under
+    ``$TUNER_CACHE/locks`` (nothing is left beside the user's files)."""
+    import hashlib
+
+    from tuner.models.sources import cache_dir
+
+    key = hashlib.sha256(os.fsencode(os.path.abspath(path))).hexdigest()[:32]
+    return cache_dir() / "locks" / f"{key}.lock"
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` while the block runs: ``flock`` on its lock file
+    (:func:`lock_path`; the file itself is replaced by each atomic write). Every process of this
+    machine that reads, changes and rewrites ``path`` takes it around the three, so none loses
+    another's change; without a lock file (a read-only cache) the block runs unlocked. Not
+    re-entrant for one path."""
+    fd = -1
+    try:
+        lock = lock_path(path)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)  # releases the lock
 
 
 _SYSTEM = ("/proc", "/sys", "/dev")

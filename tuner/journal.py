@@ -35,11 +35,12 @@ import datetime as dt
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tuner.progress import classify
 from tuner.records import DIVERGED, EPOCH, ROUND_KEY
@@ -256,6 +257,7 @@ class Journal:
         from optuna.trial import TrialState
 
         self._backend = _batched_backend(self.path)
+        self._backend.repair()  # before Optuna reads it: a line a crash cut short would be appended onto
         self._storage = JournalStorage(self._backend)
         try:
             self._study_id = self._storage.get_study_id_from_name(self.study)
@@ -326,6 +328,29 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def damaged_tail(f: BinaryIO, window: int = 1 << 20) -> int:
+    """How many bytes at the end of journal ``f`` are not whole log lines: a last line without
+    its newline or not JSON (cut short by a crash or a full disk), and such lines before it.
+    Optuna stops reading at a line that is not JSON, and an append onto a cut-short line would
+    merge the two. Only the last ``window`` bytes are looked at."""
+    start = max(0, f.seek(0, os.SEEK_END) - window)
+    f.seek(start)
+    tail = f.read()
+    keep = len(tail) if tail.endswith(b"\n") else tail.rfind(b"\n") + 1
+    if keep == 0 and start > 0:
+        return 0  # no line ends in the window: not a line cut short
+    while keep > 0:
+        begin = tail.rfind(b"\n", 0, keep - 1) + 1
+        if begin == 0 and start > 0:
+            break  # the line starts before the window: leave it
+        try:
+            json.loads(tail[begin:keep])
+            break
+        except (ValueError, RecursionError):
+            keep = begin
+    return len(tail) - keep
+
+
 def _backend_class() -> type:
     from optuna.storages.journal import JournalFileBackend
 
@@ -341,6 +366,18 @@ def _backend_class() -> type:
                 self._held.extend(logs)
             else:
                 super().append_logs(logs)
+
+        def repair(self) -> int:
+            """Cut the journal back to its last whole line (:func:`damaged_tail`) under its lock."""
+            from optuna.storages.journal._file import get_lock_file
+
+            with get_lock_file(self._lock), open(self._file_path, "rb+") as f:
+                cut = damaged_tail(f)
+                if cut:
+                    f.truncate(f.seek(0, os.SEEK_END) - cut)
+                    os.fsync(f.fileno())
+                    logger.warning("the Optuna journal %s: a last line cut short dropped (%d bytes)", f.name, cut)
+            return cut
 
         @contextlib.contextmanager
         def batch(self) -> Iterator[None]:

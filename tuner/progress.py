@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from tuner.errors import printable
+
 # The bar is redrawn this often (the callback that feeds it is throttled to this).
 BAR_EVERY_S = 1.0
 # The epoch rate is measured over this much of the recent past (workers come and go).
@@ -74,8 +76,8 @@ class Console:
         self.stream = stream
 
     def __call__(self, line: str) -> None:
-        if self.stream is not None:
-            print(line, file=self.stream, flush=True)
+        if self.stream is not None:  # a path or name with a newline or an escape prints as escapes
+            print(printable(line), file=self.stream, flush=True)
 
 
 def stream_of(write: Callable[[str], None]) -> TextIO | None:
@@ -198,7 +200,7 @@ class Progress:
             return
         from tqdm import tqdm
 
-        tqdm.write(line, file=self.stream)
+        tqdm.write(printable(line), file=self.stream)
 
     def update(self, events: list[TrialEvent]) -> None:
         """Show the sweep's trials as they are now."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class RunDir:
     meta: RunMeta
     sweep: Sweep
     trials: list[TrialRecord] = field(default_factory=list)
+    # trial folders that could not be read: (folder, why), in the order found
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     def __repr__(self) -> str:  # a notebook shows a run in a line, never its trials' histories
         return f"RunDir({str(self.path)!r}, {self.meta.status.value}, {len(self.trials)} trials, {self.metric} {self.mode})"
@@ -60,6 +63,18 @@ class RunDir:
     def ranked(self, rounds: list[int] | None = None) -> list[TrialRecord]:
         """Trials with a score, best first (ties: more epochs first)."""
         return rank([t for t in self.trials if rounds is None or t.round in rounds], self.metric, self.mode)
+
+    def unreadable_note(self) -> str | None:
+        """One line saying how many trial folders could not be read (and the first, with why),
+        or None when every one was: the run's best may be among them."""
+        if not self.unreadable:
+            return None
+        n = len(self.unreadable)
+        folder, why = self.unreadable[0]
+        return (
+            f"{self.path}: {n} trial folder{'s' if n > 1 else ''} could not be read and "
+            f"{'are' if n > 1 else 'is'} left out (the run's best may be among them); the first: {folder}: {why}"
+        )
 
     def metrics(self) -> list[str]:
         """Every metric some trial reported, the sweep's first."""
@@ -110,26 +125,85 @@ def load_run(run_dir: str | Path) -> RunDir:
     for r in run.meta.rounds:
         folders.setdefault(r.dir, r.index)
     for folder, index in folders.items():
-        run.trials.extend(load_trials(path / folder, index, run.sweep.max_t))
+        run.trials.extend(load_trials(path / folder, index, run.sweep.max_t, run.unreadable))
     _check_params(run)
     return run
 
 
-def load_trials(round_dir: Path, round_index: int, max_t: int | None) -> list[TrialRecord]:
-    """Every trial Ray Tune recorded under one round's folder."""
+def load_trials(
+    round_dir: Path, round_index: int, max_t: int | None, unreadable: list[tuple[str, str]] | None = None
+) -> list[TrialRecord]:
+    """Every trial Ray Tune recorded under one round's folder; a trial folder that cannot be
+    read (:func:`trial_damage`) is appended to ``unreadable`` as (folder, why)."""
     if not round_dir.is_dir():
         return []
     trials = []
-    for d in sorted(
-        p for p in round_dir.iterdir() if p.is_dir() and not p.is_symlink() and (p / "params.json").is_file()
-    ):
-        record = _load_trial(d, round_index, max_t)
+    for d in sorted(p for p in round_dir.iterdir() if p.is_dir() and not p.is_symlink() and _is_trial_folder(p)):
+        try:
+            record = _load_trial(d, round_index, max_t)
+            why = trial_damage(d) if record is None or not record.history else None  # a report read: whole
+        except OSError as e:  # no permission, an I/O error...
+            record, why = None, f"cannot be read ({e.strerror or type(e).__name__})"
+        if why is not None and unreadable is not None:
+            unreadable.append((str(d), why))
         if record is not None:
             trials.append(record)
     return trials
 
 
+# What Ray Tune writes into every trial's folder; a folder holding none of them is not a trial's.
+_TRIAL_FILES = ("params.json", "params.pkl", "result.json", "progress.csv", "error.txt")
+
+
+def _is_trial_folder(d: Path) -> bool:
+    return any(os.path.lexists(d / name) for name in _TRIAL_FILES)
+
+
+def trial_damage(d: Path) -> str | None:
+    """Why trial folder ``d`` cannot be read in full, or None.
+
+    Damaged: ``params.json`` missing, not a regular file or not a JSON object (unless it is
+    empty and nothing was reported: a driver killed as the trial started, nothing lost), or
+    ``result.json`` not a regular file, holding bytes of which no line is JSON, or empty
+    though the trial saved a checkpoint (it reported)."""
+    params, result = d / "params.json", d / "result.json"
+    if os.path.lexists(result) and not result.is_file():
+        return "result.json is not a regular file"
+    lines = _result_lines(result)
+    if lines is not None and not lines[1]:
+        if lines[0]:
+            return f"result.json: none of its {lines[0]} lines is JSON"
+        if any(c.name.startswith("checkpoint_") for c in d.iterdir()):
+            return "result.json is empty, though the trial saved a checkpoint"
+    reported = bool(lines and lines[1])
+    if not os.path.lexists(params):
+        return None if reported else "no params.json (and no report holds the trial's config)"
+    if not params.is_file():
+        return "params.json is not a regular file"
+    if _read_params(params) is None and (params.stat().st_size or reported):
+        return "params.json is not a JSON object of parameters"
+    return None
+
+
+def _result_lines(path: Path) -> tuple[int, int] | None:
+    """(non-empty lines, lines that are JSON) of a regular ``result.json``, or None when absent."""
+    if not path.is_file():
+        return None
+    total = good = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.strip():
+            total += 1
+            try:
+                json.loads(line)
+                good += 1
+            except (ValueError, RecursionError):
+                continue
+    return total, good
+
+
 def _read_params(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():  # missing, a folder, a pipe (which would wait for a writer)
+        return None
     try:
         params = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except (OSError, ValueError, RecursionError):

@@ -33,8 +33,8 @@ from typing import Any
 
 from tuner import datasets
 from tuner import export_file as export_mod
-from tuner.errors import InputError, RunError
-from tuner.files import append_line, read_json_lines
+from tuner.errors import InputError, RunError, printable
+from tuner.files import append_line, check_output, locked, read_json_lines
 from tuner.records import RetestEntry, TopEntry, history_path, now
 from tuner.spec import Sweep, from_dict
 from tuner.verdict import describe, summarize, updated_export
@@ -94,6 +94,17 @@ def read_history(export_path: str | Path) -> list[RetestEntry]:
     return out
 
 
+def check_writable(export_path: str | Path) -> None:
+    """Refuse, before anything is trained, an export whose file or history (beside it) this
+    process could not rewrite: a read-only folder would only fail once every seed had run.
+
+    Raises:
+        InputError: one line naming the export and the folder.
+    """
+    for target in (Path(export_path), history_path(export_path)):
+        check_output(target, "EXPORT")
+
+
 def fresh_seeds(n: int, avoid: set[int]) -> list[int]:
     """``n`` random seeds never used before by the search or an earlier retest."""
     rng = random.SystemRandom()
@@ -144,6 +155,7 @@ def retest(
     if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
         raise InputError(f"--tolerance: {tolerance} must be a finite number >= 0")
     export, _ = export_mod.load(export_path)
+    check_writable(export_path)
     base_dir = Path(export_path).parent
     sweep = sweep_with_data(export.config, f"{export_path}: config", data, base_dir)
     dataset = datasets.load(sweep)
@@ -174,8 +186,10 @@ def retest(
     )
     budget = f"{sweep.max_t} epochs" if sweep.max_t else "its full budget"
     write(
-        f"retest {export_path}: {len(candidates)} configurations x {seeds} fresh seeds ({len(calls)} trainings of "
-        f"{budget}) on {resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs"
+        printable(
+            f"retest {export_path}: {len(candidates)} configurations x {seeds} fresh seeds ({len(calls)} trainings of "
+            f"{budget}) on {resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs"
+        )
     )
     started = time.monotonic()
     done = [0]
@@ -194,16 +208,21 @@ def retest(
             "failed; nothing was written",
             errors,
         )
-    entry = summarize(candidates, seed_list, results, sweep.metric, sweep.mode, history, export, tolerance)
-    entry.created = now()
-    entry.seconds = time.monotonic() - started
-    entry.top_k = len(candidates)
+    seconds = time.monotonic() - started
     fp = datasets.fingerprint(dataset)
-    entry.data = {"overrides": dict(data or {}), "fingerprint": fp}
-    if history and (history[-1].data.get("fingerprint") or {}).get("sha256") not in (None, (fp or {}).get("sha256")):
-        entry.messages.append("the data differs from the last retest's (fingerprint changed)")
-    append_line(history_path(export_path), entry.to_dict())
-    export_mod.write(updated_export(export, entry), export_path)
+    with locked(export_path):  # another retest may have ended meanwhile: its history line and section count
+        history = read_history(export_path)
+        export, _ = export_mod.load(export_path, check_code=False)
+        entry = summarize(candidates, seed_list, results, sweep.metric, sweep.mode, history, export, tolerance)
+        entry.created = now()
+        entry.seconds = seconds
+        entry.top_k = len(candidates)
+        entry.data = {"overrides": dict(data or {}), "fingerprint": fp}
+        last_fp = (history[-1].data.get("fingerprint") or {}).get("sha256") if history else None
+        if last_fp not in (None, (fp or {}).get("sha256")):
+            entry.messages.append("the data differs from the last retest's (fingerprint changed)")
+        append_line(history_path(export_path), entry.to_dict())
+        export_mod.write(updated_export(export, entry), export_path)
     for line in describe(entry):
         write(line)
     return entry

@@ -10,6 +10,7 @@ ranges and best.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from tuner import export_file as export_mod
 from tuner import tracking
+from tuner.errors import InputError, RunError
 from tuner.files import write_json
 from tuner.journal import Journal
 from tuner.models.data import Dataset
@@ -27,10 +29,56 @@ from tuner.spec import Sweep
 from tuner.storage import RunStore
 
 
+def check_present(store: RunStore) -> None:
+    """Raises:
+    RunError: the run directory was deleted or moved while the run went on."""
+    if not store.present():
+        raise RunError(
+            f"{store.location}: the run directory disappeared while the run was going (deleted or moved?); "
+            "the run stops here"
+        )
+
+
 def save_meta(store: RunStore, meta: RunMeta) -> None:
-    """Write ``run.json`` (atomically) and upload it when the run directory is a URI."""
+    """Write ``run.json`` (atomically) and upload it when the run directory is a URI.
+
+    Raises:
+        RunError: as :func:`check_present` (nothing is written where the folder was).
+    """
+    check_present(store)
     write_json(store.local / RUN_FILE, meta.to_dict())
     store.push(RUN_FILE)
+
+
+def set_aside(store: RunStore, meta: RunMeta, write: Callable[[str], None]) -> None:
+    """Before a resume that cannot restore the experiment's saved state starts it over: move
+    what the old attempt left (its trials, the journal) to ``abandoned-N/`` in the run
+    directory, and forget its rounds, so that the new trials are not mixed with the old.
+
+    Raises:
+        InputError: a cloud run whose trials are there (they cannot be moved aside here).
+    """
+    old = [name for name in (EXPERIMENT_DIR, JOURNAL_FILE) if os.path.lexists(store.local / name)]
+    trials = store.local / EXPERIMENT_DIR
+    if not old or (old == [EXPERIMENT_DIR] and trials.is_dir() and not any(trials.iterdir())):
+        return
+    if store.uri is not None:
+        raise InputError(
+            f"{store.location}: the experiment's saved state cannot be restored, and its trials are there: "
+            "start the sweep again with tuner run"
+        )
+    n = 1
+    while os.path.lexists(store.local / f"abandoned-{n}"):
+        n += 1
+    aside = store.local / f"abandoned-{n}"
+    aside.mkdir()
+    for name in old:
+        os.replace(store.local / name, aside / name)
+    meta.rounds = []
+    write(
+        f"note: the experiment's saved state cannot be restored (Ray Tune's tuner.pkl or experiment state is "
+        f"missing or damaged): the run starts over; the old trials are kept in {aside}"
+    )
 
 
 def plan(sweep: Sweep) -> list[int]:
@@ -107,7 +155,7 @@ def run_rounds(
 ) -> None:
     """Run every round of ``sweep`` in one experiment, recording each in ``meta``. With a
     ``tracker``, each trial is also an MLflow run under the sweep's. ``restore`` continues the
-    experiment from its saved state (mid-round or between rounds; :func:`tuner.runner.resume_sweep`).
+    experiment from its saved state (mid-round or between rounds; :func:`tuner.resuming.resume_sweep`).
     """
     from tuner.ray import experiment
     from tuner.ray.callbacks import JournalCallback

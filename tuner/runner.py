@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tuner import datasets, rounds, tracking, usercode
+from tuner import datasets, rounds, signals, tracking, usercode
 from tuner import export_file as export_mod
 from tuner.errors import InputError, RunError
 from tuner.files import write_yaml
@@ -24,14 +24,9 @@ from tuner.models.data import Dataset
 from tuner.provenance import git_commit, versions
 from tuner.records import EXPERIMENT_DIR, EXPORT_FILE, SWEEP_FILE, RunMeta, RunStatus, TrialStatus, now
 from tuner.results import load_run
-from tuner.spec import Sweep, from_dict
+from tuner.spec import Sweep
 from tuner.storage import RunStore, check_storage
 from tuner.summary import RunSummary, describe, failures  # noqa: F401 (the runner's public names)
-
-RESUME_WARNING = (
-    "a run directory holds pickled state (Ray Tune's tuner.pkl and experiment snapshots) that "
-    "resuming unpickles: resume only runs from a trusted source"
-)
 
 
 def new_run_dir(storage: str | Path, name: str) -> Path:
@@ -140,71 +135,74 @@ def run_sweep(
     if mlflow_uri is not None:
         tracking.check_uri(mlflow_uri)
     preload()
-    write(_starting(address, kept=asked is None))
+    write(starting_line(address, kept=asked is None))
     timings = {"process": process_start(), "sweep_loaded": time.time()}
     data, resources, note = prepare(sweep, address, num_cpus, timings)
-    store = RunStore.create(storage, sweep.name)
-    run_dir = store.local
-    tracker = None
-    if mlflow_uri is not None:
-        tracker = tracking.start(
-            mlflow_uri,
-            mlflow_experiment or sweep.name,
-            run_dir.name,
-            {"tuner.run_dir": store.location, "tuner.sweep_sha256": sweep.sha256},
+    store, lock = RunStore.claim(storage, sweep.name)  # this driver's, until it ends
+    try:
+        run_dir = store.local
+        tracker = None
+        if mlflow_uri is not None:
+            tracker = tracking.start(
+                mlflow_uri,
+                mlflow_experiment or sweep.name,
+                run_dir.name,
+                {"tuner.run_dir": store.location, "tuner.sweep_sha256": sweep.sha256},
+            )
+        store.mkdir()
+        write_yaml(run_dir / SWEEP_FILE, sweep.to_dict())
+        from_file = sweep.source if Path(sweep.source).is_file() else None
+        meta = RunMeta(
+            name=sweep.name,
+            location=store.location,
+            cluster={"address": address or "local", **resources},
+            provenance={
+                "sweep_file": str(Path(from_file).resolve()) if from_file else None,
+                "sweep_sha256": sweep.sha256,
+                "git_commit": git_commit(from_file) if from_file else None,
+                "overrides": dict(sweep.overrides),
+                "data": datasets.fingerprint(data),
+                "function": sweep.trainer,
+                "versions": versions(),
+                "argv": list(sys.argv),
+            },
+            timings=timings,
         )
-    store.mkdir()
-    write_yaml(run_dir / SWEEP_FILE, sweep.to_dict())
-    from_file = sweep.source if Path(sweep.source).is_file() else None
-    meta = RunMeta(
-        name=sweep.name,
-        location=store.location,
-        cluster={"address": address or "local", **resources},
-        provenance={
-            "sweep_file": str(Path(from_file).resolve()) if from_file else None,
-            "sweep_sha256": sweep.sha256,
-            "git_commit": git_commit(from_file) if from_file else None,
-            "overrides": dict(sweep.overrides),
-            "data": datasets.fingerprint(data),
-            "function": sweep.trainer,
-            "versions": versions(),
-            "argv": list(sys.argv),
-        },
-        timings=timings,
-    )
-    if tracker is not None:
-        meta.provenance["mlflow"] = tracker.to_dict()
-    rounds.save_meta(store, meta)
-    store.push(SWEEP_FILE)
-    if tracker is not None:
-        tracker.log_artifact(run_dir / SWEEP_FILE)
-    refine = sweep.search.refine
-    rounds_text = f" (+{refine.rounds} refine rounds of {refine.num_samples})" if refine and refine.rounds else ""
-    trainer = "the built-in BN trainer" if sweep.builtin else sweep.function
-    write(
-        f"sweep {sweep.name}: {sweep.search.num_samples} trials{rounds_text} of {trainer}, {sweep.search.method} "
-        f"search, {sweep.scheduler.describe()}, {resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs"
-    )
-    write(f"run directory: {store.location}")
-    _notes(store, address, note, write)
-    if sweep.train.get("amp") and sweep.resources.gpu == 0:
+        if tracker is not None:
+            meta.provenance["mlflow"] = tracker.to_dict()
+        rounds.save_meta(store, meta)
+        store.push(SWEEP_FILE)
+        if tracker is not None:
+            tracker.log_artifact(run_dir / SWEEP_FILE)
+        refine = sweep.search.refine
+        rounds_text = f" (+{refine.rounds} refine rounds of {refine.num_samples})" if refine and refine.rounds else ""
+        trainer = "the built-in BN trainer" if sweep.builtin else sweep.function
         write(
-            "warning: train.amp: mixed precision needs a GPU and this sweep asks for none (resources.gpu: 0): "
-            "ignored, trials train in float32"
+            f"sweep {sweep.name}: {sweep.search.num_samples} trials{rounds_text} of {trainer}, {sweep.search.method} "
+            f"search, {sweep.scheduler.describe()}, {resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs"
         )
-    _run_guarded(
-        lambda: rounds.run_rounds(
-            sweep, meta, data, write=write, progress_every_s=progress_every_s, store=store, tracker=tracker
-        ),
-        store,
-        meta,
-        write,
-        tracker,
-    )
-    return _finish(store, meta, started, tracker)
+        write(f"run directory: {store.location}")
+        write_notes(store, address, note, write)
+        if sweep.train.get("amp") and sweep.resources.gpu == 0:
+            write(
+                "warning: train.amp: mixed precision needs a GPU and this sweep asks for none (resources.gpu: 0): "
+                "ignored, trials train in float32"
+            )
+        run_guarded(
+            lambda: rounds.run_rounds(
+                sweep, meta, data, write=write, progress_every_s=progress_every_s, store=store, tracker=tracker
+            ),
+            store,
+            meta,
+            write,
+            tracker,
+        )
+        return finish(store, meta, started, tracker)
+    finally:
+        store.release(lock)
 
 
-def _starting(address: str | None, kept: bool = False) -> str:
+def starting_line(address: str | None, kept: bool = False) -> str:
     """What the run waits for before its first trial (seconds: the data, Ray's processes);
     ``kept``: no address was asked for, so one is the instance ``tuner up`` keeps."""
     if address is None:
@@ -212,7 +210,9 @@ def _starting(address: str | None, kept: bool = False) -> str:
     return f"loading the data, connecting to Ray at {address}" + (" (the instance tuner up keeps)" if kept else "")
 
 
-def _notes(store: RunStore, address: str | None, note: str | None, write: Callable[[str], None]) -> None:
+def write_notes(store: RunStore, address: str | None, note: str | None, write: Callable[[str], None]) -> None:
+    """Say what the user should know of where the run goes: ``note`` (from the node check), and
+    what Ray Client changes."""
     if note:
         write(note)
     if address is not None and address.startswith("ray://"):
@@ -224,16 +224,18 @@ def _notes(store: RunStore, address: str | None, note: str | None, write: Callab
             )
 
 
-def _run_guarded(
+def run_guarded(
     body: Callable[[], None],
     store: RunStore,
     meta: RunMeta,
     write: Callable[[str], None],
     tracker: tracking.SweepTracking | None = None,
 ) -> None:
-    """Run the rounds; record an interruption or a failure in ``run.json`` before passing it on."""
+    """Run the rounds; record an interruption (Ctrl-C, SIGTERM, SIGHUP) or a failure in
+    ``run.json`` before passing it on."""
     try:
-        body()
+        with signals.as_interrupt():
+            body()
     except KeyboardInterrupt:
         meta.status = RunStatus.INTERRUPTED
         rounds.save_meta(store, meta)
@@ -253,26 +255,34 @@ def _run_guarded(
         raise RunError(f"the run failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}") from e
 
 
-def _finish(
-    store: RunStore, meta: RunMeta, started: float, tracker: tracking.SweepTracking | None = None
-) -> RunSummary:
+def finish(store: RunStore, meta: RunMeta, started: float, tracker: tracking.SweepTracking | None = None) -> RunSummary:
+    """End a run whose rounds are over: ``run.json`` ``done`` and the export, or ``failed``.
+
+    Raises:
+        RunError: no trial has a finite score (none reported, or all diverged), or the run
+            directory disappeared.
+    """
+    rounds.check_present(store)
     run = load_run(store.local)
     errors = failures(run)
     meta.failures = errors
     run.meta = meta
-    if not run.ranked():
+    if not any(abs(t.score(run.metric) or 0.0) < float("inf") for t in run.ranked()):  # no finite score to export
         meta.status, meta.finished = RunStatus.FAILED, now()
-        meta.error = "no trial produced a result"
+        meta.error = f"no trial has a finite {run.metric}; nothing to export" if run.ranked() else ""
+        meta.error = meta.error or "no trial produced a result"
         rounds.save_meta(store, meta)
         _close(tracker, "FAILED")
         failed = sum(t.status == TrialStatus.ERROR for t in run.trials)
+        diverged = 0 if failed else sum(t.status == TrialStatus.DIVERGED for t in run.trials)
         logs = (
             f"full logs: {store.location}/{EXPERIMENT_DIR}/*/error.txt"
             if failed
             else f"the trials' folders: {store.location}/{EXPERIMENT_DIR}/"
         )
+        what = "diverged" if diverged else "failed"
         raise RunError(
-            f"the run failed: no trial produced a result ({failed} of {len(run.trials)} trials failed)", [*errors, logs]
+            f"the run failed: {meta.error} ({diverged or failed} of {len(run.trials)} trials {what})", [*errors, logs]
         )
     meta.status, meta.finished, meta.error = RunStatus.DONE, now(), None
     rounds.save_meta(store, meta)
@@ -282,74 +292,6 @@ def _finish(
         best = run.ranked()[0]
         tracker.finish("FINISHED", export_path, {f"best_{run.metric}": best.score(run.metric) or 0.0})
     return RunSummary(store.local, export_path, run, time.monotonic() - started, store.location)
-
-
-def resume_sweep(
-    run_dir: str | Path,
-    address: str | None = None,
-    write: Callable[[str], None] = print,
-    num_cpus: int | None = None,
-    progress_every_s: float = 5.0,
-) -> RunSummary:
-    """Finish an interrupted run (Ctrl-C, a killed driver, a failure): rounds already done
-    are kept; the round that was running goes on from its saved state (finished trials are
-    not re-run, unfinished ones continue from their last checkpoints, the searcher and
-    ASHA's rung records are restored); later rounds run as usual. The data is loaded again
-    from the run's ``sweep.yaml`` and must be the same (its fingerprint is checked).
-
-    The run directory holds pickled state that resuming unpickles: resume only runs from a
-    trusted source.
-
-    Raises:
-        InputError: not a run directory, already done, other data, or no node fits.
-        RunError: the run itself failed.
-    """
-    from tuner.ray import experiment
-    from tuner.ray.cluster import resolve
-
-    started = time.monotonic()
-    asked = address
-    address = resolve(address, num_cpus)
-    store = RunStore.open(run_dir)
-    run = load_run(store.local)
-    meta = run.meta
-    if meta.status == RunStatus.DONE:
-        raise InputError(f"{run_dir}: the run is done already; nothing to resume")
-    raw = run.sweep.to_dict()
-    base_dir = Path(meta.provenance["sweep_file"]).parent if meta.provenance.get("sweep_file") else None
-    sweep = from_dict(raw, source=str(store.local / SWEEP_FILE), base_dir=base_dir)
-    preload()
-    write(_starting(address, kept=asked is None))
-    data, resources, note = prepare(sweep, address, num_cpus)
-    saved = (meta.provenance.get("data") or {}).get("sha256")
-    current = (datasets.fingerprint(data) or {}).get("sha256")
-    if saved and saved != current:
-        raise InputError(
-            f"{store.local / SWEEP_FILE}: data: the data set differs from the one this run started "
-            f"with (sha256 {str(current)[:12]} vs {saved[:12]})"
-        )
-    restore = experiment.can_resume(store.tune_storage, EXPERIMENT_DIR)
-    current = next((r.index for r in meta.rounds if r.status != "done"), len(meta.rounds))
-    meta.status = RunStatus.RUNNING
-    meta.resumed.append(now())
-    meta.location = meta.location or store.location
-    where = f"round {min(current, sweep.search.rounds() - 1) + 1}/{sweep.search.rounds()}" if restore else "the start"
-    write(
-        f"resuming {meta.name or sweep.name} at {where} on "
-        f"{resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs"
-    )
-    write(f"run directory: {store.location}")
-    write(f"note: {RESUME_WARNING}")
-    _notes(store, address, note, write)
-    rounds.save_meta(store, meta)
-
-    def body() -> None:
-        rounds.run_rounds(
-            sweep, meta, data, write=write, progress_every_s=progress_every_s, store=store, restore=restore
-        )
-
-    _run_guarded(body, store, meta, write)
-    return _finish(store, meta, started)
 
 
 def _close(tracker: tracking.SweepTracking | None, status: str) -> None:

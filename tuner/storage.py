@@ -25,12 +25,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuner.errors import InputError
 from tuner.files import check_output, expand_user
+from tuner.lock import LOCK_FILE, DriverLock
 
 # Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
@@ -60,7 +61,23 @@ def check_storage(text: str | os.PathLike[str], flag: str = "--storage", reach: 
         if not s.strip():
             raise InputError(f"{flag}: empty path")
         if flag == "--storage":
-            check_output(s, flag, folder=True)
+            local = check_output(s, flag, folder=True).resolve()
+            # A run's folders go below it (<name>/trials/<a trial's long folder name>/...): a path
+            # near PATH_MAX is accepted by the system and then fails every trial inside Ray.
+            room = 300
+            existing = local
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            try:
+                path_max = os.pathconf(existing, "PC_PATH_MAX")
+            except (OSError, ValueError):
+                path_max = 4096
+            length = len(os.fsencode(local))
+            if path_max > 0 and length > path_max - room:
+                raise InputError(
+                    f"{flag}: {s[:80]}...: the path is {length} bytes long; a run's folders need {room} bytes "
+                    f"more below it, so it must be at most {path_max - room} bytes (PATH_MAX {path_max})"
+                )
         return s
     scheme, rest = m.group(1).lower(), m.group(2)
     if scheme not in SCHEMES:
@@ -127,6 +144,24 @@ class RunStore:
 
     local: Path
     uri: str | None = None
+    made: Path | None = field(default=None, compare=False, repr=False)  # the top folder claim made
+    ident: tuple[int, int] | None = field(default=None, compare=False, repr=False)  # (device, inode) of local
+
+    def present(self) -> bool:
+        """Whether ``local`` is still the folder this store claimed or opened (not deleted,
+        moved away, or replaced by another folder of that name)."""
+        if self.ident is None:
+            return True
+        try:
+            st = os.stat(self.local)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.ident
+
+    def remember(self) -> None:
+        """Note which folder ``local`` is now (:meth:`present` checks it is still that one)."""
+        st = os.stat(self.local)
+        self.ident = (st.st_dev, st.st_ino)
 
     @property
     def tune_storage(self) -> str:
@@ -150,7 +185,9 @@ class RunStore:
         if not is_uri(s):
             base = expand_user(s, "--storage").resolve() / name
             candidate, n = base, 1
-            while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+            while os.path.lexists(candidate) and (
+                candidate.is_symlink() or not candidate.is_dir() or any(candidate.iterdir())
+            ):  # an empty folder is free; a link (even dangling) never is
                 n += 1
                 candidate = base.with_name(f"{name}-{n}")
             return cls(candidate)
@@ -178,6 +215,48 @@ class RunStore:
 
             shutil.rmtree(local)
         return cls(local, uri)
+
+    @classmethod
+    def claim(cls, storage: str | os.PathLike[str], name: str) -> tuple[RunStore, DriverLock]:
+        """A new run directory as :meth:`create` names it, made and held by this driver (its
+        :class:`tuner.lock.DriverLock`): two drivers starting at the same moment never get the
+        same folder (the lock file is created exclusively; the loser takes the next name).
+        :meth:`release` undoes it while nothing else is in the folder.
+
+        Raises:
+            InputError: as :meth:`create`, or the folder cannot be made.
+        """
+        for _ in range(100):
+            store = cls.create(storage, name)
+            missing = [p for p in (store.local, *store.local.parents) if not os.path.lexists(p)]
+            store.made = missing[-1] if missing else None
+            try:
+                store.local.mkdir(parents=True, exist_ok=True)
+                lock = DriverLock.claim(store.local, create=True)
+                store.remember()
+                return store, lock
+            except FileExistsError:  # another driver claimed it first (or a link appeared): the next name
+                continue
+            except OSError as e:
+                raise InputError(f"--storage: {store.local}: cannot be created ({e.strerror or e})") from None
+        raise InputError(f"--storage: {storage}: no free run directory for {name!r} after 100 tries")
+
+    def release(self, lock: DriverLock) -> None:
+        """Give back a run directory :meth:`claim` took, and remove it if nothing but the lock
+        file was written to it (a run refused before it started leaves nothing behind)."""
+        lock.release()
+        try:
+            if [p.name for p in self.local.iterdir()] != [LOCK_FILE]:
+                return
+            (self.local / LOCK_FILE).unlink()
+            folder = self.local
+            while self.made is not None:  # the folder, and the ones above it, that claim made
+                folder.rmdir()
+                if folder == self.made:
+                    break
+                folder = folder.parent
+        except OSError:
+            pass
 
     @classmethod
     def open(cls, location: str | os.PathLike[str]) -> RunStore:

@@ -116,6 +116,51 @@ def test_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert capsys.readouterr().err.strip() == f"{tmp_path / 'nowhere'}: no such run directory"
 
 
+def test_success_lines_escape_control_characters_in_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6, 0.7))])
+    odd = tmp_path / "nl\n\x1b[31mRED"
+    assert main(["export", str(run_dir), "-o", str(odd / "x.yaml")]) == 0
+    assert main(["report", str(run_dir), "-o", str(odd / "rep")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    shown = f"{tmp_path}/nl\\n\\x1b[31mRED"
+    assert out == [f"exported: {shown}/x.yaml", f"report: {shown}/rep/index.html"]
+
+
+def test_a_read_only_run_directory_is_bad_input_for_its_default_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``tuner export RUN`` (RUN/best.yaml) and ``tuner report RUN`` (RUN/report) check where
+    they write before the work: exit 2, one line, nothing written. The system's answer is
+    replaced (root writes anywhere)."""
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6, 0.7))])
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != run_dir and real(p, mode, **kw))
+    assert main(["export", str(run_dir)]) == 2
+    assert main(["report", str(run_dir)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"RUN_DIR: {run_dir / 'best.yaml'}: no permission to write in {run_dir}; export elsewhere with -o FILE",
+        f"RUN_DIR: {run_dir / 'report'}: no permission to write in {run_dir}; write the report elsewhere with -o DIR",
+    ]
+    assert not (run_dir / "best.yaml").exists() and not (run_dir / "report").exists()
+    assert main(["export", str(run_dir), "-o", str(tmp_path / "e.yaml")]) == 0  # elsewhere: fine
+
+
+def test_an_unreadable_best_trial_is_said_by_export_and_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6, 0.7)), ({"train.lr": 0.2}, epochs(0.4))])
+    best = next((run_dir / "round-0").glob("run_trial_abcde_00000_*"))
+    (best / "result.json").write_bytes(b"\x89garbage\n")
+    assert main(["export", str(run_dir)]) == 0
+    assert main(["report", str(run_dir)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    line = (
+        f"warning: {run_dir}: 1 trial folder could not be read and is left out (the run's best may be among them); "
+        f"the first: {best}: result.json: none of its 1 lines is JSON"
+    )
+    assert err == [line, line]
+
+
 @pytest.mark.usefixtures("ray_session")
 def test_run_in_process_with_overrides(
     write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -348,6 +393,33 @@ def test_ctrl_c_exits_130_and_resume_finishes_the_run_with_ashas_records(
     for old, new in zip(before, after):
         assert list(new["recorded"].items())[: len(old["recorded"])] == list(old["recorded"].items())
     assert check_decisions(rungs_file(run_dir), run.trials, "score", "max", 2) >= 1
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does_and_a_resume_meanwhile_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While a driver runs a sweep, ``tuner resume`` of its run is refused (exit 2, one line:
+    two drivers would train every trial twice); SIGTERM (a time limit, a service manager, a
+    preempted machine) then ends the run as Ctrl-C does: exit 130, ``interrupted``, the hint
+    to resume, no traceback, and the lock goes with the driver."""
+    from tuner.lock import driver_state
+
+    proc, run_dir, _gate = start_gated_run(tmp_path)
+    try:
+        assert main(["resume", str(run_dir)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{run_dir}: the run is in progress (its driver, pid {proc.pid} on " in err[0]
+        proc.send_signal(signal.SIGTERM)
+        code = wait(proc, tmp_path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = output(tmp_path)
+    assert code == 130, text
+    assert f"tuner resume {run_dir}" in text and "Traceback" not in text and "SIGTERM received" not in text
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert driver_state(run_dir) == "gone"
 
 
 @pytest.mark.usefixtures("ray_session")

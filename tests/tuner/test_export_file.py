@@ -77,7 +77,7 @@ def test_writes_are_atomic_and_leave_no_temporary_files(run_dir: Path, monkeypat
     with pytest.raises(RunError, match="disk full"):
         export.export_run(run_dir)
     assert target.read_text() == before  # the old file is intact
-    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no temporary or lock file
 
 
 def test_export_errors(run_dir: Path, tmp_path: Path) -> None:
@@ -103,3 +103,140 @@ def test_load_checks_the_file(tmp_path: Path) -> None:
     (tmp_path / "partial.yaml").write_text("metric: val_acc\nmode: max\n")
     with pytest.raises(InputError, match="missing score, params, config"):
         export.load(tmp_path / "partial.yaml")
+
+
+# -- exporting again over a retested export -----------------------------------------------------
+
+
+def _retested(run_dir: Path, trials: list[str], params: list[dict[str, float]]) -> Path:
+    from tests.tuner.fake_run import retest_section
+    from tuner.results import load_run
+
+    e = export.build(load_run(run_dir))
+    e.retest = retest_section(trials, params)
+    return export.write(e, run_dir / "best.yaml")  # as a retest writes it: strict, checked
+
+
+def test_exporting_again_keeps_the_retest_of_the_same_configuration(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    best = {"train.lr": 0.1, "train.momentum": 0.9}
+    second = {"train.lr": 0.2, "train.momentum": 0.95}
+    path = _retested(run_dir, ["abcde_00001", "abcde_00000"], [second, best])  # the search's second first now
+    before = yaml.safe_load(path.read_text())
+    assert export.export_run(run_dir) == path
+    after = yaml.safe_load(path.read_text())
+    assert after["retest"] == before["retest"]
+    assert after["params"] == second and [t["params"] for t in after["top"][:2]] == [second, best]
+    assert all("retest" in t for t in after["top"][:2])
+    assert capsys.readouterr().err == ""
+
+
+def test_exporting_a_new_best_over_a_retest_of_another_configuration_says_so(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _retested(run_dir, ["abcde_00001"], [{"train.lr": 0.2, "train.momentum": 0.95}])  # not the run's best
+    export.export_run(run_dir)
+    after = yaml.safe_load(path.read_text())
+    assert "retest" not in after and after["params"] == {"train.lr": 0.1, "train.momentum": 0.9}
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"warning: {path}: its retest results (and best.retest.jsonl beside it) were for another configuration "
+        "than the one exported now; the new export holds no retest (retest it again)"
+    ]
+
+
+# -- a run directory that is damaged, read-only or whose driver is gone --------------------------
+
+
+def _best_folder(run_dir: Path) -> Path:
+    (folder,) = (run_dir / "round-0").glob("run_trial_abcde_00000_*")
+    return folder
+
+
+def _damage(folder: Path, how: str) -> None:
+    import os
+
+    if how == "params_missing":  # and no report holds the config
+        (folder / "params.json").unlink()
+        (folder / "result.json").write_text("")
+    elif how == "params_garbage":
+        (folder / "params.json").write_bytes(b"\x00\xff garbage")
+        (folder / "result.json").write_text("")
+    elif how == "result_garbage":
+        (folder / "result.json").write_bytes(bytes(range(256)) * 2)
+    elif how == "result_empty":  # though the trial saved a checkpoint: it reported
+        (folder / "result.json").write_text("")
+        (folder / "checkpoint_000000").mkdir()
+    elif how == "result_folder":
+        (folder / "result.json").unlink()
+        (folder / "result.json").mkdir()
+    elif how == "result_fifo":
+        (folder / "result.json").unlink()
+        os.mkfifo(folder / "result.json")
+
+
+DAMAGE = {
+    "params_missing": "no params.json (and no report holds the trial's config)",
+    "params_garbage": "params.json is not a JSON object of parameters",
+    "result_garbage": "result.json: none of its",
+    "result_empty": "result.json is empty, though the trial saved a checkpoint",
+    "result_folder": "result.json is not a regular file",
+    "result_fifo": "result.json is not a regular file",
+}
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_an_unreadable_best_trial_is_said_not_silently_replaced_by_the_second(
+    run_dir: Path, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _best_folder(run_dir)
+    _damage(folder, how)
+    path = export.export_run(run_dir)  # the best readable trial, exit 0
+    assert yaml.safe_load(path.read_text())["score"] == 0.4
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        f"warning: {run_dir}: 1 trial folder could not be read and is left out (the run's best may be among them); "
+        f"the first: {folder}: {DAMAGE[how]}"
+    )
+
+
+def test_a_missing_params_json_is_taken_from_the_reports(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (_best_folder(run_dir) / "params.json").unlink()  # each report holds the trial's config
+    assert yaml.safe_load(export.export_run(run_dir).read_text())["score"] == 0.7
+    assert capsys.readouterr().err == ""
+
+
+def test_a_read_only_run_directory_is_refused_before_the_export_is_built(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    real = os.access  # root writes anywhere: the system's answer is replaced
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != run_dir and real(p, mode, **kw))
+    monkeypatch.setattr(export, "build", lambda *a, **k: pytest.fail("built before the target was checked"))
+    with pytest.raises(InputError) as e:
+        export.export_run(run_dir)
+    assert e.value.problems == [
+        f"RUN_DIR: {run_dir / 'best.yaml'}: no permission to write in {run_dir}; export elsewhere with -o FILE"
+    ]
+    assert not (run_dir / "best.yaml").exists()
+
+
+def test_a_run_whose_driver_is_gone_is_exported_with_a_warning(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    meta = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**meta, "status": "running"}))
+    for state, warned in (("unknown", False), ("running", False), ("gone", True)):
+        monkeypatch.setattr(export, "driver_state", lambda d, state=state: state)
+        assert yaml.safe_load(export.export_run(run_dir).read_text())["score"] == 0.7
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == (
+            [
+                f"warning: {run_dir}: the run is unfinished (run.json says running, but its driver is not running: "
+                f"it was killed?): exporting the trials that reported; continue it with tuner resume {run_dir}"
+            ]
+            if warned
+            else []
+        )

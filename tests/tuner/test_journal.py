@@ -265,3 +265,51 @@ def test_optuna_dashboard_loads_the_journal(tracked_run: dict[str, Any]) -> None
     status, detail = get(f"/api/studies/{listed[0]['study_id']}")
     assert status.startswith("200") and len(detail["trials"]) == len(summary.run.trials)
     assert {p["name"] for t in detail["trials"] for p in t["params"]} == {"train.lr", "train.momentum"}
+
+
+@pytest.mark.parametrize("cut", [30, 1, "garbage"])
+def test_a_last_line_cut_short_by_a_crash_is_dropped_when_a_resumed_run_opens_the_journal(
+    tmp_path: Path, cut: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    j = journal(tmp_path)
+    for key in "ab":
+        j.started(key, CONFIG)
+        j.reported(key, CONFIG, {"epoch": 1, "val_acc": 0.5})
+    j.flush()
+    j.reported("a", CONFIG, {"epoch": 2, "val_acc": 0.6})
+    j.flush()
+    path = tmp_path / JOURNAL_FILE
+    whole = path.read_bytes()
+    # killed mid-append: the last line without its newline, or a line of garbage (a full disk)
+    path.write_bytes(whole + b'{"op_code": 7, "wor\n' if cut == "garbage" else whole[:-cut])
+    again = cloudpickle.loads(cloudpickle.dumps(j))
+    with caplog.at_level(logging.WARNING, logger="tuner.journal"):
+        again.prepare()
+        assert not again.broken
+        again.reported("a", CONFIG, {"epoch": 3, "val_acc": 0.7})
+        again.ended("a", CONFIG, {"epoch": 3})
+        again.started("c", CONFIG)  # a new trial: Optuna hands out its id (where the old code failed)
+        again.flush()
+    assert not again.broken
+    assert any("cut short dropped" in r.getMessage() for r in caplog.records)
+    assert path.read_bytes().endswith(b"\n")
+    t = by_key(load(path))  # every line of the file reads back
+    assert set(t) == {"a", "b", "c"} and t["a"].state == TrialState.COMPLETE
+    kept = {2: 0.6} if cut == "garbage" else {}  # else the line cut short held epoch 2
+    assert t["a"].intermediate_values == pytest.approx({1: 0.5, 3: 0.7, **kept})
+
+
+def test_a_whole_journal_is_left_as_it_is(tmp_path: Path) -> None:
+    from tuner.journal import damaged_tail
+
+    j = journal(tmp_path)
+    j.started("a", CONFIG)
+    j.flush()
+    path = tmp_path / JOURNAL_FILE
+    with open(path, "rb") as f:
+        assert damaged_tail(f) == 0
+    with open(path, "rb") as f:
+        assert damaged_tail(f, window=10) == 0  # the last line starts before the window: left alone
+    path.write_bytes(b"")
+    with open(path, "rb") as f:
+        assert damaged_tail(f) == 0

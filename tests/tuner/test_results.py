@@ -73,5 +73,32 @@ def test_params_cut_short_by_a_killed_driver_come_from_the_results_or_the_trial_
     run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6)), ({"train.lr": 0.2}, [])])
     for d in (run_dir / "round-0").iterdir():
         (d / "params.json").write_text("")
-    (trial,) = load_run(run_dir).trials
+    run = load_run(run_dir)
+    (trial,) = run.trials
     assert trial.params == {"train.lr": 0.1} and trial.epochs == 2
+    assert run.unreadable == [] and run.unreadable_note() is None  # nothing lost: not damage
+
+
+def test_trial_folders_that_cannot_be_read_are_recorded_with_why(tmp_path: Path) -> None:
+    import os
+
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1 * (i + 1)}, epochs(0.5 + 0.01 * i)) for i in range(5)])
+    folders = sorted((run_dir / "round-0").iterdir())
+    (folders[0] / "params.json").unlink()
+    (folders[0] / "result.json").write_text("")  # nothing holds its config
+    (folders[1] / "result.json").write_bytes(b"\x00\xffnot json\n\x01\x02")
+    (folders[2] / "result.json").unlink()
+    os.mkfifo(folders[2] / "result.json")  # read, it would wait for a writer forever
+    (folders[3] / "params.json").unlink()  # its reports hold the config: read whole
+    (run_dir / "round-0" / "report").mkdir()  # not a trial's folder
+    run = load_run(run_dir)
+    assert sorted(t.params["train.lr"] for t in run.ranked()) == pytest.approx([0.4, 0.5])
+    assert run.unreadable == [
+        (str(folders[0]), "no params.json (and no report holds the trial's config)"),
+        (str(folders[1]), "result.json: none of its 2 lines is JSON"),
+        (str(folders[2]), "result.json is not a regular file"),
+    ]
+    assert run.unreadable_note() == (
+        f"{run_dir}: 3 trial folders could not be read and are left out (the run's best may be among them); "
+        f"the first: {folders[0]}: no params.json (and no report holds the trial's config)"
+    )

@@ -499,3 +499,52 @@ def test_the_smallest_arguments_retest_allows(tmp_path: Path, monkeypatch: pytes
     ray = FakeRay(monkeypatch, [[0.7, 0.72]])
     entry = retest(path, seeds=2, top_k=1, tolerance=0.0, write=lambda _: None)
     assert len(ray.calls[0]) == 2 and entry.top_k == 1 and entry.tolerance == 0.0
+
+
+def test_two_retests_ending_at_once_both_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second retest of the export runs and ends while the first trains: the first, ending
+    later, finds the second's history line and section (under the export's lock) instead of
+    taking itself for the baseline and overwriting them."""
+    path = hand_made_export(tmp_path)
+    ray = FakeRay(monkeypatch, [[0.80, 0.82], [0.70, 0.72]])
+    inner: list[Any] = []
+    outer_run_tasks = ray.run_tasks
+
+    def run_tasks(fn: Any, calls: list[dict[str, Any]], shared: dict[str, Any], **kwargs: Any) -> list[Any]:
+        if not inner:
+            inner.append(None)
+            scores = next(ray.rounds)  # the first retest's scores, drawn before the second runs
+            inner.append(retest(path, seeds=2, write=lambda _: None))
+            metric = ray.metric
+            return [{"metrics": {metric: s, "test_acc": s}, "diverged": False, "seconds": 0.1} for s in scores]
+        return outer_run_tasks(fn, calls, shared, **kwargs)
+
+    from tuner.ray import worker
+
+    monkeypatch.setattr(worker, "run_tasks", run_tasks)
+    first = retest(path, seeds=2, write=lambda _: None)
+    second = inner[1]
+    assert any("first retest" in m for m in second.messages)  # it ended first: the baseline
+    assert not any("first retest" in m for m in first.messages)
+    assert first.drift is False  # 0.81 against the second's 0.71: better, not worse
+    history = read_history(path)
+    assert [h.seeds for h in history] == [second.seeds, first.seeds]
+    assert yaml.safe_load(path.read_text())["retest"]["seeds"] == first.seeds
+
+
+def test_a_retest_that_could_not_write_its_results_trains_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only folder (os.access says so: root is never refused by the system) is bad input
+    before any training, not a failure once every seed has run."""
+    import os
+
+    path = hand_made_export(tmp_path)
+    text = path.read_text()
+    ray = FakeRay(monkeypatch, [[0.8, 0.82]])
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != path.parent and real(p, mode, **kw))
+    assert main(["retest", str(path), "--seeds", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"EXPORT: {path}: no permission to write in {path.parent}"]
+    assert ray.calls == [] and path.read_text() == text and not history_path(path).exists()

@@ -191,7 +191,7 @@ def test_resume_continues_at_the_round_that_was_running(tmp_path: Path) -> None:
     round 2 leaves it: resuming restores the experiment (the searcher included, so round 2
     keeps the ranges it had), runs nothing again (every trial had finished), loses no result
     and marks the run done; a second resume is refused."""
-    from tuner.runner import resume_sweep
+    from tuner.resuming import resume_sweep
 
     refine = {"rounds": 1, "top_k": 2, "num_samples": 2}
     _, summary, _ = run(tmp_path, **{"search.num_samples": 3, "scheduler.name": "none", "search.refine": refine})
@@ -225,7 +225,7 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
     import tuner
     from tests.tuner.fake_run import epochs, make_run
     from tuner.cli import main
-    from tuner.runner import resume_sweep
+    from tuner.resuming import resume_sweep
 
     with pytest.raises(InputError, match="no such run directory"):
         tuner.resume(tmp_path / "nothing", write=lambda _: None)
@@ -280,3 +280,28 @@ def test_a_processs_start_is_read_to_the_clocks_tick() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     started, asked = map(float, out.stdout.split())
     assert before - 0.05 <= started <= asked <= time.time()
+
+
+def test_a_run_whose_trials_all_diverged_fails_and_is_recorded_failed(tmp_path: Path) -> None:
+    """Every trial diverged (its metric the worst, +inf for a loss): nothing can be exported, so
+    the run failed (exit 1 with the usual block), never a run ``done`` without its export."""
+    from tests.tuner.fake_run import epochs, make_run
+    from tuner.errors import RunError
+    from tuner.records import RunStatus
+    from tuner.runner import finish
+    from tuner.storage import RunStore
+
+    run_dir = make_run(
+        tmp_path,
+        [({"train.lr": 0.1}, epochs(diverged_at=1)), ({"train.lr": 0.2}, epochs(0.5, diverged_at=2))],
+        overrides={"metric": "val_loss", "mode": "min"},
+    )
+    meta = load_run(run_dir).meta
+    meta.status = RunStatus.RUNNING
+    with pytest.raises(RunError) as e:
+        finish(RunStore.open(run_dir), meta, time.monotonic())
+    assert str(e.value) == "the run failed: no trial has a finite val_loss; nothing to export (2 of 2 trials diverged)"
+    assert e.value.details == [f"the trials' folders: {run_dir}/trials/"]
+    saved = json.loads((run_dir / "run.json").read_text())
+    assert saved["status"] == "failed" and saved["error"] == "no trial has a finite val_loss; nothing to export"
+    assert saved["finished"] and not (run_dir / "best.yaml").exists()

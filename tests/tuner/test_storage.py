@@ -35,6 +35,26 @@ def test_bad_storage_is_bad_input(bad: str, rule: str) -> None:
     assert rule in str(e.value)
 
 
+def test_a_storage_path_near_path_max_is_refused_up_front(
+    write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    path_max = os.pathconf(tmp_path, "PC_PATH_MAX")
+    deep = tmp_path
+    while len(os.fsencode(deep)) < path_max - 120:  # each folder name within NAME_MAX, the path near PATH_MAX
+        deep = deep / ("d" * 200)
+    with pytest.raises(InputError) as e:
+        check_storage(str(deep))
+    [line] = e.value.problems
+    assert line.startswith("--storage: ") and f"must be at most {path_max - 300} bytes (PATH_MAX {path_max})" in line
+    fits = tmp_path / "runs"
+    assert check_storage(str(fits)) == str(fits)  # an ordinary path: accepted
+    assert main(["run", str(write_sweep()), "--storage", str(deep)]) == 2
+    assert "a run's folders need 300 bytes more below it" in capsys.readouterr().err
+    assert not (tmp_path / ("d" * 200)).exists()  # nothing started or written
+
+
 def test_a_bad_storage_or_address_exits_2_before_anything_starts(
     write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

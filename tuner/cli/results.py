@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tuner.cli.status import EXIT_DRIFT, EXIT_OK
+from tuner.errors import printable
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -15,7 +16,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_not_input(args.output, [args.run_dir])
     path = export_run(args.run_dir, args.output, args.top_k, args.format)
-    print(f"exported: {path}")
+    print(printable(f"exported: {path}"))
     return EXIT_OK
 
 
@@ -93,13 +94,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     output = None if args.output is None else check_output(args.output, "-o", folder=True)  # ~ expanded
     if not is_uri(args.run_dir):
-        print(f"report: {write_report(args.run_dir, output)}")
+        print(printable(f"report: {write_report(args.run_dir, output)}"))
         return EXIT_OK
     store = RunStore.open(args.run_dir)  # a cloud run: its files downloaded, the report made here
     path = write_report(store.local, output)
     if output is None:  # beside the run, as for a local one
         store.push(*(str(p.relative_to(store.local)) for p in sorted(path.parent.rglob("*")) if p.is_file()))
-        print(f"report: {store.uri}/{path.relative_to(store.local)} (local copy: {path})")
+        print(printable(f"report: {store.uri}/{path.relative_to(store.local)} (local copy: {path})"))
     else:
-        print(f"report: {path}")
+        print(printable(f"report: {path}"))
     return EXIT_OK

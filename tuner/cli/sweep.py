@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tuner.cli.status import EXIT_OK
-from tuner.errors import InputError, RunError
+from tuner.errors import InputError, RunError, printable
 
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
@@ -34,10 +34,10 @@ def _summary(args: argparse.Namespace, summary: Any) -> int:
     elif args.quiet:
         print(f"run directory: {summary.location}")
         if summary.export_path:
-            print(f"exported best config: {summary.export_path}")
+            print(printable(f"exported best config: {summary.export_path}"))
     else:
         for line in summary.lines():
-            print(line)
+            print(printable(line))
     return EXIT_OK
 
 
@@ -112,7 +112,7 @@ def cmd_try(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from tuner.runner import resume_sweep
+    from tuner.resuming import resume_sweep
 
     summary = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus, write=_say(args))
     return _summary(args, summary)

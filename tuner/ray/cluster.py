@@ -17,7 +17,7 @@ import socket
 from typing import Any
 
 from tuner.errors import InputError, RunError
-from tuner.ray import auth
+from tuner.ray import auth, logs
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,12 @@ def connect(
             if not address.startswith("ray://"):
                 _token_accepted(address, _reachable(address))
             kwargs["address"] = address
+        logs.install()
         try:
             ray.init(**kwargs)
         except (ConnectionError, TimeoutError, ray.exceptions.AuthenticationError) as e:
             raise _cannot_join(address, e) from e
+        logs.install()  # handlers Ray added as it started
         global _on_local_instance
         _on_local_instance = address is None or _kept_by_tuner_up(address)
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}

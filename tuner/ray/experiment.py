@@ -17,7 +17,7 @@ from typing import Any
 from ray import tune
 
 from tuner.progress import TrialEvent
-from tuner.ray import tune_patches
+from tuner.ray import logs, tune_patches
 from tuner.ray.asha import ResumableASHA, SchedulerState, scheduler
 from tuner.ray.batching import batched, batching
 from tuner.ray.callbacks import EpochTensorBoard, JournalCallback, ProgressCallback, mlflow_callback
@@ -109,6 +109,7 @@ def run_experiment(s: ExperimentSettings) -> int:
             :func:`resume_experiment` continues it.
     """
     tune_patches.snapshot_floor()
+    logs.install()  # Ray Tune's loggers, imported by now
     sched = scheduler(s.scheduler)
     outcome, first = Outcome(), FirstFailures()
     callbacks: list[Any] = [outcome, first, SearcherLink(s.searcher), EpochTensorBoard(), *s.callbacks]
@@ -182,6 +183,7 @@ def resume_experiment(s: ExperimentSettings) -> int:
     run only on run directories from a trusted source.
     """
     tune_patches.snapshot_floor()
+    logs.install()  # Ray Tune's loggers, imported by now
     tuner = tune.Tuner.restore(
         _join(s.storage, s.name), trainable=_trainable(s), resume_unfinished=True, resume_errored=True
     )

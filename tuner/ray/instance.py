@@ -19,6 +19,7 @@ without ``--address``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -178,15 +179,25 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
         InputError: ``RAY_AUTH_MODE=disabled`` is set.
         RunError: Ray did not start (the last lines of its output say why).
     """
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        raise InputError("RAY_AUTH_MODE=disabled: tuner keeps Ray's token authentication on; unset it")
+    path = record_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # one `tuner up` at a time: a second started meanwhile waits, then finds the first's instance
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return _start(path, num_cpus, num_gpus, timeout)
+    finally:
+        os.close(fd)
+
+
+def _start(path: Path, num_cpus: int | None, num_gpus: int | None, timeout: float) -> tuple[Instance, bool]:
     from tuner.files import write_json
     from tuner.ray import auth, settings
 
-    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
-        raise InputError("RAY_AUTH_MODE=disabled: tuner keeps Ray's token authentication on; unset it")
     inst = running()
     if inst is not None:
         return inst, False
-    path = record_path()
     other = _read(path)
     if other is not None and other.host == socket.gethostname() and _alive(other.pid):
         if other.python != sys.prefix or other.ray != _ray_version():

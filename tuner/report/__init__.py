@@ -20,10 +20,12 @@ so a page never names a half-written figure. What the page shows: docs/report.md
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tuner.errors import InputError
-from tuner.files import write_bytes, write_text
+from tuner.exportable import warn_stderr
+from tuner.files import check_output, write_bytes, write_text
 from tuner.records import EXPORT_FILE, REPORT_DIR, Export, RunStatus
 from tuner.report import asha, importance, page, progress, region, retest, rounds, tables, timeline
 from tuner.report.context import Context
@@ -47,9 +49,15 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     return write(run_dir, out_dir)[0]
 
 
-def write(run_dir: str | Path, out_dir: str | Path | None = None, refresh: int | None = None) -> tuple[Path, RunStatus]:
+def write(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    refresh: int | None = None,
+    warn: Callable[[str], None] = warn_stderr,
+) -> tuple[Path, RunStatus]:
     """:func:`write_report`, and the run's status as read; ``refresh``: seconds after which the
-    page reloads itself while the run is going (``--watch``; left out once it is over)."""
+    page reloads itself while the run is going (``--watch``; left out once it is over);
+    ``warn``: told of trial folders that could not be read (the best may be among them)."""
     run = load_run(run_dir)
     if run.meta.status is not RunStatus.RUNNING:
         refresh = None
@@ -57,6 +65,14 @@ def write(run_dir: str | Path, out_dir: str | Path | None = None, refresh: int |
     out = Path(out_dir) if out_dir is not None else default_output(run.path)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o: {out}: exists and is not a folder")
+    if out_dir is None:  # -o is checked by the command; this default before anything is drawn
+        try:
+            check_output(out, "RUN_DIR", folder=True)
+        except InputError as e:
+            raise InputError(f"{e.problems[0]}; write the report elsewhere with -o DIR") from None
+    note = run.unreadable_note()
+    if note is not None:
+        warn(note)
     ctx = Context.of(run, export, out)
     sections = build(ctx)
     for s in sections:

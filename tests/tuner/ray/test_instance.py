@@ -277,3 +277,30 @@ def test_a_killed_instance_is_forgotten_and_what_it_left_is_stopped(
         wait_for(lambda: not live_members(inst.pid), 30, "every process of the killed instance to go")
     finally:
         instance._stop_group(inst.pid)
+
+
+def test_two_ups_at_the_same_moment_start_one_instance(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check for an instance and the start of one are one step: a second ``tuner up``
+    started meanwhile waits for the first, then finds its instance instead of starting an
+    untracked second one."""
+    import threading
+
+    started: list[str] = []
+    inside = threading.Event()
+
+    def fake_start(path: Path, *args: object) -> tuple[object, bool]:
+        if started:  # the second finds the first's instance
+            return started[0], False
+        inside.set()
+        time.sleep(0.5)  # a second `up` arrives now
+        started.append("the instance")
+        return started[0], True
+
+    monkeypatch.setattr(instance, "_start", fake_start)
+    results: list[tuple[object, bool]] = []
+    first = threading.Thread(target=lambda: results.append(instance.start()))
+    first.start()
+    assert inside.wait(10)
+    results.append(instance.start())
+    first.join()
+    assert sorted(r[1] for r in results) == [False, True] and started == ["the instance"]

@@ -69,3 +69,54 @@ def test_the_command_line_takes_watch_with_or_without_seconds(
     assert capsys.readouterr().err.strip() == "tuner report: argument --watch: 0 must be >= 1 (see tuner report --help)"
     assert main(["report", str(tmp_path / "nope"), "--watch"]) == 2  # bad input: one line, exit 2
     assert capsys.readouterr().err.strip() == f"{tmp_path / 'nope'}: no such run directory"
+
+
+@pytest.mark.parametrize("state", ["gone", "unknown"])
+def test_a_running_run_whose_driver_is_gone_ends_the_watch(
+    tmp_path: Path, state: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.json says running, but no process holds the run's lock (its driver was killed): the
+    page is written a last time, still, and the watch ends saying to resume. A lock this
+    machine cannot judge ("unknown": an older run, another machine) keeps the watch going."""
+    import tuner.report.watch as watch_mod
+
+    run_dir = write_run(tmp_path, [], status="running")
+    monkeypatch.setattr(watch_mod, "driver_state", lambda d: state)
+    said: list[str] = []
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        raise KeyboardInterrupt
+
+    page = watch(run_dir, None, 2, say=said.append, sleep=sleep)
+    if state == "gone":
+        assert slept == [] and 'http-equiv="refresh"' not in page.read_text()
+        assert said == [
+            f"report: {page} (run.json says the run is going)",
+            f"the run's driver is not running (it was killed?): continue it with tuner resume {run_dir}",
+        ]
+    else:
+        assert slept == [2] and said[-1] == "stopped"
+
+
+def test_the_watch_prints_a_path_with_control_characters_escaped(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, [])
+    said: list[str] = []
+    out = tmp_path / "a\nb\x1b[31m"
+    watch(run_dir, out, 1, say=said.append)
+    assert said == [f"report: {tmp_path}/a\\nb\\x1b[31m/index.html (the run is done)"]
+
+
+def test_a_lock_no_process_holds_is_a_driver_gone(tmp_path: Path) -> None:
+    """The same with the run directory's real lock file (:mod:`tuner.lock`), that a killed
+    driver leaves behind unheld."""
+    import socket
+
+    from tuner.lock import LOCK_FILE
+
+    run_dir = write_run(tmp_path, [], status="running")
+    (run_dir / LOCK_FILE).write_text(f"pid 999999 on {socket.gethostname()}\n")
+    said: list[str] = []
+    watch(run_dir, None, 1, say=said.append, sleep=lambda s: pytest.fail("slept"))
+    assert said[-1] == f"the run's driver is not running (it was killed?): continue it with tuner resume {run_dir}"
