@@ -7,11 +7,12 @@ BN trainer or the user's). :func:`run_tasks` runs plain Ray tasks (a retest's se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 from ray import tune
 
-from tuner.records import ROUND_KEY
+from tuner.records import OUTPUT_FILE, ROUND_KEY
 from tuner.space import apply_params
 from tuner.trial import (
     ReportError,
@@ -197,7 +198,8 @@ def run_trial(
         searched = {
             k: v for k, v in config.items() if k != ROUND_KEY
         }  # the round is the searcher's, not the function's
-        fn(apply_params(base, searched), run)
+        with output_kept(_trial_dir()):
+            fn(apply_params(base, searched), run)
     except StopTrial:
         return
     except SystemExit as e:  # the user's sys.exit(): the trial's failure, not the worker's end
@@ -206,6 +208,31 @@ def run_trial(
         raise TrialError(describe_error(e)) from e
     if run.epoch == 0:  # not a report ever, here or before a restore: Tune has nothing to rank it by
         raise TrialError(no_report(function))
+
+
+def _trial_dir() -> Path | None:
+    get = getattr(tune.get_context(), "get_trial_dir", None)
+    try:
+        return Path(get()) if get is not None and get() else None
+    except Exception:  # outside a Tune session: no folder of its own
+        return None
+
+
+@contextlib.contextmanager
+def output_kept(folder: Path | None) -> Iterator[None]:
+    """What the trial function prints (Python's ``sys.stdout`` and ``sys.stderr``: ``print``,
+    tqdm, warnings) appended to :data:`OUTPUT_FILE` in the trial's ``folder`` while it runs: a
+    user debugging with ``print`` finds it beside the trial's results (Ray's own logs keep their
+    streams). Without a folder, or where the file cannot be opened, the streams stay as they are."""
+    try:
+        out = open(folder / OUTPUT_FILE, "a", encoding="utf-8", errors="replace", buffering=1) if folder else None
+    except OSError:
+        out = None
+    if out is None:
+        yield
+        return
+    with out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        yield
 
 
 def task(fn: Callable[..., Any], call: dict[str, Any], cpus: float, **shared: Any) -> Any:

@@ -6,6 +6,8 @@ A run directory (``runs/<name>``) holds::
     run.json            RUN_FILE     RunMeta: status, times, rounds, provenance
     trials/             EXPERIMENT_DIR: Ray Tune's experiment, every round (a folder per trial)
     trials/asha-rungs.json  RUNGS_FILE
+    trials/<trial>/output.txt  OUTPUT_FILE  what the trial function printed
+    .driver.lock        tuner.lock.LOCK_FILE  held by the driver running the run
     best.yaml           EXPORT_FILE  Export: the best configuration, the top k, provenance
     best.retest.jsonl   history_path(): one RetestEntry a line
     optuna.journal      JOURNAL_FILE the trials as an Optuna journal (optuna-dashboard)
@@ -33,6 +35,7 @@ EXPORT_FILE = "best.yaml"
 RUNGS_FILE = "asha-rungs.json"
 EXPERIMENT_DIR = "trials"  # the one Ray Tune experiment holding every round's trials
 JOURNAL_FILE = "optuna.journal"
+OUTPUT_FILE = "output.txt"  # in a trial's folder: what its function printed
 REPORT_DIR = "report"
 RETEST_SUFFIX = ".retest.jsonl"
 
@@ -145,6 +148,7 @@ from tuner.records.fields import Fields  # noqa: E402
 from tuner.records.run import RoundRecord, RunMeta, TrialRecord, rank  # noqa: E402
 
 __all__ = [
+    "OUTPUT_FILE",
     "RUN_FILE",
     "SWEEP_FILE",
     "EXPORT_FILE",

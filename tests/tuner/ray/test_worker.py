@@ -294,3 +294,31 @@ def test_a_retest_seed_that_exits_or_never_reports_is_that_seeds_error(monkeypat
     monkeypatch.setattr(worker, "load_function", lambda ref: _never_reports)
     out = worker.seed_task(function="proj:fit", config={}, **common)
     assert out["error"] == "proj:fit returned without a single run.report(...): nothing to optimise"
+
+
+def _prints(config: dict[str, Any], run: Any) -> None:
+    print("epoch 1 of the user's own")
+    print("a warning of theirs", file=sys.stderr)
+    run.report({"score": 1.0})
+
+
+def test_what_a_trial_function_prints_is_kept_in_its_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Ray's workers do not send their output to the driver (``log_to_driver`` off): a user
+    debugging with ``print`` finds it in the trial's folder, ``output.txt``; the streams are
+    the process's own again after the trial."""
+    from types import SimpleNamespace
+
+    stdout, stderr = sys.stdout, sys.stderr
+    context = SimpleNamespace(
+        get_trial_id=lambda: "t1", get_trial_resources=lambda: None, get_trial_dir=lambda: tmp_path
+    )
+    monkeypatch.setattr(_Tune, "get_context", lambda self: context)
+    _call_trial(monkeypatch, _prints)
+    assert (tmp_path / "output.txt").read_text() == "epoch 1 of the user's own\na warning of theirs\n"
+    assert sys.stdout is stdout and sys.stderr is stderr
+    _call_trial(monkeypatch, _prints)  # a trial restarted in its folder: appended
+    assert (tmp_path / "output.txt").read_text().count("epoch 1 of the user's own") == 2
+    with worker.output_kept(None):  # no folder (outside Tune): the streams are left alone
+        assert sys.stdout is stdout
+    with worker.output_kept(tmp_path / "no such folder"):
+        assert sys.stdout is stdout
