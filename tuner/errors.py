@@ -107,12 +107,18 @@ def log_dir() -> Path:
     )
 
 
+def log_folders() -> tuple[Path, ...]:
+    """Where a log file may go, in order: :func:`log_dir`, else ``/tmp/tuner-logs`` (a home
+    folder that cannot be written)."""
+    return (log_dir(), Path("/tmp") / "tuner-logs")
+
+
 def log_bug(error: BaseException, context: str = "") -> Path | None:
     """Write ``error``'s traceback to a new log file; returns its path (None when no log can
     be written: the console line then says so)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    for folder in (log_dir(), Path("/tmp") / "tuner-logs"):
+    for folder in log_folders():
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"tuner-{stamp}-{os.getpid()}.log"

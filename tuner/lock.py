@@ -74,16 +74,9 @@ class DriverLock:
         Raises:
             InputError: as :meth:`claim`.
         """
-        try:
-            fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:  # none (a run of an older tuner), or unreadable: claim says so
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            raise InputError(_held(run_dir, _read(fd))) from None
-        finally:
-            os.close(fd)
+        probed = _probe(run_dir)
+        if probed is not None and probed[0]:
+            raise InputError(_held(run_dir, probed[1]))
 
     def release(self) -> None:
         """Let go of the lock (the file stays: it names the last driver)."""
@@ -96,20 +89,26 @@ def driver_state(run_dir: Path) -> DriverState:
     """Whether a driver holds ``run_dir``'s lock: ``running``, ``gone`` (no process holds it:
     the driver ended or was killed) or ``unknown`` (no lock file: a run of an older tuner, or
     one taken on another machine, whose lock this one cannot see)."""
-    path = run_dir / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
+    probed = _probe(run_dir)
+    if probed is None or not probed[1].endswith(f" on {socket.gethostname()}"):
         return "unknown"
+    return "running" if probed[0] else "gone"
+
+
+def _probe(run_dir: Path) -> tuple[bool, str] | None:
+    """Whether some process holds ``run_dir``'s lock, and who the file names; None without a
+    lock file (or one this process cannot read). Writes nothing."""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
     try:
         holder = _read(fd)
-        if not holder.endswith(f" on {socket.gethostname()}"):
-            return "unknown"
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
-            return "running"
-        return "gone"
+            return True, holder
+        return False, holder
     finally:
         os.close(fd)
 

@@ -352,6 +352,25 @@ def wait(proc: subprocess.Popen[bytes], tmp_path: Path, timeout: float = 120) ->
         raise AssertionError(f"tuner did not end {timeout}s after Ctrl-C:\n{output(tmp_path)}") from None
 
 
+def signalled(proc: subprocess.Popen[bytes], tmp_path: Path, sig: int, before: Callable[[], None] | None = None) -> int:
+    """``before()`` while ``proc`` runs, then ``sig`` to it; its exit status (killed if it does not end)."""
+    try:
+        if before is not None:
+            before()
+        proc.send_signal(sig)
+        return wait(proc, tmp_path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def refused_while_running(run_dir: Path, proc: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{run_dir}: the run is in progress (its driver, pid {proc.pid} on " in err[0]
+
+
 def trials_by_x(run_dir: Path) -> dict[float, Any]:
     return {t.params["x"]: t for t in load_run(run_dir).trials}
 
@@ -367,13 +386,7 @@ def test_ctrl_c_exits_130_and_resume_finishes_the_run_with_ashas_records(
     ASHA without them would judge it against nothing and let it go on), and the rung records
     are rewritten with the old ones kept, in their order."""
     proc, run_dir, gate = start_gated_run(tmp_path)
-    try:
-        proc.send_signal(signal.SIGINT)
-        code = wait(proc, tmp_path)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code = signalled(proc, tmp_path, signal.SIGINT)
     text = output(tmp_path)
     assert code == 130, text
     assert f"tuner resume {run_dir}" in text and "tuner: interrupted" in text
@@ -405,16 +418,7 @@ def test_sigterm_ends_a_run_as_ctrl_c_does_and_a_resume_meanwhile_is_refused(
     from tuner.lock import driver_state
 
     proc, run_dir, _gate = start_gated_run(tmp_path)
-    try:
-        assert main(["resume", str(run_dir)]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"{run_dir}: the run is in progress (its driver, pid {proc.pid} on " in err[0]
-        proc.send_signal(signal.SIGTERM)
-        code = wait(proc, tmp_path)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code = signalled(proc, tmp_path, signal.SIGTERM, before=lambda: refused_while_running(run_dir, proc, capsys))
     text = output(tmp_path)
     assert code == 130, text
     assert f"tuner resume {run_dir}" in text and "Traceback" not in text and "SIGTERM received" not in text

@@ -6,7 +6,7 @@ error it thinks unhandled the same way. tuner says all of it already, in its own
 progress line counts errors, and a failed run ends with one line a kind of error naming the
 user's own frame (``docs/functions.md``). :func:`install` puts a filter on the handlers of
 Ray's loggers: those records go to a log file only (``$TUNER_LOG_DIR``, see
-:func:`tuner.errors.log_dir`), and any other record that carries a traceback shows its first
+:func:`tuner.errors.log_folders`), and any other record that carries a traceback shows its first
 line on the console with where the rest is.
 """
 
@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from tuner.errors import log_dir
+from tuner.errors import log_folders
 
 # What tuner reports itself, in its own words: a trial's error, the run's end, how to resume
 # (``tuner resume``, not Ray's ``Tuner.restore``), results it reads itself.
@@ -59,7 +59,7 @@ class _Filter(logging.Filter):
         """Write ``record`` whole to the log file; returns its path (or why there is none)."""
         if self._file is None:
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            for folder in (log_dir(), Path("/tmp") / "tuner-logs"):
+            for folder in log_folders():
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
                     path = folder / f"ray-{stamp}-{os.getpid()}.log"

@@ -213,9 +213,10 @@ def run_trial(
 def _trial_dir() -> Path | None:
     get = getattr(tune.get_context(), "get_trial_dir", None)
     try:
-        return Path(get()) if get is not None and get() else None
+        folder = get() if get is not None else None
     except Exception:  # outside a Tune session: no folder of its own
         return None
+    return Path(folder) if folder else None
 
 
 @contextlib.contextmanager
