@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import os
+import sys
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -80,6 +81,11 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() or ch in " \t" else ascii(ch)[1:-1] for ch in text)
+
+
+def warn_stderr(line: str) -> None:
+    """Print ``warning: line`` to standard error, escaped (:func:`printable`)."""
+    print(printable(f"warning: {line}"), file=sys.stderr, flush=True)  # a name may hold control characters
 
 
 def _is_shallow(value: Any) -> bool:

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError, RunError
-from tuner.exportable import DEFAULT_TOP_K, best_config, exportable, warn_stderr
+from tuner.errors import InputError, RunError, warn_stderr
+from tuner.exportable import DEFAULT_TOP_K, best_config, exportable
 from tuner.files import check_output, load_json, load_yaml, locked, read_bytes, strict, write_json, write_yaml
 from tuner.lock import driver_state
 from tuner.records import EXPORT_FILE, Export, RetestEntry, RunStatus, TopEntry, history_path, now

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from tuner.errors import InputError, printable, problem, show
+from tuner.errors import InputError, problem, show, warn_stderr
 from tuner.records import SWEEP_FILE, TrialRecord, TrialStatus
 from tuner.results import RunDir
 from tuner.space import Parameter, apply_params
@@ -107,11 +106,6 @@ def _outside(param: Parameter, value: Any) -> str | None:
 def _same_number(a: Any, b: Any) -> bool:
     numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
     return numbers and a == b
-
-
-def warn_stderr(line: str) -> None:
-    """Print a warning line to standard error (the default of :func:`build`'s ``warn``)."""
-    print(printable(f"warning: {line}"), file=sys.stderr, flush=True)  # a name may hold control characters
 
 
 def exportable(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] = warn_stderr) -> list[TrialRecord]:

@@ -55,8 +55,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    os.umask(mask := os.umask(0))
     return mask
 
 
@@ -324,7 +323,7 @@ _SYSTEM = ("/proc", "/sys", "/dev")
 
 def check_output(path: str | os.PathLike[str], flag: str = "-o", folder: bool = False) -> Path:
     """``path`` as a place tuner may write a file (``folder``: a folder) to, checked before
-    anything is started.
+    anything is started; a link is followed (the file it names is written, the link stays).
 
     Raises:
         InputError: a folder where a file is wanted (or the reverse), a system folder, or a
@@ -383,6 +382,7 @@ def check_not_input(output: str | os.PathLike[str], inputs: Iterable[str | os.Pa
 def _check_output(p: Path, flag: str, folder: bool) -> Path:
     text = str(p)
     resolved = p.resolve()
+    p = resolved if not folder and p.is_symlink() else p  # written where the link points, as `>` does
     if any(resolved == Path(s) or Path(s) in resolved.parents for s in _SYSTEM):
         raise InputError(f"{flag}: {text[:200]}: tuner does not write under {', '.join(_SYSTEM)}")
     if folder:

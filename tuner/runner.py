@@ -286,7 +286,8 @@ def finish(store: RunStore, meta: RunMeta, started: float, tracker: tracking.Swe
         )
     meta.status, meta.finished, meta.error = RunStatus.DONE, now(), None
     rounds.save_meta(store, meta)
-    export_path = export_mod.write(export_mod.build(run), store.local / EXPORT_FILE)
+    target = store.local / EXPORT_FILE  # a resumed run's export keeps a retest made of it
+    export_path = export_mod.write(export_mod.keep_retest(export_mod.build(run), target), target)
     store.push(EXPORT_FILE)
     if tracker is not None:
         best = run.ranked()[0]

@@ -132,6 +132,25 @@ def test_exporting_again_keeps_the_retest_of_the_same_configuration(
     assert capsys.readouterr().err == ""
 
 
+def test_a_resumed_run_ending_again_keeps_the_retest_of_its_export(run_dir: Path) -> None:
+    """The export a run writes as it ends (``runner.finish``: a resume of a run whose export
+    was retested) goes through the same rule as ``tuner export``."""
+    import time
+
+    from tuner.records import RunStatus
+    from tuner.results import load_run
+    from tuner.runner import finish
+    from tuner.storage import RunStore
+
+    best = {"train.lr": 0.1, "train.momentum": 0.9}
+    path = _retested(run_dir, ["abcde_00000"], [best])
+    before = yaml.safe_load(path.read_text())
+    meta = load_run(run_dir).meta
+    meta.status = RunStatus.RUNNING
+    assert finish(RunStore.open(run_dir), meta, time.monotonic()).export_path == path
+    assert yaml.safe_load(path.read_text())["retest"] == before["retest"]
+
+
 def test_exporting_a_new_best_over_a_retest_of_another_configuration_says_so(
     run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

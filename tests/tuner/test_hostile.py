@@ -64,6 +64,25 @@ def test_a_tilde_in_o_is_written_where_it_was_checked(
     assert (home / "best.yaml").is_file() and not (tmp_path / "~").exists()
 
 
+def test_o_onto_a_link_writes_the_file_it_names_and_keeps_the_link(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7))])
+    (tmp_path / "configs").mkdir()
+    target = tmp_path / "configs" / "best.yaml"
+    target.write_text("old: 1\n")
+    link = tmp_path / "best.yaml"
+    link.symlink_to(target)
+    assert main(["export", str(run), "-o", str(link)]) == 0
+    assert link.is_symlink() and link.resolve() == target
+    assert "old" not in target.read_text() and load_yaml(target.read_bytes(), str(target))["config"]
+    dangling = tmp_path / "next.yaml"
+    dangling.symlink_to(tmp_path / "configs" / "new.yaml")  # cp onto a dangling link makes its file
+    assert main(["export", str(run), "-o", str(dangling)]) == 0
+    assert dangling.is_symlink() and (tmp_path / "configs" / "new.yaml").is_file()
+    (tmp_path / "dir-link").symlink_to(tmp_path / "configs")
+    with pytest.raises(InputError, match="is a folder"):
+        check_output(tmp_path / "dir-link")
+
+
 def test_an_empty_name_is_refused(write_sweep: Callable[..., Path], tmp_path: Path, capsys: Any) -> None:
     assert main(["run", str(write_sweep()), "--name", "", "--storage", str(tmp_path / "runs")]) == 2
     assert "name: '' must be 1-100 letters" in _err(capsys)[0]

@@ -223,7 +223,7 @@ def test_a_report_of_a_round_over_the_widest_range_a_sweep_may_hold_renders(
 
 
 def test_an_exports_warning_escapes_the_names_it_quotes(capsys: pytest.CaptureFixture[str]) -> None:
-    from tuner.exportable import warn_stderr
+    from tuner.errors import warn_stderr
 
     warn_stderr("run/trial\nFAKE\x1b[2K/params.json: bad: left out of the export")
     (line,) = _err(capsys)

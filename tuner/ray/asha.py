@@ -19,9 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers.async_hyperband import _Bracket
 
 from tuner.files import write_json
 from tuner.records import RUNGS_FILE
@@ -75,11 +77,30 @@ def scheduler(spec: SchedulerSpec) -> Any:
     )
 
 
+class Bracket(_Bracket):
+    """Ray's ASHA bracket, with a rung's cutoff that holds diverged trials. A diverged trial is
+    recorded at its rung as -inf (the worst value, :func:`tuner.records.worst`), and Ray's
+    linear quantile between -inf and a finite value is ``-inf + inf``: numpy warns "invalid
+    value encountered" on the driver's console and returns NaN. The limit is -inf, which is
+    what this returns, quietly; a trial is stopped exactly when Ray's would be (nothing is
+    below NaN or -inf)."""
+
+    def cutoff(self, recorded: dict[str, float]) -> float | None:
+        if not recorded:
+            return None
+        with np.errstate(invalid="ignore"):
+            value = float(np.nanpercentile(list(recorded.values()), (1 - 1 / self.rf) * 100))
+        return -np.inf if np.isnan(value) else value
+
+
 class ResumableASHA(FlatChoice, ASHAScheduler):
-    """Ray's ASHA, plus its state as plain data (see the module docstring)."""
+    """Ray's ASHA, plus its state as plain data (see the module docstring), and brackets whose
+    cutoff holds diverged trials (:class:`Bracket`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        for bracket in self._brackets:  # made by Ray's __init__ as its own _Bracket
+            bracket.__class__ = Bracket
         self._restored_brackets: dict[str, int] = {}
 
     def rungs_state(self) -> dict[str, Any]:

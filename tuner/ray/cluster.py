@@ -5,7 +5,8 @@ joins the one ``tuner up`` keeps (:func:`resolve`, :mod:`tuner.ray.instance`): a
 other ``ray start`` left on this machine, dead or alive, is never joined by accident.
 ``--address auto`` joins this machine's cluster, ``HOST:PORT`` a cluster's GCS,
 ``ray://HOST:PORT`` a cluster through Ray Client; a cluster that is not there is said in one
-line at once instead of Ray's minute of retries.
+line at once instead of Ray's minute of retries, and one whose GCS takes connections but does
+not answer (a stopped process) too, instead of a wait without end.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from tuner.errors import InputError, RunError
 from tuner.ray import auth, logs
 
 log = logging.getLogger(__name__)
+
+ANSWER_S = 10.0  # a cluster's GCS that takes connections must answer a handshake within this
 
 
 def check_address(address: str | None) -> str | None:
@@ -76,14 +79,21 @@ def _reachable(address: str) -> str:
             "or leave --address out for a local instance)"
         )
     host, _, port = resolved.rpartition(":")
+    what = "the cluster this machine last started" if address == "auto" else "the cluster"
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
     except OSError as e:
-        what = "the cluster this machine last started" if address == "auto" else "the cluster"
         raise InputError(
             f"--address {address}: {what} at {resolved} is not running ({e.strerror or e}); "
             "start it again, or leave --address out for a local instance"
         ) from None
+    from tuner.ray.instance import answers
+
+    if not answers(resolved, timeout=ANSWER_S):  # listening but silent: ray.init would hang on it
+        raise InputError(
+            f"--address {address}: {what} at {resolved} takes connections but does not answer within {ANSWER_S:g} s "
+            "(its GCS stopped or hung?)"
+        )
     return resolved
 
 

@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tuner.errors import InputError, RunError
+from tuner.errors import InputError, RunError, warn_stderr
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _listening(address: str, timeout: float = 1.0) -> bool:
-    host, _, port = address.rpartition(":")
+def answers(address: str, timeout: float = 2.0) -> bool:
+    """Whether a gRPC server answers at ``HOST:PORT`` within ``timeout`` seconds: the HTTP/2
+    handshake of a channel, which needs no token. A port that only accepts connections (a
+    GCS whose process is stopped, or not Ray's at all) does not answer; Ray's own client
+    would wait 40 s on it, and ``ray.init`` longer."""
+    import grpc  # Ray's own dependency
+
+    channel = grpc.insecure_channel(address)
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+        return True
+    except grpc.FutureTimeoutError:
         return False
-    return True
+    finally:
+        channel.close()
 
 
 def running() -> Instance | None:
@@ -138,8 +146,11 @@ def running() -> Instance | None:
         with contextlib.suppress(OSError):
             path.unlink()
         return None
-    if not _listening(inst.address):  # up but not answering: not joined, kept for tuner down
-        log.info("the Ray instance at %s does not answer: not joined (tuner down stops it)", inst.address)
+    if not answers(inst.address):  # up but not answering (stopped?): not joined, kept for tuner down
+        warn_stderr(
+            f"the Ray instance tuner up started does not answer at {inst.address}: this command starts one of "
+            "its own (tuner down stops that one)"
+        )
         return None
     return inst
 

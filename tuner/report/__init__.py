@@ -23,8 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tuner.errors import InputError
-from tuner.exportable import warn_stderr
+from tuner.errors import InputError, warn_stderr
 from tuner.files import check_output, write_bytes, write_text
 from tuner.records import EXPORT_FILE, REPORT_DIR, Export, RunStatus
 from tuner.report import asha, importance, page, progress, region, retest, rounds, tables, timeline

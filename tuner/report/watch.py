@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tuner.errors import printable
-from tuner.exportable import warn_stderr
+from tuner.errors import printable, warn_stderr
 from tuner.lock import driver_state
 from tuner.records import RunStatus
 from tuner.report import write

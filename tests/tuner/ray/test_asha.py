@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -140,6 +141,24 @@ def test_a_reduction_factor_of_3_keeps_the_best_third() -> None:
         "CONTINUE",
         "STOP",
     ]
+
+
+def test_diverged_trials_at_a_rung_cut_quietly_as_rays_would() -> None:
+    """A diverged trial is recorded as -inf (val_loss, min: worst is +inf). Ray's quantile
+    between -inf and a finite value warned on the console (numpy's "invalid value") and was
+    NaN; the cutoff is -inf, and the decisions are Ray's."""
+    s = asha(metric="val_loss", mode="min", reduction_factor=3)
+    values = [math.inf, math.inf, 0.3, 0.9, 0.2, 0.95]
+    for i in range(len(values)):
+        s.on_trial_add(None, trial(i))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        decisions = feed(s, [(i, 1, v) for i, v in enumerate(values)], "val_loss")
+    # cutoffs (2/3 quantile of those before): none, -inf, -inf, -inf (Ray's: NaN), -0.9, -0.5
+    assert decisions == ["CONTINUE", "CONTINUE", "CONTINUE", "CONTINUE", "CONTINUE", "STOP"]
+    (bracket,) = s._brackets
+    assert bracket.cutoff({"a": -math.inf, "b": -math.inf, "c": -0.3}) == -math.inf
+    assert bracket.cutoff({"a": -0.9, "b": -0.3}) == pytest.approx(-0.5, abs=1e-3)
 
 
 def test_asha_rung_records_survive_a_restore() -> None:

@@ -110,7 +110,7 @@ def test_a_record_of_another_machine_or_ray_is_not_joined(cache: Path) -> None:
 
 
 def test_up_refuses_to_start_beside_an_instance_of_another_environment(
-    cache: Path, monkeypatch: pytest.MonkeyPatch
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tuner.errors import InputError
 
@@ -125,6 +125,10 @@ def test_up_refuses_to_start_beside_an_instance_of_another_environment(
     assert path.exists()
     path = write(cache, record(address=f"127.0.0.1:{free_port()}"))  # alive, but nothing listens there
     assert instance.running() is None and path.exists()  # not joined, kept for tuner down
+    assert capsys.readouterr().err == (
+        f"warning: the Ray instance tuner up started does not answer at {instance._read(path).address}: this "
+        "command starts one of its own (tuner down stops that one)\n"
+    )
     with pytest.raises(InputError, match="^the Ray instance tuner up started does not answer at 127.0.0.1:"):
         instance.start()
 

@@ -54,3 +54,46 @@ def test_address_auto_with_a_dead_cluster_fails_at_once(stale_cluster_file: str)
     port = stale_cluster_file.rsplit(":", 1)[1]  # Ray may show 127.0.0.1 as the node's own address
     assert str(e.value).startswith("--address auto: the cluster this machine last started at ")
     assert f":{port} is not running" in str(e.value)
+
+
+@pytest.fixture
+def silent_gcs() -> Any:
+    """A port that takes connections and never answers: a GCS whose process is stopped
+    (SIGSTOP), as the kernel still completes a connection to its listening socket."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("0.0.0.0", 0))  # Ray names a local address by the machine's own IP
+    server.listen(8)
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def test_a_cluster_that_takes_connections_but_does_not_answer_fails_in_seconds(
+    silent_gcs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster, "ANSWER_S", 1.0)
+    started = time.monotonic()
+    with pytest.raises(InputError) as e:
+        cluster._reachable(silent_gcs)
+    assert time.monotonic() - started < 5
+    port = silent_gcs.rsplit(":", 1)[1]
+    assert str(e.value).startswith(f"--address {silent_gcs}: the cluster at ")
+    assert str(e.value).endswith(f":{port} takes connections but does not answer within 1 s (its GCS stopped or hung?)")
+
+
+def test_answers_tells_a_grpc_server_from_a_silent_port(silent_gcs: str) -> None:
+    from concurrent import futures
+
+    import grpc
+
+    from tuner.ray.instance import answers
+
+    assert not answers(silent_gcs, timeout=0.5)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        assert answers(f"127.0.0.1:{port}", timeout=5)
+    finally:
+        server.stop(None)
