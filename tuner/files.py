@@ -17,8 +17,9 @@ import fcntl
 import json
 import math
 import os
+import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from tuner.errors import InputError
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a sweep or export file is a few KB; this is generous
 MAX_YAML_NODES = 200_000  # after aliases are expanded
 MAX_YAML_DEPTH = 200  # nested [ ] and { }: a sweep nests five deep
+MAX_LINE_BYTES = 1024 * 1024  # one JSON line (a trial's report, a retest): a few KB
+MAX_LINES_FILE_BYTES = 256 * 1024 * 1024  # a JSON-lines file: 100,000 epochs of 2 KB reports
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -157,6 +160,15 @@ class _Loader(yaml.SafeLoader):
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:  # a value Python refuses: an int of 5,000 digits, a date 2020-13-45
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as e:
+            what = _one_line(str(e), 80)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!s:.30}: {what}", node.start_mark
+            ) from None
+
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
     """Nodes ``node`` stands for once every alias is expanded (shared nodes counted once a
@@ -247,30 +259,80 @@ def load_json(data: bytes | str, source: str) -> Any:
     """Parse JSON (NaN and Infinity accepted on read, as Ray writes them).
 
     Raises:
-        InputError: invalid JSON, naming the line.
+        InputError: invalid JSON, naming the line; a repeated key; an integer Python refuses.
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_int)
     except UnicodeDecodeError:
         raise InputError(f"{source}: not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{source}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
     except RecursionError:
         raise InputError(f"{source}: invalid JSON: nested too deeply") from None
+    except ValueError as e:  # _unique_keys, _int
+        raise InputError(f"{source}: invalid JSON: {_one_line(str(e))}") from None
 
 
-def read_json_lines(path: str | os.PathLike[str], errors: str = "strict") -> list[Any]:
-    """Every JSON value of a JSON-lines file, one a line; a line that does not parse (cut short
-    by a crash mid-write) is skipped. ``errors``: how undecodable bytes are handled, as in
-    :meth:`bytes.decode`."""
-    out = []
-    for line in Path(path).read_text(encoding="utf-8", errors=errors).splitlines():
-        try:
-            out.append(json.loads(line))
-        except (ValueError, RecursionError):
-            continue
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:  # as YAML's loader refuses it: a reader and tuner must not disagree
+            raise ValueError(f"duplicate key {key[:60]!r}")
+        out[key] = value
     return out
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > 4300:  # Python's own limit: its ValueError would name no file
+        raise ValueError(f"an integer of {len(text)} digits (at most 4300)")
+    return int(text)
+
+
+def read_json_lines(
+    path: str | os.PathLike[str], errors: str = "strict", limit: int = MAX_LINES_FILE_BYTES
+) -> list[Any]:
+    """Every JSON value of a JSON-lines file, one a line; a line that does not parse (cut short
+    by a crash mid-write, or longer than :data:`MAX_LINE_BYTES`) is skipped. ``errors``: how
+    undecodable bytes are handled, as in :meth:`bytes.decode`.
+
+    Raises:
+        InputError: not a regular file, or larger than ``limit`` (:func:`json_lines`).
+    """
+    return [v for v in json_lines(path, errors, limit) if v is not NOT_JSON]
+
+
+NOT_JSON = object()  # what json_lines yields for a line that is not JSON
+
+
+def json_lines(
+    path: str | os.PathLike[str], errors: str = "strict", limit: int = MAX_LINES_FILE_BYTES
+) -> Iterator[Any]:
+    """Each non-empty line of a JSON-lines file as its value, or :data:`NOT_JSON`, read a line
+    at a time: what a file costs is bounded by ``limit`` and :data:`MAX_LINE_BYTES` (a sparse
+    file of 20 GB costs no memory), and a pipe is refused instead of waited on.
+
+    Raises:
+        InputError: not a regular file, or larger than ``limit``; OSError: unreadable.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe opened without a writer: not waited on
+    with open(fd, "rb") as f:
+        size = os.fstat(fd).st_size
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: is not a regular file (a pipe, a socket or a device)")
+        if size > limit:
+            raise InputError(f"{path}: {size:,} bytes, more than the {limit:,} this file may hold: not read")
+        while line := f.readline(MAX_LINE_BYTES + 1):
+            if len(line) > MAX_LINE_BYTES:  # skipped whole: its rest, up to its end
+                while line and not line.endswith(b"\n"):
+                    line = f.readline(MAX_LINE_BYTES)
+                yield NOT_JSON
+            elif line.strip():
+                text = line.decode("utf-8", errors)  # strict: raises UnicodeDecodeError
+                try:
+                    yield json.loads(text)
+                except (ValueError, RecursionError):
+                    yield NOT_JSON
 
 
 def append_line(path: str | os.PathLike[str], obj: Any) -> None:
@@ -318,83 +380,4 @@ def locked(path: str | os.PathLike[str]) -> Iterator[None]:
             os.close(fd)  # releases the lock
 
 
-_SYSTEM = ("/proc", "/sys", "/dev")
-
-
-def check_output(path: str | os.PathLike[str], flag: str = "-o", folder: bool = False) -> Path:
-    """``path`` as a place tuner may write a file (``folder``: a folder) to, checked before
-    anything is started; a link is followed (the file it names is written, the link stays).
-
-    Raises:
-        InputError: a folder where a file is wanted (or the reverse), a system folder, or a
-            place this process cannot write; one line naming ``flag``.
-    """
-    raw = os.fspath(path)
-    if not raw.strip() or "\x00" in raw:  # Path("") is ".": an empty -o must not mean "here"
-        raise InputError(f"{flag}: {raw[:60]!r} is not a path")
-    try:
-        return _check_output(expand_user(raw, flag), flag, folder)
-    except OSError as e:  # a name too long, a loop of links...: what the system says, one line
-        raise InputError(f"{flag}: {raw[:200]}: {e.strerror or type(e).__name__}") from None
-
-
-def expand_user(path: str | os.PathLike[str], flag: str) -> Path:
-    """``path`` with a leading ``~`` or ``~user`` expanded.
-
-    Raises:
-        InputError: ``~user`` names no user this system knows (one line naming ``flag``).
-    """
-    try:
-        return Path(path).expanduser()
-    except RuntimeError:  # Path.expanduser: "Could not determine home directory"
-        head = os.fspath(path).split(os.sep, 1)[0]
-        raise InputError(f"{flag}: {os.fspath(path)[:200]}: {head[:60]} is no user's home on this system") from None
-
-
-def check_not_input(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]], flag: str = "-o") -> None:
-    """Refuse an output that would overwrite what the command reads: one of ``inputs``
-    (files), or a file that already exists inside one of them (folders: a run directory's
-    records). A new file inside a run directory is allowed.
-
-    Raises:
-        InputError: one line naming ``flag``, the path and the input it would overwrite.
-    """
-    from tuner.storage import is_uri  # storage imports this module
-
-    out = expand_user(output, flag)
-    try:
-        target = out.resolve()
-    except OSError:
-        return  # check_output reports what is wrong with the path itself
-    for given in inputs:
-        if is_uri(os.fspath(given)):
-            continue
-        source = expand_user(given, "input").resolve()
-        if target == source:
-            raise InputError(f"{flag}: {os.fspath(output)[:200]}: is the file this command reads; write elsewhere")
-        if source.is_dir() and source in target.parents and target.is_file():
-            raise InputError(
-                f"{flag}: {os.fspath(output)[:200]}: would overwrite a file of {os.fspath(given)[:200]}, which this "
-                "command reads; write elsewhere"
-            )
-
-
-def _check_output(p: Path, flag: str, folder: bool) -> Path:
-    text = str(p)
-    resolved = p.resolve()
-    p = resolved if not folder and p.is_symlink() else p  # written where the link points, as `>` does
-    if any(resolved == Path(s) or Path(s) in resolved.parents for s in _SYSTEM):
-        raise InputError(f"{flag}: {text[:200]}: tuner does not write under {', '.join(_SYSTEM)}")
-    if folder:
-        if p.exists() and not p.is_dir():
-            raise InputError(f"{flag}: {text[:200]}: exists and is not a folder")
-    elif p.is_dir():
-        raise InputError(f"{flag}: {text[:200]} is a folder; give a file name")
-    parent = p if folder and p.exists() else p.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"{flag}: {text[:200]}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{flag}: {text[:200]}: no permission to write in {parent}")
-    return p
+from tuner.outputs import check_not_input, check_output, expand_user  # noqa: E402,F401  (their old home)

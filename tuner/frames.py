@@ -6,7 +6,8 @@
     epochs.pivot(index="epoch", columns="trial_id", values="val_acc").plot(legend=False)
 
 A searched value that is a list (widths such as ``[64, 64]``) is a tuple in a frame, so that its
-column can be grouped and compared.
+column can be grouped and compared. A searched value or a metric named as one of tuner's own
+columns (a function that reports ``score`` or ``error``) is under ``param.NAME`` or ``metric.NAME``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 from typing import Any
 
 from tuner.errors import InputError
+from tuner.records import BOOKKEEPING
 from tuner.results import load_run
 
 TRIAL_COLUMNS = ("trial_id", "round", "status", "epochs", "score", "node_id", "error")
@@ -50,19 +52,23 @@ def trials_frame(run_dir: str | os.PathLike[str] | Any, per: str = "trial") -> A
         params = {k: _cell(v) for k, v in t.params.items()}
         if per == "trial":
             last = t.history[-1] if t.history else {}
-            rows.append(
-                {
-                    **head,
-                    "epochs": t.epochs,
-                    "score": t.score(run.metric),
-                    "node_id": t.node_id,
-                    "error": t.error,
-                    **params,
-                    **{m: last.get(m) for m in t.metrics()},
-                }
-            )
+            own = {**head, "epochs": t.epochs, "score": t.score(run.metric), "node_id": t.node_id, "error": t.error}
+            rows.append(_row(own, params, {m: last.get(m) for m in t.metrics()}))
         else:
-            rows.extend({**head, **params, **h} for h in t.history)
+            for h in t.history:
+                kept = {k: v for k, v in h.items() if k in BOOKKEEPING}
+                rows.append(_row({**head, **kept}, params, {k: v for k, v in h.items() if k not in kept}))
     frame = pd.DataFrame(rows, columns=None if rows else list(TRIAL_COLUMNS if per == "trial" else EPOCH_COLUMNS))
     frame.attrs.update(metric=run.metric, mode=run.mode, run_dir=str(run.path))
     return frame
+
+
+def _row(own: dict[str, Any], params: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """tuner's columns ``own``, then the searched values, then the metrics; a value whose name
+    is taken already (a function's metric ``score`` or ``error``, a config key ``round``) is
+    put under ``param.NAME`` or ``metric.NAME``: tuner's columns keep their meaning."""
+    row = dict(own)
+    for prefix, values in (("param", params), ("metric", metrics)):
+        for key, value in values.items():
+            row[f"{prefix}.{key}" if key in row else key] = value
+    return row

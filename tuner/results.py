@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import InputError, show
-from tuner.files import load_json, load_yaml, read_bytes, read_json_lines
+from tuner.files import MAX_FILE_BYTES, NOT_JSON, json_lines, load_json, load_yaml, read_bytes, read_json_lines
 from tuner.records import (
     DIVERGED,
     EPOCH,
@@ -115,7 +115,8 @@ def load_run(run_dir: str | Path) -> RunDir:
     meta_file, sweep_file = path / RUN_FILE, path / SWEEP_FILE
     try:
         if not path.is_dir():
-            raise InputError(f"{str(run_dir)[:200]}: no such run directory")
+            what = "is a file, not a run directory" if path.exists() else "no such run directory"
+            raise InputError(f"{str(run_dir)[:200]}: {what}")
         if not meta_file.is_file() or not sweep_file.is_file():
             raise InputError(f"{str(run_dir)[:200]}: not a tuner run directory (no {RUN_FILE} / {SWEEP_FILE})")
     except OSError as e:  # a name too long, no permission...
@@ -126,8 +127,23 @@ def load_run(run_dir: str | Path) -> RunDir:
         folders.setdefault(r.dir, r.index)
     for folder, index in folders.items():
         run.trials.extend(load_trials(path / folder, index, run.sweep.max_t, run.unreadable))
+    run.trials = _one_a_trial(run.trials, run.unreadable)
     _check_params(run)
     return run
+
+
+def _one_a_trial(trials: list[TrialRecord], unreadable: list[tuple[str, str]]) -> list[TrialRecord]:
+    """``trials`` with each trial id once: a trial folder copied beside itself (``cp -a``, a
+    sync) is the trial with the most epochs; the other copies are noted in ``unreadable``."""
+    kept: dict[str, TrialRecord] = {}
+    for t in trials:
+        other = kept.get(t.trial_id)
+        if other is None or t.epochs > other.epochs:
+            kept[t.trial_id] = t
+        if other is not None:
+            dropped, first = (other, t) if kept[t.trial_id] is t else (t, other)
+            unreadable.append((dropped.path, f"the same trial ({t.trial_id}) as {first.path}: a copy, left out"))
+    return [t for t in trials if kept[t.trial_id] is t]
 
 
 def load_trials(
@@ -144,6 +160,8 @@ def load_trials(
             why = trial_damage(d) if record is None or not record.history else None  # a report read: whole
         except OSError as e:  # no permission, an I/O error...
             record, why = None, f"cannot be read ({e.strerror or type(e).__name__})"
+        except InputError as e:  # a file of it too large, or not a regular file
+            record, why = None, str(e).removeprefix(f"{d}/")
         if why is not None and unreadable is not None:
             unreadable.append((str(d), why))
         if record is not None:
@@ -180,6 +198,8 @@ def trial_damage(d: Path) -> str | None:
         return None if reported else "no params.json (and no report holds the trial's config)"
     if not params.is_file():
         return "params.json is not a regular file"
+    if params.stat().st_size > MAX_FILE_BYTES:
+        return f"params.json is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB"
     if _read_params(params) is None and (params.stat().st_size or reported):
         return "params.json is not a JSON object of parameters"
     return None
@@ -190,14 +210,9 @@ def _result_lines(path: Path) -> tuple[int, int] | None:
     if not path.is_file():
         return None
     total = good = 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.strip():
-            total += 1
-            try:
-                json.loads(line)
-                good += 1
-            except (ValueError, RecursionError):
-                continue
+    for value in json_lines(path, errors="replace"):
+        total += 1
+        good += value is not NOT_JSON
     return total, good
 
 
@@ -205,9 +220,9 @@ def _read_params(path: Path) -> dict[str, Any] | None:
     if not path.is_file():  # missing, a folder, a pipe (which would wait for a writer)
         return None
     try:
-        params = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, ValueError, RecursionError):
-        return None  # cut short by a killed driver: the results carry the same config
+        params = json.loads(read_bytes(path, what="params.json").decode("utf-8", errors="replace"))
+    except (InputError, ValueError, RecursionError):
+        return None  # cut short by a killed driver (the results carry the same config), or too large
     return params if isinstance(params, dict) and all(isinstance(k, str) for k in params) else None
 
 
@@ -281,7 +296,9 @@ def trial_error(path: Path) -> str | None:
     """
     if not path.is_file():
         return None
-    return error_line(path.read_text(encoding="utf-8", errors="replace").strip().splitlines())
+    with open(path, "rb") as f:  # the end of Ray's traceback holds the error: 64 KB of it at most
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
+        return error_line(f.read().decode("utf-8", errors="replace").strip().splitlines())
 
 
 def error_line(lines: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""Reading JSON-lines files that a crash may have cut short (the atomic writes are tested
+"""Reading JSON-lines files that a crash may have cut short, and values Python refuses (the atomic writes are tested
 with the export, tests/tuner/test_export_file.py)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tuner.files import read_json_lines
+from tuner.errors import InputError
+from tuner.files import load_json, load_yaml, read_json_lines
 
 
 def test_json_lines_keep_every_whole_line_and_skip_a_torn_one(tmp_path: Path) -> None:
@@ -64,3 +65,39 @@ def test_the_lock_of_a_file_is_held_while_the_block_runs(tmp_path: Path) -> None
     assert lock_path(target).parent.name == "locks" and not target.exists() and not any(tmp_path.iterdir())
     with locked(target):  # released at the block's end
         pass
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: " + "9" * 5000, r"^s\.yaml:1:4: invalid YAML: 9{30}: Exceeds the limit \(4300 digits\)"),
+        ("a:\n  b: 2020-13-45\n", r"^s\.yaml:2:6: invalid YAML: 2020-13-45: month must be in 1\.\.12$"),
+        ("a: [1, -" + "9" * 5000 + "]", r"^s\.yaml:1:8: invalid YAML: -9{29}: Exceeds the limit"),
+    ],
+)
+def test_a_yaml_value_python_refuses_is_bad_input_naming_its_place(text: str, expected: str) -> None:
+    """PyYAML's own ValueError (an int past Python's 4300 digits, a date that is none) was an
+    internal error of every reader: sweep files, exports, run.json, --set."""
+    with pytest.raises(InputError, match=expected):
+        load_yaml(text, "s.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": ' + "9" * 5000 + "}", "e.json: invalid JSON: an integer of 5000 digits (at most 4300)"),
+        ('{"a": 1, "b": {"c": 1, "c": 2}}', "e.json: invalid JSON: duplicate key 'c'"),
+        ('{"metric": "val_loss", "metric": "val_acc"}', "e.json: invalid JSON: duplicate key 'metric'"),
+    ],
+)
+def test_json_that_repeats_a_key_or_holds_a_huge_int_is_bad_input(text: str, expected: str) -> None:
+    """As YAML's loader refuses a repeated key: the reader of a file and tuner must not
+    disagree on what it says (JSON's last-wins)."""
+    with pytest.raises(InputError) as e:
+        load_json(text, "e.json")
+    assert str(e.value) == expected
+
+
+def test_json_within_the_limits_reads_as_before() -> None:
+    big = "-" + "9" * 4300
+    assert load_json('{"a": ' + big + ', "b": [{"c": NaN}, {"c": 1}]}', "e.json")["a"] == int(big)

@@ -138,3 +138,25 @@ def test_a_trained_model_in_a_notebook(run_dir: Path, tmp_path: Path) -> None:
     with torch.no_grad():
         probs = model(torch.randn(5, *info.input_shape)).softmax(dim=1)
     assert probs.shape == (5, 3) and torch.allclose(probs.sum(dim=1), torch.ones(5))
+
+
+def test_a_metric_or_value_named_as_a_column_of_tuners_own_keeps_both(tmp_path: Path) -> None:
+    """A function that reports ``score``, ``round``, ``epochs``, ``error`` or ``status`` (a
+    classification error is a usual metric) replaced tuner's columns of the same name: the
+    frame said round 7 and score 123 for a run of round 0 ranked by val_loss."""
+    history = [
+        {"epoch": e, "val_loss": 1.0 / e, "score": 123.0, "round": 7, "epochs": 1000, "error": 0.5, "diverged": False}
+        for e in (1, 2)
+    ]
+    run_dir = make_run(
+        tmp_path, [({"train.lr": 0.1, "status": 3}, history)], 2, overrides={"metric": "val_loss", "mode": "min"}
+    )
+    row = tuner.load_run(run_dir).iloc[0]
+    assert (row["round"], row["status"], row["epochs"], row["score"]) == (0, "finished", 2, 0.5)
+    assert row["error"] is None or row["error"] != row["error"]  # no error: None (or NaN in pandas)
+    assert (row["metric.score"], row["metric.round"], row["metric.epochs"], row["metric.error"]) == (123.0, 7, 1000, 0.5)
+    assert row["param.status"] == 3 and row["train.lr"] == 0.1
+    epoch = tuner.load_run(run_dir, per="epoch")
+    assert list(epoch["round"]) == [0, 0] and list(epoch["epoch"]) == [1, 2] and list(epoch["status"]) == ["finished"] * 2
+    assert list(epoch["metric.round"]) == [7, 7] and list(epoch["val_loss"]) == [1.0, 0.5]
+    assert list(epoch["param.status"]) == [3, 3]

@@ -102,3 +102,59 @@ def test_trial_folders_that_cannot_be_read_are_recorded_with_why(tmp_path: Path)
         f"{run_dir}: 3 trial folders could not be read and are left out (the run's best may be among them); "
         f"the first: {folders[0]}: no params.json (and no report holds the trial's config)"
     )
+
+
+def test_files_of_a_trial_folder_are_read_within_bounds(tmp_path: Path) -> None:
+    """A sparse params.json or result.json of 600 MB (4 KB on disk) cost 1.3 GB of memory to
+    read; an error.txt was read whole to keep one line. Now: the folder is unreadable, with
+    why, and the rest of the run reads as before."""
+    import os
+
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1 * (i + 1)}, epochs(0.5 + 0.01 * i)) for i in range(4)], 1)
+    folders = sorted((run_dir / "round-0").iterdir())
+    with open(folders[0] / "params.json", "r+b") as f:
+        f.truncate(600 * 1024 * 1024)
+    with open(folders[1] / "result.json", "r+b") as f:
+        f.truncate(600 * 1024 * 1024)
+    long_line = b'{"epoch": 1, "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}\n'
+    (folders[2] / "result.json").write_bytes(long_line + (folders[2] / "result.json").read_bytes())
+    (folders[3] / "error.txt").write_bytes(b"noise\n" * 200_000 + b"RuntimeError: the last line\n")
+    run = load_run(run_dir)
+    assert sorted(t.trial_id for t in run.trials) == ["abcde_00000", "abcde_00002", "abcde_00003"]
+    assert [t.epochs for t in sorted(run.trials, key=lambda t: t.trial_id)] == [1, 1, 1]  # the long line skipped
+    assert run.trials[0].params == {"train.lr": 0.1}  # not read: its reports hold the config
+    assert run.unreadable == [
+        (str(folders[1]), "result.json: 629,145,600 bytes, more than the 268,435,456 this file may hold: not read"),
+    ]
+    (folders[0] / "result.json").write_text("")  # now nothing else holds its config
+    assert load_run(run_dir).unreadable[0] == (str(folders[0]), "params.json is larger than 4 MB")
+    (trial,) = [t for t in run.trials if t.trial_id == "abcde_00003"]
+    assert trial.error == "RuntimeError: the last line"
+    assert os.path.getsize(folders[1] / "result.json") == 600 * 1024 * 1024
+
+
+def test_a_trial_folder_copied_beside_itself_counts_once(tmp_path: Path) -> None:
+    """``cp -a T T_copy`` (an rsync, a desktop copy) made two records of one trial: export
+    refused the run, blaming its own output file."""
+    import shutil
+
+    from tuner import export_file
+
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6)), ({"train.lr": 0.2}, epochs(0.4))], 2)
+    first = sorted((run_dir / "round-0").iterdir())[0]
+    copy = first.with_name(first.name + "_copy")
+    shutil.copytree(first, copy)
+    lines = (copy / "result.json").read_text().splitlines()
+    (copy / "result.json").write_text(lines[0] + "\n")  # the copy has fewer epochs: the original stays
+    run = load_run(run_dir)
+    assert sorted(t.trial_id for t in run.trials) == ["abcde_00000", "abcde_00001"]
+    (kept,) = [t for t in run.trials if t.trial_id == "abcde_00000"]
+    assert kept.path == str(first) and kept.epochs == 2
+    assert run.unreadable == [(str(copy), f"the same trial (abcde_00000) as {first}: a copy, left out")]
+    assert export_file.export_run(run_dir).is_file()
+
+
+def test_a_file_given_as_a_run_directory_is_said_to_be_a_file(tmp_path: Path) -> None:
+    (tmp_path / "best.yaml").write_text("a: 1\n")
+    with pytest.raises(InputError, match=r"best\.yaml: is a file, not a run directory$"):
+        load_run(tmp_path / "best.yaml")

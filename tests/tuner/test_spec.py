@@ -484,3 +484,15 @@ def test_a_model_function_tuner_cannot_call_is_refused_up_front(user_functions: 
         "s.yaml: model.name: 'proj_fns:net' cannot be called as net(input_shape, num_outputs, **model.kwargs): "
         "got an unexpected keyword argument 'depth'"
     ]
+
+
+def test_a_pair_that_is_not_key_value_gets_an_example_of_its_own_flag() -> None:
+    """``--data foo`` was told ``e.g. --data train.epochs=5``, itself no data key."""
+    from tuner.spec import parse_assignments
+
+    with pytest.raises(InputError) as e:
+        parse_assignments(["foo"], "--data")
+    assert str(e.value) == "--data: 'foo' must be KEY=VALUE (e.g. --data seed=7)"
+    with pytest.raises(InputError) as e:
+        parse_assignments(["=1"], "--set")
+    assert str(e.value) == "--set: '=1' must be KEY=VALUE (e.g. --set train.epochs=5)"

@@ -128,7 +128,7 @@ class Checker:
 
     def choice(self, value: Any, key: str, choices: Sequence[str]) -> None:
         if not isinstance(value, str) or value not in choices:
-            self.add(key, value, f"is not one of {', '.join(choices)}")
+            self.add(key, value, f"is not one of {', '.join(c if c else repr(c) for c in choices)}")
 
     def name(self, value: Any, key: str) -> None:
         """A trial's id: a name (letters, digits, ``_.-``, at most 100), never a path."""

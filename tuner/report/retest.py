@@ -3,6 +3,7 @@ configuration's mean and 95% interval on validation and test, beside its one-see
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from tuner.errors import InputError
+from tuner.files import json_lines
 from tuner.records import EXPORT_FILE, Export, RetestEntry, history_path, test_metric
 from tuner.records import Stats as RecordStats
 from tuner.report import figure
@@ -114,8 +117,9 @@ def section(ctx: Context, entry: RetestEntry | None) -> list[str | Drawn]:
     ]
     history = history_path(source)
     if history.is_file():
-        n = sum(1 for line in history.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
-        facts.append(f"{n} retest(s) in {history.name}")
+        with contextlib.suppress(InputError, OSError):  # too large: the count is left out, not the page
+            n = sum(1 for _ in json_lines(history, errors="replace"))
+            facts.append(f"{n} retest(s) in {history.name}")
     parts: list[str | Drawn] = [p("Latest retest: " + ", ".join(facts) + ".")]
     parts += [p(str(m)) for m in entry.messages]
     parts.append(Drawn("retest.png", draw(entry.metric or ctx.metric, test_name, bs), "retest means and intervals"))

@@ -302,7 +302,8 @@ def parse_assignments(pairs: list[str], flag: str) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_.-]+", key) or ".." in key:
-            raise InputError(f"{flag}: {pair[:60]!r} must be KEY=VALUE (e.g. {flag} train.epochs=5)")
+            example = "seed=7" if flag == "--data" else "train.epochs=5"
+            raise InputError(f"{flag}: {pair[:60]!r} must be KEY=VALUE (e.g. {flag} {example})")
         try:
             out[key] = load_yaml(value, flag) if value.strip() else ""
         except InputError:
