@@ -219,6 +219,8 @@ def check_arrays(name: str, x: Any, y: Any, xt: Any, yt: Any, task: str | None =
         _finite(name, key, a)
     if y.ndim != yt.ndim or y.shape[1:] != yt.shape[1:] or y.ndim > 2:
         raise DataError(f"{name}: y_train {y.shape[1:]} and y_test {yt.shape[1:]} must both be (N,) or (N, T)")
+    if y.ndim == 2 and y.shape[1] == 0:  # every loss of it is NaN: each trial "diverged", the data's fault
+        raise DataError(f"{name}: y_train: targets {y.shape} have no columns (T must be at least 1)")
     integral = y.dtype.kind in "biu" and yt.dtype.kind in "biu"
     if task is None:
         task = "classification" if integral and y.ndim == 1 else "regression"

@@ -61,17 +61,24 @@ def __getattr__(name: str) -> Any:
 def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> Sweep:
     """Read and validate a sweep file (``InputError`` lists every problem); ``overrides`` are
     dotted keys, e.g. ``load_sweep("s.yaml", **{"search.num_samples": 8})``."""
+    from tuner import arguments
     from tuner.spec import load_sweep as _load
 
-    return _load(path, overrides)
+    return _load(arguments.path(path, "path"), overrides)
 
 
 def _sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, overrides: dict[str, Any]) -> Sweep:
     import copy
 
+    from tuner import arguments
+    from tuner.errors import InputError, show
     from tuner.spec import Sweep, from_dict, set_dotted
     from tuner.spec import load_sweep as _load
 
+    if not isinstance(sweep, (Sweep, Mapping, str, os.PathLike)):
+        raise InputError(f"sweep: {show(sweep, 40)} must be a sweep file's path, a mapping in its form or a Sweep")
+    if isinstance(sweep, Mapping):
+        arguments.mapping(sweep, "sweep")
     if isinstance(sweep, (Sweep, Mapping)):
         raw = sweep.to_dict() if isinstance(sweep, Sweep) else copy.deepcopy(dict(sweep))
         for key, value in overrides.items():
@@ -85,7 +92,7 @@ def _sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, overrides:
                 overrides={**sweep.overrides, **overrides},
             )
         return from_dict(raw, source="<dict>", base_dir=Path.cwd(), overrides=overrides)
-    return _load(sweep, overrides)
+    return _load(arguments.path(sweep, "sweep"), overrides)
 
 
 def run(
@@ -108,13 +115,21 @@ def run(
     ``address`` joins a cluster (default: a local instance); ``overrides`` are dotted keys
     (``{"train.epochs": 5}``, ``--set``); ``mlflow_uri`` also logs it to MLflow.
     """
+    from tuner import arguments
     from tuner.runner import run_sweep
 
-    changes = dict(overrides or {})
-    if name:
+    changes = arguments.mapping(overrides, "overrides", ' (dotted keys: {"train.epochs": 5})') or {}
+    if arguments.text(name, "name") is not None:  # an empty name is refused, as --name "" is
         changes["name"] = name
-    if num_samples:
+    if arguments.optional_integer(num_samples, "num_samples", 1) is not None:
         changes["search.num_samples"] = num_samples
+    arguments.path(storage, "storage")
+    arguments.text(address, "address")
+    arguments.optional_integer(num_cpus, "num_cpus", 1)
+    quiet = arguments.flag(quiet, "quiet")
+    arguments.function(write, "write")
+    arguments.text(mlflow_uri, "mlflow_uri")
+    arguments.text(mlflow_experiment, "mlflow_experiment")
     say = write or ((lambda _: None) if quiet else print)
     summary = run_sweep(
         _sweep(sweep, changes),
@@ -139,8 +154,11 @@ def try_trial(
     """One trial of the sweep's base configuration in this process, without Ray, like
     ``tuner try``: its reports are printed as they come and its exceptions raised as they are.
     Returns the run (``run.reports`` holds every report)."""
+    from tuner import arguments
     from tuner.local import try_trial as _try
 
+    arguments.optional_integer(epochs, "epochs", 1)
+    arguments.function(write, "write")
     return _try(_sweep(sweep, {}), epochs, write)
 
 
@@ -152,8 +170,13 @@ def resume(
 ) -> RunSummary:
     """Finish an interrupted run from its saved state; like ``tuner resume``. The run
     directory holds pickled state that this unpickles: only resume runs from a trusted source."""
+    from tuner import arguments
     from tuner.resuming import resume_sweep
 
+    arguments.path(run_dir, "run_dir")
+    arguments.text(address, "address")
+    arguments.optional_integer(num_cpus, "num_cpus", 1)
+    arguments.function(write, "write")
     return resume_sweep(run_dir, address=address, num_cpus=num_cpus, write=write)
 
 
@@ -163,27 +186,40 @@ def export(
     top_k: int = 5,
     fmt: str | None = None,
 ) -> Path:
-    """Write a run's export file (default ``RUN_DIR/best.yaml``); like ``tuner export``."""
-    from tuner.export_file import export_run
+    """Write a run's export file (default ``RUN_DIR/best.yaml``) with its best ``top_k`` (>= 1)
+    configurations, as YAML or JSON (``fmt``, default: from the file name); like ``tuner
+    export``. An ``output`` that is a file of the run directory is refused (nothing written)."""
+    from tuner import arguments
+    from tuner.export_file import FORMATS, export_run
 
+    arguments.path(run_dir, "run_dir")
+    if output is not None:
+        arguments.path(output, "output")
+    arguments.integer(top_k, "top_k", 1)
+    if fmt is not None:
+        arguments.choice(fmt, "fmt", FORMATS)
     return export_run(run_dir, output, top_k, fmt)
 
 
 def load_best(path: str | os.PathLike[str]) -> Export:
     """An export file: ``metric``, ``mode``, ``score``, ``params``, ``config``, ``top``,
     ``provenance`` (and ``retest`` once re-tested); ``.to_dict()`` gives it as a mapping."""
+    from tuner import arguments
     from tuner.export_file import read
 
-    return read(path)
+    return read(arguments.path(path, "path"))
 
 
 def load_run(run_dir: str | os.PathLike[str], per: str = "trial") -> pandas.DataFrame:
     """A run directory's trials as a pandas DataFrame: ``per="trial"`` one row per trial
     (id, round, status, epochs, score, every searched value and the last of every metric);
     ``per="epoch"`` one row per reported epoch."""
+    from tuner import arguments
     from tuner.frames import trials_frame
 
-    return trials_frame(run_dir, per)
+    if not hasattr(run_dir, "run_dir"):  # what tuner.run returned is taken as well
+        arguments.path(run_dir, "run_dir")
+    return trials_frame(run_dir, arguments.choice(per, "per", ("trial", "epoch")))
 
 
 def load_model(
@@ -191,10 +227,14 @@ def load_model(
 ) -> tuple[torch.nn.Module, ModelFile]:
     """A model file written by :func:`train`: the network in eval mode on ``device`` and what
     the file says of it (config, metrics, data fingerprint). A model file is data: one naming a
-    user's model function is refused unless ``trust_code``."""
+    user's model function is refused unless ``trust_code``; ``device``: ``"cpu"``, ``"cuda"``,
+    a ``torch.device`` or None (CUDA when available)."""
+    from tuner import arguments
     from tuner.model_file import load_model as _load
 
-    return _load(path, device, trust_code)
+    arguments.path(path, "path")
+    arguments.device(device, "device")
+    return _load(path, device, arguments.flag(trust_code, "trust_code"))
 
 
 def retest(
@@ -207,9 +247,22 @@ def retest(
     write: Callable[[str], None] = print,
 ) -> RetestEntry:
     """Re-test an export's top configurations with fresh seeds (like ``tuner retest``); returns
-    the retest entry: ranking with mean, std and 95% CI, ``ranking_changed``, ``drift``."""
+    the retest entry: ranking with mean, std and 95% CI, ``ranking_changed``, ``drift``.
+
+    ``seeds``: fresh seeds per configuration, 2 to 1000; ``top_k``: how many of the export's
+    ``top`` (>= 1, default all); ``data``: overrides of its data section (``{"seed": 7}``);
+    ``tolerance``: a drop of the best's mean beyond it (metric units, >= 0) is drift."""
+    from tuner import arguments
+    from tuner.retesting import MAX_RETEST_SEEDS
     from tuner.retesting import retest as _retest
 
+    arguments.path(export_path, "export_path")
+    arguments.integer(seeds, "seeds", 2, MAX_RETEST_SEEDS, why=" (a confidence interval needs two seeds)")
+    arguments.optional_integer(top_k, "top_k", 1)
+    data = arguments.mapping(data, "data", _DATA_EXAMPLE)
+    arguments.text(address, "address")
+    tolerance = arguments.number(tolerance, "tolerance", low=0)
+    arguments.function(write, "write")
     return _retest(export_path, seeds=seeds, top_k=top_k, data=data, address=address, tolerance=tolerance, write=write)
 
 
@@ -220,9 +273,17 @@ def train(
     device: str | None = None,
     write: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train the export's best configuration on train+val, save it; returns its test metrics."""
+    """Train the export's best configuration on train+val, save it to ``output`` (never the
+    export itself); returns its test metrics. ``data``: overrides of its data section;
+    ``device``: ``"cpu"``, ``"cuda"``, a ``torch.device`` or None (CUDA when available)."""
+    from tuner import arguments
     from tuner.final import train as _train
 
+    arguments.path(export_path, "export_path")
+    arguments.path(output, "output")
+    data = arguments.mapping(data, "data", _DATA_EXAMPLE)
+    arguments.device(device, "device")
+    arguments.function(write, "write")
     return _train(export_path, output, data=data, device=device, write=write)
 
 
@@ -232,7 +293,16 @@ def evaluate(
     device: str | None = None,
     trust_code: bool = False,
 ) -> dict[str, Any]:
-    """Test metrics of a model file written by :func:`train`."""
+    """Test metrics of a model file written by :func:`train` (``data``: overrides of its data
+    section; ``device`` and ``trust_code`` as for :func:`load_model`)."""
+    from tuner import arguments
     from tuner.final import evaluate_file
 
+    arguments.path(model_path, "model_path")
+    data = arguments.mapping(data, "data", _DATA_EXAMPLE)
+    arguments.device(device, "device")
+    trust_code = arguments.flag(trust_code, "trust_code")
     return evaluate_file(model_path, data=data, device=device, trust_code=trust_code)
+
+
+_DATA_EXAMPLE = ' (overrides of the data section, e.g. {"seed": 7})'

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -83,6 +84,18 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch in " \t" else ascii(ch)[1:-1] for ch in text)
 
 
+def message(error: BaseException) -> str:
+    """``str(error)``, or what can be said of it when its ``__str__`` itself fails (a user's
+    exception class may): an error is shown, never a second one raised while showing it."""
+    try:
+        return str(error)
+    except Exception:
+        try:
+            return repr(error)
+        except Exception:
+            return f"<unprintable {type(error).__name__}>"
+
+
 def warn_stderr(line: str) -> None:
     """Print ``warning: line`` to standard error, escaped (:func:`printable`)."""
     print(printable(f"warning: {line}"), file=sys.stderr, flush=True)  # a name may hold control characters
@@ -133,3 +146,13 @@ def log_bug(error: BaseException, context: str = "") -> Path | None:
         except OSError:
             continue
     return None
+
+
+_IDS = re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b")
+
+
+def without_ids(line: str) -> str:
+    """``line`` with the hex ids in it (a task's, an actor's, a node's, a worker's) written
+    ``…``: the same error of two trials reads the same (``TaskID(f91b78d7...)``, ``The actor
+    8d6e... is unavailable``)."""
+    return _IDS.sub("…", line)

@@ -23,10 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError, RunError, warn_stderr
+from tuner import arguments
+from tuner.errors import InputError, RunError, show, warn_stderr
 from tuner.exportable import DEFAULT_TOP_K, best_config, exportable
-from tuner.files import check_output, load_json, load_yaml, locked, read_bytes, strict, write_json, write_yaml
+from tuner.files import load_json, load_yaml, locked, read_bytes, strict, write_json, write_yaml
 from tuner.lock import driver_state
+from tuner.outputs import check_not_input, check_output
 from tuner.records import EXPORT_FILE, Export, RetestEntry, RunStatus, TopEntry, history_path, now
 from tuner.results import RunDir, load_run
 from tuner.space import get_path
@@ -49,11 +51,11 @@ def build(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] =
         InputError: no trial of the run reported a score yet, none has a finite one, or the
             best trial's parameters are not valid for the run's sweep.
     """
-    if not run.ranked():
-        raise InputError(f"{run.path}: no trial has reported {run.metric} yet; nothing to export")
     note = run.unreadable_note()
     if note is not None:  # its best may be among them: exporting the second best silently would mislead
         warn(note)
+    if not run.ranked():
+        raise InputError(f"{run.path}: no trial has reported {run.metric} yet; nothing to export")
     ranked = exportable(run, top_k, warn)
     best = ranked[0]
     prov = dict(run.meta.provenance)
@@ -116,12 +118,20 @@ def export_run(
     """Export a run directory (a path, or a URI such as ``s3://bucket/runs/name``: its files are
     downloaded first) as its best configuration; returns the file written (default
     ``RUN_DIR/best.yaml``, or ``best.json`` with ``fmt="json"``; for a URI, the local mirror's
-    copy, uploaded beside the run)."""
+    copy, uploaded beside the run).
+
+    Raises:
+        InputError: a bad ``top_k`` or ``fmt``, an ``output`` that cannot be written or would
+            overwrite a file of the run directory (nothing written), or a run with nothing to
+            export (:func:`build`).
+    """
     from tuner.storage import RunStore
 
-    if top_k < 1:
-        raise InputError(f"--top-k: {top_k} must be >= 1")
+    arguments.integer(top_k, "--top-k", 1)
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"--format: {show(fmt, 40)} is not one of {', '.join(FORMATS)}")
     if output is not None:
+        check_not_input(output, [run_dir])  # the run's own records are what this reads
         output = check_output(output)  # ~ expanded: what is checked is what is written
     store = RunStore.open(run_dir)
     run = load_run(store.local)

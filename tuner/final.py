@@ -24,10 +24,11 @@ import torch
 from tuner import datasets, usercode
 from tuner import export_file as export_mod
 from tuner.errors import InputError
-from tuner.files import check_output, write_bytes
+from tuner.files import write_bytes
 from tuner.model_file import MODEL_FORMAT, ModelFile, device_of, load_model, untrusted
 from tuner.models.data import Dataset, extreme_value
 from tuner.models.train import Trainer, evaluate, model_state
+from tuner.outputs import check_not_input, check_output
 from tuner.records import now
 from tuner.retesting import sweep_with_data
 from tuner.spec import from_dict
@@ -53,9 +54,11 @@ def train(
         regression ``test_rmse``...), ``train_loss``, ``epochs``, ``seconds``, ``device``.
 
     Raises:
-        InputError: a bad export file, output or data override, an export whose function is
-            the user's (it saves its own model), or a training that diverged (nothing written).
+        InputError: a bad export file, output or data override, an output that is the export
+            itself, an export whose function is the user's (it saves its own model), or a
+            training that diverged (nothing written).
     """
+    check_not_input(output, [export_path])  # the model must not replace the export it is trained from
     out = check_output(output)
     torch_device = device_of(device)
     export, _ = export_mod.load(export_path)
@@ -65,6 +68,8 @@ def train(
             f"{export_path}: config.function: {sweep.function} trains its own model; tuner train needs "
             "the built-in trainer's model and train sections (save your model from your function)"
         )
+    if (sweep.data or {}).get("name") == "npz":  # the data file is read as well: never replaced by the model
+        check_not_input(output, [sweep.data["path"]])
     dataset = datasets.load(sweep)
     assert dataset is not None  # the built-in trainer always has data
     usercode.add_to_path(sweep.base_dir)

@@ -50,19 +50,22 @@ class ModelFile:
         return f"ModelFile({model}, {self.task}, input {self.input_shape}, {shown}, created {self.created})"
 
 
-def device_of(name: str | None) -> torch.device:
-    """``cpu``, ``cuda`` or None (CUDA when torch sees a GPU).
+def device_of(name: str | torch.device | None) -> torch.device:
+    """``cpu``, ``cuda``, a ``torch.device`` of either type, or None (CUDA when torch sees a GPU).
 
     Raises:
-        InputError: ``cuda`` asked for on a machine without CUDA.
+        InputError: another device, or CUDA asked for on a machine without CUDA.
     """
     if name is None:
         return default_device()
-    if name not in ("cpu", "cuda"):
-        raise InputError(f"--device: {name[:40]!r} is not one of cpu, cuda")
-    if name == "cuda" and not torch.cuda.is_available():
+    if not isinstance(name, (str, torch.device)):
+        raise InputError(f"--device: {show(name, 40)} is not one of cpu, cuda")
+    kind = name.type if isinstance(name, torch.device) else name
+    if kind not in ("cpu", "cuda"):
+        raise InputError(f"--device: {str(name)[:40]!r} is not one of cpu, cuda")
+    if kind == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: this machine has no CUDA device torch can use (use --device cpu)")
-    return torch.device(name)
+    return name if isinstance(name, torch.device) else torch.device(name)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -179,12 +182,15 @@ def load_model(
     p = Path(path)
     payload = _read(p)
     info = _info(p, payload)
+    torch_device = device_of(device)  # before any work: a device this machine lacks is said first
     model_cfg = info.config["model"]
     untrusted(p, "model.name", model_cfg.get("name"), trust_code)
+    model_cfg = _model_section(p, model_cfg)  # the sweep's rules, before anything is built
     try:
         state = payload["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise TypeError("state_dict must map names to tensors")
+        _same_count(model_cfg, state)
         # The network the file describes, built first without memory (torch's meta device): its
         # shapes must be the weights' before anything is allocated -- a hostile file may describe
         # a network of terabytes.
@@ -206,8 +212,37 @@ def load_model(
     except BaseException as e:  # a trusted model function that failed in its own way
         first = (str(e).strip().splitlines() or [""])[0][:160]
         raise InputError(f"{p}: config.model.name: building the network failed: {type(e).__name__}: {first}") from None
-    torch_device = device if isinstance(device, torch.device) else device_of(device)
     return model.to(torch_device).eval(), info
+
+
+def _model_section(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """The file's ``config.model`` checked by the rules a sweep's ``model`` section obeys
+    (:mod:`tuner.spec.schema`: the name, at most 100 widths, the weights between them...),
+    without importing anything: a hostile file describing a network of 100 000 layers is
+    refused here, in milliseconds, not after its skeleton was built.
+
+    Raises:
+        InputError: the first problem, one line naming the file and the key.
+    """
+    from tuner.spec.validate import Validator
+
+    check = Validator(f"{path}: config", None, offline=True)
+    section = check.model(raw)
+    if check.problems:
+        raise InputError(check.problems[0])
+    return section
+
+
+def _same_count(model_cfg: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> None:
+    """Raise ValueError when a built-in network's tensors (its ``state_dict``'s entries) cannot
+    be as many as the file holds, before the network is built. A block of ``hidden`` holds its
+    weight and, with BN, BN's weight, bias, running mean, running variance and batch count
+    (else the layer's bias); the head its weight and bias. A user's network is not counted."""
+    if model_cfg["name"] not in ("mlp", "cnn"):
+        return
+    expected = len(model_cfg["hidden"]) * (6 if model_cfg["batch_norm"] else 2) + 2
+    if expected != len(state):
+        raise ValueError(f"config.model implies {expected} tensors, the file holds {len(state)}")
 
 
 def _same_shapes(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor]) -> None:

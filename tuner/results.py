@@ -247,6 +247,7 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
     params = _read_params(d / "params.json")
     by_epoch: dict[int, dict[str, Any]] = {}
     node = hostname = node_id = trial_id = ""
+    sessions = 0
     result_file = d / "result.json"
     if result_file.is_file():
         for row in read_json_lines(result_file, errors="replace"):  # a line cut short by a crash is skipped
@@ -258,6 +259,7 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
             if params is None and isinstance(row.get("config"), dict):
                 params = row["config"]
             by_epoch[entry[EPOCH]] = entry  # a restored trial may report an epoch twice: keep the last
+            sessions += row.get("iterations_since_restore") == 1  # the first report of a start or restart
             node = str(row.get("node_ip", node))[:100]
             hostname = str(row.get("hostname", hostname))[:100]
             trial_id = str(row.get("trial_id", trial_id))[:100]
@@ -272,7 +274,10 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
         m = _TRIAL_ID.search(d.name)
         trial_id = m.group(1) if m else d.name[:100]
     history = [by_epoch[e] for e in sorted(by_epoch)]
-    error = trial_error(d / "error.txt")
+    tail = _error_tail(d / "error.txt")
+    error = None if tail is None else error_line(tail.strip().splitlines())
+    if error is not None and sessions > _failures(tail):  # failed, restarted and reported after its last failure
+        error = None  # (a lost node's trial, restored from its checkpoint): not a failed trial
     last = history[-1][EPOCH] if history else 0
     if history and history[-1].get(DIVERGED):
         status = TrialStatus.DIVERGED
@@ -294,11 +299,24 @@ def trial_error(path: Path) -> str | None:
     Raises:
         OSError: the file is there but cannot be read.
     """
+    tail = _error_tail(path)
+    return None if tail is None else error_line(tail.strip().splitlines())
+
+
+def _error_tail(path: Path) -> str | None:
+    """The end of Ray's ``error.txt`` (its last failure's traceback ends there): 64 KB at most."""
     if not path.is_file():
         return None
-    with open(path, "rb") as f:  # the end of Ray's traceback holds the error: 64 KB of it at most
+    with open(path, "rb") as f:
         f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
-        return error_line(f.read().decode("utf-8", errors="replace").strip().splitlines())
+        return f.read().decode("utf-8", errors="replace")
+
+
+def _failures(tail: str) -> int:
+    """How many times the trial failed: Ray heads each failure in ``error.txt`` with
+    ``Failure # N (occurred at ...)``; 1 where the file says nothing of it."""
+    counts = re.findall(r"^Failure # (\d{1,6}) \(occurred at", tail, flags=re.MULTILINE)
+    return int(counts[-1]) if counts else 1
 
 
 def error_line(lines: list[str]) -> str:

@@ -23,7 +23,6 @@ statistics and both verdicts are :mod:`tuner.verdict`'s.
 from __future__ import annotations
 
 import copy
-import math
 import random
 import re
 import time
@@ -31,15 +30,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tuner import datasets
+from tuner import arguments, datasets
 from tuner import export_file as export_mod
 from tuner.errors import InputError, RunError, printable
-from tuner.files import append_line, check_output, locked, read_json_lines
+from tuner.files import append_line, locked, read_json_lines
+from tuner.outputs import check_output
 from tuner.records import RetestEntry, TopEntry, history_path, now
 from tuner.spec import Sweep, from_dict
 from tuner.verdict import describe, summarize, updated_export
 
 DEFAULT_SEEDS = 3
+# The most fresh seeds a configuration is re-tested with: each is a full training, and the
+# interval a handful of seeds gives narrows only as their square root.
+MAX_RETEST_SEEDS = 1000
+# The largest retest history read: a line a retest, a few KB each; more is no history of ours.
+MAX_HISTORY_BYTES = 64 * 1024 * 1024
 DEFAULT_TOLERANCE = 0.02
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 MAX_EVERY_S = 365 * 86400  # a year: more is no schedule (and far more overflows time.sleep)
@@ -81,12 +86,21 @@ def sweep_with_data(
 
 
 def read_history(export_path: str | Path) -> list[RetestEntry]:
-    """Every earlier retest of this export, oldest first (a damaged line is skipped)."""
+    """Every earlier retest of this export, oldest first (a damaged line is skipped).
+
+    Raises:
+        InputError: the history beside the export is not a regular file (a pipe would wait
+            forever), cannot be read, or is larger than :data:`MAX_HISTORY_BYTES`.
+    """
     path = history_path(export_path)
-    if not path.exists():
+    try:
+        lines = read_json_lines(path, errors="replace", limit=MAX_HISTORY_BYTES)
+    except FileNotFoundError:
         return []
+    except OSError as e:  # a folder, no permission...
+        raise InputError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     out = []
-    for line in read_json_lines(path, errors="replace"):
+    for line in lines:
         try:
             out.append(RetestEntry.from_dict(line, str(path)))
         except InputError:
@@ -148,14 +162,13 @@ def retest(
     from tuner.ray import cluster
     from tuner.ray.worker import run_tasks, seed_task
 
-    if not isinstance(seeds, int) or seeds < 2:
-        raise InputError(f"--seeds: {seeds} must be >= 2 (a confidence interval needs two seeds)")
-    if top_k is not None and top_k < 1:
-        raise InputError(f"--top-k: {top_k} must be >= 1")
-    if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
-        raise InputError(f"--tolerance: {tolerance} must be a finite number >= 0")
+    arguments.integer(seeds, "--seeds", 2, MAX_RETEST_SEEDS, why=" (a confidence interval needs two seeds)")
+    arguments.optional_integer(top_k, "--top-k", 1)
+    tolerance = arguments.number(tolerance, "--tolerance", low=0)
+    data = arguments.mapping(data, "--data")
     export, _ = export_mod.load(export_path)
     check_writable(export_path)
+    history = read_history(export_path)  # before any work: a history that cannot be read is said now
     base_dir = Path(export_path).parent
     sweep = sweep_with_data(export.config, f"{export_path}: config", data, base_dir)
     dataset = datasets.load(sweep)
@@ -165,7 +178,6 @@ def retest(
         export_mod.check_params(c.params, sweep, f"{export_path}: top[{i}].params", base_dir).base_config()
         for i, c in enumerate(candidates)
     ]
-    history = read_history(export_path)
     used = {sweep.seed} | {int(s) for h in history for s in h.seeds if isinstance(s, int)}
     seed_list = fresh_seeds(seeds, used)
     calls = [

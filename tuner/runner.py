@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tuner import datasets, rounds, signals, tracking, usercode
 from tuner import export_file as export_mod
-from tuner.errors import InputError, RunError
+from tuner.errors import InputError, RunError, log_bug, message
 from tuner.files import write_yaml
 from tuner.models.data import Dataset
 from tuner.provenance import git_commit, versions
@@ -247,12 +247,15 @@ def run_guarded(
         rounds.save_meta(store, meta)
         _close(tracker, "FAILED")
         raise
-    except Exception as e:
-        meta.status = RunStatus.FAILED
-        meta.error = f"{type(e).__name__}: {str(e)[:500]}"
+    except Exception as e:  # not the user's input nor a trial's failure: a bug, its traceback logged
+        lines = [line for line in message(e).strip().splitlines() if line.strip()] or [""]
+        said = (lines[-1] if lines[0].startswith("Traceback") else lines[0]).strip()[:300]  # TuneError: a traceback
+        meta.status, meta.error = RunStatus.FAILED, f"{type(e).__name__}: {said}"
         rounds.save_meta(store, meta)
         _close(tracker, "FAILED")
-        raise RunError(f"the run failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}") from e
+        path = log_bug(e, "tuner run")
+        where = f"the traceback is in {path}" if path else "no log could be written"
+        raise RunError(f"the run failed: {type(e).__name__}: {said} ({where})") from e
 
 
 def finish(store: RunStore, meta: RunMeta, started: float, tracker: tracking.SweepTracking | None = None) -> RunSummary:

@@ -27,12 +27,8 @@ Where a trial runs decides how a report travels: :class:`tuner.ray.worker.RayRun
 from __future__ import annotations
 
 import math
-import os
-import sys
-import sysconfig
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -147,6 +143,7 @@ class Run:
         self._last = time.perf_counter()
         self._restored: Any = None
         self._loaded = False
+        self._stopped: StopTrial | None = None  # the trial ended: every later report ends it again
 
     @property
     def device(self) -> torch.device:
@@ -172,6 +169,8 @@ class Run:
             BudgetSpent: ``max_t`` reports were made already (this one is not recorded).
         """
         now = time.perf_counter()
+        if self._stopped is not None:  # a function that caught tuner's stop (a bare except:) is stopped again
+            raise type(self._stopped)(str(self._stopped))
         if self.max_t is not None and self.epoch >= self.max_t:
             raise BudgetSpent(f"the trial's budget of {self.max_t} reports is spent")
         result = self._check(metrics)
@@ -183,7 +182,8 @@ class Run:
             result.setdefault(self.metric, self._worst(self.metric, math.nan))
             self.reports.append(result)
             self._send(result, None)
-            raise TrialDiverged(f"{self.metric} turned non-finite at epoch {self.epoch}")
+            self._stopped = TrialDiverged(f"{self.metric} turned non-finite at epoch {self.epoch}")
+            raise self._stopped
         self._require_metric(result)
         result[DIVERGED] = False
         self.reports.append(result)
@@ -237,14 +237,13 @@ class Run:
                 raise ReportError(
                     f"run.report: {str(key)[:100]!r} cannot be a metric name (a string of 1-100 characters)"
                 )
-            if key in RESERVED or key in RAY_KEYS:
+            if key in RESERVED or key in RAY_KEYS or key.startswith("__"):
                 raise ReportError(
                     f"run.report: {key!r} cannot be a metric name: tuner or Ray sets it (leave out "
-                    f"{', '.join(RESERVED)} and Ray's {', '.join(sorted(RAY_KEYS))}; the epoch is counted for you)"
+                    f"{', '.join(RESERVED)}, Ray's {', '.join(sorted(k for k in RAY_KEYS if k[0] != '_'))} and "
+                    "names that start with __; the epoch is counted for you)"
                 )
-            if isinstance(value, bool) or not isinstance(value, (int, float)) and not _scalar(value):
-                raise ReportError(f"run.report: {key!r} must be a number, not {type(value).__name__}")
-            out[key] = float(value) if not isinstance(value, int) else value
+            out[key] = _number(key, value)
         return out
 
     def _require_metric(self, result: Mapping[str, Any]) -> None:
@@ -271,12 +270,66 @@ class Run:
         return value
 
 
-def _scalar(value: Any) -> bool:
-    """A numpy or torch scalar (``float(value)`` works and it holds one number)."""
+def _number(key: str, value: Any) -> int | float:
+    """A reported value as a Python number: an int, a float, or a numpy or torch value of one
+    real number (an integer or floating dtype; never a bool, a complex number, a string or a
+    date). An int past the float range is infinite (a metric of 10**400 diverged: Ray's ASHA
+    could not compare it).
+
+    Raises:
+        ReportError: anything else, naming ``key`` and what it is.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number: Any = value
+    else:
+        dtype = getattr(value, "dtype", None)
+        kind = getattr(dtype, "kind", None)  # numpy's: i, u, f; b, c, U, O, M...
+        if kind is None and hasattr(dtype, "is_complex"):  # torch's
+            kind = (
+                "c"
+                if dtype.is_complex
+                else "f"
+                if dtype.is_floating_point
+                else "b"
+                if str(dtype) == "torch.bool"
+                else "i"
+            )
+        try:
+            one = getattr(value, "ndim", None) == 0 or (hasattr(value, "numel") and value.numel() == 1)
+            number = value.item() if kind in ("i", "u", "f") and one else None
+        except Exception:
+            number = None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            what = type(value).__name__ + (f" of {dtype}" if dtype is not None else "")
+            raise ReportError(f"run.report: {key!r} must be a number, not {what[:80]}")
+    if isinstance(number, int):
+        try:
+            float(number)
+        except OverflowError:
+            return math.inf if number > 0 else -math.inf
+    return number
+
+
+def saved_state(checkpoint: dict[str, Any]) -> bytes:
+    """``checkpoint`` as ``torch.save`` writes it: what a trial's checkpoint file holds.
+
+    Raises:
+        ReportError: what the function handed in as its state cannot be pickled.
+    """
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
     try:
-        return getattr(value, "ndim", None) == 0 or (hasattr(value, "numel") and value.numel() == 1)
-    except Exception:
-        return False
+        torch.save(checkpoint, buffer)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ReportError(
+            f"run.report: the state cannot be saved ({type(e).__name__}: {first}); hand in a dict of "
+            "tensors, numbers and containers of them (state_dict()s)"
+        ) from e
+    return buffer.getvalue()
 
 
 class LocalRun(Run):
@@ -289,8 +342,12 @@ class LocalRun(Run):
         self.saved: dict[str, Any] | None = None
 
     def _send(self, result: dict[str, Any], checkpoint: dict[str, Any] | None) -> None:
-        if checkpoint is not None:
-            self.saved = checkpoint
+        if checkpoint is not None:  # saved as a trial saves it, and restored as a restarted trial gets it
+            import io
+
+            import torch
+
+            self.saved = torch.load(io.BytesIO(saved_state(checkpoint)), map_location="cpu", weights_only=False)
         shown = {k: v for k, v in result.items() if k not in (EPOCH, NODE_ID, THREADS, DEVICE, DIVERGED)}
         text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
         self.write(printable(f"epoch {self.epoch}: {text}" + ("  (diverged)" if result.get(DIVERGED) else "")))
@@ -320,68 +377,4 @@ class TrialError(RuntimeError):
     original error and its whole traceback are chained to it, for the logs)."""
 
 
-def no_report(function: str) -> str:
-    """The failure of a trial function that returned without a single report."""
-    return f"{function} returned without a single run.report(...): nothing to optimise"
-
-
-def describe_exit(error: SystemExit, function: str) -> str:
-    """``the trial function train:fit called sys.exit(3) (in fit, at train.py:4): ...``: a
-    ``SystemExit`` out of the user's function, which is its failure (it must return or raise,
-    never end the process)."""
-    shown = "" if error.code is None else repr(error.code)[:100]
-    return (
-        f"the trial function {function} called sys.exit({shown}){_where(error)}: "
-        "return, or raise an exception to fail the trial"
-    )
-
-
-def _where(error: BaseException) -> str:
-    """`` (in fit, at train.py:12)``: the innermost frame of ``error`` that is the user's own."""
-    own = user_frames(error)
-    return f" (in {own[-1].name}, at {os.path.basename(own[-1].filename)}:{own[-1].lineno})" if own else ""
-
-
-def user_files(refs: Sequence[str]) -> list[str]:
-    """The source files of the user's modules that ``refs`` name (``"package.module:function"``,
-    tuner's own left out), as far as this process has imported them: :func:`user_frames`'
-    ``theirs``."""
-    return [
-        m.__file__
-        for m in (sys.modules.get(ref.partition(":")[0]) for ref in refs if not ref.startswith("tuner."))
-        if m is not None and getattr(m, "__file__", None)
-    ]
-
-
-def user_frames(error: BaseException, theirs: Sequence[str] = ()) -> list[traceback.FrameSummary]:
-    """The frames of ``error``'s traceback that are the user's own code: in a file of
-    ``theirs`` (the modules a sweep names, wherever they are installed), or outside tuner's
-    packages, the installed libraries and the standard library."""
-    import tuner
-    import tuner.models
-
-    paths = sysconfig.get_paths()
-    skip = tuple(
-        os.path.normpath(p) + os.sep
-        for p in {
-            paths["stdlib"],
-            paths["purelib"],
-            paths["platlib"],
-            os.path.dirname(os.path.abspath(tuner.__file__)),
-            os.path.dirname(os.path.abspath(tuner.models.__file__)),
-        }
-    )
-    own = {os.path.abspath(t) for t in theirs}
-    return [
-        f
-        for f in traceback.extract_tb(error.__traceback__)
-        if not f.filename.startswith("<")
-        and (os.path.abspath(f.filename) in own or not os.path.normpath(f.filename).startswith(skip))
-    ]
-
-
-def describe_error(error: BaseException) -> str:
-    """``ValueError: boom (in fit, at train.py:12)``: the error and the innermost frame that is
-    the user's own code (:func:`user_frames`)."""
-    message = (str(error).strip().splitlines() or [""])[0][:300]
-    return f"{type(error).__name__}: {message}{_where(error)}"
+from tuner.failures import describe_error, describe_exit, no_report, user_files, user_frames  # noqa: E402,F401

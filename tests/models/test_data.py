@@ -123,3 +123,14 @@ def test_search_copy_has_no_test_split_and_fingerprint_is_stable() -> None:
     assert set(d.fingerprint()["shapes"]) == {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"}
     x, y = d.train_and_val()
     assert len(x) == len(d.x_train) + len(d.x_val) == len(y)
+
+
+def test_regression_targets_without_columns_are_refused() -> None:
+    """``y`` of shape (N, 0) made every loss NaN: each trial "diverged" and the run failed,
+    blaming the configurations for the data."""
+    from tuner.models.data import check_arrays
+
+    x, xt = np.zeros((8, 3)), np.zeros((4, 3))
+    with pytest.raises(DataError, match=r"^mine: y_train: targets \(8, 0\) have no columns \(T must be at least 1\)$"):
+        check_arrays("mine", x, np.zeros((8, 0)), xt, np.zeros((4, 0)))
+    assert check_arrays("mine", x, np.zeros((8, 2)), xt, np.zeros((4, 2)))[-1] == "regression"

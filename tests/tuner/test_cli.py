@@ -515,3 +515,17 @@ def test_ctrl_c_during_a_retest_exits_130(monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setattr("tuner.retesting.retest", retest)
     assert main(["retest", "best.yaml", "--every", "1h"]) == 130
     assert capsys.readouterr().err.strip() == "tuner: interrupted"
+
+
+def test_export_onto_a_file_of_the_run_it_reads_is_refused_as_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The check moved into the library (tuner.export_file.export_run); the command's line and
+    exit status are what they were."""
+    run_dir = make_run(tmp_path / "r", [({"train.lr": 0.1}, epochs(0.5))])
+    before = (run_dir / "run.json").read_bytes()
+    assert main(["export", str(run_dir), "-o", str(run_dir / "run.json")]) == 2
+    assert capsys.readouterr().err == (
+        f"-o: {run_dir / 'run.json'}: would overwrite a file of {run_dir}, which this command reads; write elsewhere\n"
+    )
+    assert (run_dir / "run.json").read_bytes() == before and not (run_dir / "best.yaml").exists()

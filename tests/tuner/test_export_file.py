@@ -259,3 +259,45 @@ def test_a_run_whose_driver_is_gone_is_exported_with_a_warning(
             if warned
             else []
         )
+
+
+@pytest.mark.parametrize("name", ["run.json", "sweep.yaml", "round-0/asha-rungs.json"])
+def test_export_never_overwrites_a_file_of_the_run_it_reads(run_dir: Path, name: str) -> None:
+    """The library refuses what the command line refuses: ``-o`` onto a file of RUN_DIR."""
+    import tuner
+
+    target = run_dir / name
+    target.parent.mkdir(exist_ok=True)
+    if not target.exists():
+        target.write_text("{}")
+    before = target.read_bytes()
+    for call in (lambda: export.export_run(run_dir, target), lambda: tuner.export(run_dir, output=target)):
+        with pytest.raises(InputError) as e:
+            call()
+        assert e.value.problems == [
+            f"-o: {target}: would overwrite a file of {run_dir}, which this command reads; write elsewhere"
+        ]
+    assert target.read_bytes() == before and not (run_dir / "best.yaml").exists()
+    assert export.export_run(run_dir, run_dir / "other.yaml").is_file()  # a new file beside them is fine
+
+
+def test_export_checks_its_arguments_before_anything(run_dir: Path, tmp_path: Path) -> None:
+    for top_k, message in ((2.5, "--top-k: 2.5 is not an integer"), ("3", "--top-k: '3' is not an integer")):
+        with pytest.raises(InputError) as e:
+            export.export_run(run_dir, tmp_path / "x.yaml", top_k=top_k)  # type: ignore[arg-type]
+        assert e.value.problems == [message]
+    with pytest.raises(InputError, match="--format: 'xml' is not one of yaml, json"):
+        export.export_run(run_dir, tmp_path / "x.yaml", fmt="xml")
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_run_whose_every_trial_is_unreadable_says_so_before_nothing_to_export(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for folder in (run_dir / "round-0").glob("run_trial_*"):
+        (folder / "result.json").write_text("")
+        (folder / "checkpoint_000000").mkdir()
+    with pytest.raises(InputError, match="no trial has reported val_acc yet; nothing to export"):
+        export.export_run(run_dir)
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {run_dir}: 3 trial folders could not be read") and err.count("\n") == 1

@@ -168,3 +168,99 @@ def test_data_whose_labels_the_model_has_no_output_for_is_bad_input(
     err = capsys.readouterr().err.strip()
     assert "labels must be in [0, 3)" in err and "\n" not in err and "internal error" not in err
     assert evaluate_file(model_path, data={"n_classes": 2}, device="cpu")["n"] == 60  # fewer classes: fine
+
+
+def test_train_never_writes_its_model_over_the_export_it_reads(
+    export_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tuner
+
+    before = export_path.read_bytes()
+    message = f"-o: {export_path}: is the file this command reads; write elsewhere"
+    for call in (
+        lambda: train(export_path, export_path, device="cpu", write=lambda _: None),
+        lambda: tuner.train(export_path, export_path, device="cpu", write=lambda _: None),
+    ):
+        with pytest.raises(InputError) as e:
+            call()
+        assert e.value.problems == [message]
+    assert main(["train", str(export_path), "-o", str(export_path)]) == 2  # the command line says the same
+    assert capsys.readouterr().err.strip() == message
+    assert export_path.read_bytes() == before
+
+
+def _many_layers(p: dict[str, Any]) -> None:
+    p["config"]["model"]["hidden"] = [1] * 100_000
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (_many_layers, "config: model.hidden: <list of 100000 items> must be a non-empty list of integers in"),
+        (
+            lambda p: p["config"]["model"].update(hidden=[1_000_000, 1_000_000]),
+            "config: model.hidden: [1000000, 1000000] must hold at most 200,000,000 weights between its layers",
+        ),
+        (lambda p: p["config"]["model"].update(bn_momentum=5.0), "config: model.bn_momentum: 5.0 must lie in (0, 1]"),
+        (lambda p: p["config"]["model"].update(depth=3), "config: model.depth: unknown key"),
+        (
+            lambda p: p["config"]["model"].update(hidden=[1] * 99),
+            "the weights do not fit the network the file describes (ValueError: config.model implies 596 tensors, "
+            "the file holds",
+        ),
+    ],
+    ids=["100000_layers", "too_many_weights", "bn_momentum", "unknown_key", "tensor_count"],
+)
+def test_a_model_section_the_sweep_rules_refuse_is_refused_before_any_network_is_built(
+    model_path: Path, tmp_path: Path, change: Any, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small hostile file must cost milliseconds: its ``config.model`` is checked by the
+    sweep's own rules, and its tensors counted, before a skeleton network is built."""
+    import time
+
+    import tuner.model_file
+
+    built: list[Any] = []
+    monkeypatch.setattr(tuner.model_file, "build_model", lambda *a, **k: built.append(a))
+    bad = _damaged(model_path, tmp_path, change)
+    started = time.perf_counter()
+    with pytest.raises(InputError) as e:
+        load_model(bad)
+    assert time.perf_counter() - started < 5 and not built
+    (line,) = e.value.problems
+    assert line.startswith(f"{bad}: {problem}") and "\n" not in line
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_the_tensor_count_a_model_section_implies_is_the_networks(name: str, batch_norm: bool) -> None:
+    from tuner.model_file import _same_count
+    from tuner.models import build_model
+
+    cfg = {"name": name, "hidden": [4, 3, 2], "batch_norm": batch_norm, "bn_momentum": 0.1}
+    with torch.device("meta"):
+        state = build_model(cfg, (1, 16), 3).state_dict()
+    _same_count(cfg, state)
+    with pytest.raises(ValueError, match="tensors"):
+        _same_count({**cfg, "hidden": [4]}, state)
+
+
+def test_a_torch_device_is_a_device(model_path: Path) -> None:
+    from tuner.model_file import device_of
+
+    model, _ = load_model(model_path, torch.device("cpu"))
+    assert next(model.parameters()).device.type == "cpu"
+    assert device_of(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(InputError, match="--device: 'meta' is not one of cpu, cuda"):
+        device_of(torch.device("meta"))
+    with pytest.raises(InputError, match="--device: 3 is not one of cpu, cuda"):
+        device_of(3)  # type: ignore[arg-type]
+
+
+def test_train_never_writes_its_model_over_the_data_file_it_reads(export_path: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data.npz"
+    data.write_bytes(b"the user's only copy")
+    with pytest.raises(InputError) as e:
+        train(export_path, data, data={"name": "npz", "path": str(data)}, device="cpu", write=lambda _: None)
+    assert e.value.problems == [f"-o: {data}: is the file this command reads; write elsewhere"]
+    assert data.read_bytes() == b"the user's only copy"

@@ -154,9 +154,16 @@ def test_a_metric_or_value_named_as_a_column_of_tuners_own_keeps_both(tmp_path: 
     row = tuner.load_run(run_dir).iloc[0]
     assert (row["round"], row["status"], row["epochs"], row["score"]) == (0, "finished", 2, 0.5)
     assert row["error"] is None or row["error"] != row["error"]  # no error: None (or NaN in pandas)
-    assert (row["metric.score"], row["metric.round"], row["metric.epochs"], row["metric.error"]) == (123.0, 7, 1000, 0.5)
+    assert (row["metric.score"], row["metric.round"], row["metric.epochs"], row["metric.error"]) == (
+        123.0,
+        7,
+        1000,
+        0.5,
+    )
     assert row["param.status"] == 3 and row["train.lr"] == 0.1
     epoch = tuner.load_run(run_dir, per="epoch")
-    assert list(epoch["round"]) == [0, 0] and list(epoch["epoch"]) == [1, 2] and list(epoch["status"]) == ["finished"] * 2
+    assert (
+        list(epoch["round"]) == [0, 0] and list(epoch["epoch"]) == [1, 2] and list(epoch["status"]) == ["finished"] * 2
+    )
     assert list(epoch["metric.round"]) == [7, 7] and list(epoch["val_loss"]) == [1.0, 0.5]
     assert list(epoch["param.status"]) == [3, 3]

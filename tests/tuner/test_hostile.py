@@ -223,7 +223,7 @@ def _model_file(tmp_path: Path, **changes: Any) -> Path:
 @pytest.mark.parametrize(
     "changes, said",
     [
-        ({"hidden": [10**6, 10**6]}, "the weights do not fit the network the file describes"),
+        ({"hidden": [10**6, 10**6]}, "must hold at most 200,000,000 weights"),
         ({"input_shape": [10**7, 10**7, 10]}, "the network needs (16, 1000000000000000)"),
         ({"target_mean": "x", "target_std": [1, 2]}, "not a tuner model file (malformed: target_mean)"),
     ],

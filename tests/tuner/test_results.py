@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -158,3 +159,26 @@ def test_a_file_given_as_a_run_directory_is_said_to_be_a_file(tmp_path: Path) ->
     (tmp_path / "best.yaml").write_text("a: 1\n")
     with pytest.raises(InputError, match=r"best\.yaml: is a file, not a run directory$"):
         load_run(tmp_path / "best.yaml")
+
+
+def test_a_trial_that_failed_restarted_and_reported_on_is_not_a_failed_trial(tmp_path: Path) -> None:
+    """A lost node's trial restarts from its checkpoint and finishes, but Ray's ``error.txt`` of
+    its first attempt stays: it was recorded as an error, and the run said "1 trials failed"."""
+    from tuner.records import TrialStatus
+
+    runs = [({"train.lr": 0.1 * (i + 1)}, epochs(0.5, 0.6, 0.7)[: 3 - i]) for i in range(3)]  # 3, 2, 1 epochs
+    run_dir = make_run(tmp_path, runs, 3, overrides={"scheduler.name": "none"})
+    folders = sorted((run_dir / "round-0").iterdir())
+    failure = "Failure # {} (occurred at 2026-11-29_12-00-0{})\nray.exceptions.ActorDiedError: the node died\n"
+    for d, restarts_at, failures in ((folders[0], (1, 3), 1), (folders[1], (1,), 1), (folders[2], (1,), 2)):
+        rows = [json.loads(line) for line in (d / "result.json").read_text().splitlines()]
+        since = 0
+        for row in rows:  # Ray counts the reports of each start of the trial's process
+            since = 1 if row["epoch"] in restarts_at else since + 1
+            row["iterations_since_restore"] = since
+        (d / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (d / "error.txt").write_text("".join(failure.format(n, n) for n in range(1, failures + 1)))
+    status = {t.path: (t.status, t.error) for t in load_run(run_dir).trials}
+    assert status[str(folders[0])] == (TrialStatus.FINISHED, None)  # failed after epoch 2, went on at 3
+    assert status[str(folders[1])] == (TrialStatus.ERROR, "ray.exceptions.ActorDiedError: the node died")
+    assert status[str(folders[2])][0] is TrialStatus.ERROR  # a restart that failed before it reported

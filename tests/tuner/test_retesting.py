@@ -317,10 +317,19 @@ def test_a_failed_training_fails_the_retest_and_writes_nothing(tmp_path: Path, m
         ({"top_k": 0}, "--top-k: 0 must be >= 1"),
         ({"tolerance": -0.1}, "--tolerance: -0.1 must be a finite number >= 0"),
         ({"tolerance": math.inf}, "--tolerance: inf must be a finite number >= 0"),
+        ({"seeds": "3"}, "--seeds: '3' is not an integer"),
+        ({"seeds": True}, "--seeds: True is not an integer"),
+        ({"seeds": 10**7}, "--seeds: 10000000 must be <= 1000"),
+        ({"top_k": 2.5}, "--top-k: 2.5 is not an integer"),
+        ({"tolerance": "x"}, "--tolerance: 'x' is not a number"),
+        ({"data": "digits"}, "--data: 'digits' must be a mapping of keys to values"),
     ],
 )
-def test_retest_checks_its_arguments_before_anything(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
+def test_retest_checks_its_arguments_before_anything(
+    tmp_path: Path, kwargs: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = hand_made_export(tmp_path)
+    monkeypatch.setattr(retesting_mod.datasets, "load", lambda sweep: pytest.fail("data loaded"))
     with pytest.raises(InputError) as e:
         retest(path, write=lambda _: None, **kwargs)
     assert e.value.problems == [message]
@@ -548,3 +557,56 @@ def test_a_retest_that_could_not_write_its_results_trains_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"EXPORT: {path}: no permission to write in {path.parent}"]
     assert ray.calls == [] and path.read_text() == text and not history_path(path).exists()
+
+
+def _read_history_within(path: Path, seconds: float) -> Any:
+    """What :func:`read_history` raised or returned, or a TimeoutError when it still waits."""
+    import threading
+
+    out: list[Any] = []
+
+    def read() -> None:
+        try:
+            out.append(read_history(path))
+        except InputError as e:
+            out.append(e)
+
+    thread = threading.Thread(target=read, daemon=True)  # a read of a pipe would wait for ever
+    thread.start()
+    thread.join(seconds)
+    return out[0] if out else TimeoutError()
+
+
+def test_a_history_that_is_not_a_regular_file_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    path = hand_made_export(tmp_path)
+    text = path.read_text()
+    os.mkfifo(history_path(path))
+    error = _read_history_within(path, 10)
+    assert isinstance(error, InputError)
+    assert error.problems == [f"{history_path(path)}: is not a regular file (a pipe, a socket or a device)"]
+    ray = FakeRay(monkeypatch, [])
+    monkeypatch.setattr(retesting_mod.datasets, "load", lambda sweep: pytest.fail("data loaded"))
+    with pytest.raises(InputError, match="is not a regular file"):
+        retest(path, seeds=2, write=lambda _: None)
+    assert ray.calls == [] and path.read_text() == text
+
+
+def test_a_history_larger_than_any_of_tuners_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = hand_made_export(tmp_path)
+    history_path(path).write_text("{}\n" * 100)
+    monkeypatch.setattr(retesting_mod, "MAX_HISTORY_BYTES", 1024 * 1024)
+    assert read_history(path) == []  # damaged lines skipped, as ever
+    history_path(path).write_bytes(b"{}\n" * (1024 * 1024))
+    with pytest.raises(InputError) as e:
+        read_history(path)
+    assert e.value.problems == [
+        f"{history_path(path)}: 3,145,728 bytes, more than the 1,048,576 this file may hold: not read"
+    ]
+    history_path(path).unlink()
+    history_path(path).mkdir()
+    with pytest.raises(InputError, match=r"best.retest.jsonl: cannot read \(Is a directory\)"):
+        read_history(path)

@@ -305,3 +305,33 @@ def test_a_run_whose_trials_all_diverged_fails_and_is_recorded_failed(tmp_path: 
     saved = json.loads((run_dir / "run.json").read_text())
     assert saved["status"] == "failed" and saved["error"] == "no trial has a finite val_loss; nothing to export"
     assert saved["finished"] and not (run_dir / "best.yaml").exists()
+
+
+def test_an_unexpected_failure_of_the_experiment_is_one_line_and_its_traceback_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's TuneError reads "Traceback (most recent call last):" as its first line: that was
+    all a run said, and no traceback was kept anywhere."""
+    from tests.tuner.fake_run import epochs, make_run
+    from tuner.errors import RunError
+    from tuner.records import RunStatus
+    from tuner.runner import run_guarded
+    from tuner.storage import RunStore
+
+    monkeypatch.setenv("TUNER_LOG_DIR", str(tmp_path / "logs"))
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5))])
+    meta = load_run(run_dir).meta
+
+    class TuneError(Exception):
+        pass
+
+    def body() -> None:
+        raise TuneError("Traceback (most recent call last):\n  File x, line 1\nValueError: the metric is missing\n")
+
+    with pytest.raises(RunError) as e:
+        run_guarded(body, RunStore.open(run_dir), meta, lambda line: None)
+    (log,) = (tmp_path / "logs").glob("tuner-*.log")
+    assert str(e.value) == f"the run failed: TuneError: ValueError: the metric is missing (the traceback is in {log})"
+    assert "Traceback" in log.read_text() and "the metric is missing" in log.read_text()
+    saved = json.loads((run_dir / "run.json").read_text())
+    assert saved["status"] == RunStatus.FAILED.value and saved["error"] == "TuneError: ValueError: the metric is missing"

@@ -233,3 +233,98 @@ def test_a_local_run_escapes_what_it_prints() -> None:
     run.report({"score": 1.0, "two\nlines": 2.0, "\x1b[31mred": 3.0})
     assert len(lines) == 1 and "\n" not in lines[0] and "\x1b" not in lines[0]
     assert "two\\nlines 2" in lines[0] and "\\x1b[31mred 3" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (np.str_("0.5"), "'m' must be a number, not str_"),
+        (np.complex128(1 + 2j), "'m' must be a number, not complex128"),
+        (np.str_("abc"), "'m' must be a number, not str_"),
+        (np.datetime64("2026-01-01"), "'m' must be a number, not datetime64"),
+        (np.array("abc", dtype=object), "'m' must be a number, not ndarray of object"),
+        (np.bool_(True), "'m' must be a number, not bool"),
+        (torch.tensor(1 + 2j), "'m' must be a number, not Tensor of torch.complex64"),
+        (torch.tensor(True), "'m' must be a number, not Tensor of torch.bool"),
+        (1 + 2j, "'m' must be a number, not complex"),
+    ],
+)
+def test_a_value_that_is_not_one_real_number_is_refused_naming_its_key(value: Any, expected: str) -> None:
+    """numpy's str_ was taken as a number and a complex one cut to its real part; a datetime or
+    an object array failed with float()'s own TypeError or ValueError, naming no key."""
+    run = Recording()
+    with pytest.raises(trial.ReportError) as e:
+        run.report({"val_f1": 0.5, "m": value})
+    assert expected in str(e.value)
+    assert run.sent == []
+
+
+def test_real_numbers_of_numpy_and_torch_are_plain_numbers_and_a_huge_int_diverges() -> None:
+    run = Recording()
+    run.report({"val_f1": np.float16(0.5), "a": np.int64(3), "b": np.array(2.5), "c": torch.tensor([7])})
+    result = run.sent[-1][0]
+    assert (result["a"], result["b"], result["c"]) == (3, 2.5, 7) and type(result["a"]) is int
+    with pytest.raises(trial.TrialDiverged):  # Ray's ASHA could not turn it into a float: the run died
+        run.report({"val_f1": 10**400})
+    assert run.sent[-1][0]["val_f1"] == -math.inf and run.sent[-1][0]["diverged"] is True
+
+
+@pytest.mark.parametrize("key", ["__duplicate__", "__anything", "episodes_total", "timesteps_total"])
+def test_rays_own_result_keys_and_dunder_names_are_refused(key: str) -> None:
+    """``__duplicate__`` made Tune drop the row and end the whole run (the metric missing)."""
+    run = Recording()
+    with pytest.raises(trial.ReportError, match=f"'{key}' cannot be a metric name"):
+        run.report({"val_f1": 0.5, key: 1.0})
+
+
+def test_every_key_ray_tune_adds_to_a_result_is_known() -> None:
+    from ray.tune.result import AUTO_RESULT_KEYS, DONE, RESULT_DUPLICATE, SHOULD_CHECKPOINT, TRIAL_ID
+
+    from tuner.records import RAY_KEYS
+
+    assert set(AUTO_RESULT_KEYS) | {DONE, RESULT_DUPLICATE, SHOULD_CHECKPOINT, TRIAL_ID} <= RAY_KEYS
+
+
+def test_a_function_that_swallows_tuners_stop_is_stopped_again_and_stays_diverged() -> None:
+    """A bare ``except:`` around ``run.report`` caught the divergence and reported on: the
+    trial was ranked finished with its later values."""
+    run = Recording()
+    run.report({"val_f1": 0.5})
+    for value in (math.nan, 0.9, 0.95):
+        try:
+            run.report({"val_f1": value})
+        except BaseException:  # what the probe's function did
+            pass
+    assert [r["epoch"] for r, _ in run.sent] == [1, 2] and run.sent[-1][0]["diverged"] is True
+    with pytest.raises(trial.TrialDiverged, match="turned non-finite at epoch 2"):
+        run.report({"val_f1": 0.99})
+
+
+def test_try_refuses_a_state_that_cannot_be_saved_as_a_trial_would() -> None:
+    """``tuner try`` kept the state in memory, so a lambda in it passed; every trial of the
+    run then failed and the run's message pointed back at ``tuner try``."""
+    run = trial.LocalRun(write=lambda line: None, metric="val_f1", mode="max")
+    with pytest.raises(trial.ReportError, match=r"the state cannot be saved \((AttributeError|PicklingError)"):
+        run.report({"val_f1": 0.5}, state={"f": lambda: 1})
+    good = trial.LocalRun(write=lambda line: None, metric="val_f1", mode="max")
+    good.report({"val_f1": 0.5}, state={"w": torch.ones(2), "step": 3})
+    fresh = trial.LocalRun(write=lambda line: None, metric="val_f1", mode="max")
+    fresh.saved = good.saved
+    assert fresh.restore()["step"] == 3 and torch.equal(fresh.restore()["w"], torch.ones(2))
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str fails")
+
+
+def test_an_error_whose_text_cannot_be_made_is_still_described() -> None:
+    """A user's exception whose ``__str__`` raises crashed ``tuner try``'s own error path with
+    a second traceback."""
+    from tuner.errors import message
+
+    try:
+        raise _Unprintable("x")
+    except _Unprintable as e:
+        assert trial.describe_error(e).startswith("_Unprintable: _Unprintable('x') (in test_an_error_whose_text")
+        assert message(e) == "_Unprintable('x')"

@@ -7,15 +7,12 @@ exit; numbers are checked as they are parsed (finite, within bounds).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from tuner import __version__
+from tuner.arguments import parse_integer, parse_number
 from tuner.errors import InputError
+from tuner.retesting import MAX_RETEST_SEEDS
 from tuner.spec.schema import MAX_SEED
-
-# The most fresh seeds ``retest`` trains a configuration with: each is a full training, and
-# the interval a handful of seeds gives narrows only as their square root.
-MAX_RETEST_SEEDS = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,31 +20,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _int_at_least(low: int, high: int = 10**9) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
-        if value > high:
-            raise argparse.ArgumentTypeError(f"{value} must be <= {high}")
-        return value
-
-    return parse
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} must be a finite number")
-    return value
 
 
 def _address(p: argparse.ArgumentParser) -> None:
@@ -87,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="run name, one folder name (default: the sweep's name)")
     _address(p)
-    p.add_argument("--num-samples", type=_int_at_least(1), help="trials in the first round (overrides the file)")
-    p.add_argument("--num-cpus", type=_int_at_least(1), help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--num-samples", type=parse_integer(1), help="trials in the first round (overrides the file)")
+    p.add_argument("--num-cpus", type=parse_integer(1), help="CPUs of the local Ray instance (default: all)")
     _set(p)
     p.add_argument(
         "--mlflow-uri",
@@ -107,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "printing its reports and its own traceback if it fails",
     )
     p.add_argument("sweep", help="the sweep file (YAML)")
-    p.add_argument("--epochs", type=_int_at_least(1), help="stop after this many reports (default: the budget)")
+    p.add_argument("--epochs", type=parse_integer(1), help="stop after this many reports (default: the budget)")
     _set(p)
 
     p = sub.add_parser(
@@ -121,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", help="the run directory (a path or a URI); must come from a trusted source")
     _address(p)
-    p.add_argument("--num-cpus", type=_int_at_least(1), help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--num-cpus", type=parse_integer(1), help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress; only where the results are")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary (JSON) on stdout")
 
@@ -131,13 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("space", help="print N sampled configurations, one JSON object a line (no Ray started)")
     p.add_argument("sweep", help="the sweep file (YAML)")
-    p.add_argument("-n", type=_int_at_least(1), required=True, help="number of configurations")
-    p.add_argument("--seed", type=_int_at_least(0, MAX_SEED), help="search seed (default: the file's search.seed)")
+    p.add_argument("-n", type=parse_integer(1), required=True, help="number of configurations")
+    p.add_argument("--seed", type=parse_integer(0, MAX_SEED), help="search seed (default: the file's search.seed)")
 
     p = sub.add_parser("export", help="write a run's best configuration as an export file")
     p.add_argument("run_dir", help="the run directory")
     p.add_argument("-o", "--output", help="file to write (default: RUN_DIR/best.yaml or best.json)")
-    p.add_argument("--top-k", type=_int_at_least(1), default=5, help="configurations kept in 'top' (default: 5)")
+    p.add_argument("--top-k", type=parse_integer(1), default=5, help="configurations kept in 'top' (default: 5)")
     p.add_argument("--format", choices=("yaml", "json"), help="default: from the file name, else yaml")
 
     p = sub.add_parser(
@@ -147,12 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("export", help="the export file (rewritten with the new ranking and a retest section)")
     p.add_argument(
         "--seeds",
-        type=_int_at_least(2, MAX_RETEST_SEEDS),
+        type=parse_integer(2, MAX_RETEST_SEEDS),
         default=3,
         help=f"fresh seeds per configuration (2 to {MAX_RETEST_SEEDS}, default 3)",
     )
     p.add_argument(
-        "--top-k", type=_int_at_least(1), help="configurations to re-test (default: all in the export's top)"
+        "--top-k", type=parse_integer(1), help="configurations to re-test (default: all in the export's top)"
     )
     p.add_argument(
         "--every", metavar="DURATION", help="keep re-testing every DURATION (30s, 15m, 12h, 1d) until stopped"
@@ -166,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tolerance",
-        type=_finite,
+        type=parse_number,
         default=0.02,
         help="flag drift when the best's mean score got worse by more than this since the last retest "
         "(metric units, default: 0.02)",
@@ -203,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch",
         nargs="?",
         const=10,
-        type=_int_at_least(1),
+        type=parse_integer(1),
         metavar="SECONDS",
         help="rewrite the page every SECONDS (default 10) while the run goes on, the page reloading itself; "
         "stops when the run is over or on Ctrl-C",
@@ -214,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a local Ray instance that stays up: later commands without --address join it "
         "instead of starting their own (~5 s each on a laptop)",
     )
-    p.add_argument("--num-cpus", type=_int_at_least(1), help="its CPUs (default: all)")
-    p.add_argument("--num-gpus", type=_int_at_least(0), help="its GPUs (default: all Ray finds)")
+    p.add_argument("--num-cpus", type=parse_integer(1), help="its CPUs (default: all)")
+    p.add_argument("--num-gpus", type=parse_integer(0), help="its GPUs (default: all Ray finds)")
     sub.add_parser("down", help="stop the local Ray instance tuner up started")
     return parser

@@ -11,10 +11,7 @@ from tuner.errors import printable
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tuner.export_file import export_run
-    from tuner.files import check_not_input
 
-    if args.output is not None:
-        check_not_input(args.output, [args.run_dir])
     path = export_run(args.run_dir, args.output, args.top_k, args.format)
     print(printable(f"exported: {path}"))
     return EXIT_OK
@@ -51,11 +48,9 @@ def cmd_retest(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tuner.files import check_not_input
     from tuner.final import train
     from tuner.spec import parse_assignments
 
-    check_not_input(args.output, [args.export])
     train(
         args.export,
         args.output,

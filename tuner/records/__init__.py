@@ -106,6 +106,12 @@ RAY_KEYS = frozenset(
         "time_since_restore",
         "iterations_since_restore",
         "experiment_tag",
+        "episodes_total",  # the rest of Ray Tune's AUTO_RESULT_KEYS (a test checks them)
+        "episodes_this_iter",
+        "timesteps_total",
+        "timesteps_this_iter",
+        "timesteps_since_restore",
+        "__duplicate__",  # RESULT_DUPLICATE: a row Tune drops (every "__" name is refused)
     }
 )
 

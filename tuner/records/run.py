@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tuner.errors import InputError
-from tuner.records import BOOKKEEPING, EPOCH, EXPERIMENT_DIR, RunStatus, TrialStatus, now, sign
+from tuner.records import BOOKKEEPING, EPOCH, EXPERIMENT_DIR, RAY_KEYS, RunStatus, TrialStatus, now, sign
 from tuner.records.fields import Fields, plain
 
 # -- run.json ---------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ class TrialRecord:
             for k, v in h.items():
                 if (
                     k not in BOOKKEEPING
-                    and k not in ("time_total_s", "timestamp")
+                    and k not in RAY_KEYS  # time_this_iter_s, pid: kept in the history, not metrics
                     and isinstance(v, (int, float))
                     and not isinstance(v, bool)
                 ):
