@@ -379,5 +379,3 @@ def locked(path: str | os.PathLike[str]) -> Iterator[None]:
         if fd >= 0:
             os.close(fd)  # releases the lock
 
-
-from tuner.outputs import check_not_input, check_output, expand_user  # noqa: E402,F401  (their old home)

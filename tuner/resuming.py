@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tuner import datasets, rounds
 from tuner.errors import InputError
-from tuner.files import check_output
 from tuner.lock import DriverLock
 from tuner.models.data import Dataset
+from tuner.outputs import check_output
 from tuner.records import EXPERIMENT_DIR, RUN_FILE, SWEEP_FILE, RunMeta, RunStatus, now
 from tuner.results import RunDir, load_run
 from tuner.runner import finish, preload, prepare, run_guarded, starting_line, write_notes

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import InputError
-from tuner.files import check_output, expand_user
 from tuner.lock import LOCK_FILE, DriverLock
+from tuner.outputs import check_output, expand_user
 
 # Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")

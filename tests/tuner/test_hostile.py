@@ -18,9 +18,10 @@ from tests.conftest import tiny_sweep
 from tests.tuner.fake_run import epochs, make_run, write_export
 from tuner.cli import main
 from tuner.errors import InputError
-from tuner.files import check_output, load_yaml
+from tuner.files import load_yaml
 from tuner.final import diverged, load_model
 from tuner.models.data import Dataset, extreme_value
+from tuner.outputs import check_output
 from tuner.results import load_run
 
 

@@ -13,7 +13,8 @@ from tests.conftest import tiny_sweep
 from tests.tuner.fake_run import epochs, make_run, write_export
 from tuner.cli import main
 from tuner.errors import InputError, printable
-from tuner.files import check_not_input, expand_user, read_bytes
+from tuner.files import read_bytes
+from tuner.outputs import check_not_input, expand_user
 from tuner.ray.cluster import check_address
 from tuner.retesting import fresh_seeds, parse_duration
 

@@ -83,7 +83,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         watch(args.run_dir, args.output, args.watch, say=lambda line: print(line, flush=True))
         return EXIT_OK
-    from tuner.files import check_output
+    from tuner.outputs import check_output
     from tuner.report import write_report
     from tuner.storage import RunStore, is_uri
 

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tuner.errors import InputError, warn_stderr
-from tuner.files import check_output, write_bytes, write_text
+from tuner.files import write_bytes, write_text
+from tuner.outputs import check_output
 from tuner.records import EXPORT_FILE, REPORT_DIR, Export, RunStatus
 from tuner.report import asha, importance, page, progress, region, retest, rounds, tables, timeline
 from tuner.report.context import Context
