@@ -147,6 +147,11 @@ def export_run(
             f"{run_dir}: the run is unfinished (run.json says running, but its driver is not running: it was "
             f"killed?): exporting the trials that reported; continue it with tuner resume {run_dir}"
         )
+    elif run.meta.status is RunStatus.INTERRUPTED:
+        warn_stderr(
+            f"{run_dir}: the run was interrupted, some trials short of their budget: exporting the trials that "
+            f"reported; continue it with tuner resume {run_dir}"
+        )
     export = build(run, top_k)
     try:
         # an export being replaced: a retest rewriting it waits, and its section is kept

@@ -29,6 +29,15 @@ def describe_exit(error: SystemExit, function: str) -> str:
     )
 
 
+def describe_interrupt(error: KeyboardInterrupt, function: str) -> str:
+    """A ``KeyboardInterrupt`` the trial function raised itself, no Ctrl-C having come: the
+    trial's failure (Ray would make it a ``TaskCancelledError`` naming its task)."""
+    return (
+        f"the trial function {function} raised KeyboardInterrupt (no Ctrl-C came){_where(error)}: "
+        "raise an exception to fail the trial"
+    )
+
+
 def _where(error: BaseException) -> str:
     """`` (in fit, at train.py:12)``: the innermost frame of ``error`` that is the user's own."""
     own = user_frames(error)

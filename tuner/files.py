@@ -378,4 +378,3 @@ def locked(path: str | os.PathLike[str]) -> Iterator[None]:
     finally:
         if fd >= 0:
             os.close(fd)  # releases the lock
-

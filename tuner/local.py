@@ -16,10 +16,11 @@ from typing import Any
 
 from tuner import datasets, usercode
 from tuner.errors import InputError, RunError, printable
+from tuner.failures import describe_exit, describe_interrupt, no_report, user_files, user_frames
 from tuner.models import ModelError
 from tuner.models.data import Dataset
 from tuner.spec import Sweep
-from tuner.trial import LocalRun, StopTrial, describe_exit, no_report, user_files, user_frames
+from tuner.trial import LocalRun, StopTrial
 
 
 class _Enough(StopTrial):
@@ -157,12 +158,7 @@ def try_trial(sweep: Sweep, epochs: int | None = None, write: Callable[[str], No
     except KeyboardInterrupt as e:
         if not signals.watching or signals.signalled:  # Ctrl-C: the user stops tuner try
             raise
-        raise _own_failure(
-            sweep,
-            f"the trial function {sweep.trainer} raised KeyboardInterrupt (no Ctrl-C came): "
-            "raise an exception to fail the trial",
-            e,
-        ) from None
+        raise _own_failure(sweep, describe_interrupt(e, sweep.trainer), e) from None
     if not run.reports:
         raise RunError(no_report(sweep.trainer))
     last = run.reports[-1]

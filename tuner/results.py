@@ -27,13 +27,16 @@ from tuner.records import (
     RUN_FILE,
     SWEEP_FILE,
     RunMeta,
+    RunStatus,
     TrialRecord,
     TrialStatus,
     rank,
 )
 from tuner.spec import Sweep, from_dict
 
-_TRIAL_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
+# A trial's id in its folder's name: tuner's trials are run_trial_<8 hex>_<n>_..., Ray's own
+# default ids <5 hex>_<5 digits> (older runs).
+_TRIAL_ID = re.compile(r"^run_trial_([0-9a-f]{8})_\d+_|_([0-9a-f]{5}_\d{5})_")
 # What a history entry keeps of Ray's own keys: when the epoch ended, and where.
 _KEPT_RAY_KEYS = ("time_total_s", "timestamp", "time_this_iter_s", "pid")
 
@@ -126,7 +129,8 @@ def load_run(run_dir: str | Path) -> RunDir:
     for r in run.meta.rounds:
         folders.setdefault(r.dir, r.index)
     for folder, index in folders.items():
-        run.trials.extend(load_trials(path / folder, index, run.sweep.max_t, run.unreadable))
+        unfinished = run.meta.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED)
+        run.trials.extend(load_trials(path / folder, index, run.sweep.max_t, run.unreadable, unfinished))
     run.trials = _one_a_trial(run.trials, run.unreadable)
     _check_params(run)
     return run
@@ -147,16 +151,21 @@ def _one_a_trial(trials: list[TrialRecord], unreadable: list[tuple[str, str]]) -
 
 
 def load_trials(
-    round_dir: Path, round_index: int, max_t: int | None, unreadable: list[tuple[str, str]] | None = None
+    round_dir: Path,
+    round_index: int,
+    max_t: int | None,
+    unreadable: list[tuple[str, str]] | None = None,
+    unfinished: bool = False,
 ) -> list[TrialRecord]:
     """Every trial Ray Tune recorded under one round's folder; a trial folder that cannot be
-    read (:func:`trial_damage`) is appended to ``unreadable`` as (folder, why)."""
+    read (:func:`trial_damage`) is appended to ``unreadable`` as (folder, why). ``unfinished``:
+    the run was interrupted or is going on, so a trial not known to have ended is ``running``."""
     if not round_dir.is_dir():
         return []
     trials = []
     for d in sorted(p for p in round_dir.iterdir() if p.is_dir() and not p.is_symlink() and _is_trial_folder(p)):
         try:
-            record = _load_trial(d, round_index, max_t)
+            record = _load_trial(d, round_index, max_t, unfinished)
             why = trial_damage(d) if record is None or not record.history else None  # a report read: whole
         except OSError as e:  # no permission, an I/O error...
             record, why = None, f"cannot be read ({e.strerror or type(e).__name__})"
@@ -240,7 +249,7 @@ def _entry(row: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | None:
+def _load_trial(d: Path, round_index: int, max_t: int | None, unfinished: bool = False) -> TrialRecord | None:
     """One trial's record, or None for a trial that a killed driver left with neither its
     params (``params.json`` empty or cut short) nor a reported result: it has nothing to lose,
     and Ray rewrites the folder when the run resumes."""
@@ -272,7 +281,7 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
         round_index = recorded
     if not trial_id:
         m = _TRIAL_ID.search(d.name)
-        trial_id = m.group(1) if m else d.name[:100]
+        trial_id = (m.group(1) or m.group(2)) if m else d.name[:100]
     history = [by_epoch[e] for e in sorted(by_epoch)]
     tail = _error_tail(d / "error.txt")
     error = None if tail is None else error_line(tail.strip().splitlines())
@@ -285,6 +294,8 @@ def _load_trial(d: Path, round_index: int, max_t: int | None) -> TrialRecord | N
         status = TrialStatus.FINISHED
     elif error is not None:
         status = TrialStatus.ERROR
+    elif unfinished and (not history or not max_t):  # cut short by an interrupt, or not started yet
+        status = TrialStatus.RUNNING
     elif history and not max_t:  # a function with no stated budget: it ran until it returned
         status = TrialStatus.FINISHED
     else:

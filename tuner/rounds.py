@@ -23,7 +23,7 @@ from tuner.files import write_json
 from tuner.journal import Journal
 from tuner.models.data import Dataset
 from tuner.progress import Progress
-from tuner.records import EXPERIMENT_DIR, JOURNAL_FILE, RUN_FILE, RoundRecord, RunMeta, now
+from tuner.records import EXPERIMENT_DIR, JOURNAL_FILE, RUN_FILE, RoundRecord, RunMeta, now, round_seed
 from tuner.space import Parameter
 from tuner.spec import Sweep
 from tuner.storage import RunStore
@@ -82,13 +82,12 @@ def set_aside(store: RunStore, meta: RunMeta, write: Callable[[str], None]) -> N
 
 
 def plan(sweep: Sweep) -> list[int]:
-    """Trials per round: the first round's, then each refine round's (a grid: every point,
-    ``num_samples`` times)."""
+    """Trials per round: the first round's, then each refine round's (a grid: each point once)."""
     from tuner.space import grid_size
 
     search = sweep.search
     if search.method == "grid":
-        return [grid_size(search.parameters) * search.num_samples]
+        return [grid_size(search.parameters)]
     return [search.round_size(i) for i in range(search.rounds())]
 
 
@@ -115,7 +114,7 @@ class RoundLog:
             record = RoundRecord(
                 index=index,
                 dir=EXPERIMENT_DIR,
-                seed=self.sweep.search.seed + index,
+                seed=round_seed(self.sweep.search.seed, index),
                 num_samples=self.sizes[index],
                 parameters={p.path: p.to_dict() for p in params},
                 status="running",
@@ -131,7 +130,7 @@ class RoundLog:
             record = old or RoundRecord(
                 index=index,
                 dir=EXPERIMENT_DIR,
-                seed=self.sweep.search.seed + index,
+                seed=round_seed(self.sweep.search.seed, index),
                 num_samples=self.sizes[index],
                 parameters={p.path: p.to_dict() for p in params},
             )
@@ -140,6 +139,10 @@ class RoundLog:
             if n > 1 and best is not None:
                 shown = ", ".join(f"{k}={fmt(v)}" for k, v in export_mod.ordered(best["params"], self.sweep).items())
                 self.write(f"round {index + 1}/{n} best {self.sweep.metric} {best['score']:.4f}: {shown}")
+            elif n > 1:
+                self.write(
+                    f"round {index + 1}/{n}: no trial has a finite {self.sweep.metric} (the next round keeps its ranges)"
+                )
         save_meta(self.store, self.meta)
 
 

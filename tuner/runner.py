@@ -178,7 +178,7 @@ def run_sweep(
         rounds_text = f" (+{refine.rounds} refine rounds of {refine.num_samples})" if refine and refine.rounds else ""
         trainer = "the built-in BN trainer" if sweep.builtin else sweep.function
         write(
-            f"sweep {sweep.name}: {sweep.search.num_samples} trials{rounds_text} of {trainer}, {sweep.search.method} "
+            f"sweep {sweep.name}: {rounds.plan(sweep)[0]} trials{rounds_text} of {trainer}, {sweep.search.method} "
             f"search, {sweep.scheduler.describe()}, {resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs"
         )
         write(f"run directory: {store.location}")

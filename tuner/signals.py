@@ -40,3 +40,8 @@ def as_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def active() -> bool:
+    """Whether an :func:`as_interrupt` block is in force (SIGTERM is handed to SIGINT's handler)."""
+    return signal.getsignal(signal.SIGTERM) is _as_sigint

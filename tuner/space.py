@@ -97,7 +97,30 @@ def bound_rules(distribution: str, low: float, high: float) -> list[tuple[str, A
             problems.append((key, v, f"must be an integer for {distribution}"))
     if not problems and low >= high:
         problems.append(("min", low, f"must be < max ({high})"))
+    elif not problems and distribution not in INT_DISTRIBUTIONS:
+        scale = SCALES[distribution]
+        a, b = scale.forward(float(low)), scale.forward(float(high))
+        slack = 1e-6 * (high - low)  # a round trip of either end through the scale lands on it, to this
+        off = max(abs(scale.inverse(a) - low), abs(scale.inverse(b) - high)) if a != b else math.inf
+        if not all(math.isfinite(z) for z in (a, b)) or not off <= slack:
+            problems.append(("min", low, f"and max ({high}) are one point on {distribution}'s scale: widen the range"))
     return problems
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two values of a categorical are the same choice: equal and of one type (Python's
+    ``1 == True`` would make two choices one), or equal numbers neither of which is a bool (a
+    value read back from JSON as 64.0 is the file's 64)."""
+    if type(a) is type(b):
+        return bool(a == b)
+    numbers = (int, float)
+    return (
+        isinstance(a, numbers)
+        and isinstance(b, numbers)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
+    )
 
 
 @dataclass(frozen=True)
@@ -166,16 +189,19 @@ class Parameter:
         if self.values is not None:
             return self.values[min(int(z), len(self.values) - 1)]
         x = self.scale.inverse(z)
+        low, high = self._bounds()
         if self.is_int:
-            low, high = self._bounds()
             return int(min(max(math.floor(x + 1e-9), low), high))
-        return x
+        return min(max(x, low), high)  # the scale's round trip may pass a bound by an ulp
 
     def to_latent(self, x: Any) -> float:
         """The latent coordinate of value ``x`` (a categorical's index, an integer's cell
         middle)."""
         if self.values is not None:
-            return float(list(self.values).index(x)) + 0.5
+            index = next((i for i, v in enumerate(self.values) if same_value(v, x)), None)
+            if index is None:
+                raise ValueError(f"{self.path}: {x!r} is not one of its values")
+            return float(index) + 0.5
         if self.is_int:
             return self.scale.forward(float(x) + 0.5)
         return self.scale.forward(float(x))
@@ -216,7 +242,7 @@ class Parameter:
         if not top_values:
             return self
         if original.values is not None:
-            keep = [v for v in original.values if any(v == t for t in top_values)]
+            keep = [v for v in original.values if any(same_value(v, t) for t in top_values)]
             return replace(self, values=tuple(keep) if keep else self.values)
         o_lo, o_hi = original._bounds()
         f = original.scale.forward
@@ -233,6 +259,7 @@ class Parameter:
             if a >= b:  # one integer left: keep a neighbour so min < max
                 a, b = (a, a + 1) if a < o_hi else (b - 1, b)
             return replace(self, low=int(a), high=int(b))
+        a, b = min(a, *top_values), max(b, *top_values)  # the top values themselves, to the ulp
         a, b = max(a, o_lo), min(b, o_hi)
         if a >= b:  # the clipped span collapsed at a bound: keep the smallest usable slice there
             eps = (o_hi - o_lo) * 1e-6

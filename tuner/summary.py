@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuner import export_file as export_mod
+from tuner.errors import without_ids
 from tuner.records import TrialStatus
 from tuner.results import RunDir
 from tuner.rounds import fmt
@@ -36,13 +37,13 @@ class RunSummary:
 
 def failures(run: RunDir) -> list[str]:
     """The first error of each distinct kind among the run's failed trials, with how many had it."""
-    kinds: dict[str, list[str]] = {}
+    kinds: dict[str, tuple[str, list[str]]] = {}  # the same error whatever ids it names: its first line, trials
     for t in run.trials:
         if t.status == TrialStatus.ERROR and t.error:
-            kinds.setdefault(t.error, []).append(t.trial_id)
+            kinds.setdefault(without_ids(t.error), (t.error, []))[1].append(t.trial_id)
     return [
         f"{len(ids)} trial{'s' if len(ids) > 1 else ''} ({ids[0]}{', ...' if len(ids) > 1 else ''}): {error}"
-        for error, ids in kinds.items()
+        for error, ids in kinds.values()
     ]
 
 

@@ -375,6 +375,3 @@ def call(function: Callable[..., Any], config: dict[str, Any], run: Run) -> None
 class TrialError(RuntimeError):
     """A trial's function failed: its error in one line, naming the user's own frame (the
     original error and its whole traceback are chained to it, for the logs)."""
-
-
-from tuner.failures import describe_error, describe_exit, no_report, user_files, user_frames  # noqa: E402,F401

@@ -182,3 +182,50 @@ def test_a_trial_that_failed_restarted_and_reported_on_is_not_a_failed_trial(tmp
     assert status[str(folders[0])] == (TrialStatus.FINISHED, None)  # failed after epoch 2, went on at 3
     assert status[str(folders[1])] == (TrialStatus.ERROR, "ray.exceptions.ActorDiedError: the node died")
     assert status[str(folders[2])][0] is TrialStatus.ERROR  # a restart that failed before it reported
+
+
+def test_a_trial_that_never_reported_is_named_by_its_id_from_its_folders_name(tmp_path: Path) -> None:
+    """tuner's trial folders are ``run_trial_<8 hex>_<n>_...``: a trial that failed before its
+    first report was shown under its whole folder name."""
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5))], 1)
+    (folder,) = (run_dir / "round-0").iterdir()
+    mine = folder.with_name("run_trial_eb8bf08a_1_round=0,lr=0.0353_2026-11-29_12-53-59")
+    folder.rename(mine)
+    (mine / "result.json").write_text("")
+    (mine / "error.txt").write_text("Failure # 1 (occurred at 2026-11-29_12-54-00)\nRuntimeError: boom\n")
+    (trial,) = load_run(run_dir).trials
+    assert trial.trial_id == "eb8bf08a" and trial.error == "RuntimeError: boom"
+
+
+def test_an_interrupted_runs_trials_cut_short_are_running_and_export_says_the_run_is_unfinished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A function with no stated budget: a trial an interrupt cut at epoch 2 was "finished"
+    and one that never reported "stopped" (by ASHA, in a sweep without it); the export picked
+    the half-trained trial without a word."""
+    from tuner import export_file
+    from tuner.records import TrialStatus
+
+    run_dir = make_run(
+        tmp_path,
+        [({"train.lr": 0.1}, epochs(0.5, 0.6)), ({"train.lr": 0.2}, [])],
+        overrides={"scheduler.name": "none"},
+    )
+    meta = json.loads((run_dir / "run.json").read_text())
+    from tuner.results import load_trials
+
+    def statuses(max_t: int | None, unfinished: bool) -> list[TrialStatus]:
+        trials = load_trials(run_dir / "round-0", 0, max_t, unfinished=unfinished)
+        return [t.status for t in sorted(trials, key=lambda t: t.trial_id)]
+
+    assert statuses(None, unfinished=False) == [TrialStatus.FINISHED, TrialStatus.STOPPED]  # a run that ended
+    assert statuses(None, unfinished=True) == [TrialStatus.RUNNING, TrialStatus.RUNNING]
+    assert statuses(3, unfinished=True) == [TrialStatus.STOPPED, TrialStatus.RUNNING]  # short of a stated budget
+    meta["status"] = "interrupted"
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    export_file.export_run(run_dir)
+    assert capsys.readouterr().err == (
+        f"warning: {run_dir}: the run was interrupted, some trials short of their budget: exporting the trials "
+        f"that reported; continue it with tuner resume {run_dir}\n"
+    )

@@ -31,7 +31,11 @@ def run(tmp_path: Path, **overrides: object):
 
 
 def test_random_asha_sweep_end_to_end(tmp_path: Path) -> None:
+    import signal
+
+    ctrl_c = signal.getsignal(signal.SIGINT)
     sweep, summary, lines = run(tmp_path, **{"search.num_samples": 12, "train.epochs": 4})
+    assert signal.getsignal(signal.SIGINT) is ctrl_c  # Ray Tune's own handler left in place swallowed the next Ctrl-C
     run_dir = summary.run_dir
     assert run_dir == tmp_path / "runs" / "tiny"
     meta = json.loads((run_dir / "run.json").read_text())
@@ -334,4 +338,6 @@ def test_an_unexpected_failure_of_the_experiment_is_one_line_and_its_traceback_i
     assert str(e.value) == f"the run failed: TuneError: ValueError: the metric is missing (the traceback is in {log})"
     assert "Traceback" in log.read_text() and "the metric is missing" in log.read_text()
     saved = json.loads((run_dir / "run.json").read_text())
-    assert saved["status"] == RunStatus.FAILED.value and saved["error"] == "TuneError: ValueError: the metric is missing"
+    assert (
+        saved["status"] == RunStatus.FAILED.value and saved["error"] == "TuneError: ValueError: the metric is missing"
+    )

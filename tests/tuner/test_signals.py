@@ -53,3 +53,28 @@ def test_guard_wraps_the_process_streams_once(monkeypatch: pytest.MonkeyPatch) -
     first = sys.stdout
     guard()
     assert isinstance(sys.stdout, Guarded) and sys.stdout is first and isinstance(sys.stderr, Guarded)
+
+
+def test_every_command_ends_on_sigterm_as_on_ctrl_c(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From its start, not only once a run's rounds began: a SIGTERM while Ray started or data
+    loaded printed Ray's own SystemExit traceback (its handler), or ended the process at once."""
+    import time
+
+    from tuner import cli
+    from tuner.signals import active
+
+    seen: list[bool] = []
+
+    def command(args: object) -> int:
+        seen.append(active())
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the signal ends this at once
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "validate", command)
+    started = time.monotonic()
+    assert cli.main(["validate", "x.yaml"]) == 130
+    assert time.monotonic() - started < 5 and seen == [True] and not active()
+    assert capsys.readouterr().err == "tuner: interrupted\n"

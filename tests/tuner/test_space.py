@@ -176,3 +176,49 @@ def test_a_parameter_round_trips_through_its_sweep_file_form(param: Parameter) -
     assert Parameter.from_dict(param.path, d) == param
     assert set(d) <= {"distribution", "min", "max", "grid_points", "values"}
     assert ("values" in d) == (param.values is not None)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"distribution": "one_minus_log_uniform", "low": 1e-20, "high": 1e-17},  # 1 - β rounds to 1 at both ends
+        {"distribution": "one_minus_log_uniform", "low": 1e-18, "high": 1e-16},
+    ],
+)
+def test_a_range_whose_ends_are_one_point_on_its_scale_is_refused(kwargs: dict) -> None:  # type: ignore[type-arg]
+    """Validated, run in full, then refused at export: every β drawn was 0.0, below min."""
+    with pytest.raises(ValueError, match=r"are one point on .*'s scale: widen the range"):
+        Parameter("a.b", **kwargs)
+
+
+def test_every_value_drawn_lies_in_its_range_to_the_ulp() -> None:
+    params = [
+        Parameter("b", "one_minus_log_uniform", 0.3001818887321787, 0.9),
+        Parameter("u", "uniform", 0.1, 2.453526960979143),
+        Parameter("l", "log_uniform", 1e-7, 3e-3),
+    ]
+    rng = np.random.default_rng(0)
+    for p in params:
+        lo, hi = p.latent_bounds()
+        for z in [lo, hi, *rng.uniform(lo, hi, 2000)]:
+            assert p.low <= p.from_latent(z) <= p.high
+
+
+def test_a_refined_range_holds_the_top_values_it_was_built_from_to_the_ulp() -> None:
+    """``centre ± width/2`` and the scale's round trip put a top value an ulp outside."""
+    rng = np.random.default_rng(1)
+    for dist, low, high in (("log_uniform", 1e-4, 1.0), ("one_minus_log_uniform", 0.3, 0.999), ("uniform", -3.0, 5.0)):
+        p = Parameter("x", dist, low, high)
+        for _ in range(2000):
+            top = list(p.sample(rng, size=int(rng.integers(1, 4))))
+            if rng.random() < 0.2:
+                top.append(low)  # at the file's bound
+            r = p.restrict(top, margin=float(rng.choice([0.0, 0.1])))
+            assert all(r.low <= v <= r.high for v in top), (dist, top, r)
+
+
+def test_a_categorical_tells_1_from_true() -> None:
+    p = Parameter("c", values=(1, True, "x"))
+    assert p.to_latent(True) == 1.5 and p.to_latent(1) == 0.5
+    assert p.restrict([True], 0.1).values == (True,)
+    assert Parameter("w", values=(32, 64)).to_latent(64.0) == 1.5  # read back from JSON as a float

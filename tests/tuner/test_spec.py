@@ -209,6 +209,7 @@ def test_parameter_values_are_checked_against_their_key() -> None:
 
 def test_grid_needs_grid_points_and_grid_points_need_grid() -> None:
     raw = tiny_sweep(**{"search.method": "grid"})
+    del raw["search"]["num_samples"]
     assert all("needs grid_points (or values) for search.method grid" in p for p in problems(raw))
     raw = tiny_sweep(
         **{"search.parameters": {"train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 3}}}
@@ -217,6 +218,7 @@ def test_grid_needs_grid_points_and_grid_points_need_grid() -> None:
     raw = tiny_sweep(
         **{
             "search.method": "grid",
+            "search.num_samples": 1,
             "search.parameters": {"train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1, "grid_points": 1}},
         }
     )
@@ -496,3 +498,36 @@ def test_a_pair_that_is_not_key_value_gets_an_example_of_its_own_flag() -> None:
     with pytest.raises(InputError) as e:
         parse_assignments(["=1"], "--set")
     assert str(e.value) == "--set: '=1' must be KEY=VALUE (e.g. --set train.epochs=5)"
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [{}, {"train.lr": {"values": [0.1]}}, {"train.lr": {"values": [0.1]}, "train.batch_size": {"values": [32]}}],
+)
+def test_refine_rounds_with_nothing_to_narrow_are_refused(parameters: dict[str, Any]) -> None:
+    """They ran the one configuration again and again, with the same seed."""
+    problem = one(tiny_sweep(**{"search.parameters": parameters, "search.refine": {"rounds": 2}}))
+    assert problem == "s.yaml: search.refine: needs a searched parameter with more than one value to narrow"
+    assert from_dict(tiny_sweep(**{"search.parameters": parameters}), source="s.yaml").search.refine is None
+
+
+def test_a_grid_runs_each_point_once_and_says_how_many_trials_that_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """num_samples 2 over a 6-point grid: validate and the run's header said 2 trials, the plan
+    12, and 6 ran."""
+    from tuner.cli import main
+    from tuner.rounds import plan
+
+    grid = {"train.lr": {"values": [0.01, 0.1, 0.3]}, "train.batch_size": {"values": [32, 64]}}
+    raw = tiny_sweep(**{"search.method": "grid", "search.parameters": grid, "search.num_samples": 2})
+    assert one(raw) == (
+        "s.yaml: search.num_samples: 2 a grid runs each of its points once: leave num_samples out (tuner retest "
+        "re-runs the best with fresh seeds)"
+    )
+    del raw["search"]["num_samples"]
+    assert plan(from_dict(raw, source="s.yaml")) == [6]
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(path)]) == 0
+    assert ", 6 trials, " in capsys.readouterr().out

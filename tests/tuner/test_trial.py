@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tuner import trial
+from tuner import failures, trial
 
 
 def test_checkpoints_come_at_the_first_epoch_then_once_the_training_since_is_25_times_their_cost() -> None:
@@ -187,7 +187,7 @@ def _users_function(config: dict[str, Any], run: trial.Run) -> None:
 def test_an_error_is_described_in_one_line_naming_the_users_own_frame() -> None:
     with pytest.raises(RuntimeError) as e:
         _users_function({}, Recording())
-    text = trial.describe_error(e.value)
+    text = failures.describe_error(e.value)
     assert "\n" not in text and text.startswith("RuntimeError: ")
     line = _users_function.__code__.co_firstlineno + 1
     assert text.endswith(f"(in _users_function, at test_trial.py:{line})")  # its frame, not torch's
@@ -196,10 +196,10 @@ def test_an_error_is_described_in_one_line_naming_the_users_own_frame() -> None:
     with pytest.raises(trial.ReportError) as e:
         here = sys._getframe().f_lineno + 1
         run.report({"val_acc": 1.0})
-    assert trial.describe_error(e.value).startswith("ReportError: run.report: the sweep's metric 'val_f1'")
-    assert f"at test_trial.py:{here})" in trial.describe_error(e.value)
+    assert failures.describe_error(e.value).startswith("ReportError: run.report: the sweep's metric 'val_f1'")
+    assert f"at test_trial.py:{here})" in failures.describe_error(e.value)
     long = ValueError("x" * 1000 + "\nsecond line")
-    assert trial.describe_error(long) == "ValueError: " + "x" * 300
+    assert failures.describe_error(long) == "ValueError: " + "x" * 300
 
 
 def test_a_local_run_prints_each_report_and_keeps_its_checkpoint_in_memory() -> None:
@@ -326,5 +326,5 @@ def test_an_error_whose_text_cannot_be_made_is_still_described() -> None:
     try:
         raise _Unprintable("x")
     except _Unprintable as e:
-        assert trial.describe_error(e).startswith("_Unprintable: _Unprintable('x') (in test_an_error_whose_text")
+        assert failures.describe_error(e).startswith("_Unprintable: _Unprintable('x') (in test_an_error_whose_text")
         assert message(e) == "_Unprintable('x')"

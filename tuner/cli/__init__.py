@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from tuner import signals
 from tuner.cli.instance import cmd_down, cmd_up
 from tuner.cli.parser import build_parser
 from tuner.cli.results import cmd_evaluate, cmd_export, cmd_report, cmd_retest, cmd_train
@@ -45,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         command = args.command
-        return COMMANDS[args.command](args)
+        with signals.as_interrupt():  # SIGTERM, SIGHUP end every command as Ctrl-C does (exit 130)
+            return COMMANDS[args.command](args)
     except InputError as e:
         for line in e.problems:
             print(printable(line), file=sys.stderr)

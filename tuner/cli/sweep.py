@@ -119,6 +119,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from tuner.space import grid_size
     from tuner.spec import load_sweep
 
     sweep = load_sweep(args.sweep, _overrides(args))
@@ -126,8 +127,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     names = ", ".join(p.path for p in s.parameters) or "nothing"
     what = f"{sweep.model['name']} (built-in trainer)" if sweep.builtin else sweep.function
     data = (sweep.data or {}).get("name", "no data")
+    trials = grid_size(s.parameters) if s.method == "grid" else s.num_samples  # a grid: each point once
     print(
-        f"{args.sweep}: ok: {what} on {data}, {s.method} search over {names}, {s.num_samples} trials, "
+        f"{args.sweep}: ok: {what} on {data}, {s.method} search over {names}, {trials} trials, "
         f"scheduler {sweep.scheduler.name}, metric {sweep.metric} ({sweep.mode})"
     )
     return EXIT_OK
@@ -149,6 +151,6 @@ def cmd_space(args: argparse.Namespace) -> int:
 def _from_user_code(error: BaseException, refs: Sequence[str]) -> bool:
     """Whether ``error`` was raised in the user's own code (:func:`tuner.trial.user_frames`): `tuner
     try` shows the user that traceback; anything else is tuner's bug and goes to a log."""
-    from tuner.trial import user_files, user_frames
+    from tuner.failures import user_files, user_frames
 
     return bool(user_frames(error, user_files(refs)))

@@ -11,14 +11,18 @@ not answer (a stopped process) too, instead of a wait without end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import socket
+import threading
+import warnings
 from typing import Any
 
+from tuner import signals
 from tuner.errors import InputError, RunError
-from tuner.ray import auth, logs
+from tuner.ray import auth, logs, reaping, shipping
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,18 @@ def resolve(address: str | None, num_cpus: int | None = None) -> str | None:
     return address
 
 
+def _named(address: str, resolved: str) -> str:
+    """The cluster ``address`` names, as the user gave it (``auto``: ``RAY_ADDRESS`` when it is
+    set, Ray's rule, else the cluster the last ``ray start`` here left), the address Ray
+    resolved it to in parentheses when that differs."""
+    env = os.environ.get("RAY_ADDRESS", "")
+    if address == "auto" and not env:
+        return f"the cluster this machine last started at {resolved}"
+    given = env if address == "auto" else address
+    shown = given + (f" ({resolved})" if resolved != given else "")
+    return f"the cluster at RAY_ADDRESS={shown}" if address == "auto" else f"the cluster at {shown}"
+
+
 def _reachable(address: str) -> str:
     """Fail at once when nothing listens at a cluster's GCS (``auto`` or ``HOST:PORT``);
     returns the GCS's ``HOST:PORT``."""
@@ -79,22 +95,45 @@ def _reachable(address: str) -> str:
             "or leave --address out for a local instance)"
         )
     host, _, port = resolved.rpartition(":")
-    what = "the cluster this machine last started" if address == "auto" else "the cluster"
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
-    except OSError as e:
+    named = _named(address, resolved)
+    refused = _refused(host, port)
+    if refused is not None:
         raise InputError(
-            f"--address {address}: {what} at {resolved} is not running ({e.strerror or e}); "
+            f"--address {address}: {named} is not running ({refused}); "
             "start it again, or leave --address out for a local instance"
-        ) from None
+        )
     from tuner.ray.instance import answers
 
     if not answers(resolved, timeout=ANSWER_S):  # listening but silent: ray.init would hang on it
         raise InputError(
-            f"--address {address}: {what} at {resolved} takes connections but does not answer within {ANSWER_S:g} s "
+            f"--address {address}: {named} takes connections but does not answer within {ANSWER_S:g} s "
             "(its GCS stopped or hung?)"
         )
     return resolved
+
+
+def _client_reachable(address: str) -> None:
+    """Fail at once when nothing listens at a Ray Client address (``ray://HOST[:PORT]``, port
+    10001 by default): Ray Client's own connect retries for its timeout, then warns."""
+    hostport = address.removeprefix("ray://").rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or host.endswith(":"):  # no port (an IPv6 host alone included)
+        host, port = hostport, "10001"
+    refused = _refused(host, port)
+    if refused is not None:
+        raise InputError(
+            f"--address {address}: no Ray Client server answers at {host}:{port} ({refused}); "
+            "is the address right (the head's ray client port, through an SSH tunnel)?"
+        )
+
+
+def _refused(host: str, port: str) -> str | None:
+    """Why nothing takes a connection at ``host:port`` within 3 s (the system's words), or None."""
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+    except OSError as e:
+        return str(e.strerror or e)
+    return None
 
 
 _on_local_instance = False  # set by connect(): see on_local_instance()
@@ -158,18 +197,92 @@ def connect(
                 dashboard_host="127.0.0.1",
             )
         else:
-            if not address.startswith("ray://"):
+            if address.startswith("ray://"):
+                _client_reachable(address)
+            else:
                 _token_accepted(address, _reachable(address))
             kwargs["address"] = address
+        shipping.check(runtime_env)  # a named pipe in the shipped folder would hang ray.init
         logs.install()
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, TimeoutError, ray.exceptions.AuthenticationError) as e:
-            raise _cannot_join(address, e) from e
+        _init(kwargs, address)
         logs.install()  # handlers Ray added as it started
         global _on_local_instance
         _on_local_instance = address is None or _kept_by_tuner_up(address)
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
+
+
+def _init(kwargs: dict[str, Any], address: str | None) -> None:
+    """``ray.init(**kwargs)`` with SIGTERM and SIGHUP as Ctrl-C (:func:`tuner.signals.as_interrupt`)
+    all along, where Ray's own start would set a SIGTERM handler that ends it in a raw
+    ``SystemExit`` traceback (Ray's handler is set once it is up, as Ray means it), and the
+    Python warnings Ray gives as it connects (Ray Client's timeout) in the log, not on the console.
+
+    Raises:
+        InputError: a Ray Client address that does not answer as one.
+        RunError: the cluster refused this driver (its token), or cannot be joined.
+        KeyboardInterrupt: Ctrl-C, SIGTERM or SIGHUP while Ray started (what it started is stopped).
+    """
+    import ray
+    from ray._private import utils as ray_utils
+
+    wanted: list[Any] = []
+    set_handler = ray_utils.set_sigterm_handler
+    ray_utils.set_sigterm_handler = wanted.append  # type: ignore[assignment]
+    try:
+        with signals.as_interrupt(), warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            try:
+                ray.init(**kwargs)
+            except ray.exceptions.AuthenticationError as e:
+                raise _cannot_join(address, e) from e
+            except (ConnectionError, TimeoutError) as e:
+                if address is not None and address.startswith("ray://"):
+                    raise InputError(
+                        f"--address {address}: no Ray Client server answers there ({type(e).__name__}: "
+                        f"{_first_line(e)}); is the address right (the head's ray client port)?"
+                    ) from None
+                raise _cannot_join(address, e) from e
+            except KeyboardInterrupt:  # what a local instance had started goes, its agents included
+                started = _instance_processes() + _started_here() if address is None else []
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                reaping.reap(started)
+                raise
+        for w in said:
+            log.debug("while connecting: %s: %s", w.category.__name__, w.message)
+    finally:
+        ray_utils.set_sigterm_handler = set_handler  # type: ignore[assignment]
+    if wanted and threading.current_thread() is threading.main_thread() and not signals.active():
+        set_handler(wanted[-1])  # a command's own as_interrupt (tuner.cli) stays in force
+
+
+def _instance_processes() -> list[reaping.Process]:
+    """The processes of the local instance this driver started (Ray's own, and every process
+    under them: the raylet's workers and agents); none for a cluster it joined."""
+    out: list[reaping.Process] = []
+    try:
+        from ray._private import worker as ray_worker
+
+        node = ray_worker._global_node
+        if node is None or not node.is_head():
+            return []
+        for infos in list(node.all_processes.values()):
+            for info in infos:
+                pid = getattr(info.process, "pid", None)
+                if pid is not None:
+                    out += reaping.processes(pid)
+    except Exception as e:  # Ray's internals moved: its own shutdown is all there is
+        log.debug("the local instance's processes are not known: %s", e)
+    return out
+
+
+def _started_here() -> list[reaping.Process]:
+    """Ray's processes this driver started (Ray's programs and scripts among its children, and
+    every process under them), while Ray does not know them yet: an instance still starting."""
+    import ray
+
+    ray_dir = os.path.dirname(os.path.abspath(ray.__file__))
+    return reaping.processes(os.getpid(), only=lambda pid: ray_dir in reaping.command(pid))
 
 
 def _kept_by_tuner_up(address: str) -> bool:
@@ -215,6 +328,10 @@ def connected() -> bool:
 def disconnect() -> None:
     """Shut the local Ray instance down (or leave the cluster), in a fraction of a second.
 
+    A process of the local instance's that outlives it (a trial worker whose function left a
+    thread running: Python's exit waits for it) is killed half a second after
+    (:mod:`tuner.ray.reaping`).
+
     Ray's own shutdown gives each process it started a second to answer SIGTERM; the
     autoscaler's monitor, idle on a local instance, always takes that second. It holds nothing
     to save, so it is killed first (a joined cluster's processes are never touched).
@@ -223,6 +340,7 @@ def disconnect() -> None:
 
     if not ray.is_initialized():
         return
+    started: list[reaping.Process] = []
     try:
         from ray._private import ray_constants
         from ray._private import worker as ray_worker
@@ -232,9 +350,13 @@ def disconnect() -> None:
             node._kill_process_type(
                 ray_constants.PROCESS_TYPE_MONITOR, check_alive=False, allow_graceful=False, wait=False
             )
+            started = _instance_processes()  # the raylet's workers among them: the trials' processes
     except Exception as e:  # Ray's internals moved: its own shutdown still works, a second slower
         log.debug("could not stop Ray's monitor first: %s", e)
     ray.shutdown()
+    killed = reaping.reap(started)
+    if killed:  # a trial function left a thread running: its process would never end
+        log.debug("killed %d trial processes that outlived the local Ray instance: %s", len(killed), killed)
     global _on_local_instance
     _on_local_instance = False
 

@@ -59,11 +59,31 @@ def driver_settings(s: ExperimentSettings) -> Iterator[None]:
     imports mlflow where it is installed), and on a local instance each trial's
     resources from a budget instead of a placement group and no more trial processes starting
     at once than it has cores."""
-    with batching(), pending_trials(s), tune_patches.trainable_lookups_cached():
+    with batching(), pending_trials(s), tune_patches.trainable_lookups_cached(), ctrl_c_kept():
         with tune_patches.starting_actors_kept(), tune_patches.budgeted_resources():
             with tune_patches.staggered_starts(), tune_patches.trial_tables_unread():
                 with tune_patches.callbacks_untagged():
                     yield
+
+
+@contextlib.contextmanager
+def ctrl_c_kept() -> Iterator[None]:
+    """Ctrl-C's handler as it was before the experiment, once it is over. Ray Tune sets its own
+    for ``fit`` and leaves it in place after a run that ended by itself: the next Ctrl-C of a
+    notebook or script that called ``tuner.run`` only set a flag nobody reads (and a
+    SIGTERM, handed to it, was lost)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,13 @@ user's own frame (``docs/functions.md``). :func:`install` puts a filter on the h
 Ray's loggers: those records go to a log file only (``$TUNER_LOG_DIR``, see
 :func:`tuner.errors.log_folders`), and any other record that carries a traceback shows its first
 line on the console with where the rest is.
+
+Ray's own processes speak to the driver another way too: the raylet's and the GCS's messages
+(a worker process that died, a raylet that was killed, with the last 20 lines of its log) are
+printed by Ray's driver (``ray._private.worker.print_to_stdstream``), not logged. :func:`install`
+sends those to the same file, with one console line an event in tuner's words (a worker node
+lost, a trial's process died); what a worker process itself prints (with ``log_to_driver``) is
+printed as Ray prints it. A trial function's own output is in its trial's ``output.txt``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,11 @@ import datetime as dt
 import logging
 import os
 import re
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tuner.errors import log_folders
 
@@ -78,9 +89,65 @@ class _Filter(logging.Filter):
 _FILTER = _Filter()
 
 
+# Ray's messages from its own processes (``pid`` raylet, gcs_server, autoscaler), in tuner's words.
+_EVENTS = (
+    (
+        re.compile(r"Raylet is terminated|node .*(?:died|was lost|is dead|marked (?:as )?dead)", re.I),
+        "a worker node was lost: its trials restart from their checkpoints",
+    ),
+    (re.compile(r"worker (?:died|was killed)|worker .*exited unexpectedly", re.I), "a trial's process died"),
+)
+_SYSTEM = frozenset({"raylet", "gcs_server", "autoscaler"})
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_SAID_S = 60.0  # the same console line again within this is not repeated (a lost node: its raylet's
+# message, then the GCS's when it misses the node's heartbeats, some 30 s later; its workers' deaths)
+
+
+class _Streams:
+    """What :func:`install` puts in place of Ray's ``print_to_stdstream``."""
+
+    def __init__(self, ray_print: Callable[..., Any]) -> None:
+        self.ray_print = ray_print
+        self.said: dict[str, float] = {}
+
+    def __call__(self, data: dict[str, Any], ignore_prefix: bool = False) -> None:
+        if str(data.get("pid")) not in _SYSTEM:  # a worker's own output: as Ray prints it
+            self.ray_print(data, ignore_prefix)
+            return
+        lines = [_ANSI.sub("", str(line)) for line in data.get("lines") or []]
+        if not any(line.strip() for line in lines):
+            return
+        text = "\n".join(lines)
+        record = logging.LogRecord(f"ray.{data.get('pid')}", logging.WARNING, "", 0, text, None, None)
+        where = _FILTER._keep(record)
+        said = next((said for pattern, said in _EVENTS if pattern.search(text)), None)
+        if said is None:
+            said = next(line for line in lines if line.strip()).strip()[:200]
+        now = time.monotonic()
+        if now - self.said.get(said, -_SAID_S) < _SAID_S:
+            return
+        self.said[said] = now
+        try:
+            print(f"{said} (Ray's message: {where})", file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # a console whose reader went away
+            pass
+
+
+def _install_streams() -> None:
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:
+        return
+    current = getattr(ray_worker, "print_to_stdstream", None)
+    if current is not None and not isinstance(current, _Streams):
+        ray_worker.print_to_stdstream = _Streams(current)
+
+
 def install() -> None:
     """Filter every handler of Ray's loggers (``ray`` and those under it) through
-    :data:`_FILTER`; again for handlers added since (idempotent)."""
+    :data:`_FILTER`, again for handlers added since, and Ray's messages from its own processes
+    through :class:`_Streams` (idempotent)."""
+    _install_streams()
     names = ["ray", *(n for n in logging.root.manager.loggerDict if n.startswith("ray."))]
     for name in names:
         for handler in logging.getLogger(name).handlers:

@@ -10,6 +10,7 @@ from typing import Any
 from ray import tune
 from ray.tune.stopper import Stopper
 
+from tuner.errors import without_ids
 from tuner.ray.worker import without_node
 from tuner.results import trial_error
 
@@ -49,7 +50,7 @@ class FirstFailures(tune.Callback, Stopper):  # type: ignore[misc]
     goes on: another trial reports first, or the errors differ.
 
     The error compared is the trial's one-line summary (:func:`tuner.results.error_line`)
-    without the node it ran on."""
+    without the node it ran on and the ids it names (:func:`tuner.errors.without_ids`)."""
 
     def __init__(self, limit: int = 3) -> None:
         self.limit = limit
@@ -91,4 +92,4 @@ def _error_kind(trial: Any) -> str | None:
         line = trial_error(Path(trial.error_file))
     except OSError:
         return None
-    return without_node(line) if line else None
+    return without_ids(without_node(line)) if line else None

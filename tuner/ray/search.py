@@ -27,7 +27,7 @@ import numpy as np
 from ray import tune
 from ray.tune.search import Searcher
 
-from tuner.records import EPOCH, ROUND_KEY, sign
+from tuner.records import EPOCH, ROUND_KEY, round_seed, sign
 from tuner.space import Parameter, restrict_all
 
 
@@ -117,7 +117,7 @@ class RoundSearcher(Searcher):
         params: the sweep file's parameters (round 0's ranges, and the bounds refine keeps to).
         method: random | grid | tpe.
         plan: trials per round (the first round's, then each refine round's).
-        seed: round r draws with ``seed + r``.
+        seed: round r draws with ``seed + r`` (:func:`tuner.records.round_seed`).
         metric, mode: what ranks the configurations.
         top_k, margin: refine: the configurations whose span sets the next ranges, and the
             widening on each side.
@@ -248,20 +248,28 @@ class RoundSearcher(Searcher):
 
         return sorted((t for t in self.last if rounds is None or self.trial_round.get(t) in rounds), key=key)
 
+    def finite(self, rounds: Sequence[int] | None = None) -> list[str]:
+        """:meth:`ranked` without the trials whose score is not finite (diverged): none of them
+        is a round's best, nor among the top-k a refine round narrows to."""
+        return [t for t in self.ranked(rounds) if math.isfinite(self.last[t][0])]
+
     def best(self, rounds: Sequence[int] | None = None) -> dict[str, Any] | None:
-        ranked = self.ranked(rounds)
+        ranked = self.finite(rounds)
         if not ranked:
             return None
         t = ranked[0]
         return {"trial": t, "score": self.last[t][0], "params": self.trial_params.get(t, {})}
 
     def _next_round(self) -> None:
-        top = [self.trial_params[t] for t in self.ranked(rounds=list(range(self.round + 1)))[: self.top_k]]
-        ranges = restrict_all(self.ranges[self.round], self.original, top, self.margin)
+        top = [self.trial_params[t] for t in self.finite(rounds=list(range(self.round + 1)))[: self.top_k]]
+        # no finite score yet: the next round draws from this round's ranges again
+        ranges = (
+            restrict_all(self.ranges[self.round], self.original, top, self.margin) if top else self.ranges[self.round]
+        )
         self.round += 1
         self.issued = 0
         self.ranges.append(ranges)
-        self.sampler = RoundSampler(ranges, self.method, self.seed + self.round, self.mode)
+        self.sampler = RoundSampler(ranges, self.method, round_seed(self.seed, self.round), self.mode)
 
     def _emit(self, kind: str, index: int, params: list[Parameter], best: dict[str, Any] | None) -> None:
         if self.hook is not None:

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,18 +23,10 @@ if TYPE_CHECKING:
     import torch
 from ray import tune
 
+from tuner.failures import describe_error, describe_exit, describe_interrupt, no_report
 from tuner.records import OUTPUT_FILE, ROUND_KEY
 from tuner.space import apply_params
-from tuner.trial import (
-    ReportError,
-    Run,
-    StopTrial,
-    TaskRun,
-    TrialError,
-    describe_error,
-    describe_exit,
-    no_report,
-)
+from tuner.trial import Run, StopTrial, TaskRun, TrialError, saved_state
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -110,16 +103,7 @@ class RayRun(Run):
             tune.report(result)
             return
         with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as d:
-            try:
-                import torch
-
-                torch.save(checkpoint, os.path.join(d, CHECKPOINT_FILE))
-            except Exception as e:  # what the function handed in as its state cannot be pickled
-                first = (str(e).strip().splitlines() or [""])[0][:200]
-                raise ReportError(
-                    f"run.report: the state cannot be saved ({type(e).__name__}: {first}); hand in a dict of "
-                    "tensors, numbers and containers of them (state_dict()s)"
-                ) from e
+            Path(d, CHECKPOINT_FILE).write_bytes(saved_state(checkpoint))  # ReportError: it cannot be pickled
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
 
     def _checkpoint(self) -> dict[str, Any] | None:
@@ -198,16 +182,41 @@ def run_trial(
         searched = {
             k: v for k, v in config.items() if k != ROUND_KEY
         }  # the round is the searcher's, not the function's
-        with output_kept(_trial_dir()):
+        with output_kept(_trial_dir()), threads_noted():
             fn(apply_params(base, searched), run)
     except StopTrial:
         return
     except SystemExit as e:  # the user's sys.exit(): the trial's failure, not the worker's end
         raise TrialError(describe_exit(e, function)) from e
+    except KeyboardInterrupt as e:
+        if threading.current_thread() is threading.main_thread():  # Ray's cancellation of the task
+            raise
+        raise TrialError(describe_interrupt(e, function)) from e  # signals reach the main thread only
     except Exception as e:
         raise TrialError(describe_error(e)) from e
     if run.epoch == 0:  # not a report ever, here or before a restore: Tune has nothing to rank it by
         raise TrialError(no_report(function))
+
+
+@contextlib.contextmanager
+def threads_noted() -> Iterator[None]:
+    """Say on ``sys.stderr`` (the trial's ``output.txt`` in :func:`output_kept`) when the block
+    leaves threads running that it started and that are not daemons: they keep the trial's
+    process alive after it (until tuner's own Ray instance stops, which kills it)."""
+    before = set(threading.enumerate())
+    try:
+        yield
+    finally:
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+        if left:
+            names = ", ".join(t.name for t in left[:5]) + (", ..." if len(left) > 5 else "")
+            print(
+                f"tuner: the trial function returned with {len(left)} thread{'s' if len(left) > 1 else ''} "
+                f"still running ({names}): they keep this trial's process alive after it; join them before "
+                "returning, or start them with daemon=True",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _trial_dir() -> Path | None:

@@ -142,6 +142,12 @@ def sign(mode: str) -> float:
     return 1.0 if mode == "max" else -1.0
 
 
+def round_seed(seed: int, index: int) -> int:
+    """The searcher's seed of round ``index``: ``search.seed + index``, wrapped into the 32 bits
+    numpy and Optuna's TPE take (a sweep's seed may be 2**32 - 1)."""
+    return (seed + index) % 2**32
+
+
 def worst(mode: str, metric: str = "") -> float:
     """The worst possible value of ``metric`` in ``mode``: 0 for an accuracy, else ±inf."""
     if metric.endswith("_acc") and mode == "max":
@@ -176,6 +182,7 @@ __all__ = [
     "DEVICE",
     "THREADS",
     "RESERVED",
+    "round_seed",
     "BOOKKEEPING",
     "RAY_KEYS",
     "BUILTIN_METRICS",

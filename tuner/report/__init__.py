@@ -167,7 +167,7 @@ def build(ctx: Context) -> list[Section]:
     if drawn:
         s.parts += [p(_progress_text(ctx, pr)), *drawn]
     else:
-        s.parts.append(none_yet if not scored else p("The reports carry no clock times: no progress over time."))
+        s.parts.append(none_yet if not scored else p(_no_progress(ctx, tl)))
     out.append(s)
 
     rs, drawn = asha.figures(ctx)
@@ -213,6 +213,13 @@ def _progress_text(ctx: Context, pr: progress.Progress) -> str:
     return text
 
 
+def _no_progress(ctx: Context, tl: timeline.Timeline) -> str:
+    """Why the progress has no figure though some trial reported a score."""
+    if tl.segments:  # the clock times are there (the timeline draws them): no finite score is
+        return f"No trial reported a finite {ctx.metric}: no best so far to draw."
+    return "The reports carry no clock times: no progress over time."
+
+
 def _asha_text(ctx: Context, rs: list[asha.Rung]) -> str:
     sched = ctx.run.sweep.scheduler
     if sched.name != "asha":
@@ -220,11 +227,23 @@ def _asha_text(ctx: Context, rs: list[asha.Rung]) -> str:
         return f"No early stopping: every trial had {budget}. The learning curves:"
     if not rs:
         return f"{sched.describe()}: no rung below the full budget."
-    counts = "; ".join(f"epoch {r.epoch}: {len(r.promoted)} of {r.reached} promoted" for r in rs)
+    counts = "; ".join(f"epoch {r.epoch}: {len(r.promoted)} of {r.reached} promoted{_by_bracket(r)}" for r in rs)
+    recorded = any(r.brackets for r in rs)
+    source = (
+        "ASHA's rung records"
+        if recorded
+        else "the trials' histories (no rung records: a trial that reported a rung's epoch counts as recorded there)"
+    )
     return (
         f"{sched.describe()}: at each rung a trial goes on only if its {ctx.metric} is in the best "
-        f"1/{sched.reduction_factor:g} of those recorded there. {counts}."
+        f"1/{sched.reduction_factor:g} of those recorded there (in its bracket). From {source}: {counts}."
     )
+
+
+def _by_bracket(r: asha.Rung) -> str:
+    if len(r.brackets) < 2:
+        return ""
+    return " (" + ", ".join(f"bracket {b}: {n} of {k}" for b, n, k in r.brackets) + ")"
 
 
 def _load_export(path: Path) -> Export | None:

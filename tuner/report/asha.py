@@ -2,9 +2,12 @@
 scores there, and every trial's learning curve with the best one highlighted.
 
 A rung is an epoch at which ASHA judges a trial (:meth:`tuner.spec.SchedulerSpec.milestones`):
-a trial goes on past it only if its score is in the best 1/η of those recorded there. What
-the trials' histories show is counted: a trial *reached* a rung when it reported that epoch,
-and was *promoted* when it reported a later one.
+a trial goes on past it only if its score is in the best 1/η of those recorded there. The
+trials counted at a rung are those ASHA recorded there, read from the run's rung records
+(``asha-rungs.json``, :data:`tuner.records.RUNGS_FILE`: per bracket, per rung, the trial ids
+and values), summed over the brackets that have the rung; a recorded trial was *promoted* when
+it reported a later epoch. Without the records (a run from before them) the trials' histories
+are the estimate: a trial *reached* a rung when it reported that epoch.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from tuner.records import EPOCH, TrialStatus
+from tuner.errors import InputError
+from tuner.files import load_json, read_bytes
+from tuner.records import EPOCH, RUNGS_FILE, TrialStatus
 from tuner.report import figure
 from tuner.report.context import Context, Score
 from tuner.report.figure import BEST, BEST_COLOUR, STYLES, Drawn, best_label
@@ -26,11 +31,13 @@ from tuner.report.figure import BEST, BEST_COLOUR, STYLES, Drawn, best_label
 
 @dataclass
 class Rung:
-    """One rung: its epoch, the trials' scores there, how many went on past it."""
+    """One rung: its epoch, the trials' scores there, how many went on past it, and (from the
+    rung records) each bracket's (index, promoted, reached) at it."""
 
     epoch: int
     scores: list[Score]
     promoted: set[str]  # trial ids that reported a later epoch
+    brackets: list[tuple[int, int, int]] = field(default_factory=list)  # empty: estimated from histories
 
     @property
     def reached(self) -> int:
@@ -38,13 +45,59 @@ class Rung:
 
 
 def rungs(ctx: Context) -> list[Rung]:
-    """Each rung below the full budget with the trials that reached it (none without ASHA)."""
+    """Each rung below the full budget with the trials ASHA recorded there (none without
+    ASHA); estimated from the histories when the run has no rung records.
+
+    Raises:
+        InputError: a rung record file is malformed (naming the file and key).
+    """
+    records = rung_records(ctx)
     out = []
     for m in ctx.budgets[:-1]:
         scores = ctx.scores_at(m)
-        reached = [s for s in scores if not s.diverged or s.trial.epochs == m]
-        promoted = {s.trial.trial_id for s in reached if s.trial.epochs > m}
-        out.append(Rung(m, reached, promoted))
+        if records is None:
+            reached = [s for s in scores if not s.diverged or s.trial.epochs == m]
+            out.append(Rung(m, reached, {s.trial.trial_id for s in reached if s.trial.epochs > m}))
+            continue
+        by_id = {s.trial.trial_id: s for s in scores}
+        later = {t.trial_id for t in ctx.run.trials if t.epochs > m}
+        rung = Rung(m, [], set())
+        for b, ids in sorted(records.get(m, {}).items()):
+            here = [by_id[i] for i in ids if i in by_id]
+            rung.scores += here
+            went = {s.trial.trial_id for s in here} & later
+            rung.promoted |= went
+            rung.brackets.append((b, len(went), len(here)))
+        out.append(rung)
+    return out
+
+
+def rung_records(ctx: Context) -> dict[int, dict[int, list[str]]] | None:
+    """The trial ids ASHA recorded, by rung epoch and bracket, from every round's
+    ``asha-rungs.json`` (None when no round has one). A milestone ASHA judges at its first
+    report at or past it: epoch ⌈milestone⌉."""
+    folders = dict.fromkeys(ctx.run.path / r.dir for r in ctx.run.meta.rounds)
+    files = [f / RUNGS_FILE for f in folders if (f / RUNGS_FILE).is_file()]
+    if not files:
+        return None
+    out: dict[int, dict[int, list[str]]] = {}
+    for f in files:
+        doc = load_json(read_bytes(f, what="ASHA rung records"), str(f))
+        brackets = doc.get("brackets") if isinstance(doc, dict) else None
+        if not isinstance(brackets, list):
+            raise InputError(f"{f}: brackets: must be a list of brackets")
+        for b, bracket in enumerate(brackets):
+            for k, rung in enumerate(bracket if isinstance(bracket, list) else [None]):
+                where = f"{f}: brackets[{b}][{k}]"
+                m = rung.get("milestone") if isinstance(rung, dict) else None
+                recorded = rung.get("recorded") if isinstance(rung, dict) else None
+                if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
+                    raise InputError(f"{where}.milestone: must be a number of epochs")
+                if not isinstance(recorded, dict):
+                    raise InputError(f"{where}.recorded: must be a mapping of trial ids to values")
+                if m < 1e9:
+                    ids = out.setdefault(math.ceil(m), {}).setdefault(b, [])
+                    ids += [str(i) for i in recorded if i not in ids]
     return out
 
 

@@ -65,9 +65,9 @@ class Context:
 
     @cached_property
     def best(self) -> TrialRecord | None:
-        """The run's best trial (the one the export picks: the best last score)."""
-        ranked = self.run.ranked()
-        return ranked[0] if ranked else None
+        """The run's best trial (the one the export picks: the best finite last score); None
+        when no trial has a finite score (every one diverged, or none reported yet)."""
+        return next((t for t in self.run.ranked() if math.isfinite(t.score(self.metric) or math.nan)), None)
 
     @cached_property
     def budgets(self) -> list[int]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from tuner.records import TrialStatus
 
@@ -76,10 +78,28 @@ def new(width: float, height: float) -> Figure:
 
 
 def render(fig: Figure) -> bytes:
-    """``fig`` as PNG bytes."""
+    """``fig`` as PNG bytes: the figure's own size, grown to hold anything drawn past its
+    edges (a long title, a wide legend) so that nothing is cropped."""
+    fig.draw_without_rendering()  # the layout as saved, so the extent below is the saved one
+    whole = fig.get_tightbbox()
+    page = fig.bbox_inches
+    if whole is not None:  # grown on a side only where something reaches past it, with a margin
+        pad = 0.05
+        page = Bbox.from_extents(
+            whole.x0 - pad if whole.x0 < page.x0 else page.x0,
+            whole.y0 - pad if whole.y0 < page.y0 else page.y0,
+            whole.x1 + pad if whole.x1 > page.x1 else page.x1,
+            whole.y1 + pad if whole.y1 > page.y1 else page.y1,
+        )
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches=page)
     return buf.getvalue()
+
+
+def wrapped(text: str, width_in: float, fontsize: float = 10) -> str:
+    """``text`` broken into lines that fit a figure ``width_in`` inches wide at ``fontsize``."""
+    per_line = max(20, int(width_in * 72 / (fontsize * 0.6)))  # an average character is ~0.6 em wide
+    return textwrap.fill(text, per_line)
 
 
 def clip(v: float) -> float:

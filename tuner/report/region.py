@@ -63,18 +63,27 @@ def points(ctx: Context, ax: Axis, epoch: int | None, other: Axis | None = None)
 
 
 def grid_budgets(ctx: Context) -> list[int | None]:
-    """The budgets the grid shows: those at least two trials reached, else the first one any
-    trial reached (None: the last report, for a function that states no budget)."""
+    """The budgets the grid shows: each one some trial reached (each ASHA rung, then the full
+    budget), at most :data:`MAX_ROWS` of them: the first, the one the best trial ended at
+    and the last ones (None: the last report, for a function that states no budget)."""
     if not ctx.budgets:
         return [None]
-    shown: list[int | None] = [b for b in ctx.budgets if len(ctx.scores_at(b)) >= 2]
-    shown = shown or [b for b in ctx.budgets if ctx.scores_at(b)][:1]
-    return shown if len(shown) <= MAX_ROWS else [shown[0], *shown[-(MAX_ROWS - 1) :]]
+    shown = [b for b in ctx.budgets if ctx.scores_at(b)]
+    if len(shown) <= MAX_ROWS:
+        return list(shown)
+    ended = [b for b in shown if ctx.best is not None and b <= ctx.best.epochs]
+    keep = {shown[0], *ended[-1:]}
+    for b in reversed(shown):
+        if len(keep) >= MAX_ROWS:
+            break
+        keep.add(b)
+    return sorted(keep)
 
 
 def draw_grid(ctx: Context, axes: Sequence[Axis], budgets: Sequence[int | None]) -> Figure:
     """The grid: a row per budget, a column per parameter."""
-    fig = figure.new(max(4.0, 3.2 * len(axes)), 1.2 + 2.6 * len(budgets))
+    width = max(4.0, 3.2 * len(axes))
+    fig = figure.new(width, 1.2 + 2.6 * len(budgets))
     grid = fig.subplots(len(budgets), len(axes), squeeze=False, sharey="row")
     for r, epoch in enumerate(budgets):
         scores = [s.value for s in ctx.scores_at(epoch)]
@@ -97,8 +106,12 @@ def draw_grid(ctx: Context, axes: Sequence[Axis], budgets: Sequence[int | None])
             if not pts:
                 figure.note(ax, "no trial reached this budget")
     fig.suptitle(
-        f"Where is the good region? {ctx.metric} against each parameter at a common budget "
-        f"({'each ASHA rung' if len(ctx.budgets) > 1 else 'the full budget'}); best trial ringed",
+        figure.wrapped(
+            f"Where is the good region? {ctx.metric} against each parameter at a common budget "
+            f"({'each ASHA rung' if len(ctx.budgets) > 1 else 'the full budget' if ctx.budgets else 'the last report'})"
+            + ("; best trial ringed" if ctx.best is not None else "; no best: no finite score"),
+            width,
+        ),
         fontsize=10,
     )
     figure.legend_outside(fig, *grid.flat)

@@ -17,8 +17,15 @@ def summary(ctx: Context) -> str:
     counts: dict[str, int] = {}
     for t in run.trials:
         counts[t.status.value] = counts.get(t.status.value, 0) + 1
-    max_t = int(run.sweep.max_t or 0)
-    trained, full = sum(t.epochs for t in run.trials), len(run.trials) * max_t
+    max_t = run.sweep.max_t
+    trained = sum(t.epochs for t in run.trials)
+    full = len(run.trials) * int(max_t) if max_t else 0
+    budget = (
+        f"{trained} of a full budget of {full} ({len(run.trials)} × {max_t})"
+        + (f": {100 * trained / full:.0f}%" if full else "")
+        if max_t
+        else f"{trained} (no full budget: the sweep states no max_t)"
+    )
     rows = [
         [
             "run",
@@ -32,11 +39,7 @@ def summary(ctx: Context) -> str:
             if run.trials
             else "none yet",
         ],
-        [
-            "epochs trained",
-            f"{trained} of a full budget of {full} ({len(run.trials)} × {max_t})"
-            + (f": {100 * trained / full:.0f}%" if full else ""),
-        ],
+        ["epochs trained", budget],
         ["metric", f"{run.metric} ({run.mode})"],
         ["scheduler", run.sweep.scheduler.describe()],
     ]
@@ -54,6 +57,8 @@ def summary(ctx: Context) -> str:
         shown = {m: last[m] for m in ctx.run.metrics() if isinstance(last.get(m), (int, float))}
         if len(shown) > 1:
             rows.append(["best's metrics", ", ".join(f"{m} {v:.4g}" for m, v in shown.items())])
+    elif any(t.history for t in run.trials):
+        rows.append(["best score", f"none: no trial reported a finite {run.metric} (nothing to export)"])
     else:
         rows.append(["best score", "no trial has reported a score yet"])
     rows.append(["export", str(run.path / EXPORT_FILE) if ctx.export is not None else "none"])

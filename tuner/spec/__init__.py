@@ -101,7 +101,8 @@ class SchedulerSpec:
 
     def describe(self) -> str:
         if self.name == "asha":
-            return f"ASHA (grace {self.grace_period}, reduction {self.reduction_factor:g}, max {self.max_t} epochs)"
+            n = f", {self.brackets} brackets" if self.brackets > 1 else ""
+            return f"ASHA (grace {self.grace_period}, reduction {self.reduction_factor:g}, max {self.max_t} epochs{n})"
         return f"no early stopping ({self.max_t} epochs each)" if self.max_t else "no early stopping"
 
 

@@ -24,7 +24,7 @@ METHODS = ("random", "grid", "tpe")
 SCHEDULERS = ("asha", "none")
 MODELS = ("mlp", "cnn")
 MAX_SEED = 2**32 - 1
-MAX_TRIALS = 1_000_000  # the most trials a round (a grid: its points times num_samples) may run
+MAX_TRIALS = 1_000_000  # the most trials a round (a grid: its points) may run
 # A run name becomes a folder of the storage: one path component of safe characters.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RULE = "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (one folder name)"
@@ -233,9 +233,7 @@ TRAIN_FIELDS: dict[str, Field] = {
 
 SEARCH_FIELDS: dict[str, Field] = {
     "method": f("str", "random", choices=METHODS),
-    "num_samples": f(
-        "int", None, rng(1, MAX_TRIALS), nullable=True, doc="trials of the first round (default 32; grid: 1 pass)"
-    ),
+    "num_samples": f("int", None, rng(1, MAX_TRIALS), nullable=True, doc="first round's trials (32; grid: its points)"),
     "seed": f("int", 0, rng(0, MAX_SEED), doc="the same seed gives the same configurations"),
     "max_concurrent": f("int", 0, rng(0, 100_000), doc="0: as many trials at once as resources allow"),
     "parameters": f("mapping", {}, doc="dotted paths into the config: a distribution or values (grid: <= 1e6 trials)"),

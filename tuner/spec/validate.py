@@ -344,9 +344,22 @@ class Validator:
             refine = self.section("search.refine", out["refine"], REFINE_FIELDS)
             if method == "grid":
                 self.add("search.refine", NO_VALUE, "needs method random or tpe (a grid has no region to zoom in on)")
+            elif (
+                len(params) == len(raw_params)
+                and refine.get("rounds")
+                and all(p.values is not None and len(p.values) < 2 for p in params)
+            ):  # its rounds would run one configuration again and again
+                self.add("search.refine", NO_VALUE, "needs a searched parameter with more than one value to narrow")
+        if method == "grid" and out.get("num_samples") not in (None, 1):  # its repeats: the same trials again
+            self.add(
+                "search.num_samples",
+                out["num_samples"],
+                "a grid runs each of its points once: leave num_samples out (tuner retest re-runs the best with "
+                "fresh seeds)",
+            )
         out["num_samples"] = out.get("num_samples") or (1 if method == "grid" else 32)
         if method == "grid" and params and len(params) == len(raw_params):
-            self.grid_fits(params, out["num_samples"])
+            self.grid_fits(params, 1)
         out["parameters"] = params
         out["refine"] = refine
         return out

@@ -135,3 +135,37 @@ def test_the_stop_survives_the_experiments_pickle(tmp_path: Path) -> None:
     again = cloudpickle.loads(cloudpickle.dumps(first))  # tuner.pkl, read back by tuner resume
     again.on_trial_error(2, [], failed(tmp_path, "t2", IMPORT.format("cc33")))
     assert again.stop_all() and not first.stop_all()
+
+
+def test_errors_that_differ_only_in_the_ids_they_name_are_the_same_error(tmp_path: Path) -> None:
+    """Ray names a task, an actor or a worker in its errors: the same error of every trial must
+    still read as one (the early stop, the run's summary)."""
+    first = FirstFailures(limit=3)
+    for i, task in enumerate(["f91b78d7a1c2e3f4ffffffff01000000", "85748392aa00bb11ffffffff01000000", "0abc1234ef56"]):
+        error = f"ray.exceptions.TaskCancelledError: Task: TaskID({task}) was cancelled."
+        first.on_trial_error(i, [], failed(tmp_path, f"t{i}", error))
+    assert (
+        first.stop_all() and first.errors == ["ray.exceptions.TaskCancelledError: Task: TaskID(…) was cancelled."] * 3
+    )
+
+
+def test_the_summary_groups_failures_whatever_ids_they_name() -> None:
+    from tuner.records import TrialStatus
+    from tuner.summary import failures
+
+    def trial(trial_id: str, error: str) -> Any:
+        return SimpleNamespace(trial_id=trial_id, status=TrialStatus.ERROR, error=error)
+
+    run = SimpleNamespace(
+        trials=[
+            trial("a1", "The actor 8d6eec1f2a3b4c5d is unavailable: Socket closed"),
+            trial("b2", "The actor 0123abcd4567ef89 is unavailable: Socket closed"),
+            trial("c3", "ValueError: boom (in fit, at train.py:12)"),  # numbers are not ids
+            trial("d4", "ValueError: boom (in fit, at train.py:13)"),
+        ]
+    )
+    assert failures(run) == [
+        "2 trials (a1, ...): The actor 8d6eec1f2a3b4c5d is unavailable: Socket closed",
+        "1 trial (c3): ValueError: boom (in fit, at train.py:12)",
+        "1 trial (d4): ValueError: boom (in fit, at train.py:13)",
+    ]

@@ -66,3 +66,89 @@ def test_a_refused_token_is_one_line_at_once() -> None:
     # the session's own token is accepted: nothing raised, nothing printed
     ok = subprocess.run([sys.executable, "-c", code, gcs], cwd=ROOT, capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stderr.strip() == "", ok.stderr
+
+
+def test_an_unreachable_ray_client_address_is_bad_input_in_one_line_without_warnings(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray Client's own connect timed out with a raw ``UserWarning`` and ``warnings.warn(`` on
+    the console, and a run failure (exit 1): nothing answering is bad input, said at once."""
+    import socket
+
+    from tests.cluster import free_port
+
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(InputError) as e:
+        cluster._client_reachable(f"ray://127.0.0.1:{port}")
+    assert time.monotonic() - started < 5
+    assert str(e.value).startswith(
+        f"--address ray://127.0.0.1:{port}: no Ray Client server answers at 127.0.0.1:{port} ("
+    )
+    # something listens, but Ray Client's handshake times out: Ray warns, then raises
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    address = f"ray://127.0.0.1:{server.getsockname()[1]}"
+    cluster._client_reachable(address)  # takes connections: Ray Client's own connect says the rest
+
+    import ray
+
+    def timing_out(**kwargs: Any) -> None:
+        import warnings
+
+        warnings.warn("Ray Client connection timed out. Ensure that ...", UserWarning, stacklevel=1)
+        raise ConnectionError("ray client connection timeout")
+
+    monkeypatch.setattr(ray, "init", timing_out)
+    try:
+        with pytest.raises(InputError) as e:
+            cluster._init({"address": address}, address)
+    finally:
+        server.close()
+    assert str(e.value) == (
+        f"--address {address}: no Ray Client server answers there (ConnectionError: ray client connection timeout); "
+        "is the address right (the head's ray client port)?"
+    )
+    assert "UserWarning" not in capsys.readouterr().err
+
+
+def test_sigterm_while_ray_starts_is_ctrl_c_and_rays_own_handler_is_set_once_it_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray's start set a SIGTERM handler that ends the driver with a raw ``SystemExit: 15``
+    traceback (a packing working_dir, a slow cluster): while it starts, SIGTERM and SIGHUP are
+    Ctrl-C, as during the run; Ray's handler stands once Ray is up, as Ray means it."""
+    import signal
+
+    import ray
+    from ray._private import utils as ray_utils
+
+    def rays_handler(signum: int, frame: Any) -> None:
+        sys.exit(signum)
+
+    def terminated(**kwargs: Any) -> None:
+        ray_utils.set_sigterm_handler(rays_handler)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+    shutdowns: list[bool] = []
+    monkeypatch.setattr(ray, "shutdown", lambda: shutdowns.append(True))
+    monkeypatch.setattr(cluster, "_instance_processes", lambda: [])  # this test session's own Ray stays
+    monkeypatch.setattr(cluster, "_started_here", lambda: [])  # (its raylet killed, the session's driver exits)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        monkeypatch.setattr(ray, "init", terminated)
+        with pytest.raises(KeyboardInterrupt):
+            cluster._init({"address": "local"}, None)
+        assert shutdowns == [True]  # what Ray had started is stopped
+        assert signal.getsignal(signal.SIGTERM) == before
+        monkeypatch.setattr(ray, "init", lambda **kwargs: ray_utils.set_sigterm_handler(rays_handler))
+        cluster._init({"address": "local"}, None)
+        assert signal.getsignal(signal.SIGTERM) is rays_handler
+        assert (
+            ray_utils.set_sigterm_handler is not None
+            and ray_utils.set_sigterm_handler.__name__ == "set_sigterm_handler"
+        )
+    finally:
+        signal.signal(signal.SIGTERM, before)

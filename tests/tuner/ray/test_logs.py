@@ -56,3 +56,60 @@ def test_install_filters_the_handlers_of_rays_loggers_once(monkeypatch: pytest.M
         assert handler.filters.count(logs._FILTER) == 1
     finally:
         logger.removeHandler(handler)
+
+
+RAYLET_DEATH = (
+    "\x1b[33mRaylet is terminated. Termination is unexpected. Possible reasons include: (1) SIGKILL by the user "
+    "or system OOM killer ... Last 20 lines of the Raylet logs:\n"
+    + "\n".join(f"    [state-dump] line {i}" for i in range(20))
+    + "\x1b[0m"
+)
+WORKER_DEATH = "A worker died or was killed while executing a task by an unexpected system error. Worker PID: 10272"
+
+
+def test_rays_messages_of_its_own_processes_go_to_the_log_with_one_console_line_an_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The raylet's messages come through Ray's driver printing (``print_to_stdstream``), not
+    logging: a lost node's 20-line state dump and a dead worker's message are one line each in
+    tuner's words, the messages themselves in the log file; a worker's own output is printed
+    as Ray prints it."""
+    monkeypatch.setenv("TUNER_LOG_DIR", str(tmp_path))
+    monkeypatch.setattr(logs, "_FILTER", logs._Filter())
+    printed: list[dict[str, object]] = []
+    streams = logs._Streams(lambda data, ignore_prefix: printed.append(data))
+    streams({"lines": [RAYLET_DEATH], "pid": "raylet", "is_err": False})
+    marked = (
+        "The node with node id: cd3bb865 and address: 192.0.2.2 has been marked dead because the detector has missed"
+    )
+    streams({"lines": [marked], "pid": "gcs_server", "is_err": False})  # the same node lost: said once
+    streams({"lines": [WORKER_DEATH], "pid": "raylet", "is_err": False})
+    streams({"lines": [WORKER_DEATH.replace("10272", "10273")], "pid": "raylet", "is_err": False})  # the same again
+    streams({"lines": ["Something else of Ray's", "and its details"], "pid": "gcs_server", "is_err": True})
+    worker_output = {"lines": ["epoch 1"], "pid": 4242, "is_err": False}
+    streams(worker_output)
+    path = logs._FILTER.path
+    assert path is not None and path.parent == tmp_path
+    assert capsys.readouterr().err.splitlines() == [
+        f"a worker node was lost: its trials restart from their checkpoints (Ray's message: {path})",
+        f"a trial's process died (Ray's message: {path})",
+        f"Something else of Ray's (Ray's message: {path})",
+    ]
+    text = path.read_text()
+    assert (
+        "[state-dump] line 19" in text and "marked dead" in text and "Worker PID: 10273" in text and "\x1b" not in text
+    )
+    assert printed == [worker_output]
+
+
+def test_install_puts_tuner_in_the_way_of_rays_driver_printing_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray._private import worker as ray_worker
+
+    def original(data: dict[str, object], ignore_prefix: bool) -> None:
+        pass
+
+    monkeypatch.setattr(ray_worker, "print_to_stdstream", original)
+    logs.install()
+    logs.install()
+    assert isinstance(ray_worker.print_to_stdstream, logs._Streams)
+    assert ray_worker.print_to_stdstream.ray_print is original

@@ -145,3 +145,35 @@ def test_tpe_learns_from_the_results_it_is_told() -> None:
     early = [score(c) for _, c in handed[:10]]  # TPE's random start-up
     assert sum(late) / 10 > sum(early) / 10
     assert list(sample([LR, BETA], "tpe", 3, 0)) == list(sample([LR, BETA], "tpe", 3, 0))
+
+
+def test_diverged_trials_are_never_a_rounds_best_nor_what_the_next_round_narrows_to() -> None:
+    """All of round 0 diverged: its "best" was a diverged trial (score inf) and round 1 zoomed
+    in on two arbitrary diverged configurations."""
+    s = RoundSearcher([LR], "random", [4, 4], seed=3, metric="val_loss", mode="min", top_k=2, margin=0.0)
+    for i in range(4):
+        s.suggest(f"t{i}")
+        s.on_trial_complete(f"t{i}", {"val_loss": math.inf, "epoch": 1})
+    assert s.best() is None
+    assert s.suggest("t4")[ROUND_KEY] == 1
+    assert (s.ranges[1][0].low, s.ranges[1][0].high) == (LR.low, LR.high)  # kept, not narrowed
+    # some finite: only they count, however few
+    s = RoundSearcher([LR], "random", [4, 4], seed=3, metric="val_loss", mode="min", top_k=3, margin=0.0)
+    handed = [s.suggest(f"t{i}") for i in range(4)]
+    for i in range(len(handed)):
+        s.on_trial_complete(f"t{i}", {"val_loss": 0.5 if i == 2 else math.inf, "epoch": 1})
+    assert s.best()["trial"] == "t2"
+    s.suggest("t4")
+    assert s.ranges[1][0].low <= handed[2]["train.lr"] <= s.ranges[1][0].high
+    assert math.log10(s.ranges[1][0].high / s.ranges[1][0].low) == pytest.approx(0.4)  # around t2 alone
+
+
+def test_the_largest_seed_a_sweep_may_have_draws_every_round_with_tpe() -> None:
+    """search.seed 2**32 - 1 is valid, but round 1's seed + 1 made Optuna's TPE refuse it:
+    the run failed after its first round."""
+    from tuner.records import round_seed
+
+    assert round_seed(2**32 - 1, 1) == 0 and round_seed(5, 2) == 7
+    s = RoundSearcher([LR, BETA], "tpe", [3, 3], seed=2**32 - 1, metric="val_acc", mode="max", top_k=2, margin=0.1)
+    handed = drive(s)
+    assert [c[ROUND_KEY] for _, c in handed] == [0] * 3 + [1] * 3

@@ -78,8 +78,9 @@ def test_a_cluster_that_takes_connections_but_does_not_answer_fails_in_seconds(
         cluster._reachable(silent_gcs)
     assert time.monotonic() - started < 5
     port = silent_gcs.rsplit(":", 1)[1]
-    assert str(e.value).startswith(f"--address {silent_gcs}: the cluster at ")
-    assert str(e.value).endswith(f":{port} takes connections but does not answer within 1 s (its GCS stopped or hung?)")
+    assert str(e.value).startswith(f"--address {silent_gcs}: the cluster at {silent_gcs}")  # as given
+    assert str(e.value).endswith(" takes connections but does not answer within 1 s (its GCS stopped or hung?)")
+    assert f":{port}" in str(e.value)
 
 
 def test_answers_tells_a_grpc_server_from_a_silent_port(silent_gcs: str) -> None:
@@ -97,3 +98,22 @@ def test_answers_tells_a_grpc_server_from_a_silent_port(silent_gcs: str) -> None
         assert answers(f"127.0.0.1:{port}", timeout=5)
     finally:
         server.stop(None)
+
+
+def test_an_address_is_named_as_the_user_gave_it_and_ray_address_as_its_source(
+    stale_cluster_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray resolves 127.0.0.1 to the machine's own IP: the message names what the user gave,
+    and for ``auto`` with ``RAY_ADDRESS`` set, that it came from there (not a ``ray start``)."""
+    from ray._private import services
+
+    dead = f"127.0.0.1:{free_port()}"
+    monkeypatch.setattr(services, "resolve_ip_for_localhost", lambda host: "192.0.2.2")  # the issue's machine
+    with pytest.raises(InputError) as e:
+        cluster._reachable(dead)
+    port = dead.rsplit(":", 1)[1]
+    assert str(e.value).startswith(f"--address {dead}: the cluster at {dead} (192.0.2.2:{port}) is not running (")
+    monkeypatch.setenv("RAY_ADDRESS", dead)
+    with pytest.raises(InputError) as e:
+        cluster._reachable("auto")
+    assert str(e.value).startswith(f"--address auto: the cluster at RAY_ADDRESS={dead} (192.0.2.2:{port}) is not ")

@@ -322,3 +322,71 @@ def test_what_a_trial_function_prints_is_kept_in_its_folder(monkeypatch: pytest.
         assert sys.stdout is stdout
     with worker.output_kept(tmp_path / "no such folder"):
         assert sys.stdout is stdout
+
+
+def _interrupts(config: dict[str, Any], run: Any) -> None:
+    run.report({"score": 1.0})
+    raise KeyboardInterrupt
+
+
+def _in_a_thread(fn: Any) -> BaseException | None:
+    """``fn()`` in a thread of its own, as Ray Tune runs a trial's function; what it raised."""
+    import threading
+
+    raised: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            fn()
+        except BaseException as e:
+            raised.append(e)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    return raised[0] if raised else None
+
+
+def test_a_keyboard_interrupt_the_function_raises_fails_its_trial_with_tries_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tune runs the function in a thread of its own, where no signal arrives: its own
+    ``KeyboardInterrupt`` is its failure, in ``tuner try``'s words (Ray made it a
+    ``TaskCancelledError`` naming its task, one line a trial)."""
+    e = _in_a_thread(lambda: _call_trial(monkeypatch, _interrupts))
+    assert isinstance(e, worker.TrialError) and isinstance(e.__cause__, KeyboardInterrupt)
+    assert str(e) == (
+        "the trial function proj:fit raised KeyboardInterrupt (no Ctrl-C came) (in _interrupts, at test_worker.py:"
+        f"{_interrupts.__code__.co_firstlineno + 2}): raise an exception to fail the trial"
+    )
+    with pytest.raises(KeyboardInterrupt):  # on the main thread: Ray's cancellation of the task, passed on
+        _call_trial(monkeypatch, _interrupts)
+
+
+def test_a_function_that_returns_with_threads_running_says_so_in_its_output(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    stop = threading.Event()
+
+    def leaves_a_thread(config: dict[str, Any], run: Any) -> None:
+        threading.Thread(target=stop.wait, name="my-poller").start()
+        threading.Thread(target=stop.wait, name="a-daemon", daemon=True).start()  # ends with the process
+        run.report({"score": 1.0})
+
+    context = SimpleNamespace(
+        get_trial_id=lambda: "t1", get_trial_resources=lambda: None, get_trial_dir=lambda: tmp_path
+    )
+    monkeypatch.setattr(_Tune, "get_context", lambda self: context)
+    try:
+        _call_trial(monkeypatch, leaves_a_thread)
+    finally:
+        stop.set()
+    assert (tmp_path / "output.txt").read_text() == (
+        "tuner: the trial function returned with 1 thread still running (my-poller): they keep this trial's "
+        "process alive after it; join them before returning, or start them with daemon=True\n"
+    )
+    _call_trial(monkeypatch, _prints)  # none left: nothing said
+    assert "still running" not in (tmp_path / "output.txt").read_text().split("\n", 2)[-1]

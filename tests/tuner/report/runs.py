@@ -159,3 +159,23 @@ def function_run(root: Path, **kwargs: Any) -> Path:
         ),
     ]
     return write_run(root, rows, sweep, **kwargs)
+
+
+def all_diverged_run(root: Path, **kwargs: Any) -> Path:
+    """A user's function with no stated budget (no ASHA, no epochs) minimising val_loss whose
+    every trial diverged (after 1, 2 and 3 epochs): every val_loss it reported is +inf, so no
+    trial has a finite score."""
+    sweep = {
+        "name": "alldiv",
+        "metric": "val_loss",
+        "mode": "min",
+        "function": "train:fit",
+        "config": {"optim": {"lr": 0.03}},
+        "search": {"num_samples": 3, "parameters": {"optim.lr": LR}},
+        "scheduler": {"name": "none"},
+    }
+    rows = [
+        ({"optim.lr": lr}, [{"epoch": e, "val_loss": math.inf, "diverged": e == n} for e in range(1, n + 1)])
+        for lr, n in ((0.1, 1), (0.2, 2), (0.4, 3))
+    ]
+    return write_run(root, rows, sweep, **kwargs)

@@ -76,3 +76,11 @@ def test_no_trials_no_budget(tmp_path: Path) -> None:
 
     ctx = context(write_run(tmp_path, []))
     assert ctx.budget is None and ctx.best is None and ctx.scores_at(3) == []
+
+
+def test_the_best_is_the_trial_the_export_picks_none_without_a_finite_score(tmp_path: Path) -> None:
+    from tests.tuner.report.runs import all_diverged_run
+
+    ctx = context(all_diverged_run(tmp_path))
+    assert [t.score("val_loss") for t in ctx.run.ranked()] == [math.inf] * 3
+    assert ctx.best is None  # the export refuses every one of them: no best

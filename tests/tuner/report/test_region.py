@@ -133,3 +133,70 @@ def test_integer_and_uniform_parameters_get_their_own_scales(tmp_path: Path) -> 
     assert {16.0, 64.0, 256.0} <= {x for x, _ in batch.collections[0].get_offsets().tolist()}
     assert batch.get_xlim()[0] < 16 and batch.get_xlim()[1] > 256
     assert notes[0].startswith("No learning rate")
+
+
+def test_the_grid_has_a_row_for_every_budget_a_trial_reached_even_one_trial(tmp_path: Path) -> None:
+    from tests.conftest import tiny_sweep
+    from tests.tuner.fake_run import epochs
+    from tests.tuner.report.runs import write_run
+
+    sweep = tiny_sweep(**{"train.epochs": 4})
+    ctx = context(write_run(tmp_path, [({"train.lr": 0.05, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7, 0.8))], sweep))
+    assert ctx.budgets == [1, 2, 4]
+    assert region.grid_budgets(ctx) == [1, 2, 4]  # not epoch 1 alone: the best trial ended at 4
+
+
+def test_more_budgets_than_rows_keep_the_first_the_best_trials_and_the_last(tmp_path: Path) -> None:
+    from tests.conftest import tiny_sweep
+    from tests.tuner.fake_run import epochs
+    from tests.tuner.report.runs import write_run
+
+    sweep = tiny_sweep(**{"train.epochs": 32})
+    trials = [
+        ({"train.lr": 0.05, "train.momentum": 0.9}, epochs(*[0.9] * 4)),  # the best, stopped at epoch 4
+        ({"train.lr": 0.01, "train.momentum": 0.8}, epochs(*[0.5] * 32)),
+    ]
+    ctx = context(write_run(tmp_path, trials, sweep))
+    assert ctx.budgets == [1, 2, 4, 8, 16, 32] and ctx.best is not None and ctx.best.epochs == 4
+    assert region.grid_budgets(ctx) == [1, 4, 16, 32]
+
+
+def test_the_title_and_legend_of_a_one_parameter_grid_are_not_cropped(tmp_path: Path) -> None:
+    import io
+
+    import matplotlib.image
+
+    from tests.conftest import tiny_sweep
+    from tests.tuner.fake_run import epochs
+    from tests.tuner.report.runs import write_run
+    from tuner.report import figure
+
+    sweep = tiny_sweep(
+        **{
+            "train.epochs": 2,
+            "search.parameters": {"train.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 0.5}},
+        }
+    )
+    trials = [
+        ({"train.lr": 0.05}, epochs(0.5, 0.6)),
+        ({"train.lr": 0.01}, epochs(0.4)),
+        ({"train.lr": 0.3}, epochs(0.2, diverged_at=2)),
+    ]
+    ctx = context(write_run(tmp_path, trials, sweep))
+    fig = region.draw_grid(ctx, [axis(p) for p in ctx.params.values()], region.grid_budgets(ctx))
+    png = figure.render(fig)
+    title = fig.get_suptitle()
+    extent = fig._suptitle.get_window_extent()  # type: ignore[union-attr]
+    assert "\n" in title and 0 <= extent.x0 and extent.x1 <= fig.bbox.width  # wrapped to the figure's width
+    h, w = matplotlib.image.imread(io.BytesIO(png)).shape[:2]
+    whole = fig.get_tightbbox()  # everything drawn, the legend included
+    assert w >= whole.width * figure.DPI - 1 and h >= whole.height * figure.DPI - 1
+
+
+def test_the_grid_title_says_what_it_shows_without_a_budget_or_a_best(tmp_path: Path) -> None:
+    from tests.tuner.report.runs import all_diverged_run
+
+    ctx = context(all_diverged_run(tmp_path))
+    fig = region.draw_grid(ctx, [axis(p) for p in ctx.params.values()], region.grid_budgets(ctx))
+    title = " ".join(fig.get_suptitle().split())
+    assert "(the last report); no best: no finite score" in title and "ringed" not in title
