@@ -33,7 +33,7 @@ def _append_many(path: str, who: str, start: Any, n: int) -> None:
 def test_concurrent_appends_all_keep_their_line(tmp_path: Path) -> None:
     import multiprocessing
 
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # a fork of this threaded process may wait on a lock forever
     path = tmp_path / "best.retest.jsonl"
     start = ctx.Barrier(3)
     procs = [ctx.Process(target=_append_many, args=(str(path), who, start, 60)) for who in "abc"]

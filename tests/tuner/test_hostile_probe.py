@@ -42,11 +42,11 @@ def test_an_o_that_is_a_file_of_the_run_it_reads_is_refused_and_the_run_is_kept(
 
 
 def test_train_refuses_to_write_its_model_over_the_export_it_reads(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     export = write_export(_run(tmp_path))
     text = export.read_text()
-    os.chdir(export.parent)
+    monkeypatch.chdir(export.parent)  # and back after the test
     assert main(["train", "best.yaml", "-o", "./best.yaml"]) == 2
     (line,) = _err(capsys)
     assert line == "-o: ./best.yaml: is the file this command reads; write elsewhere"

@@ -65,8 +65,10 @@ def _claim(args: tuple[str, str]) -> str:
 
 def test_drivers_starting_at_the_same_moment_get_a_run_directory_each(tmp_path: Path) -> None:
     (tmp_path / "runs" / "tiny").mkdir(parents=True)  # an empty folder is free: all race for it
-    with multiprocessing.get_context("fork").Pool(6) as pool:
-        names = pool.map(_claim, [(str(tmp_path / "runs"), "tiny")] * 6)
+    # spawned, not forked: a fork of this threaded process (Ray's driver) can inherit a lock held
+    # by another thread and wait on it forever
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        names = pool.map_async(_claim, [(str(tmp_path / "runs"), "tiny")] * 6).get(timeout=120)
     assert sorted(names) == ["tiny", *(f"tiny-{n}" for n in range(2, 7))]
 
 
