@@ -96,6 +96,13 @@ def message(error: BaseException) -> str:
             return f"<unprintable {type(error).__name__}>"
 
 
+def first_line(error: BaseException, limit: int = 200, empty: str = "") -> str:
+    """The first line of :func:`message` (``error``'s text), at most ``limit`` characters, or
+    ``empty`` when the error says nothing: how a one-line message quotes an error it wraps."""
+    lines = message(error).strip().splitlines()
+    return lines[0][:limit] if lines else empty
+
+
 def warn_stderr(line: str) -> None:
     """Print ``warning: line`` to standard error, escaped (:func:`printable`)."""
     print(printable(f"warning: {line}"), file=sys.stderr, flush=True)  # a name may hold control characters

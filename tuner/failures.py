@@ -10,7 +10,7 @@ import sysconfig
 import traceback
 from collections.abc import Sequence
 
-from tuner.errors import message
+from tuner.errors import first_line
 
 
 def no_report(function: str) -> str:
@@ -85,5 +85,4 @@ def user_frames(error: BaseException, theirs: Sequence[str] = ()) -> list[traceb
 def describe_error(error: BaseException) -> str:
     """``ValueError: boom (in fit, at train.py:12)``: the error and the innermost frame that is
     the user's own code (:func:`user_frames`)."""
-    text = (message(error).strip().splitlines() or [""])[0][:300]
-    return f"{type(error).__name__}: {text}{_where(error)}"
+    return f"{type(error).__name__}: {first_line(error, 300)}{_where(error)}"

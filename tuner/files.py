@@ -115,18 +115,40 @@ def write_yaml(path: str | os.PathLike[str], obj: Any) -> Path:
 # -- reading ----------------------------------------------------------------------------------
 
 
+NOT_REGULAR = "is not a regular file (a pipe, a socket or a device)"
+
+
+def regular_size(path: str | os.PathLike[str], what: str = "file") -> int:
+    """The size of a user's file, checked to be one: a pipe, a socket or a device is refused
+    before it is opened (reading a pipe holds the command until someone writes to it).
+
+    Raises:
+        InputError: missing, a folder, not a regular file, or its folder unreadable.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, ValueError) as e:  # a name too long, no permission, a NUL in the name...
+        raise InputError(
+            f"{str(path)[:200]}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})"
+        ) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: is a folder, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: {NOT_REGULAR}")
+    return st.st_size
+
+
 def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES, what: str = "file") -> bytes:
     """A user's file, at most ``limit`` bytes.
 
     Raises:
-        InputError: missing, a folder, unreadable or larger than ``limit``.
+        InputError: missing, a folder, not a regular file, unreadable or larger than ``limit``.
     """
     p = Path(path)
+    regular_size(p, what)
     try:
-        if p.is_dir():
-            raise InputError(f"{path}: is a folder, not a {what}")
-        if p.exists() and not p.is_file():  # a pipe would hold the command until someone writes
-            raise InputError(f"{path}: is not a regular file (a pipe, a socket or a device)")
         with open(p, "rb") as f:
             data = f.read(limit + 1)
     except FileNotFoundError:
@@ -319,7 +341,7 @@ def json_lines(
     with open(fd, "rb") as f:
         size = os.fstat(fd).st_size
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputError(f"{path}: is not a regular file (a pipe, a socket or a device)")
+            raise InputError(f"{path}: {NOT_REGULAR}")
         if size > limit:
             raise InputError(f"{path}: {size:,} bytes, more than the {limit:,} this file may hold: not read")
         while line := f.readline(MAX_LINE_BYTES + 1):

@@ -23,7 +23,7 @@ import torch
 
 from tuner import datasets, usercode
 from tuner import export_file as export_mod
-from tuner.errors import InputError
+from tuner.errors import InputError, first_line
 from tuner.files import write_bytes
 from tuner.model_file import MODEL_FORMAT, ModelFile, device_of, load_model, untrusted
 from tuner.models.data import Dataset, extreme_value
@@ -150,9 +150,8 @@ class _user_model_errors:
     def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: Any) -> bool:
         if e is None or ":" not in self.name or isinstance(e, (InputError, KeyboardInterrupt, GeneratorExit)):
             return False
-        first = (str(e).strip().splitlines() or [""])[0][:160]
         raise InputError(
-            f"{self.source}: config.model.name: {self.name[:100]!r} failed: {type(e).__name__}: {first}"
+            f"{self.source}: config.model.name: {self.name[:100]!r} failed: {type(e).__name__}: {first_line(e, 160)}"
         ) from None
 
 

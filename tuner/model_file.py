@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from tuner import usercode
-from tuner.errors import InputError, show
+from tuner import files, usercode
+from tuner.errors import InputError, first_line, show
 from tuner.models import build_model
 from tuner.models.train import default_device
 
@@ -69,19 +69,7 @@ def device_of(name: str | torch.device | None) -> torch.device:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        if not path.is_file():
-            what = (
-                "is a folder"
-                if path.is_dir()
-                else "is not a regular file (a pipe, a socket or a device)"
-                if path.exists()
-                else "no such file"
-            )
-            raise InputError(f"{path}: {what}")
-        size = path.stat().st_size
-    except OSError as e:  # a name too long, no permission...
-        raise InputError(f"{str(path)[:200]}: cannot read ({e.strerror or type(e).__name__})") from None
+    size = files.regular_size(path, "tuner model file")
     if size > MAX_MODEL_BYTES:
         raise InputError(f"{path}: larger than {MAX_MODEL_BYTES // 1024**3} GB: not a tuner model file")
     try:
@@ -205,13 +193,13 @@ def load_model(
     except InputError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, ImportError, MemoryError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:160]
         raise InputError(
-            f"{p}: the weights do not fit the network the file describes ({type(e).__name__}: {first})"
+            f"{p}: the weights do not fit the network the file describes ({type(e).__name__}: {first_line(e, 160)})"
         ) from None
     except BaseException as e:  # a trusted model function that failed in its own way
-        first = (str(e).strip().splitlines() or [""])[0][:160]
-        raise InputError(f"{p}: config.model.name: building the network failed: {type(e).__name__}: {first}") from None
+        raise InputError(
+            f"{p}: config.model.name: building the network failed: {type(e).__name__}: {first_line(e, 160)}"
+        ) from None
     return model.to(torch_device).eval(), info
 
 

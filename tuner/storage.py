@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError
+from tuner.errors import InputError, first_line
 from tuner.lock import LOCK_FILE, DriverLock
 from tuner.outputs import check_output, expand_user
 
@@ -107,16 +107,14 @@ def _reach(uri: str, flag: str) -> None:
         bucket = root.strip("/").split("/", 1)[0]
         info = fs.get_file_info(bucket)
     except (OSError, ValueError) as e:
-        raise InputError(f"{flag}: {uri[:200]}: the store cannot be reached ({_first_line(e)})") from None
+        raise InputError(
+            f"{flag}: {uri[:200]}: the store cannot be reached ({first_line(e, empty=type(e).__name__)})"
+        ) from None
     if info.type == pyarrow.fs.FileType.NotFound:
         raise InputError(
             f"{flag}: {uri[:200]}: no bucket {bucket!r} (create it first; for an S3-compatible store, "
             "is AWS_ENDPOINT_URL_S3 set?)"
         )
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 def _filesystem(uri: str) -> tuple[Any, str]:
@@ -207,7 +205,9 @@ class RunStore:
                 n += 1
                 candidate = f"{name}-{n}"
         except (OSError, ValueError) as e:  # no such bucket, no credentials, the store is down
-            raise InputError(f"--storage: {s[:200]}: cannot be used ({_first_line(e)})") from None
+            raise InputError(
+                f"--storage: {s[:200]}: cannot be used ({first_line(e, empty=type(e).__name__)})"
+            ) from None
         uri = join(s, candidate)
         local = mirror_dir(uri)
         if local.exists():  # an old mirror of a run deleted since
@@ -272,7 +272,9 @@ class RunStore:
         try:
             store.pull()
         except (OSError, ValueError) as e:
-            raise InputError(f"{s[:200]}: cannot read the run directory ({_first_line(e)})") from None
+            raise InputError(
+                f"{s[:200]}: cannot read the run directory ({first_line(e, empty=type(e).__name__)})"
+            ) from None
         return store
 
     def mkdir(self) -> None:

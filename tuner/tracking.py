@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError
+from tuner.errors import InputError, first_line
 
 INSTALL_HINT = "pip install 'tuner[mlflow]'"
 
@@ -120,8 +120,9 @@ def start(uri: str, experiment: str, run_name: str, tags: dict[str, str] | None 
         experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
         run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
     except Exception as e:  # MLflow raises many kinds here; any of them means this store cannot be used
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise InputError(f"--mlflow-uri: {uri}: cannot use this tracking store ({type(e).__name__}: {first})") from None
+        raise InputError(
+            f"--mlflow-uri: {uri}: cannot use this tracking store ({type(e).__name__}: {first_line(e)})"
+        ) from None
     return SweepTracking(uri, experiment, str(experiment_id), run.info.run_id)
 
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-from tuner.errors import printable
+from tuner.errors import first_line, printable
 from tuner.records import (
     BOOKKEEPING,
     BUILTIN_METRICS,
@@ -324,9 +324,8 @@ def saved_state(checkpoint: dict[str, Any]) -> bytes:
     try:
         torch.save(checkpoint, buffer)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [""])[0][:200]
         raise ReportError(
-            f"run.report: the state cannot be saved ({type(e).__name__}: {first}); hand in a dict of "
+            f"run.report: the state cannot be saved ({type(e).__name__}: {first_line(e)}); hand in a dict of "
             "tensors, numbers and containers of them (state_dict()s)"
         ) from e
     return buffer.getvalue()

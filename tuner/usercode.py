@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuner.errors import first_line
+
 _REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 # Left out of a folder shipped to the cluster: what no trial imports and what may be large.
 SHIP_EXCLUDES = [
@@ -136,9 +138,8 @@ def resolve(ref: str, base_dir: str | Path | None = None) -> Callable[..., Any]:
                 raise ImportError(
                     f"cannot be imported: no module {e.name!r} (looked in {where} and the installed packages){hint}"
                 ) from None
-            first = (str(e).strip().splitlines() or [""])[0][:200]
             raise ImportError(
-                f"cannot be imported: importing {module_name!r} raised {type(e).__name__}: {first}"
+                f"cannot be imported: importing {module_name!r} raised {type(e).__name__}: {first_line(e)}"
             ) from None
     fn = getattr(module, attr, None)
     if not callable(fn):

@@ -21,7 +21,7 @@ from tuner.cli.parser import build_parser
 from tuner.cli.results import cmd_evaluate, cmd_export, cmd_report, cmd_retest, cmd_train
 from tuner.cli.status import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from tuner.cli.sweep import cmd_resume, cmd_run, cmd_space, cmd_try, cmd_validate
-from tuner.errors import InputError, RunError, log_bug, message, printable
+from tuner.errors import InputError, RunError, first_line, log_bug, message, printable
 
 COMMANDS = {
     "run": cmd_run,
@@ -79,10 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = log_bug(e, f"tuner {' '.join(sys.argv[1:] if argv is None else argv)[:2000]}")
         where = f"the traceback is in {path}" if path else "no log could be written"
         print(
-            printable(
-                f"tuner: internal error: {type(e).__name__}: {(message(e).splitlines() or [''])[0][:200]} (a bug in "
-                f"tuner; {where})"
-            ),
+            printable(f"tuner: internal error: {type(e).__name__}: {first_line(e)} (a bug in tuner; {where})"),
             file=sys.stderr,
         )
         return EXIT_FAILED

@@ -21,7 +21,7 @@ import warnings
 from typing import Any
 
 from tuner import signals
-from tuner.errors import InputError, RunError
+from tuner.errors import InputError, RunError, first_line
 from tuner.ray import auth, logs, reaping, shipping
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _reachable(address: str) -> str:
     try:
         resolved = services.canonicalize_bootstrap_address(address)
     except (ConnectionError, ValueError) as e:
-        raise InputError(f"--address {address}: no Ray cluster found ({_first_line(e)})") from None
+        raise InputError(f"--address {address}: no Ray cluster found ({first_line(e)})") from None
     if resolved is None:
         raise InputError(
             f"--address {address}: no Ray cluster runs on this machine (start one with ray start --head, "
@@ -239,7 +239,7 @@ def _init(kwargs: dict[str, Any], address: str | None) -> None:
                 if address is not None and address.startswith("ray://"):
                     raise InputError(
                         f"--address {address}: no Ray Client server answers there ({type(e).__name__}: "
-                        f"{_first_line(e)}); is the address right (the head's ray client port)?"
+                        f"{first_line(e)}); is the address right (the head's ray client port)?"
                     ) from None
                 raise _cannot_join(address, e) from e
             except KeyboardInterrupt:  # what a local instance had started goes, its agents included
@@ -294,7 +294,7 @@ def _kept_by_tuner_up(address: str) -> bool:
 
 def _cannot_join(address: str, e: BaseException) -> RunError:
     return RunError(
-        f"cannot join the Ray cluster at {address}: {type(e).__name__}: {_first_line(e)} "
+        f"cannot join the Ray cluster at {address}: {type(e).__name__}: {first_line(e)} "
         "(is the address right, and does this driver hold the cluster's token: RAY_AUTH_TOKEN, "
         "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token?)"
     )
@@ -311,11 +311,6 @@ def _token_accepted(address: str, resolved: str) -> None:
         raise _cannot_join(address, e) from None
     except Exception as e:  # anything else: Ray's own start says it, with its retries
         log.debug("GCS preflight at %s: %s", resolved, e)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else ""
 
 
 def connected() -> bool:
