@@ -161,7 +161,8 @@ def user_fit(config: dict[str, Any], run: Any) -> None:
     ``lr`` above it reports an infinite loss at epoch 2, as a diverging trial would),
     ``fail`` (``{"at": EPOCH, "marker": PATH, "how": "raise" | "kill"}``: once, unless the
     marker exists, raise or SIGKILL this process at that epoch), ``omit`` (a metric left out
-    of every report), ``raise_at`` (an epoch at which to raise ``ValueError``), ``barrier``
+    of every report), ``raise_at`` (an epoch at which to raise ``ValueError``), ``hang_at`` (an
+    epoch at which to sleep for an hour, as a deadlocked function would), ``barrier``
     (``{"dir": PATH, "n": N}``: wait before training until N trials have started).
     """
     import json
@@ -223,6 +224,8 @@ def user_fit(config: dict[str, Any], run: Any) -> None:
             raise RuntimeError("user_fit: the planned failure")
         if config.get("raise_at") == epoch:
             raise ValueError(f"user_fit: bad batch at epoch {epoch}")
+        if config.get("hang_at") == epoch:  # a deadlock: tuner's trial_timeout must end it
+            time.sleep(3600)
         net.train()
         total = 0.0
         for idx in torch.randperm(len(x), generator=order).split(32):

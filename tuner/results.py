@@ -26,6 +26,7 @@ from tuner.records import (
     ROUND_KEY,
     RUN_FILE,
     SWEEP_FILE,
+    TIMEOUT_FILE,
     RunMeta,
     RunStatus,
     TrialRecord,
@@ -284,7 +285,7 @@ def _load_trial(d: Path, round_index: int, max_t: int | None, unfinished: bool =
         trial_id = (m.group(1) or m.group(2)) if m else d.name[:100]
     history = [by_epoch[e] for e in sorted(by_epoch)]
     tail = _error_tail(d / "error.txt")
-    error = None if tail is None else error_line(tail.strip().splitlines())
+    error = None if tail is None else _failure_line(d, tail)
     if error is not None and sessions > _failures(tail):  # failed, restarted and reported after its last failure
         error = None  # (a lost node's trial, restored from its checkpoint): not a failed trial
     last = history[-1][EPOCH] if history else 0
@@ -311,7 +312,22 @@ def trial_error(path: Path) -> str | None:
         OSError: the file is there but cannot be read.
     """
     tail = _error_tail(path)
-    return None if tail is None else error_line(tail.strip().splitlines())
+    return None if tail is None else _failure_line(path.parent, tail)
+
+
+def _failure_line(folder: Path, tail: str) -> str:
+    """The trial's failure from the end of its ``error.txt``: the user's error where it raised
+    one, else why tuner ended its process (:data:`TIMEOUT_FILE`, which Ray's error cannot
+    say: the process just died), else Ray's last line."""
+    lines = tail.strip().splitlines()
+    if not any("TrialError: " in line for line in lines):
+        try:
+            reason = (folder / TIMEOUT_FILE).read_text(encoding="utf-8", errors="replace")[:500].strip()
+        except OSError:  # none (the usual case), or unreadable
+            reason = ""
+        if reason:
+            return reason
+    return error_line(lines)
 
 
 def _error_tail(path: Path) -> str | None:

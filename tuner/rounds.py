@@ -200,6 +200,7 @@ def run_rounds(
             "mode": sweep.mode,
             "seed": sweep.seed,
             "max_t": sweep.max_t,  # a report beyond the budget ends the function (as ASHA ends it there)
+            "trial_timeout": sweep.trial_timeout,
         },
         searcher=searcher,
         num_samples=sum(sizes),

@@ -141,6 +141,7 @@ class Run:
         self._where = {NODE_ID: node_id, DEVICE: "cpu" if device is None else device.type, THREADS: self.cpus}
         self._policy = CheckpointPolicy(checkpoint_every_s)
         self._last = time.perf_counter()
+        self.last_report = time.monotonic()  # when the function last reported (or the run was made)
         self._restored: Any = None
         self._loaded = False
         self._stopped: StopTrial | None = None  # the trial ended: every later report ends it again
@@ -169,6 +170,7 @@ class Run:
             BudgetSpent: ``max_t`` reports were made already (this one is not recorded).
         """
         now = time.perf_counter()
+        self.last_report = time.monotonic()
         if self._stopped is not None:  # a function that caught tuner's stop (a bare except:) is stopped again
             raise type(self._stopped)(str(self._stopped))
         if self.max_t is not None and self.epoch >= self.max_t:

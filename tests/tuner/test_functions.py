@@ -292,3 +292,29 @@ def test_a_project_with_its_own_models_runs_on_ray_workers(tmp_path: Path, layou
         assert folder == Path(where["train"]).parent  # beside the function, in the same copy
         assert where["tuner.models"] == str((ROOT / "models" / "__init__.py").resolve())
     shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+
+
+def test_a_trial_that_hangs_is_ended_by_trial_timeout_and_the_sweep_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A function that stops reporting (it sleeps for an hour at epoch 2 when ``hang_at`` is
+    2) would hold its CPU and the run's end for ever; with ``trial_timeout: 12`` its process is
+    ended 12 s after its last report, the trial fails with that reason (not Ray's "the actor
+    died"), and the other trial finishes."""
+    raw = function_sweep(tmp_path / "calls.jsonl", trial_timeout=12)
+    raw["config"].update(epochs=3, hang_at=0)
+    raw["search"] = {"method": "grid", "parameters": {"hang_at": {"values": [2, 0]}}}
+    raw["scheduler"] = {"name": "none", "max_t": 3}
+    path = tmp_path / "hang.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["run", str(path), "--storage", str(tmp_path / "runs")]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    run = load_run(tmp_path / "runs" / "fn")
+    by_hang = {t.params["hang_at"]: t for t in run.trials}
+    hung, fine = by_hang[2], by_hang[0]
+    assert fine.status.value == "finished" and len(fine.history) == 3
+    assert hung.status.value == "error" and len(hung.history) == 1
+    assert hung.error == "no report within 12 s (trial_timeout): stopped as hung", hung.error
+    assert "stopped as hung" in (Path(hung.path) / "output.txt").read_text()
+    assert "no report within 12 s (trial_timeout): stopped as hung" in out + err, out  # the summary says why

@@ -229,3 +229,28 @@ def test_an_interrupted_runs_trials_cut_short_are_running_and_export_says_the_ru
         f"warning: {run_dir}: the run was interrupted, some trials short of their budget: exporting the trials "
         f"that reported; continue it with tuner resume {run_dir}\n"
     )
+
+
+_DIED = (
+    "Failure # 1 (occurred at 2026-11-29_15-00-00)\n"
+    "ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.\n"
+)
+
+
+def test_a_trial_whose_process_tuner_ended_for_its_silence_says_so(tmp_path: Path) -> None:
+    """Ray's error for a process that ended is "the actor died"; where tuner ended it
+    (trial_timeout: its timed-out.txt), that reason is the trial's error. A user's own error
+    (a TrialError line) still comes first, and without the file Ray's line stays."""
+    from tuner.results import trial_error
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    error = folder / "error.txt"
+    error.write_text(_DIED)
+    assert (
+        trial_error(error) == "ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task."
+    )
+    (folder / "timed-out.txt").write_text("no report within 4 s (trial_timeout): stopped as hung\n")
+    assert trial_error(error) == "no report within 4 s (trial_timeout): stopped as hung"
+    error.write_text("Failure # 2 (occurred at x)\ntuner.trial.TrialError: ValueError: boom (in fit, at t.py:3)\n")
+    assert trial_error(error) == "ValueError: boom (in fit, at t.py:3)"

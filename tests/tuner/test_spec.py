@@ -87,10 +87,22 @@ def test_shipped_sweeps_are_valid() -> None:
         ("search.refine", {"margin": float("inf")}, "s.yaml: search.refine.margin: inf must be a finite number"),
         ("metric", "accuracy", "s.yaml: metric: 'accuracy' is not a metric the built-in trainer reports"),
         ("model.kernel_size", 3, "s.yaml: model.kernel_size: unknown key"),
+        ("trial_timeout", 0, "s.yaml: trial_timeout: 0.0 must lie in (0, 10000000]"),
+        ("trial_timeout", -5, "s.yaml: trial_timeout: -5.0 must lie in (0, 10000000]"),
+        ("trial_timeout", float("nan"), "s.yaml: trial_timeout: nan must be a finite number"),
+        ("trial_timeout", "1h", "s.yaml: trial_timeout: '1h' must be a finite number"),
     ],
 )
 def test_each_field_rule(key: str, value: Any, expected: str) -> None:
     assert one(tiny_sweep(**{key: value})).startswith(expected)
+
+
+def test_trial_timeout_is_kept_and_written_out_only_when_set() -> None:
+    sweep = from_dict(tiny_sweep(trial_timeout=90), "s.yaml")
+    assert sweep.trial_timeout == 90.0 and sweep.to_dict()["trial_timeout"] == 90.0
+    assert from_dict(sweep.to_dict(), "s.yaml") == sweep
+    plain = from_dict(tiny_sweep(), "s.yaml")
+    assert plain.trial_timeout is None and "trial_timeout" not in plain.to_dict()
 
 
 def test_grace_period_above_epochs() -> None:

@@ -13,6 +13,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 from ray import tune
 
 from tuner.failures import describe_error, describe_exit, describe_interrupt, no_report
-from tuner.records import OUTPUT_FILE, ROUND_KEY
+from tuner.records import OUTPUT_FILE, ROUND_KEY, TIMEOUT_FILE
 from tuner.space import apply_params
 from tuner.trial import Run, StopTrial, TaskRun, TrialError, saved_state
 
@@ -139,6 +140,7 @@ def run_trial(
     seed: int,
     checkpoint_every_s: float | None = None,
     max_t: int | None = None,
+    trial_timeout: float | None = None,
 ) -> None:
     """Ray Tune's trainable: ``function(base with config applied, run)``.
 
@@ -152,6 +154,8 @@ def run_trial(
         checkpoint_every_s: a fixed interval between checkpoints (0: every epoch) instead of
             :class:`tuner.trial.CheckpointPolicy`'s ratio to their cost.
         max_t: the trial's budget in reports (None: until the function returns).
+        trial_timeout: seconds the function may go without a report before its process is
+            ended (:func:`reports_watched`); None: no limit.
 
     The function's own exception fails the trial as a :class:`tuner.trial.TrialError` whose
     message is one line naming the user's frame (what the run's summary shows); the original
@@ -182,7 +186,8 @@ def run_trial(
         searched = {
             k: v for k, v in config.items() if k != ROUND_KEY
         }  # the round is the searcher's, not the function's
-        with output_kept(_trial_dir()), threads_noted():
+        folder = _trial_dir()
+        with output_kept(folder), threads_noted(), reports_watched(run, trial_timeout, folder):
             fn(apply_params(base, searched), run)
     except StopTrial:
         return
@@ -196,6 +201,51 @@ def run_trial(
         raise TrialError(describe_error(e)) from e
     if run.epoch == 0:  # not a report ever, here or before a restore: Tune has nothing to rank it by
         raise TrialError(no_report(function))
+
+
+# The exit status of a trial's process ended by reports_watched (as a shell's timeout(1) exits).
+TIMEOUT_EXIT = 124
+
+
+@contextlib.contextmanager
+def reports_watched(run: Run, timeout_s: float | None, folder: Path | None) -> Iterator[None]:
+    """End this trial's process when the block goes ``timeout_s`` seconds without a report
+    (``run.last_report``; the first report counts from the run's making): a function that hangs
+    (a deadlock, a read that never returns, a loop that never reports) would hold its CPUs and
+    the sweep's end for ever. A hung thread cannot be interrupted from Python, so the process
+    ends (exit status :data:`TIMEOUT_EXIT`), after the reason is written to the trial's
+    :data:`~tuner.records.TIMEOUT_FILE` and its output: Ray Tune then counts a failure of the
+    trial, retried from its last checkpoint up to ``max_failures`` times like a lost process,
+    and :func:`tuner.results.trial_error` reads the reason back. No limit when ``timeout_s``
+    is None."""
+    if not timeout_s:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(min(1.0, timeout_s / 10)):
+            if time.monotonic() - run.last_report > timeout_s and not done.is_set():
+                _timed_out(folder, f"no report within {timeout_s:g} s (trial_timeout): stopped as hung")
+
+    watcher = threading.Thread(target=watch, name="tuner-trial-timeout", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def _timed_out(folder: Path | None, reason: str) -> None:
+    """Write ``reason`` where the trial's record finds it, then end the process at once."""
+    try:
+        if folder is not None:
+            from tuner.files import write_text
+
+            write_text(folder / TIMEOUT_FILE, reason + "\n")
+        print(f"tuner: {reason}", file=sys.stderr, flush=True)  # output.txt while output_kept holds it
+    finally:
+        os._exit(TIMEOUT_EXIT)
 
 
 @contextlib.contextmanager

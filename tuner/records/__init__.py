@@ -7,6 +7,7 @@ A run directory (``runs/<name>``) holds::
     trials/             EXPERIMENT_DIR: Ray Tune's experiment, every round (a folder per trial)
     trials/asha-rungs.json  RUNGS_FILE
     trials/<trial>/output.txt  OUTPUT_FILE  what the trial function printed
+    trials/<trial>/timed-out.txt  TIMEOUT_FILE  why the trial's process was ended (trial_timeout)
     .driver.lock        tuner.lock.LOCK_FILE  held by the driver running the run
     best.yaml           EXPORT_FILE  Export: the best configuration, the top k, provenance
     best.retest.jsonl   history_path(): one RetestEntry a line
@@ -36,6 +37,7 @@ RUNGS_FILE = "asha-rungs.json"
 EXPERIMENT_DIR = "trials"  # the one Ray Tune experiment holding every round's trials
 JOURNAL_FILE = "optuna.journal"
 OUTPUT_FILE = "output.txt"  # in a trial's folder: what its function printed
+TIMEOUT_FILE = "timed-out.txt"  # in a trial's folder: the trial went trial_timeout seconds without a report
 REPORT_DIR = "report"
 RETEST_SUFFIX = ".retest.jsonl"
 
@@ -161,6 +163,7 @@ from tuner.records.run import RoundRecord, RunMeta, TrialRecord, rank  # noqa: E
 
 __all__ = [
     "OUTPUT_FILE",
+    "TIMEOUT_FILE",
     "RUN_FILE",
     "SWEEP_FILE",
     "EXPORT_FILE",

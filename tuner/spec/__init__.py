@@ -133,6 +133,7 @@ class Sweep:
     sha256: str = ""  # of the file's bytes
     base_dir: str | None = None  # the sweep file's folder: where its relative paths and modules are found
     overrides: dict[str, Any] = field(default_factory=dict)  # --set KEY=VALUE applied on load
+    trial_timeout: float | None = None  # seconds a trial may go without a report; None: no limit
 
     @property
     def builtin(self) -> bool:
@@ -190,6 +191,8 @@ class Sweep:
             resources=asdict(self.resources),
             max_failures=self.max_failures,
         )
+        if self.trial_timeout is not None:  # written only when set: exports of older runs read alike
+            out["trial_timeout"] = self.trial_timeout
         return out
 
 
@@ -272,6 +275,7 @@ def from_dict(
         scheduler=SchedulerSpec(**s["scheduler"]),
         resources=ResourcesSpec(**s["resources"]),
         max_failures=s["max_failures"],
+        trial_timeout=s["trial_timeout"],
         seed=s["seed"],
         source=source,
         sha256=sha256,

@@ -114,6 +114,14 @@ TOP_FIELDS: dict[str, Field] = {
     "scheduler": f("mapping", {}, doc="early stopping"),
     "resources": f("mapping", {}, doc="per trial"),
     "max_failures": f("int", 2, rng(0, 100), doc="restarts of a failed trial from its last checkpoint"),
+    "trial_timeout": f(
+        "float",
+        None,
+        rng(0, 10_000_000, lo_open=True),
+        nullable=True,
+        doc="seconds a trial may go without a report (the first included) before it is stopped as hung "
+        "and fails (null: no limit)",
+    ),
 }
 
 DATA_FIELDS: dict[str, Field] = {

@@ -181,6 +181,7 @@ class Validator:
             "scheduler": scheduler,
             "resources": resources,
             "max_failures": top.get("max_failures", 2),
+            "trial_timeout": top.get("trial_timeout"),
             "seed": config["train"].get("seed", 0) if builtin else top.get("seed", 0),
         }
 

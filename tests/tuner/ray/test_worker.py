@@ -390,3 +390,67 @@ def test_a_function_that_returns_with_threads_running_says_so_in_its_output(
     )
     _call_trial(monkeypatch, _prints)  # none left: nothing said
     assert "still running" not in (tmp_path / "output.txt").read_text().split("\n", 2)[-1]
+
+
+_WATCHED = """
+import sys, time
+from pathlib import Path
+from tuner.ray.worker import reports_watched
+from tuner.trial import Run
+
+run = Run(metric="m", mode="max")
+folder = Path(sys.argv[1])
+with reports_watched(run, float(sys.argv[2]), folder):
+    for _ in range(int(sys.argv[3])):  # reports every 0.2 s, then hangs
+        time.sleep(0.2)
+        run.last_report = time.monotonic()
+    time.sleep(float(sys.argv[4]))
+print("returned")
+"""
+
+
+@pytest.mark.parametrize(
+    ("reports", "hang_s", "ended"),
+    [(10, 30.0, True), (10, 0.0, False)],
+    ids=["hangs-after-reporting", "reports-then-returns"],
+)
+def test_reports_watched_ends_a_process_that_goes_silent_past_the_timeout(
+    tmp_path: Path, reports: int, hang_s: float, ended: bool
+) -> None:
+    """Ten reports 0.2 s apart under a 1-s limit keep the process; an hour's silence after
+    them ends it with exit status 124 within about a second of the limit, the reason written
+    to the trial's folder and its output first."""
+    import subprocess
+    import time
+
+    from tuner.ray.worker import TIMEOUT_EXIT
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _WATCHED, str(tmp_path), "1", str(reports), str(hang_s)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    marker = tmp_path / "timed-out.txt"
+    if ended:
+        assert done.returncode == TIMEOUT_EXIT, done.stderr
+        assert "returned" not in done.stdout
+        assert marker.read_text() == "no report within 1 s (trial_timeout): stopped as hung\n"
+        assert "tuner: no report within 1 s" in done.stderr
+        assert took < 2 + 10 * 0.2 + 10, took  # interpreter start, the reports, the limit: not the hang
+    else:
+        assert done.returncode == 0 and "returned" in done.stdout, done.stderr
+        assert not marker.exists()
+
+
+def test_no_timeout_starts_no_watcher() -> None:
+    import threading
+
+    from tuner.ray.worker import reports_watched
+    from tuner.trial import Run
+
+    before = threading.active_count()
+    with reports_watched(Run(metric="m", mode="max"), None, None):
+        assert threading.active_count() == before
