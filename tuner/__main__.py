@@ -10,8 +10,9 @@ import sys
 import threading
 from typing import NoReturn
 
-from tuner import streams
-from tuner.cli import main
+from tuner import signals
+
+signals.take_ctrl_c()  # from here a Ctrl-C never lands inside the import system (signals.interrupt)
 
 log = logging.getLogger(__name__)
 
@@ -24,23 +25,36 @@ def entry() -> NoReturn:
     the exit handlers run, and the process ends without the interpreter's second of tearing
     down modules: ~3 s of a sweep's end to end become ~0.4 s (BENCHMARKS.md i).
     """
+    try:  # the command's modules: a Ctrl-C meanwhile ends it as one during the command does
+        from tuner import streams
+        from tuner.cli import main
+    except KeyboardInterrupt:
+        print("tuner: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)  # EXIT_INTERRUPTED (tuner.cli.status), which is not imported yet
     streams.guard()  # a reader that goes away (`| head`, a closed terminal) fails nothing
     code = main()
+    try:  # the command's work is done: a Ctrl-C now only cuts its shutdown short
+        _shut_down()
+    except KeyboardInterrupt:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # closed: `tuner space | head`
+            stream.flush()
+    os._exit(code)
+
+
+def _shut_down() -> None:
     from tuner.ray import cluster
 
     try:
         cluster.disconnect()
-    except Exception as e:  # the command's work is done: a failing shutdown is only logged
+    except Exception as e:  # a failing shutdown is only logged
         log.debug("Ray's shutdown failed: %s", e)
     atexit._run_exitfuncs()  # what the user's code and the libraries registered
     for thread in threading.enumerate():  # a thread still writing finishes first
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join(timeout=10)
     logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # closed: `tuner space | head`
-            stream.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

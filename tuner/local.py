@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tuner import datasets, usercode
+from tuner import datasets, signals, usercode
 from tuner.errors import InputError, RunError, printable
 from tuner.failures import describe_exit, describe_interrupt, no_report, user_files, user_frames
 from tuner.models import ModelError
@@ -72,17 +72,19 @@ class _Signals:
     def __init__(self) -> None:
         self.watching = False
         self.signalled = False
+        self._before: Any = signal.default_int_handler
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         self.signalled = True
-        signal.default_int_handler(signum, frame)
+        signals.interrupt(signum, frame)
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[_Signals]:
         try:
-            self.watching = (
-                threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            self._before = signal.getsignal(signal.SIGINT)
+            self.watching = threading.current_thread() is threading.main_thread() and self._before in (
+                signal.default_int_handler,
+                signals.interrupt,
             )
             if self.watching:
                 signal.signal(signal.SIGINT, self._on_sigint)
@@ -92,7 +94,7 @@ class _Signals:
             yield self
         finally:
             if self.watching:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGINT, self._before)
 
 
 def _own_failure(sweep: Sweep, message: str, error: BaseException) -> RunError:

@@ -10,6 +10,7 @@ once, leaving ``run.json`` at ``running`` and Ray's processes behind. While a ru
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
 import threading
@@ -27,19 +28,53 @@ def _as_sigint(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+_RETRY_S = 0.02  # a Ctrl-C that came inside importlib's own code is delivered again this much later
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT's handler while a command or a run goes on: Python's own (``KeyboardInterrupt``),
+    except while the main thread is running importlib's own code. A ``KeyboardInterrupt``
+    raised there (in a module lock's weakref callback, between a lock's taking and its
+    ``try``) leaves the import system's locks taken, and a second thread importing at the same
+    time (tuner imports Ray Tune in the background while the data loads) then waits on them for
+    ever, with the main thread: a Ctrl-C 2 s into ``tuner run`` hung it. There the interrupt is
+    delivered again 20 ms later, until it lands in ordinary code (a module's own body
+    included: an exception leaving it unwinds the import system's ``finally`` blocks)."""
+    if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        again = threading.Timer(_RETRY_S, _thread.interrupt_main, args=(signal.SIGINT,))
+        again.daemon = True
+        again.start()
+        return
+    raise KeyboardInterrupt
+
+
+def take_ctrl_c() -> None:
+    """Make :func:`interrupt` SIGINT's handler where Python's own is (in the main thread)."""
+    if threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        signal.signal(signal.SIGINT, interrupt)
+
+
 @contextlib.contextmanager
 def as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP act as SIGINT (Ctrl-C); outside, as before. In a
-    thread other than the main one (where Python cannot set handlers) nothing changes."""
+    """Within the block, SIGTERM and SIGHUP act as SIGINT (Ctrl-C), and Ctrl-C never lands
+    inside the import system (:func:`interrupt`, where Python's own handler was); outside, as
+    before. In a thread other than the main one (where Python cannot set handlers) nothing
+    changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    take_ctrl_c()
     before = {sig: signal.signal(sig, _as_sigint) for sig in SIGNALS}
     try:
         yield
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if signal.getsignal(signal.SIGINT) is interrupt and ctrl_c is not interrupt:
+            signal.signal(signal.SIGINT, ctrl_c)
 
 
 def active() -> bool:

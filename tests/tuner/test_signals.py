@@ -78,3 +78,85 @@ def test_every_command_ends_on_sigterm_as_on_ctrl_c(
     assert cli.main(["validate", "x.yaml"]) == 130
     assert time.monotonic() - started < 5 and seen == [True] and not active()
     assert capsys.readouterr().err == "tuner: interrupted\n"
+
+
+class _Frame:
+    """A stand-in for the frame a signal interrupted: only its code's file name is read."""
+
+    def __init__(self, filename: str) -> None:
+        self.f_code = type("code", (), {"co_filename": filename})()
+
+
+def test_ctrl_c_inside_the_import_system_is_delivered_again_once_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt raised in importlib's own code can leave its locks taken, and a
+    thread importing meanwhile then waits for ever with the main thread: there the interrupt
+    is put off (delivered again 20 ms later); in ordinary code, a module's body included, it
+    is Python's KeyboardInterrupt."""
+    import threading
+
+    from tuner import signals
+
+    again = threading.Event()
+    monkeypatch.setattr(signals._thread, "interrupt_main", lambda signum: again.set())
+    assert signals.interrupt(signal.SIGINT, _Frame("<frozen importlib._bootstrap>")) is None  # type: ignore[arg-type]
+    assert again.wait(5), "the put-off Ctrl-C was never delivered again"
+    for where in ("/work/tuner/cli/parser.py", "<string>"):
+        with pytest.raises(KeyboardInterrupt):
+            signals.interrupt(signal.SIGINT, _Frame(where))  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        signals.interrupt(signal.SIGINT, None)
+
+
+def test_as_interrupt_takes_ctrl_c_only_from_pythons_own_handler_and_gives_it_back() -> None:
+    from tuner import signals
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with as_interrupt():
+            assert signal.getsignal(signal.SIGINT) is signals.interrupt
+            with as_interrupt():  # nested (the command's, then the run's)
+                assert signal.getsignal(signal.SIGINT) is signals.interrupt
+            assert signal.getsignal(signal.SIGINT) is signals.interrupt
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        own = signal.signal(signal.SIGINT, lambda s, f: None)  # someone else's (a notebook's): left alone
+        with as_interrupt():
+            assert signal.getsignal(signal.SIGINT) is not signals.interrupt
+        signal.signal(signal.SIGINT, own)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+_STARTED = """
+import sys
+import tuner.__main__ as command
+sys.argv = ["tuner", "validate", sys.argv[1]]
+print("ready", flush=True)
+command.entry()
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3])
+def test_ctrl_c_while_a_command_imports_its_modules_is_one_line_and_exit_130(delay: float) -> None:
+    """From the moment ``tuner`` runs its own code, a Ctrl-C (while the command's modules are
+    still imported, or later) ends it as ``tuner: interrupted``, exit 130, or it finishes
+    first; never a Python traceback."""
+    import subprocess
+    import time
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STARTED, str(ROOT / "sweeps" / "quickstart.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    if proc.returncode == 130:
+        assert err.strip() == "tuner: interrupted", err
+    else:
+        assert proc.returncode == 0 and "ok:" in out, (proc.returncode, out, err)
