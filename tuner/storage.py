@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ def check_storage(text: str | os.PathLike[str], flag: str = "--storage", reach: 
             f"{flag}: {s[:200]!r}: a URI with a query is not supported; set the endpoint in the environment "
             "(AWS_ENDPOINT_URL_S3=http://host:9000 for MinIO and other S3-compatible stores, see docs/storage.md)"
         )
+    if scheme == "file" and flag == "--storage" and rest.startswith("/"):  # a local path as a URI: its rules
+        check_output(urllib.parse.unquote(rest), flag, folder=True)
     if reach and scheme != "file":
         _reach(s, flag)
     return s
@@ -278,10 +281,19 @@ class RunStore:
         return store
 
     def mkdir(self) -> None:
-        self.local.mkdir(parents=True, exist_ok=True)
-        if self.uri is not None:
-            fs, path = _filesystem(self.uri)
-            fs.create_dir(path, recursive=True)
+        """Make the run directory (and its folder at the URI).
+
+        Raises:
+            InputError: it cannot be made (a file where a folder must go, no permission).
+        """
+        try:
+            self.local.mkdir(parents=True, exist_ok=True)
+            if self.uri is not None:
+                fs, path = _filesystem(self.uri)
+                fs.create_dir(path, recursive=True)
+        except OSError as e:
+            where = self.uri or str(self.local)
+            raise InputError(f"--storage: {where[:200]}: cannot make the run directory ({first_line(e)})") from None
 
     def push(self, *names: str) -> None:
         """Upload the run directory's own files ``names`` (e.g. ``run.json``) to the URI; a

@@ -106,3 +106,28 @@ def test_a_local_run_directory_is_itself(tmp_path: Path) -> None:
     store.pull()
     (store.local / "run.json").write_text("{}")
     assert RunStore.create(tmp_path / "runs", "tiny").local == tmp_path / "runs" / "tiny-2"
+
+
+def test_a_file_uri_obeys_the_rules_of_the_local_path_it_names(
+    write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``file:///path`` is a local path written as a URI: a path that is a file is refused up
+    front as the plain path is (it was a NotADirectoryError deep in the run, called a bug)."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    with pytest.raises(InputError, match="exists and is not a folder"):
+        check_storage(f"file://{afile}")
+    with pytest.raises(InputError, match="exists and is not a folder"):
+        check_storage(str(afile))
+    assert check_storage(f"file://{tmp_path / 'runs'}") == f"file://{tmp_path / 'runs'}"
+    assert main(["run", str(write_sweep()), "--storage", f"file://{afile}"]) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not a folder" in err and "internal error" not in err
+    assert afile.read_text() == "not a folder"
+
+
+def test_a_run_directory_that_cannot_be_made_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder must go")
+    store = RunStore(tmp_path / "blocker" / "run")
+    with pytest.raises(InputError, match=r"cannot make the run directory \(.*Not a directory"):
+        store.mkdir()
