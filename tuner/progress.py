@@ -173,6 +173,7 @@ class Progress:
     ) -> None:
         self.metric, self.mode, self.max_t, self.label, self.write = metric, mode, max_t, label, write
         self.rounds, self.asha, self.clock = list(rounds), asha, clock
+        self.round = 0  # the round the experiment starts at (a resumed run's: the one it was in)
         self.stream = stream_of(write)
         self.bar = is_terminal(self.stream) if bar is None else bar and self.stream is not None
         self.began = clock()
@@ -250,7 +251,7 @@ class Progress:
         planned = max(sum(self.rounds), len(events))  # trials the searcher has yet to hand out count in full
         total = None if self.max_t is None else budget + (planned - len(events)) * self.max_t
         waiting = counts["running"] == 0 and not any(counts[s] for s in ("finished", "stopped", "diverged", "error"))
-        first = self.rounds[0] if self.rounds else len(events)
+        first = self.rounds[min(self.round, len(self.rounds) - 1)] if self.rounds else len(events)
         return Snapshot(self.label, counts, trained, total, self.best(events), waiting, max(first, len(events)))
 
     def eta(self, snap: Snapshot) -> float | None:

@@ -186,6 +186,7 @@ def run_rounds(
     running = next((r.index for r in meta.rounds if r.status != "done"), None)
     if restore and running is not None and len(sizes) > 1:  # the hook names a round as it starts
         progress.label = f"round {running + 1}/{len(sizes)}"
+        progress.round = running
     journal = Journal(
         store.local / JOURNAL_FILE, store.local.name, sweep.metric, sweep.mode, sweep.search.parameters, sweep.max_t
     )

@@ -218,3 +218,11 @@ def test_a_bar_without_a_budget_counts_epochs() -> None:
     p.update([ev(0, "RUNNING", epoch=3, val_rmse=1.5)])
     p.close()
     assert "3 epochs" in tty.getvalue() and "ETA" not in tty.getvalue() and "%" not in tty.getvalue()
+
+
+def test_a_resumed_run_waits_for_the_trials_of_the_round_it_was_in() -> None:
+    lines: list[str] = []
+    p = Progress("val_acc", "max", 3, write=lines.append, rounds=[3, 2, 2])
+    p.label, p.round = "round 2/3", 1
+    p.start()
+    assert lines[-1].endswith("waiting for workers: 0 of 2 trials running yet"), lines[-1]
