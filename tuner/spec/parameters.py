@@ -128,7 +128,8 @@ class ParameterRules:
             ok, cv = self.v.value(at, target, v) if target is not None else (True, v)
             if ok and model is not None:
                 ok = self.v.model_name(at, cv, model["model"].get("kwargs"))
-            first = seen.setdefault(_identity(cv), i) if ok and not self.v.offline else i  # a run's own: as run
+            # offline: a run's own sweep.yaml, read as it ran (an older tuner allowed repeats)
+            first = seen.setdefault(_identity(cv), i) if ok and not self.v.offline else i
             if first != i:
                 self.v.add(at, cv, f"repeats values[{first}]: each value must be listed once")
                 ok = False
