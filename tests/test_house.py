@@ -30,7 +30,7 @@ def sources(folder: str) -> list[str]:
 
 
 def test_the_sweep_file_reference_is_generated_from_the_schema() -> None:
-    from tuner.spec.schema import reference
+    from tuner.spec.reference import reference
 
     assert (ROOT / "docs" / "sweep-file.md").read_text(encoding="utf-8") == reference(), (
         "docs/sweep-file.md is stale: python -m tuner.spec > docs/sweep-file.md"

@@ -72,7 +72,7 @@ def _sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, overrides:
 
     from tuner import arguments
     from tuner.errors import InputError, show
-    from tuner.spec import Sweep, from_dict, set_dotted
+    from tuner.spec import Sweep, apply_overrides, from_dict
     from tuner.spec import load_sweep as _load
 
     if not isinstance(sweep, (Sweep, Mapping, str, os.PathLike)):
@@ -81,8 +81,7 @@ def _sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, overrides:
         arguments.mapping(sweep, "sweep")
     if isinstance(sweep, (Sweep, Mapping)):
         raw = sweep.to_dict() if isinstance(sweep, Sweep) else copy.deepcopy(dict(sweep))
-        for key, value in overrides.items():
-            set_dotted(raw, key, value)
+        apply_overrides(raw, overrides, sweep.source if isinstance(sweep, Sweep) else "<dict>")
         if isinstance(sweep, Sweep):
             return from_dict(
                 raw,

@@ -4,10 +4,9 @@ Writes that matter (an export, a history, run metadata) are atomic: a file is ei
 version or the new one, never half of either, whatever kills the process in between. JSON
 is strict (a non-finite number is written as ``null``, never ``Infinity``).
 
-Reads of a user's file are bounded: at most :data:`MAX_FILE_BYTES`, YAML aliases expanding to
-at most :data:`MAX_YAML_NODES` nodes (a kilobyte "billion laughs" file is refused at once),
-nested at most :data:`MAX_YAML_DEPTH` brackets deep,
-and a mapping that repeats a key is an error naming the line, not a silent last-wins.
+Reads of a user's file are bounded: at most :data:`MAX_FILE_BYTES`, YAML aliases expanding to at most
+:data:`MAX_YAML_NODES` nodes (a kilobyte "billion laughs" file is refused at once), nested at most
+:data:`MAX_YAML_DEPTH` brackets deep; a mapping that repeats a key is an error naming the line, not last-wins.
 """
 
 from __future__ import annotations
@@ -63,8 +62,7 @@ def _umask() -> int:
 
 
 def strict(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by None (JSON has no NaN or Infinity)
-    and tuples as lists."""
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN or Infinity), tuples as lists."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):

@@ -529,3 +529,24 @@ def test_export_onto_a_file_of_the_run_it_reads_is_refused_as_before(
         f"-o: {run_dir / 'run.json'}: would overwrite a file of {run_dir}, which this command reads; write elsewhere\n"
     )
     assert (run_dir / "run.json").read_bytes() == before and not (run_dir / "best.yaml").exists()
+
+
+def test_set_narrows_one_search_parameter(write_sweep: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """``--set search.parameters.train.lr.max=...`` split ``train.lr`` at its dot: three
+    misleading lines, and no way to change one parameter's range from the command line."""
+    path = write_sweep()
+    assert main(["validate", str(path), "--set", "search.parameters.train.lr.max=0.02"]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(path), "--set", "search.parameters.train.lr.max=1e-4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "search.parameters.train.lr.min: 0.001 must be < max (0.0001)" in err[0], err
+    assert main(["validate", str(path), "--set", "search.parameters.train.nope=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "addresses no parameter of search.parameters" in err[0], err
+
+
+def test_space_prints_strict_json(write_sweep: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_sweep(**{"search.parameters": {"train.batch_size": {"values": [16, 32]}}})
+    assert main(["space", str(path), "-n", "3"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))

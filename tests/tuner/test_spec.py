@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,15 @@ def test_shipped_sweeps_are_valid() -> None:
         ("scheduler.reduction_factor", float("inf"), "s.yaml: scheduler.reduction_factor: inf must be a finite number"),
         ("search.num_samples", 0, "s.yaml: search.num_samples: 0 must lie in [1, 1000000]"),
         ("train.batch_size", 1, "s.yaml: train.batch_size: 1 must lie in [2, 1000000]"),
-        ("resources.gpu", 1.5, "s.yaml: resources.gpu: 1.5 must be >= 0, and a whole number when above 1"),
-        ("resources.cpu", 0, "s.yaml: resources.cpu: 0.0 must lie in (0, 10000]"),
+        (
+            "resources.gpu",
+            1.5,
+            "s.yaml: resources.gpu: 1.5 must be 0 or at least 0.0001 (Ray's resource unit), and a whole number",
+        ),
+        ("resources.cpu", 0, "s.yaml: resources.cpu: 0.0 must lie in [0.0001, 10000]"),
+        # below Ray's resource unit: Ray refused the trial's actor at run time, with its own words
+        ("resources.cpu", 0.00001, "s.yaml: resources.cpu: 1e-05 must lie in [0.0001, 10000]"),
+        ("resources.gpu", 1e-9, "s.yaml: resources.gpu: 1e-09 must be 0 or at least 0.0001 (Ray's resource unit)"),
         ("resources.cpu", float("inf"), "s.yaml: resources.cpu: inf must be a finite number"),
         ("data.seed", 1e30, "s.yaml: data.seed: 1e+30 must be an integer"),
         ("data.n_samples", 1e12, "s.yaml: data.n_samples: 1000000000000 must lie in [20, 10000000]"),
@@ -543,3 +551,174 @@ def test_a_grid_runs_each_point_once_and_says_how_many_trials_that_is(
     path.write_text(yaml.safe_dump(raw))
     assert main(["validate", str(path)]) == 0
     assert ", 6 trials, " in capsys.readouterr().out
+
+
+# -- probe3: a value validate accepts must not fail the run ------------------------------------
+
+
+def fn_sweep(config: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """A function sweep over ``config`` (a plain function, importable from the tests)."""
+    return {
+        "metric": "score",
+        "mode": "max",
+        "function": "tests.fixtures_plain:torch_free_fit",
+        "config": config,
+        "search": {"parameters": parameters},
+        "scheduler": {"name": "none"},
+    }
+
+
+def test_each_searched_model_name_gets_the_rule_of_model_name(tmp_path: Path) -> None:
+    """``{values: [bogus, "nope.mod:fn"]}`` validated, then every trial failed."""
+    (tmp_path / "nets.py").write_text(
+        "def net(input_shape, num_outputs):\n    return None\n\ndef one_arg(x):\n    return None\n"
+    )
+    values = ["mlp", "cnn", "bogus", "nope.mod:fn", "nets:net", "nets:one_arg"]
+    raw = tiny_sweep(**{"search.parameters": {"model.name": {"values": values}}})
+    with pytest.raises(InputError) as e:
+        from_dict(raw, source="s.yaml", base_dir=tmp_path)
+    found = e.value.problems
+    assert [p.split(": ", 2)[1] for p in found] == [
+        "search.parameters.model.name.values[2]",
+        "search.parameters.model.name.values[3]",
+        "search.parameters.model.name.values[5]",
+    ], found
+    assert "'bogus' is not a model (one of mlp, cnn or 'package.module:function')" in found[0]
+    assert "'nope.mod:fn' cannot be imported" in found[1]
+    assert "cannot be called as one_arg(input_shape, num_outputs)" in found[2]
+    raw["search"]["parameters"]["model.name"]["values"] = ["mlp", "nets:net"]
+    sweep = from_dict(raw, source="s.yaml", base_dir=tmp_path)
+    assert "nets:net" in sweep.code_refs()  # imported and shipped as the top-level one is
+
+
+def test_train_task_cannot_be_searched() -> None:
+    line = one(tiny_sweep(**{"search.parameters": {"train.task": {"values": ["classification", "regression"]}}}))
+    assert line == (
+        "s.yaml: search.parameters.train.task: train.task cannot be searched: the task follows the data "
+        "and the metric (set it once in train)"
+    )
+
+
+@pytest.mark.parametrize(
+    "value, rule",
+    [
+        (float("nan"), "nan must be a finite number (NaN and infinity are not JSON data)"),
+        (float("inf"), "inf must be a finite number"),
+        ([1, float("-inf")], "[1, -inf] must be a finite number"),
+        ({"k": float("nan")}, "{'k': nan} must be a finite number"),
+        (datetime.date(2020, 1, 1), "2020-01-01 is not plain JSON data (it holds a date)"),
+        (b"hi", "b'hi' is not plain JSON data (it holds a bytes)"),
+        ({"a"}, "{'a'} is not plain JSON data (it holds a set)"),
+        ({1: 2}, "{1: 2} has the key 1: mapping keys must be strings (JSON data)"),
+    ],
+)
+def test_searched_values_must_be_plain_json_data(value: Any, rule: str) -> None:
+    """NaN, dates, bytes and sets validated under a config key of any type, then broke the
+    journal, params.json and the export after every trial had trained."""
+    for default in (1, [1], {"x": 1}):
+        line = one(fn_sweep({"a": default}, {"a": {"values": [value, 2]}}))
+        assert line == f"s.yaml: search.parameters.a.values[0]: {rule}" or line.startswith(
+            f"s.yaml: search.parameters.a.values[0]: {rule}"
+        ), line
+
+
+def test_config_defaults_must_be_plain_json_data() -> None:
+    found = problems(fn_sweep({"a": {"b": float("nan")}, "d": datetime.date(2020, 1, 1), "ok": None}, {}))
+    assert [p.split(": ", 2)[1] for p in found] == ["config.a.b", "config.d"], found
+
+
+def test_null_in_values_gets_a_rule_of_its_own() -> None:
+    """It read ``values[0]: None must be set (a value)``."""
+    line = one(fn_sweep({"a": 1}, {"a": {"values": [None, 1]}}))
+    assert (
+        line
+        == "s.yaml: search.parameters.a.values[0]: null is not a value a parameter can take (leave it out of values)"
+    )
+    raw = tiny_sweep(**{"model.name": "cnn", "search.parameters": {"model.kernel_size": {"values": [None, 3]}}})
+    assert from_dict(raw, source="s.yaml").search.parameters[0].values == (None, 3)  # null: the default
+
+
+def test_a_value_listed_twice_is_refused() -> None:
+    """A grid ran the point twice; random search drew it twice as often."""
+    line = one(tiny_sweep(**{"search.parameters": {"train.lr": {"values": [0.1, 0.2, "1e-1"]}}}))
+    assert line == "s.yaml: search.parameters.train.lr.values[2]: 0.1 repeats values[0]: each value must be listed once"
+    assert "values[1]: 1.0 repeats values[0]" in one(fn_sweep({"a": 1}, {"a": {"values": [1, 1.0]}}))
+    assert "values[2]: [1] repeats values[0]" in one(fn_sweep({"a": [1]}, {"a": {"values": [[1], [2], [1]]}}))
+    sweep = from_dict(fn_sweep({"a": 1}, {"a": {"values": [1, True, "1", [1], [True]]}}), source="s.yaml")
+    assert len(sweep.search.parameters[0].values) == 5  # 1, True and "1" are three choices
+
+
+@pytest.mark.parametrize("source", ["diabetes", "regression"])
+def test_regression_sources_default_to_a_regression_metric(source: str) -> None:
+    """``data: {name: diabetes}`` validated with val_acc, then try and run refused it."""
+    raw = tiny_sweep(**{"data": {"name": source}})
+    del raw["metric"], raw["mode"]
+    sweep = from_dict(raw, source="s.yaml")
+    assert (sweep.metric, sweep.mode) == ("val_rmse", "min")
+    raw["metric"] = "val_acc"
+    assert one(raw).startswith(
+        f"s.yaml: metric: 'val_acc' is not a metric the built-in trainer reports on regression data ({source})"
+    )
+
+
+def test_classification_sources_refuse_a_regression_metric() -> None:
+    line = one(tiny_sweep(metric="val_rmse", mode="min"))
+    assert line.startswith("s.yaml: metric: 'val_rmse' is not a metric the built-in trainer reports on classification")
+    from_dict(tiny_sweep(metric="val_rmse", mode="min", **{"train.task": "regression"}), source="s.yaml")
+
+
+def test_the_task_of_each_builtin_source_is_what_its_targets_give() -> None:
+    from tuner.models.data import load
+    from tuner.spec.validate import SOURCE_TASKS
+
+    for name, task in SOURCE_TASKS.items():
+        if name != "mnist1d":  # generated and cached: its labels are class indices as digits' are
+            assert load({"name": name}).task == task, name
+
+
+def test_set_addresses_a_search_parameter_by_its_own_dotted_name() -> None:
+    """``--set search.parameters.train.lr.min=0.5`` split ``train.lr`` into two mappings."""
+    from tuner.spec import apply_overrides
+
+    raw = tiny_sweep()
+    apply_overrides(
+        raw,
+        {
+            "search.parameters.train.lr.min": 0.25,
+            "search.parameters.train.beta1": {"values": [0.9, 0.99]},
+            "search.parameters.train.momentum": {"values": [0.5]},
+        },
+    )
+    params = raw["search"]["parameters"]
+    assert params["train.lr"] == {"distribution": "log_uniform", "min": 0.25, "max": 0.5}
+    assert params["train.beta1"] == {"values": [0.9, 0.99]} and params["train.momentum"] == {"values": [0.5]}
+    from_dict(raw, source="s.yaml")
+    with pytest.raises(InputError) as e:
+        apply_overrides(tiny_sweep(), {"search.parameters.train.beta2.max": 0.5}, "s.yaml")
+    assert e.value.problems == [
+        "s.yaml: search.parameters.train.beta2.max: 0.5 addresses no parameter of search.parameters (it has: "
+        "train.lr, train.momentum): search.parameters.PATH.FIELD=V changes one of a parameter's fields "
+        "(train.lr.max=0.5), search.parameters.PATH={...} adds or replaces a parameter"
+    ]
+
+
+def test_a_set_mapping_keeps_an_earlier_set_inside_it() -> None:
+    """``--set train.lr=0.5 --set train={}`` silently dropped train.lr."""
+    from tuner.spec import apply_overrides
+
+    for overrides in ({"train.lr": 0.5, "train": {}}, {"train": {}, "train.lr": 0.5}):
+        raw = tiny_sweep()
+        apply_overrides(raw, overrides)
+        assert raw["train"] == {"lr": 0.5}
+
+
+@pytest.mark.parametrize("pair", [".train=1", "train.=1", "train..lr=1", "search.parameters.=1", ".=1"])
+def test_a_key_with_an_empty_part_is_not_key_value(pair: str) -> None:
+    """``.train=1`` was blamed on the file, naming no key."""
+    from tuner.spec import parse_assignments, set_dotted
+
+    with pytest.raises(InputError) as e:
+        parse_assignments([pair], "--set")
+    assert str(e.value) == f"--set: {pair!r} must be KEY=VALUE (e.g. --set train.epochs=5)"
+    with pytest.raises(InputError, match="is not a key: a dotted path with no empty part"):
+        set_dotted({}, pair.partition("=")[0], 1)

@@ -136,6 +136,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_space(args: argparse.Namespace) -> int:
+    from tuner.files import dumps_json
     from tuner.ray.search import sample
     from tuner.spec import load_sweep
 
@@ -143,7 +144,7 @@ def cmd_space(args: argparse.Namespace) -> int:
     seed = sweep.search.seed if args.seed is None else args.seed
     out = sys.stdout
     for config in sample(sweep.search.parameters, sweep.search.method, args.n, seed, sweep.metric, sweep.mode):
-        out.write(json.dumps(config, default=str) + "\n")
+        out.write(dumps_json(config) + "\n")  # strict JSON, as every file tuner writes
     out.flush()
     return EXIT_OK
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tuner.errors import InputError
+from tuner.errors import InputError, problem
 from tuner.files import load_yaml, read_bytes
 from tuner.space import Parameter
 from tuner.spec.schema import BUILTIN_FUNCTION, NAME_PATTERN
@@ -39,6 +39,7 @@ __all__ = [
     "load_sweep",
     "from_dict",
     "set_dotted",
+    "apply_overrides",
     "parse_assignments",
     "BUILTIN_FUNCTION",
 ]
@@ -167,8 +168,11 @@ class Sweep:
     def code_refs(self) -> list[str]:
         """Every ``package.module:function`` this sweep names (to import and to ship)."""
         refs = [self.function] if self.function else []
-        for ref in (self.model.get("name"), (self.data or {}).get("name")):
-            if isinstance(ref, str) and ":" in ref:
+        searched = [
+            v for p in self.search.parameters if self.builtin and p.path == "model.name" for v in p.values or ()
+        ]
+        for ref in (self.model.get("name"), (self.data or {}).get("name"), *searched):
+            if isinstance(ref, str) and ":" in ref and ref not in refs:
                 refs.append(ref)
         return refs
 
@@ -219,8 +223,7 @@ def load_sweep(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None
         if not isinstance(raw["config"], dict):
             raise InputError(f"{source}: config: must be a mapping")
         raw = raw["config"]
-    for key, value in (overrides or {}).items():
-        set_dotted(raw, key, value)
+    apply_overrides(raw, overrides or {}, source)
     if raw.get("name") is None:
         raw["name"] = safe_name(Path(path).stem)
     return from_dict(
@@ -284,15 +287,80 @@ def from_dict(
     )
 
 
-def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``raw[a][b] = value`` for the key ``"a.b"``, creating mappings on the way."""
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], source: str = "--set") -> None:
+    """Set each dotted key of ``overrides`` in ``raw`` (see :func:`set_dotted`), a mapping
+    before the keys inside it whatever their order: ``train={}`` and ``train.lr=0.5`` give
+    ``train: {lr: 0.5}``.
+
+    Raises:
+        InputError: every key that cannot be set, one line each, naming ``source``.
+    """
+    problems = []
+    for key in sorted(overrides, key=lambda k: k.count(".")):  # stable: same depth, given order
+        try:
+            set_dotted(raw, key, overrides[key], source)
+        except InputError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise InputError(problems)
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any, source: str = "--set") -> None:
+    """Set ``raw[a][b] = value`` for the key ``"a.b"``, creating mappings on the way.
+
+    Under ``search.parameters.`` the rest is a parameter's own dotted path, matched against the
+    parameters ``raw`` has (the longest that fits): ``search.parameters.train.lr.min`` sets
+    ``min`` of ``train.lr``; ``search.parameters.train.lr`` (a mapping) adds or replaces it.
+
+    Raises:
+        InputError: an empty segment in ``key``, or a key under ``search.parameters.`` that
+            addresses no parameter.
+    """
     parts = key.split(".")
+    if not all(parts):
+        raise InputError(problem(source, key, value, "is not a key: a dotted path with no empty part (train.lr)"))
+    prefix = "search.parameters."
+    if key.startswith(prefix):
+        _set_parameter(raw, key, key[len(prefix) :], value, source)
+        return
     node = raw
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):
             node[part] = {}
         node = node[part]
     node[parts[-1]] = value
+
+
+def _set_parameter(raw: dict[str, Any], key: str, rest: str, value: Any, source: str) -> None:
+    """``set_dotted`` for ``search.parameters.<parameter>[.<field>]``."""
+    search = raw.get("search")
+    params = search.get("parameters") if isinstance(search, dict) else None
+    known = [str(p) for p in params] if isinstance(params, dict) else []
+    match = max((p for p in known if rest == p or rest.startswith(p + ".")), key=len, default=None)
+    if match is None and isinstance(value, dict):  # a new parameter
+        match = rest
+    if match is None:
+        raise InputError(
+            problem(
+                source,
+                key,
+                value,
+                f"addresses no parameter of search.parameters (it has: {', '.join(known[:12]) or 'none'}): "
+                "search.parameters.PATH.FIELD=V changes one of a parameter's fields (train.lr.max=0.5), "
+                "search.parameters.PATH={...} adds or replaces a parameter",
+            )
+        )
+    if not isinstance(search, dict):
+        raw["search"] = search = {}
+    if not isinstance(search.get("parameters"), dict):
+        search["parameters"] = {}
+    params = search["parameters"]
+    if rest == match:
+        params[match] = value
+        return
+    if not isinstance(params.get(match), dict):
+        params[match] = {}
+    params[match][rest[len(match) + 1 :]] = value
 
 
 def parse_assignments(pairs: list[str], flag: str) -> dict[str, Any]:
@@ -306,7 +374,7 @@ def parse_assignments(pairs: list[str], flag: str) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
-        if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_.-]+", key) or ".." in key:
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", key) or not all(key.split(".")):
             example = "seed=7" if flag == "--data" else "train.epochs=5"
             raise InputError(f"{flag}: {pair[:60]!r} must be KEY=VALUE (e.g. {flag} {example})")
         try:

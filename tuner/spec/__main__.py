@@ -1,5 +1,5 @@
 """``python -m tuner.spec``: print the sweep file's reference (``docs/sweep-file.md``)."""
 
-from tuner.spec.schema import reference
+from tuner.spec.reference import reference
 
 print(reference(), end="")

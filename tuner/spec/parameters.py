@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.errors import NO_VALUE, closest, did_you_mean
 from tuner.space import DISTRIBUTIONS, INT_DISTRIBUTIONS, MAX_BOUND, Parameter, bound_rules
-from tuner.spec.schema import MODEL_EXTRA_FIELDS, MODEL_FIELDS, PARAMETER_KEYS, TRAIN_FIELDS, Field, f, kind_text, rng
+from tuner.spec.schema import (
+    MAX_TRIALS,
+    MODEL_EXTRA_FIELDS,
+    MODEL_FIELDS,
+    PARAMETER_KEYS,
+    TRAIN_FIELDS,
+    Field,
+    f,
+    kind_text,
+    rng,
+)
 
 if TYPE_CHECKING:
     from tuner.spec.validate import Validator
@@ -40,7 +50,7 @@ class ParameterRules:
             if method != "grid":
                 self.v.add(f"{key}.grid_points", grid_points, "is only used by search.method grid")
         if "values" in spec:
-            return self.categorical(key, path, spec, target)
+            return self.categorical(key, path, spec, target, config if builtin and path == "model.name" else None)
         dist = spec.get("distribution")
         if dist is None:
             self.v.add(key, NO_VALUE, "needs a distribution (with min and max) or values")
@@ -90,7 +100,12 @@ class ParameterRules:
             bounds = {b: int(v) for b, v in bounds.items()}
         return Parameter(path, dist, bounds["min"], bounds["max"], None, grid_points)
 
-    def categorical(self, key: str, path: str, spec: dict[str, Any], target: Field | None) -> Parameter | None:
+    def categorical(
+        self, key: str, path: str, spec: dict[str, Any], target: Field | None, model: dict[str, Any] | None = None
+    ) -> Parameter | None:
+        """A ``values`` parameter: each value plain JSON data the key accepts, none twice; with
+        ``model`` (the built-in trainer's config, for ``model.name``) each a model name as the
+        top-level one must be."""
         values = spec["values"]
         if "distribution" in spec or "min" in spec or "max" in spec:
             self.v.add(key, NO_VALUE, "takes values or a distribution with min and max, not both")
@@ -98,20 +113,43 @@ class ParameterRules:
         if not isinstance(values, list) or not values or len(values) > 10_000:
             self.v.add(f"{key}.values", values, "must be a non-empty list (at most 10000 values)")
             return None
-        converted, ok_all = [], True
+        converted, ok_all, seen = [], True, {}
         for i, v in enumerate(values):
-            if target is None:
-                if isinstance(v, float) and not math.isfinite(v):
-                    self.v.add(f"{key}.values[{i}]", v, "must be a finite number")
-                    ok_all = False
-                converted.append(v)
+            at = f"{key}.values[{i}]"
+            if v is None and not (target is not None and target.nullable):
+                self.v.add(at, NO_VALUE, "null is not a value a parameter can take (leave it out of values)")
+                ok_all = False
                 continue
-            ok, cv = self.v.value(f"{key}.values[{i}]", target, v)
+            rule = json_problem(v)
+            if rule is not None:
+                self.v.add(at, v, rule)
+                ok_all = False
+                continue
+            ok, cv = self.v.value(at, target, v) if target is not None else (True, v)
+            if ok and model is not None:
+                ok = self.v.model_name(at, cv, model["model"].get("kwargs"))
+            # offline: a run's own sweep.yaml, read as it ran (an older tuner allowed repeats)
+            first = seen.setdefault(_identity(cv), i) if ok and not self.v.offline else i
+            if first != i:
+                self.v.add(at, cv, f"repeats values[{first}]: each value must be listed once")
+                ok = False
             ok_all &= ok
             converted.append(cv)
-        if not ok_all:
-            return None
-        return Parameter(path, None, None, None, tuple(converted), None)
+        return Parameter(path, None, None, None, tuple(converted), None) if ok_all else None
+
+    def grid_fits(self, params: list[Any], repeats: int) -> None:
+        """A grid's trials (its points times ``num_samples``) are as many as a search may run."""
+        size = 1
+        for p in params:  # counted without listing a grid: 10,000 points a parameter are allowed
+            size *= len(p.values) if p.values is not None else (p.grid_points or 1)
+            if size * repeats > MAX_TRIALS:
+                self.v.add(
+                    "search.parameters",
+                    NO_VALUE,
+                    f"make a grid of more than {MAX_TRIALS:,} trials (points of each parameter multiplied, "
+                    "times num_samples): fewer points, or method random",
+                )
+                return
 
     def target_field(
         self, key: str, path: str, config: dict[str, Any], builtin: bool, scheduler: dict[str, Any]
@@ -139,6 +177,13 @@ class ParameterRules:
             close = closest(head, list(fields), cutoff=0.5)
             hint = f" (did you mean {section}.{close}?)" if close else ""
             self.v.add(key, NO_VALUE, f"is not a key of {section}{hint}")
+            return None
+        if section == "train" and head == "task":
+            self.v.add(
+                key,
+                NO_VALUE,
+                "train.task cannot be searched: the task follows the data and the metric (set it once in train)",
+            )
             return None
         if section == "train" and head == "epochs" and scheduler.get("name") == "asha":
             self.v.add(key, NO_VALUE, "train.epochs is ASHA's max_t and cannot be searched with scheduler asha")
@@ -172,3 +217,67 @@ class ParameterRules:
         if isinstance(node, str):
             return Field("str")
         return Field("any")
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` is not plain JSON data (a string, an integer, a finite number, true or
+    false, null, and lists or string-keyed mappings of those), or None when it is. A searched
+    value and a config default go into params.json, the journal and the export: NaN, a date,
+    bytes or a set would be accepted here and break the run."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v is None or isinstance(v, (str, bool, int)):
+            continue
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                return "must be a finite number (NaN and infinity are not JSON data)"
+            continue
+        if isinstance(v, list):
+            stack.extend(v)
+            continue
+        if isinstance(v, dict):
+            bad = next((k for k in v if not isinstance(k, str)), None)
+            if bad is not None:
+                return f"has the key {bad!r}: mapping keys must be strings (JSON data)"
+            stack.extend(v.values())
+            continue
+        return (
+            f"is not plain JSON data (it holds a {type(v).__name__}): use strings, finite numbers, true/false, "
+            "null, or lists and mappings of those"
+        )
+    return None
+
+
+def searched_values(raw: Any, path: str) -> list[Any]:
+    """The ``values`` a raw (unchecked) sweep lists for the parameter ``path`` (none when it
+    has no such list)."""
+    search = raw.get("search") if isinstance(raw, Mapping) else None
+    params = search.get("parameters") if isinstance(search, dict) else None
+    spec = params.get(path) if isinstance(params, dict) else None
+    values = spec.get("values") if isinstance(spec, dict) else None
+    return values if isinstance(values, list) else []
+
+
+def json_leaves(key: str, value: Any) -> list[tuple[str, Any, str]]:
+    """``(key path, value, rule)`` for each part of ``value`` (a config's defaults) that is not
+    plain JSON data (see :func:`json_problem`), named down its mappings."""
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return [leaf for k, v in value.items() for leaf in json_leaves(f"{key}.{k}", v)]
+    rule = json_problem(value)
+    return [(key, value, rule)] if rule is not None else []
+
+
+def _identity(v: Any) -> Any:
+    """What tells one value of a categorical from another, hashable: equal numbers are one
+    value, but a bool is never a number (``1``, ``1.0`` and ``True``: two values; see
+    :func:`tuner.space.same_value`)."""
+    if isinstance(v, bool) or v is None:
+        return ("bool", v)
+    if isinstance(v, (int, float)):
+        return ("number", v)
+    if isinstance(v, list):
+        return ("list", tuple(_identity(x) for x in v))
+    if isinstance(v, dict):
+        return ("dict", frozenset((k, _identity(x)) for k, x in v.items()))
+    return (type(v).__name__, v)

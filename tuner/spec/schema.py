@@ -90,7 +90,7 @@ TOP_FIELDS: dict[str, Field] = {
         nullable=True,
         doc="the reported key to optimise (built-in: "
         + ", ".join(k for k in BUILTIN_METRICS if k.startswith(("val", "train")))
-        + ")",
+        + "; default val_acc, val_rmse for regression: train.task, or data diabetes or regression)",
     ),
     "mode": f(
         "str",
@@ -272,14 +272,21 @@ SCHEDULER_FIELDS: dict[str, Field] = {
     ),
 }
 
+# Ray counts a resource in units of 0.0001 and refuses a fractional amount that is none of them.
+RESOURCE_UNIT = 0.0001
 RESOURCES_FIELDS: dict[str, Field] = {
-    "cpu": f("float", 1, rng(0, 10_000, lo_open=True), doc="CPUs per trial (fractional allowed; sets torch threads)"),
+    "cpu": f(
+        "float",
+        1,
+        rng(RESOURCE_UNIT, 10_000),
+        doc="CPUs per trial (fractional allowed, in Ray's units of 0.0001; sets torch threads)",
+    ),
     "gpu": f(
         "float",
         0,
         (
-            (lambda v: 0 <= v <= 1024 and (v <= 1 or float(v).is_integer())),
-            "must be >= 0, and a whole number when above 1",
+            (lambda v: v == 0 or (RESOURCE_UNIT <= v <= 1024 and (v <= 1 or float(v).is_integer()))),
+            "must be 0 or at least 0.0001 (Ray's resource unit), and a whole number when above 1",
         ),
         doc="GPUs per trial; 0.25 packs four trials on one GPU",
     ),
@@ -358,49 +365,3 @@ def kind_text(fld: Field) -> str:
     if fld.kind == "ints":
         return f"a non-empty list of integers in [1, {MAX_WIDTH}]"
     return KIND_TEXT[fld.kind]
-
-
-def reference() -> str:
-    """The sweep file's reference table (Markdown), as ``docs/sweep-file.md`` holds it."""
-    lines = [
-        "# Sweep file reference",
-        "",
-        "Generated from `tuner/spec/schema.py` (`python -m tuner.spec > docs/sweep-file.md`); "
-        "a test keeps it in step. Unknown keys are errors.",
-        "",
-    ]
-
-    def table(title: str, fields: dict[str, Field], prefix: str) -> None:
-        lines.extend([f"## {title}", "", "| key | type | default | rule | meaning |", "|---|---|---|---|---|"])
-        for key, fld in fields.items():
-            default = "required" if fld.default is REQUIRED else ("–" if fld.default is None else f"`{fld.default}`")
-            rule = fld.rule or (", ".join(fld.choices) if fld.choices else "")
-            if fld.kind == "name":
-                rule = NAME_RULE
-            cells = [f"`{prefix}{key}`", kind_text(fld), default, rule, fld.doc]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        lines.append("")
-
-    table("Top level", TOP_FIELDS, "")
-    table("data", DATA_FIELDS, "data.")
-    for source, fields in DATA_SOURCE_FIELDS.items():
-        if fields:
-            table(f"data: {source}" if source != "callable" else "data: 'package.module:function'", fields, "data.")
-    table("model (built-in trainer)", MODEL_FIELDS, "model.")
-    for name, fields in MODEL_EXTRA_FIELDS.items():
-        if fields:
-            table(f"model: {name}" if name != "callable" else "model: 'package.module:function'", fields, "model.")
-    table("train (built-in trainer)", TRAIN_FIELDS, "train.")
-    table("search", SEARCH_FIELDS, "search.")
-    table("search.refine", REFINE_FIELDS, "search.refine.")
-    table("scheduler", SCHEDULER_FIELDS, "scheduler.")
-    table("resources", RESOURCES_FIELDS, "resources.")
-    lines += [
-        "## search.parameters.PATH",
-        "",
-        "`{distribution: D, min: A, max: B}` with D one of uniform, log_uniform, one_minus_log_uniform, "
-        "int_uniform, int_log_uniform; or `{values: [...]}`; `grid_points: N` for a grid search. PATH is a "
-        "dotted path into the config (`train.lr`, `model.hidden`; with `function`: into `config`).",
-        "",
-    ]
-    return "\n".join(lines)

@@ -17,11 +17,10 @@ from tuner.errors import NO_VALUE, did_you_mean, problem
 from tuner.models.data import SOURCES
 from tuner.records import BUILTIN_METRICS
 from tuner.spec.functions import function_problem, model_problem
-from tuner.spec.parameters import ParameterRules
+from tuner.spec.parameters import ParameterRules, json_leaves, searched_values
 from tuner.spec.schema import (
     DATA_FIELDS,
     DATA_SOURCE_FIELDS,
-    MAX_TRIALS,
     MODEL_EXTRA_FIELDS,
     MODEL_FIELDS,
     MODELS,
@@ -41,6 +40,15 @@ from tuner.spec.schema import (
 
 CLASSIFICATION_METRICS = ("val_acc", "val_loss", "train_loss")
 REGRESSION_METRICS = ("val_loss", "val_rmse", "val_mae", "val_r2", "train_loss")
+# The task the targets of a built-in source give when train.task is not set (models/data.py:
+# integer class labels, or float values); npz and a function's data: only their arrays tell.
+SOURCE_TASKS = {
+    "digits": "classification",
+    "mnist1d": "classification",
+    "synthetic": "classification",
+    "diabetes": "regression",
+    "regression": "regression",
+}
 
 
 class Validator:
@@ -152,11 +160,15 @@ class Validator:
             model = self.model(top.get("model"))
             train = self.section("train", top.get("train"), TRAIN_FIELDS)
             config = {"model": model, "train": train}
+            source = data.get("name") if data else None
+            task = train.get("task") or (SOURCE_TASKS.get(source) if isinstance(source, str) else None)
             if metric is None:
-                metric = "val_rmse" if train.get("task") == "regression" else "val_acc"
-            self.builtin_metric(metric, train.get("task"))
+                metric = "val_rmse" if task == "regression" else "val_acc"
+            self.builtin_metric(metric, task, None if train.get("task") else source)
         else:
             config = copy.deepcopy(top.get("config") or {})
+            for key, value, rule in json_leaves("config", config):  # searchable, so plain JSON data
+                self.add(key, value, rule)
             if metric is None:
                 self.add("metric", NO_VALUE, "is required with function: the key your function reports to optimise")
         mode = top.get("mode")
@@ -185,16 +197,20 @@ class Validator:
             "seed": config["train"].get("seed", 0) if builtin else top.get("seed", 0),
         }
 
-    def builtin_metric(self, metric: Any, task: str | None) -> None:
+    def builtin_metric(self, metric: Any, task: str | None, source: str | None = None) -> None:
+        """``metric`` must be one the built-in trainer reports for ``task`` (when known: set by
+        train.task, or by the built-in ``source`` whose targets fix it)."""
         known = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(
             task or "", tuple(dict.fromkeys(CLASSIFICATION_METRICS + REGRESSION_METRICS))
         )
         if isinstance(metric, str) and metric not in known:
-            what = f"the built-in trainer ({task})" if task else "the built-in trainer"
+            what = f"the built-in trainer ({task}) reports" if task else "the built-in trainer reports"
+            if task and source:
+                what = f"the built-in trainer reports on {task} data ({source})"
             self.add(
                 "metric",
                 metric,
-                f"is not a metric {what} reports ({did_you_mean(metric, known)}one of {', '.join(known)})",
+                f"is not a metric {what} ({did_you_mean(metric, known)}one of {', '.join(known)})",
             )
 
     def data(self, raw: Any) -> dict[str, Any]:
@@ -269,6 +285,7 @@ class Validator:
         for ref in (
             raw.get("function"),
             *(raw.get(k, {}).get("name") for k in ("model", "data") if isinstance(raw.get(k), dict)),
+            *searched_values(raw, "model.name"),
         ):
             if isinstance(ref, str) and ":" in ref:
                 try:
@@ -289,20 +306,35 @@ class Validator:
         name = raw.get("name", "mlp") if isinstance(raw, dict) else "mlp"
         kind = "callable" if isinstance(name, str) and ":" in name else name
         if isinstance(name, str) and kind not in MODEL_EXTRA_FIELDS:
-            self.add(
-                "model.name",
-                name,
-                f"is not a model ({did_you_mean(name, MODELS)}one of {', '.join(MODELS)} or 'package.module:function')",
-            )
+            self.model_name("model.name", name)
             raw = {k: v for k, v in raw.items() if k != "name"}
         extra = MODEL_EXTRA_FIELDS.get(kind, {}) if isinstance(kind, str) else {}
         out = self.section("model", raw, {**MODEL_FIELDS, **extra})
         if kind == "callable":
-            fn = self.callable("model.name", name)
-            rule = model_problem(fn, name.partition(":")[2], out.get("kwargs")) if fn is not None else None
-            if rule is not None:
-                self.add("model.name", name, rule)
+            self.model_name("model.name", name, out.get("kwargs"))
+            for key, value, rule in json_leaves("model.kwargs", out.get("kwargs") or {}):  # searchable
+                self.add(key, value, rule)
         return out
+
+    def model_name(self, key: str, name: Any, kwargs: Any = None) -> bool:
+        """``name`` must be mlp, cnn or an importable ``package.module:function`` callable as
+        ``fn(input_shape, num_outputs, **kwargs)``: the rule of ``model.name`` and of each of
+        its searched values. False (the problem added) when it is not."""
+        if not isinstance(name, str) or name in MODELS:
+            return True
+        if ":" not in name:
+            self.add(
+                key,
+                name,
+                f"is not a model ({did_you_mean(name, MODELS)}one of {', '.join(MODELS)} or 'package.module:function')",
+            )
+            return False
+        before = len(self.problems)
+        fn = self.callable(key, name)
+        rule = model_problem(fn, name.partition(":")[2], kwargs) if fn is not None else None
+        if rule is not None:
+            self.add(key, name, rule)
+        return len(self.problems) == before
 
     def scheduler(self, raw: Any, config: dict[str, Any], builtin: bool) -> dict[str, Any]:
         out = self.section("scheduler", raw, SCHEDULER_FIELDS)
@@ -360,21 +392,7 @@ class Validator:
             )
         out["num_samples"] = out.get("num_samples") or (1 if method == "grid" else 32)
         if method == "grid" and params and len(params) == len(raw_params):
-            self.grid_fits(params, 1)
+            ParameterRules(self).grid_fits(params, 1)
         out["parameters"] = params
         out["refine"] = refine
         return out
-
-    def grid_fits(self, params: list[Any], repeats: int) -> None:
-        """A grid's trials (its points times ``num_samples``) are as many as a search may run."""
-        size = 1
-        for p in params:  # counted without listing a grid: 10,000 points a parameter are allowed
-            size *= len(p.values) if p.values is not None else (p.grid_points or 1)
-            if size * repeats > MAX_TRIALS:
-                self.add(
-                    "search.parameters",
-                    NO_VALUE,
-                    f"make a grid of more than {MAX_TRIALS:,} trials (points of each parameter multiplied, "
-                    "times num_samples): fewer points, or method random",
-                )
-                return
