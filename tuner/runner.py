@@ -266,7 +266,7 @@ def finish(store: RunStore, meta: RunMeta, started: float, tracker: tracking.Swe
             directory disappeared.
     """
     rounds.check_present(store)
-    run = load_run(store.local)
+    run = load_run(store.local, ended=True)  # the rounds are over, though run.json says running until saved
     errors = failures(run)
     meta.failures = errors
     run.meta = meta
