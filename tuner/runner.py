@@ -198,6 +198,9 @@ def run_sweep(
             tracker,
         )
         return finish(store, meta, started, tracker)
+    except BaseException as e:  # what the run directory is, for --json
+        e.tuner_run_dir = store.location  # type: ignore[attr-defined]
+        raise
     finally:
         store.release(lock)
 

@@ -285,7 +285,9 @@ def test_a_finished_budget_less_run_ends_with_its_trials_finished_in_its_summary
     (run_dir / "sweep.yaml").write_text(yaml.safe_dump(sweep.to_dict(), sort_keys=False))
     meta = load_run(run_dir).meta
     meta.status = RunStatus.RUNNING
-    (run_dir / "run.json").write_text(json.dumps({**json.loads((run_dir / "run.json").read_text()), "status": "running"}))
+    (run_dir / "run.json").write_text(
+        json.dumps({**json.loads((run_dir / "run.json").read_text()), "status": "running"})
+    )
     summary = finish(RunStore.open(run_dir), meta, time.monotonic())
     assert [t.status.value for t in summary.run.trials] == ["finished", "finished"]
     assert summary_json(summary)["trials"] == {"finished": 2} and summary_json(summary)["status"] == "done"
