@@ -16,13 +16,22 @@ from tuner.models.data import load as load_source
 from tuner.spec import Sweep
 from tuner.spec.validate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
+# The fewest training samples the built-in trainer trains on: batch norm cannot normalise a
+# batch of one sample, which is skipped, so one sample would train no batch at all.
+MIN_TRAIN_SAMPLES = 2
 
-def load(sweep: Sweep) -> Dataset | None:
+
+def load(sweep: Sweep, trains_on_split: bool = True) -> Dataset | None:
     """The sweep's data with its test split (None when the sweep names no data).
 
+    ``trains_on_split``: the built-in trainer trains on the training split (a sweep's trials,
+    ``try``, ``retest``), which must hold :data:`MIN_TRAIN_SAMPLES`; False where it trains on
+    train + val (``tuner train``) or does not train (``tuner evaluate``).
+
     Raises:
-        InputError: the data cannot be loaded or is unusable, or the built-in trainer's
-            metric does not fit the data's task (``val_acc`` on regression targets, say).
+        InputError: the data cannot be loaded or is unusable, the built-in trainer's metric
+            does not fit the data's task (``val_acc`` on regression targets, say), or its
+            training split is too small to train a batch.
     """
     if sweep.data is None:
         return None
@@ -39,6 +48,13 @@ def load(sweep: Sweep) -> Dataset | None:
             raise InputError(
                 f"{sweep.source}: metric: {sweep.metric!r} is not reported by the built-in trainer on "
                 f"{data.task} data ({data.name}): one of {', '.join(known)}"
+            )
+        n = len(data.x_train)
+        if trains_on_split and n < MIN_TRAIN_SAMPLES:
+            raise InputError(
+                f"{sweep.source}: data: the training split holds {n} sample{'s' if n != 1 else ''} ({len(data.x_val)} "
+                f"went to validation): the built-in trainer needs at least {MIN_TRAIN_SAMPLES} "
+                "(batch norm cannot normalise a batch of one); lower val_fraction or add samples"
             )
     return data
 

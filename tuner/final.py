@@ -70,7 +70,7 @@ def train(
         )
     if (sweep.data or {}).get("name") == "npz":  # the data file is read as well: never replaced by the model
         check_not_input(output, [sweep.data["path"]])
-    dataset = datasets.load(sweep)
+    dataset = datasets.load(sweep, trains_on_split=False)  # trains on train + val
     assert dataset is not None  # the built-in trainer always has data
     usercode.add_to_path(sweep.base_dir)
     cfg = sweep.base_config()
@@ -195,7 +195,7 @@ def evaluate_file(
         sweep = sweep_with_data(raw, f"{path}: config", data) if data else from_dict(raw, f"{path}: config")
     except InputError as e:
         raise InputError(e.problems[0]) from None
-    dataset = datasets.load(sweep)
+    dataset = datasets.load(sweep, trains_on_split=False)  # no training
     assert dataset is not None and dataset.x_test is not None and dataset.y_test is not None
     if dataset.task != info.task:
         raise InputError(f"{path}: data: {info.task} model, but the data's targets are for {dataset.task}")

@@ -109,8 +109,11 @@ def load_meta(path: Path) -> RunMeta:
     return RunMeta.from_dict(load_json(read_bytes(path, what="run.json"), str(path)), str(path))
 
 
-def load_run(run_dir: str | Path) -> RunDir:
+def load_run(run_dir: str | Path, ended: bool = False) -> RunDir:
     """Read a run directory.
+
+    ``ended``: the run's rounds are over, whatever ``run.json`` still says (its driver reads
+    it to end it, before saving its final status): no trial of it is ``running``.
 
     Raises:
         InputError: the directory is missing, is not a tuner run, or its files are malformed.
@@ -130,7 +133,7 @@ def load_run(run_dir: str | Path) -> RunDir:
     for r in run.meta.rounds:
         folders.setdefault(r.dir, r.index)
     for folder, index in folders.items():
-        unfinished = run.meta.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED)
+        unfinished = not ended and run.meta.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED)
         run.trials.extend(load_trials(path / folder, index, run.sweep.max_t, run.unreadable, unfinished))
     run.trials = _one_a_trial(run.trials, run.unreadable)
     _check_params(run)

@@ -58,13 +58,17 @@ def resume_sweep(
     asked = address
     address = resolve(address, num_cpus)
     store = RunStore.open(run_dir)
-    run = load_run(store.local)
-    meta = run.meta
-    if meta.status == RunStatus.DONE:
-        raise InputError(f"{run_dir}: the run is done already; nothing to resume")
-    check_output(store.local / RUN_FILE, "RUN_DIR")  # a read-only run cannot be resumed: said before Ray starts
-    DriverLock.check_free(store.local)  # another driver runs or resumes it: refused before anything starts
-    return _resume(store, run, address, asked, num_cpus, write, progress_every_s, started)
+    try:
+        run = load_run(store.local)
+        meta = run.meta
+        if meta.status == RunStatus.DONE:
+            raise InputError(f"{run_dir}: the run is done already; nothing to resume")
+        check_output(store.local / RUN_FILE, "RUN_DIR")  # a read-only run cannot be resumed: said before Ray starts
+        DriverLock.check_free(store.local)  # another driver runs or resumes it: refused before anything starts
+        return _resume(store, run, address, asked, num_cpus, write, progress_every_s, started)
+    except BaseException as e:  # what the run directory is, for --json
+        e.tuner_run_dir = store.location  # type: ignore[attr-defined]
+        raise
 
 
 def _resume(

@@ -198,6 +198,9 @@ def run_sweep(
             tracker,
         )
         return finish(store, meta, started, tracker)
+    except BaseException as e:  # what the run directory is, for --json
+        e.tuner_run_dir = store.location  # type: ignore[attr-defined]
+        raise
     finally:
         store.release(lock)
 
@@ -266,7 +269,7 @@ def finish(store: RunStore, meta: RunMeta, started: float, tracker: tracking.Swe
             directory disappeared.
     """
     rounds.check_present(store)
-    run = load_run(store.local)
+    run = load_run(store.local, ended=True)  # the rounds are over, though run.json says running until saved
     errors = failures(run)
     meta.failures = errors
     run.meta = meta

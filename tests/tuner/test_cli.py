@@ -72,7 +72,7 @@ def test_bad_sweep_exits_2_with_one_line_a_problem_and_no_traceback(
         (["space", "x.yaml", "-n", "0"], "tuner space: argument -n: 0 must be >= 1"),
         (["export", "r", "--format", "xml"], "tuner export: argument --format: invalid choice: 'xml'"),
         (["frobnicate"], "tuner: argument COMMAND: invalid choice: 'frobnicate'"),
-        (["run", "x.yaml", "--bogus"], "tuner: unrecognized arguments: --bogus"),
+        (["run", "x.yaml", "--bogus"], "tuner run: unrecognized arguments: --bogus (see tuner run --help)"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(args: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -508,6 +508,20 @@ def test_retest_every_with_fail_on_drift_stops_at_the_first_drift(
     assert capsys.readouterr().out.count("next retest in 30s") == 1
 
 
+def test_retest_every_stops_once_its_reader_is_gone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tuner retest EXPORT --every 1h | head -1`: nobody reads the retests any more."""
+    from tests.tuner.test_streams import gone_reader
+
+    calls, sleeps = fake_retests(monkeypatch, [False, False, False])
+    gone = gone_reader()
+    monkeypatch.setattr(sys, "stdout", gone)
+    assert main(["retest", "best.yaml", "--every", "1h"]) == 0
+    assert len(calls) == 1 and sleeps == []
+    assert capsys.readouterr().err == ""
+
+
 def test_ctrl_c_during_a_retest_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     def retest(export: str, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
@@ -550,3 +564,118 @@ def test_space_prints_strict_json(write_sweep: Callable[..., Path], capsys: pyte
     assert main(["space", str(path), "-n", "3"]) == 0
     for line in capsys.readouterr().out.splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+
+
+# -- a subcommand's usage errors; --json when the run is not done; nothing searched -------------
+
+
+def test_an_unknown_argument_of_a_command_is_told_against_that_command(
+    write_sweep: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_sweep()
+    assert main(["validate", str(path), "--bogus"]) == 2
+    assert capsys.readouterr().err == "tuner validate: unrecognized arguments: --bogus (see tuner validate --help)\n"
+    assert main(["space", str(path), "-n", "2", "x", "y"]) == 2
+    assert capsys.readouterr().err == "tuner space: unrecognized arguments: x y (see tuner space --help)\n"
+    assert main(["--bogus", "validate", str(path)]) == 2  # the top level's own
+    assert capsys.readouterr().err == "tuner: unrecognized arguments: --bogus (see tuner --help)\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "SWEEP", "--set", "train.lr=0", "--json"],
+        ["run", "SWEEP", "--json", "--num-samples", "0"],  # a usage error
+        ["resume", "MISSING", "--json"],
+    ],
+)
+def test_json_on_bad_input_is_a_json_object_on_stdout(
+    args: list[str], write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, missing = str(write_sweep()), str(tmp_path / "missing")
+    args = [path if a == "SWEEP" else missing if a == "MISSING" else a for a in args]
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert result == {
+        "status": "bad_input",
+        "run_dir": missing if args[0] == "resume" else None,
+        "problems": err.splitlines(),
+    }
+    assert len(result["problems"]) == 1 and out.count("\n") == 1
+
+
+def test_json_on_a_failed_run_is_a_json_object_on_stdout(
+    write_sweep: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tuner.errors import RunError
+
+    def run_sweep(*args: Any, **kwargs: Any) -> Any:
+        e = RunError("the run failed: no trial produced a result (2 of 2 trials failed)", ["2 trials: boom", "logs"])
+        e.tuner_run_dir = "runs/tiny"  # type: ignore[attr-defined]
+        raise e
+
+    monkeypatch.setattr("tuner.runner.run_sweep", run_sweep)
+    assert main(["run", str(write_sweep()), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {
+        "status": "failed",
+        "run_dir": "runs/tiny",
+        "error": "the run failed: no trial produced a result (2 of 2 trials failed)",
+        "errors": ["2 trials: boom", "logs"],
+    }
+    assert err.splitlines()[0] == "tuner: the run failed: no trial produced a result (2 of 2 trials failed)"
+    assert main(["run", str(write_sweep()), "--quiet"]) == 1 and capsys.readouterr().out == ""  # only with --json
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt(), ZeroDivisionError("x")])
+def test_json_on_an_interrupted_run_or_a_bug_is_a_json_object_on_stdout(
+    raised: BaseException,
+    write_sweep: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    def run_sweep(*args: Any, **kwargs: Any) -> Any:
+        raise raised
+
+    monkeypatch.setattr("tuner.runner.run_sweep", run_sweep)
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    code = main(["run", str(write_sweep()), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    if isinstance(raised, KeyboardInterrupt):
+        assert code == 130 and result == {"status": "interrupted", "run_dir": None}
+    else:
+        assert code == 1 and result["status"] == "failed" and result["errors"] == []
+        assert result["error"].startswith("internal error: ZeroDivisionError: x (a bug in tuner; the traceback is in ")
+
+
+def test_a_grid_or_an_export_with_nothing_searched_is_one_configuration(
+    write_sweep: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`validate` said 1 trial, and `space -n 1000` printed 1000 `{}`."""
+    grid = write_sweep(**{"search.method": "grid", "search.num_samples": 1, "search.parameters": {}})
+    assert main(["validate", str(grid)]) == 0 and ", 1 trials," in capsys.readouterr().out
+    assert main(["space", str(grid), "-n", "1000"]) == 0
+    assert capsys.readouterr().out == "{}\n"
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7))])
+    assert main(["export", str(run_dir)]) == 0
+    capsys.readouterr()
+    assert main(["space", str(run_dir / "best.yaml"), "-n", "3"]) == 0
+    assert capsys.readouterr().out == "{}\n"
+    random = write_sweep(**{"search.parameters": {}}, name="random.yaml")  # nothing searched: one
+    assert main(["space", str(random), "-n", "3"]) == 0
+    assert capsys.readouterr().out == "{}\n"
+
+
+def test_a_training_split_of_one_sample_is_refused_before_training(
+    write_sweep: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With one training sample, `tuner try` trained no batch (batch norm drops a batch of one)
+    and reported `train_loss 0`."""
+    path = write_sweep(**{"data.n_samples": 20, "data.val_fraction": 0.93})
+    assert main(["try", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"{path}: data: the training split holds 1 sample (15 went to validation): the built-in trainer needs "
+        "at least 2 (batch norm cannot normalise a batch of one); lower val_fraction or add samples\n"
+    )

@@ -254,3 +254,43 @@ def test_a_trial_whose_process_tuner_ended_for_its_silence_says_so(tmp_path: Pat
     assert trial_error(error) == "no report within 4 s (trial_timeout): stopped as hung"
     error.write_text("Failure # 2 (occurred at x)\ntuner.trial.TrialError: ValueError: boom (in fit, at t.py:3)\n")
     assert trial_error(error) == "ValueError: boom (in fit, at t.py:3)"
+
+
+def test_a_finished_budget_less_run_ends_with_its_trials_finished_in_its_summary_and_export(tmp_path: Path) -> None:
+    """A function sweep with no stated budget: the driver reads the run to end it while
+    ``run.json`` still says ``running``; its trials were all ``running`` in the summary,
+    ``--json`` and the export's ``top``, though the run was done."""
+    import time
+
+    import yaml
+
+    from tuner.cli.sweep import summary_json
+    from tuner.records import RunStatus
+    from tuner.runner import finish
+    from tuner.spec import from_dict
+    from tuner.storage import RunStore
+
+    run_dir = make_run(tmp_path, [({"x": 0.1}, epochs(0.5, 0.6)), ({"x": 0.2}, epochs(0.7, 0.8))])
+    raw = {
+        "name": "f",
+        "metric": "val_acc",
+        "mode": "max",
+        "function": "nomod:fit",
+        "config": {"x": 1.0},
+        "search": {"num_samples": 2, "parameters": {"x": {"distribution": "uniform", "min": 0, "max": 1}}},
+        "scheduler": {"name": "none"},
+    }
+    sweep = from_dict(raw, source="f.yaml", offline=True)
+    assert sweep.max_t is None
+    (run_dir / "sweep.yaml").write_text(yaml.safe_dump(sweep.to_dict(), sort_keys=False))
+    meta = load_run(run_dir).meta
+    meta.status = RunStatus.RUNNING
+    (run_dir / "run.json").write_text(
+        json.dumps({**json.loads((run_dir / "run.json").read_text()), "status": "running"})
+    )
+    summary = finish(RunStore.open(run_dir), meta, time.monotonic())
+    assert [t.status.value for t in summary.run.trials] == ["finished", "finished"]
+    assert summary_json(summary)["trials"] == {"finished": 2} and summary_json(summary)["status"] == "done"
+    top = yaml.safe_load((run_dir / "best.yaml").read_text())["top"]
+    assert [t["status"] for t in top] == ["finished", "finished"]
+    assert [t.status.value for t in load_run(run_dir).trials] == ["finished", "finished"]  # as a later read says

@@ -7,6 +7,7 @@ exit; numbers are checked as they are parsed (finite, within bounds).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from tuner import __version__
 from tuner.arguments import parse_integer, parse_number
@@ -20,6 +21,19 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+class _CommandParser(_Parser):
+    """A command's parser: an argument it does not know is told against it (``tuner validate:
+    unrecognized arguments: ...``), not against ``tuner``, which would otherwise hear of it."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
 
 def _address(p: argparse.ArgumentParser) -> None:
@@ -47,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hyperparameter sweeps of PyTorch batch-norm networks on Ray Tune. Docs: docs/ in the repository.",
     )
     parser.add_argument("--version", action="version", version=f"tuner {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run a sweep file on Ray and export the best configuration")
     p.add_argument("sweep", help="the sweep file (YAML), or an export file (runs its best configuration)")

@@ -7,6 +7,7 @@ import argparse
 
 from tuner.cli.status import EXIT_DRIFT, EXIT_OK
 from tuner.errors import printable
+from tuner.streams import output_lost
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -40,6 +41,8 @@ def cmd_retest(args: argparse.Namespace) -> int:
         if every is None:
             return EXIT_OK
         print(f"next retest in {args.every}", flush=True)
+        if output_lost():  # the reader is gone (`| head`) or the output unwritable: no retests unseen
+            return EXIT_OK
         try:
             time.sleep(every)
         except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from typing import Any
 
 from tuner.cli.status import EXIT_OK
 from tuner.errors import InputError, RunError, printable
+from tuner.streams import output_lost
 
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
@@ -64,6 +65,16 @@ def summary_json(summary: Any) -> dict[str, Any]:
             else None,
         }
     )
+
+
+def outcome_json(status: str, run_dir: str | None, **fields: Any) -> str:
+    """The machine-readable end (``--json``) of a run that was not done: ``status``
+    (``failed``, ``bad_input`` or ``interrupted``), its run directory (None when none was
+    made) and ``fields`` (``error`` and ``errors``; ``problems``), the keys of
+    :func:`summary_json` that apply."""
+    from tuner.files import dumps_json
+
+    return dumps_json({"status": status, "run_dir": None if run_dir is None else str(run_dir), **fields})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -145,6 +156,8 @@ def cmd_space(args: argparse.Namespace) -> int:
     out = sys.stdout
     for config in sample(sweep.search.parameters, sweep.search.method, args.n, seed, sweep.metric, sweep.mode):
         out.write(dumps_json(config) + "\n")  # strict JSON, as every file tuner writes
+        if output_lost():  # the reader is gone (`| head`) or the output unwritable: no more draws
+            break
     out.flush()
     return EXIT_OK
 

@@ -47,14 +47,14 @@ class RoundSampler:
 
     def draw(self, key: str = "") -> dict[str, Any] | None:
         """The next configuration (None when a grid is exhausted); ``key`` names the trial, so
-        that TPE can be told its result (:meth:`tell`)."""
-        if not self.params:
-            return {}
+        that TPE can be told its result (:meth:`tell`). A grid of no parameters is one point."""
         if self.method == "grid":
             if self._grid is None:
                 self._grid = iter(itertools.product(*(p.grid() for p in self.params)))
             point = next(self._grid, None)
             return None if point is None else {p.path: v for p, v in zip(self.params, point)}
+        if not self.params:
+            return {}
         if self.method == "tpe":
             return self._tpe_draw(key)
         return {p.path: p.sample(self.rng) for p in self.params}
@@ -98,9 +98,10 @@ def sample(
     params: Sequence[Parameter], method: str, n: int, seed: int, metric: str = "val_acc", mode: str = "max"
 ) -> Iterator[dict[str, Any]]:
     """The first ``n`` configurations the first round with this seed hands its trials, one at a
-    time, without Ray (``tuner space`` streams them). A grid gives at most its points."""
+    time, without Ray (``tuner space`` streams them). A grid gives at most its points; with
+    nothing searched (no parameters: an export file's configuration), there is one."""
     sampler = RoundSampler(params, method, seed, mode)
-    for i in range(n):
+    for i in range(n if params else min(n, 1)):
         config = sampler.draw(f"space-{i}")
         if config is None:
             return

@@ -5,7 +5,8 @@ pace (a meta refresh) while ``run.json`` says ``running``; once the run is done,
 interrupted, the page is written a last time without the refresh and the watch ends. So it
 does when ``run.json`` still says ``running`` but the run's driver is gone (killed: no process
 holds its lock, :func:`tuner.lock.driver_state`), with a line saying to resume it. Ctrl-C ends
-it too (the page on disk is whole: each write is atomic).
+it too (the page on disk is whole: each write is atomic), and so does a reader of its lines
+that went away (``| head``): nothing is left to tell of the rewrites.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tuner.errors import printable, warn_stderr
 from tuner.lock import driver_state
 from tuner.records import RunStatus
 from tuner.report import write
+from tuner.streams import output_lost
 
 
 def watch(
@@ -57,6 +59,8 @@ def watch(
                 )
                 return path
             say(printable(f"report: {path} (the run is going: rewritten every {refresh} s; Ctrl-C stops)"))
+            if output_lost():  # the reader is gone (`| head`), or the output unwritable: the watch ends
+                return path
             sleep(every)
     except KeyboardInterrupt:
         say("stopped")

@@ -120,3 +120,16 @@ def test_a_lock_no_process_holds_is_a_driver_gone(tmp_path: Path) -> None:
     said: list[str] = []
     watch(run_dir, None, 1, say=said.append, sleep=lambda s: pytest.fail("slept"))
     assert said[-1] == f"the run's driver is not running (it was killed?): continue it with tuner resume {run_dir}"
+
+
+def test_a_reader_gone_ends_the_watch_after_its_rewrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tuner report RUN --watch | head -1` rewrote the page forever into a pipe nobody read."""
+    import sys
+
+    from tests.tuner.test_streams import gone_reader
+
+    run_dir = write_run(tmp_path, [], status="running")
+    gone = gone_reader()
+    monkeypatch.setattr(sys, "stdout", gone)
+    page = watch(run_dir, None, 1, say=lambda line: None, sleep=lambda s: pytest.fail("slept"))
+    assert page.is_file() and 'http-equiv="refresh"' in page.read_text()  # the run still goes on
