@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import re
 import sys
@@ -50,24 +51,40 @@ class _Filter(logging.Filter):
         super().__init__("tuner")
         self.path: Path | None = None
         self._file: logging.FileHandler | None = None
+        self._shown: dict[tuple[str, int, str], float] = {}  # a console line: when it was last shown
+        self._last: tuple[logging.LogRecord, bool] | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self._last is not None and self._last[0] is record:  # the same record at another handler
+            return self._last[1]
+        shown = self._filter(record)
+        self._last = (record, shown)
+        return shown
+
+    def _filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a record whose arguments do not format: shown as Ray made it
             return True
         said = SAID_BY_TUNER.match(message) is not None
         if not said and record.exc_info is None and "\n" not in message:
-            return True
+            return self._first_in_a_while(record, message)
         where = self._keep(record)
         if said:
             return False
-        record.msg, record.args, record.exc_info, record.exc_text = (
-            f"{message.splitlines()[0] if message.strip() else record.levelname} (the rest: {where})",
-            None,
-            None,
-            None,
-        )
+        first = message.splitlines()[0] if message.strip() else record.levelname
+        record.msg, record.args, record.exc_info, record.exc_text = (f"{first} (the rest: {where})", None, None, None)
+        return self._first_in_a_while(record, first)
+
+    def _first_in_a_while(self, record: logging.LogRecord, line: str) -> bool:
+        """Whether to show ``line`` on the console: not when the same line was shown within
+        :data:`_SAID_S` (Ray repeats a failing upload's warning every half second; the log
+        file keeps every one of them)."""
+        key = (record.name, record.levelno, line)
+        now = time.monotonic()
+        if now - self._shown.get(key, -math.inf) < _SAID_S:
+            return False
+        self._shown[key] = now
         return True
 
     def _keep(self, record: logging.LogRecord) -> str:

@@ -118,3 +118,25 @@ def test_install_puts_tuner_in_the_way_of_rays_driver_printing_once(monkeypatch:
     logs.install()
     assert isinstance(ray_worker.print_to_stdstream, logs._Streams)
     assert ray_worker.print_to_stdstream.ray_print is original
+
+
+def test_a_line_ray_repeats_is_shown_once_a_minute_and_kept_whole_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk makes Ray's syncer warn every half second, each with a traceback: the
+    console gets its first line once (the log file every one), and a record seen by two
+    handlers is judged once."""
+    monkeypatch.setenv("TUNER_LOG_DIR", str(tmp_path))
+    monkeypatch.setattr(logs, "_FILTER", logs._Filter())
+    f = logs._FILTER
+    sync = "Last sync command failed with the following error:\nTraceback (most recent call last):\nOSError: 28"
+    first = record(sync, name="ray.train._internal.syncer")
+    assert f.filter(first) and f.filter(first)  # a second handler of the same record: the same verdict
+    assert first.getMessage().startswith("Last sync command failed with the following error: (the rest: ")
+    for _ in range(5):
+        assert not f.filter(record(sync, name="ray.train._internal.syncer"))
+    assert f.path is not None and f.path.read_text().count("Last sync command failed") == 6
+    assert f.filter(record("a plain warning")) and not f.filter(record("a plain warning"))
+    assert f.filter(record("another warning"))
+    monkeypatch.setattr(logs, "_SAID_S", 0.0)  # a minute later: shown again
+    assert f.filter(record(sync, name="ray.train._internal.syncer"))
