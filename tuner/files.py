@@ -50,6 +50,11 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, target)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:  # a full disk fails the write itself: say which file it was
+            raise OSError(e.errno, e.strerror, str(target)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

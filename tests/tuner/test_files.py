@@ -101,3 +101,26 @@ def test_json_that_repeats_a_key_or_holds_a_huge_int_is_bad_input(text: str, exp
 def test_json_within_the_limits_reads_as_before() -> None:
     big = "-" + "9" * 4300
     assert load_json('{"a": ' + big + ', "b": [{"c": NaN}, {"c": 1}]}', "e.json")["a"] == int(big)
+
+
+def test_a_write_the_disk_refuses_names_its_file_and_leaves_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk fails the write itself (errno ENOSPC, no file name): the error names the
+    file being written, the file keeps its old content, and no temporary file stays."""
+    import errno
+    import os
+
+    from tuner.files import write_text
+
+    target = tmp_path / "run.json"
+    target.write_text("old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as caught:
+        write_text(target, "new")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["run.json"]
