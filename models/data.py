@@ -39,6 +39,16 @@ import numpy as np
 
 SOURCES = ("digits", "mnist1d", "synthetic", "diabetes", "regression", "npz")
 TASKS = ("classification", "regression")
+# The task a built-in source's targets give (integer class labels, or float values): what a
+# sweep's metric is checked against before any data is loaded; npz files and a function's data
+# tell only by their arrays.
+SOURCE_TASKS = {
+    "digits": "classification",
+    "mnist1d": "classification",
+    "synthetic": "classification",
+    "diabetes": "regression",
+    "regression": "regression",
+}
 MAX_CLASSES = 100_000  # a class index beyond this is a mistake, not a 10^9-way output layer
 MAX_ELEMENTS = 2_000_000_000  # values in all arrays together (8 GB of float32)
 

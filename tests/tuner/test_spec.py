@@ -668,8 +668,7 @@ def test_classification_sources_refuse_a_regression_metric() -> None:
 
 
 def test_the_task_of_each_builtin_source_is_what_its_targets_give() -> None:
-    from tuner.models.data import load
-    from tuner.spec.validate import SOURCE_TASKS
+    from tuner.models.data import SOURCE_TASKS, load
 
     for name, task in SOURCE_TASKS.items():
         if name != "mnist1d":  # generated and cached: its labels are class indices as digits' are

@@ -14,7 +14,7 @@ from typing import Any
 
 from tuner import usercode
 from tuner.errors import NO_VALUE, did_you_mean, problem
-from tuner.models.data import SOURCES
+from tuner.models.data import SOURCE_TASKS, SOURCES
 from tuner.records import BUILTIN_METRICS
 from tuner.spec.functions import function_problem, model_problem
 from tuner.spec.parameters import ParameterRules, json_leaves, searched_values
@@ -40,15 +40,6 @@ from tuner.spec.schema import (
 
 CLASSIFICATION_METRICS = ("val_acc", "val_loss", "train_loss")
 REGRESSION_METRICS = ("val_loss", "val_rmse", "val_mae", "val_r2", "train_loss")
-# The task the targets of a built-in source give when train.task is not set (models/data.py:
-# integer class labels, or float values); npz and a function's data: only their arrays tell.
-SOURCE_TASKS = {
-    "digits": "classification",
-    "mnist1d": "classification",
-    "synthetic": "classification",
-    "diabetes": "regression",
-    "regression": "regression",
-}
 
 
 class Validator:
