@@ -17,8 +17,9 @@ from tuner.spec import Sweep
 from tuner.spec.validate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 
-def load(sweep: Sweep) -> Dataset | None:
-    """The sweep's data with its test split (None when the sweep names no data).
+def load(sweep: Sweep, check_metric: bool = True) -> Dataset | None:
+    """The sweep's data with its test split (None when the sweep names no data);
+    ``check_metric``: the built-in trainer's metric checked against the data's task.
 
     Raises:
         InputError: the data cannot be loaded or is unusable, or the built-in trainer's
@@ -33,6 +34,17 @@ def load(sweep: Sweep) -> Dataset | None:
         raise InputError(f"{sweep.source}: data: {e}") from None
     except MemoryError:
         raise InputError(f"{sweep.source}: data: too large to load into memory") from None
+    if check_metric:
+        fits(sweep, data)
+    return data
+
+
+def fits(sweep: Sweep, data: Dataset) -> None:
+    """Refuse a built-in trainer's metric that it does not report on ``data``'s task.
+
+    Raises:
+        InputError: one line naming the metric, the data's task and the metrics it has.
+    """
     if sweep.builtin:
         known = CLASSIFICATION_METRICS if data.task == "classification" else REGRESSION_METRICS
         if sweep.metric not in known:
@@ -40,7 +52,6 @@ def load(sweep: Sweep) -> Dataset | None:
                 f"{sweep.source}: metric: {sweep.metric!r} is not reported by the built-in trainer on "
                 f"{data.task} data ({data.name}): one of {', '.join(known)}"
             )
-    return data
 
 
 def fingerprint(data: Dataset | None) -> dict[str, Any] | None:

@@ -67,8 +67,8 @@ def summary_json(summary: Any) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tuner.export_file import load_sweep
     from tuner.runner import run_sweep
-    from tuner.spec import load_sweep
     from tuner.storage import check_storage
 
     if args.mlflow_experiment is not None and args.mlflow_uri is None:
@@ -97,8 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_try(args: argparse.Namespace) -> int:
+    from tuner.export_file import load_sweep
     from tuner.local import try_trial
-    from tuner.spec import load_sweep
 
     sweep = load_sweep(args.sweep, _overrides(args))
     try:
@@ -119,8 +119,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from tuner.export_file import load_sweep
     from tuner.space import grid_size
-    from tuner.spec import load_sweep
 
     sweep = load_sweep(args.sweep, _overrides(args))
     s = sweep.search
@@ -136,8 +136,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_space(args: argparse.Namespace) -> int:
+    from tuner.export_file import load_sweep
     from tuner.ray.search import sample
-    from tuner.spec import load_sweep
 
     sweep = load_sweep(args.sweep)
     seed = sweep.search.seed if args.seed is None else args.seed
