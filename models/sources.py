@@ -188,14 +188,47 @@ def from_function(ref: str, kwargs: Mapping[str, Any], resolve: Callable[[str], 
         raise
     except BaseException as e:  # the user's function failed (sys.exit() included): its error, one line
         raise DataError(f"{ref}: the data function raised {_first_line(e)}") from None
+    try:  # the returned object is the user's too: its accessors may raise anything
+        return _returned_arrays(ref, out)
+    except DataError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        raise DataError(f"{ref}: what the data function returned cannot be read: {_first_line(e)}") from None
+
+
+def _returned_arrays(ref: str, out: Any) -> tuple[Any, ...]:
+    """``x_train, y_train, x_test, y_test`` of what a data function returned: a :class:`Dataset`
+    (its train and val splits joined) or a mapping of :data:`NPZ_KEYS`.
+
+    Raises:
+        DataError: not one of those, or a Dataset whose splits are not arrays that can be
+            joined (x_val and x_train of one sample shape, each x as long as its y).
+    """
     if isinstance(out, Dataset):
         if out.x_test is None or out.y_test is None:
             raise DataError(f"{ref}: the Dataset returned must hold its test split")
+        splits = {k: getattr(out, k) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        for key, value in splits.items():
+            if not isinstance(value, np.ndarray) or value.ndim == 0:
+                raise DataError(
+                    f"{ref}: the Dataset's {key} must be a numpy array of samples, not {type(value).__name__}"
+                )
+        for x, y in (("x_train", "y_train"), ("x_val", "y_val"), ("x_test", "y_test")):
+            if len(splits[x]) != len(splits[y]):
+                raise DataError(f"{ref}: the Dataset's {x} holds {len(splits[x])} samples, its {y} {len(splits[y])}")
+        for a, b in (("x_val", "x_train"), ("y_val", "y_train"), ("x_test", "x_train"), ("y_test", "y_train")):
+            if splits[a].shape[1:] != splits[b].shape[1:]:
+                raise DataError(
+                    f"{ref}: the Dataset's {a} has samples of shape {splits[a].shape[1:]}, its {b} "
+                    f"{splits[b].shape[1:]}: every split must have one shape"
+                )
         return (
-            np.concatenate([out.x_train, out.x_val]),
-            np.concatenate([out.y_train, out.y_val]),
-            out.x_test,
-            out.y_test,
+            np.concatenate([splits["x_train"], splits["x_val"]]),
+            np.concatenate([splits["y_train"], splits["y_val"]]),
+            splits["x_test"],
+            splits["y_test"],
         )
     if not isinstance(out, Mapping) or any(k not in out for k in NPZ_KEYS):
         raise DataError(

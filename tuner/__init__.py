@@ -62,7 +62,7 @@ def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> Sweep:
     """Read and validate a sweep file (``InputError`` lists every problem); ``overrides`` are
     dotted keys, e.g. ``load_sweep("s.yaml", **{"search.num_samples": 8})``."""
     from tuner import arguments
-    from tuner.spec import load_sweep as _load
+    from tuner.export_file import load_sweep as _load
 
     return _load(arguments.path(path, "path"), overrides)
 
@@ -72,8 +72,8 @@ def _sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, overrides:
 
     from tuner import arguments
     from tuner.errors import InputError, show
+    from tuner.export_file import load_sweep as _load
     from tuner.spec import Sweep, apply_overrides, from_dict
-    from tuner.spec import load_sweep as _load
 
     if not isinstance(sweep, (Sweep, Mapping, str, os.PathLike)):
         raise InputError(f"sweep: {show(sweep, 40)} must be a sweep file's path, a mapping in its form or a Sweep")

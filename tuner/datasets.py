@@ -21,12 +21,13 @@ from tuner.spec.validate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 MIN_TRAIN_SAMPLES = 2
 
 
-def load(sweep: Sweep, trains_on_split: bool = True) -> Dataset | None:
+def load(sweep: Sweep, trains_on_split: bool = True, check_metric: bool = True) -> Dataset | None:
     """The sweep's data with its test split (None when the sweep names no data).
 
     ``trains_on_split``: the built-in trainer trains on the training split (a sweep's trials,
     ``try``, ``retest``), which must hold :data:`MIN_TRAIN_SAMPLES`; False where it trains on
-    train + val (``tuner train``) or does not train (``tuner evaluate``).
+    train + val (``tuner train``) or does not train (``tuner evaluate``). ``check_metric``: the
+    built-in trainer's metric checked against the data's task (:func:`fits`).
 
     Raises:
         InputError: the data cannot be loaded or is unusable, the built-in trainer's metric
@@ -42,6 +43,25 @@ def load(sweep: Sweep, trains_on_split: bool = True) -> Dataset | None:
         raise InputError(f"{sweep.source}: data: {e}") from None
     except MemoryError:
         raise InputError(f"{sweep.source}: data: too large to load into memory") from None
+    if check_metric:
+        fits(sweep, data)
+    if sweep.builtin and trains_on_split:
+        n = len(data.x_train)
+        if n < MIN_TRAIN_SAMPLES:
+            raise InputError(
+                f"{sweep.source}: data: the training split holds {n} sample{'s' if n != 1 else ''} ({len(data.x_val)} "
+                f"went to validation): the built-in trainer needs at least {MIN_TRAIN_SAMPLES} "
+                "(batch norm cannot normalise a batch of one); lower val_fraction or add samples"
+            )
+    return data
+
+
+def fits(sweep: Sweep, data: Dataset) -> None:
+    """Refuse a built-in trainer's metric that it does not report on ``data``'s task.
+
+    Raises:
+        InputError: one line naming the metric, the data's task and the metrics it has.
+    """
     if sweep.builtin:
         known = CLASSIFICATION_METRICS if data.task == "classification" else REGRESSION_METRICS
         if sweep.metric not in known:
@@ -49,14 +69,6 @@ def load(sweep: Sweep, trains_on_split: bool = True) -> Dataset | None:
                 f"{sweep.source}: metric: {sweep.metric!r} is not reported by the built-in trainer on "
                 f"{data.task} data ({data.name}): one of {', '.join(known)}"
             )
-        n = len(data.x_train)
-        if trains_on_split and n < MIN_TRAIN_SAMPLES:
-            raise InputError(
-                f"{sweep.source}: data: the training split holds {n} sample{'s' if n != 1 else ''} ({len(data.x_val)} "
-                f"went to validation): the built-in trainer needs at least {MIN_TRAIN_SAMPLES} "
-                "(batch norm cannot normalise a batch of one); lower val_fraction or add samples"
-            )
-    return data
 
 
 def fingerprint(data: Dataset | None) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from tuner.lock import driver_state
 from tuner.outputs import check_not_input, check_output
 from tuner.records import EXPORT_FILE, Export, RetestEntry, RunStatus, TopEntry, history_path, now
 from tuner.results import RunDir, load_run
-from tuner.space import get_path
+from tuner.space import get_path, same_value
 from tuner.spec import Sweep, from_dict
 
 FORMATS = ("yaml", "json")
@@ -221,6 +221,27 @@ def load(path: str | os.PathLike[str], check_code: bool = True) -> tuple[Export,
     return validate(parsed, str(path), p.parent, check_code)
 
 
+def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Sweep:
+    """A sweep file, or an export file (its ``config``, :func:`tuner.spec.load_sweep`) once the
+    export has been checked in full (:func:`validate`): ``tuner run EXPORT`` trains the
+    configuration ``tuner train`` and ``tuner retest`` would, or nothing.
+
+    Raises:
+        InputError: every problem of the file, one line each.
+    """
+    from tuner.spec import load_sweep as load_spec
+
+    p = Path(path)
+    try:
+        data = read_bytes(p, what="sweep file")
+        parsed = load_json(data, str(path)) if p.suffix == ".json" else load_yaml(data, str(path))
+    except InputError:
+        parsed = None  # the sweep's own reader says what is wrong
+    if isinstance(parsed, dict) and all(k in parsed for k in ("config", "params", "score", "metric")):
+        validate(parsed, str(path), p.parent)
+    return load_spec(path, overrides)
+
+
 def validate(data: Any, source: str, base_dir: Path, check_code: bool = True) -> tuple[Export, Sweep]:
     """An export's parsed content checked against its schema: every section's keys, types,
     ranges and finite numbers (:func:`tuner.records.export_schema.check_export`), its ``config`` as a
@@ -243,16 +264,69 @@ def validate(data: Any, source: str, base_dir: Path, check_code: bool = True) ->
             f"{source}: metric/mode: {export.metric} {export.mode} differ from config's {sweep.metric} {sweep.mode}"
         )
     entries = [("params", export.params)] + [(f"top[{i}].params", t.params) for i, t in enumerate(export.top)]
+    invalid: set[str] = set()
     for where, params in entries:
         try:
             check_params(params, sweep, f"{source}: {where}", base_dir, check_code)
         except InputError as e:
             problems.extend(e.problems)
+            invalid.add(where)
         if len(problems) >= 100:
             break
+    if not invalid & {"params", "top[0].params"}:  # what is compared has been named already
+        problems.extend(consistency(export, sweep, source))
     if problems:
-        raise InputError(problems)
+        raise InputError(problems[:100])
     return export, sweep
+
+
+def consistency(export: Export, sweep: Sweep, source: str) -> list[str]:
+    """Every place where an export disagrees with itself: ``config`` must be the configuration
+    with ``params`` applied (each of its values at a parameter's path the parameter's), and the
+    best of ``top`` (``top[0]``; a retest re-orders ``top`` and moves ``params`` to its new best
+    alike) must have ``params``'s values. ``tuner train`` and ``tuner run`` train ``config``,
+    ``tuner retest`` trains ``top``: an export whose parts disagree would train another
+    configuration than the one it names.
+
+    Returns:
+        One line a mismatch, naming the key and both values.
+    """
+    problems: list[str] = []
+    base = sweep.base_config()
+    inside = "config." if sweep.builtin else "config.config."
+    for key, value in list(export.params.items())[:1000]:
+        if not isinstance(key, str):
+            continue  # check_params names it
+        try:
+            have = get_path(base, key)
+        except (KeyError, TypeError):
+            continue  # check_params names it
+        if not same(value, have):
+            problems.append(
+                f"{source}: params.{key[:60]}: {show(value, 60)} differs from {inside}{key[:60]} {show(have, 60)} "
+                "(config must be the configuration with params applied)"
+            )
+    if export.top:
+        best = export.top[0].params
+        for key in list(dict.fromkeys([*export.params, *best]))[:1000]:
+            if key not in best or key not in export.params or not same(best[key], export.params[key]):
+                mine = show(best[key], 60) if key in best else "absent"
+                theirs = show(export.params[key], 60) if key in export.params else "absent"
+                problems.append(
+                    f"{source}: top[0].params.{str(key)[:60]}: {mine} differs from params.{str(key)[:60]} {theirs} "
+                    "(top[0] is the best configuration: its params must be the export's params)"
+                )
+    return problems
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two configuration values are the same: :func:`tuner.space.same_value` (1 is not
+    True, 64.0 is 64), item by item for lists and mappings."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return same_value(a, b)
 
 
 def check_params(params: dict[str, Any], sweep: Sweep, where: str, base_dir: Path, check_code: bool = True) -> Sweep:

@@ -121,6 +121,11 @@ def write_yaml(path: str | os.PathLike[str], obj: Any) -> Path:
 NOT_REGULAR = "is not a regular file (a pipe, a socket or a device)"
 
 
+def article(noun: str) -> str:
+    """``noun`` after its indefinite article: "a file", "an export file"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def regular_size(path: str | os.PathLike[str], what: str = "file") -> int:
     """The size of a user's file, checked to be one: a pipe, a socket or a device is refused
     before it is opened (reading a pipe holds the command until someone writes to it).
@@ -137,7 +142,7 @@ def regular_size(path: str | os.PathLike[str], what: str = "file") -> int:
             f"{str(path)[:200]}: cannot read ({getattr(e, 'strerror', None) or type(e).__name__})"
         ) from None
     if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{path}: is a folder, not a {what}")
+        raise InputError(f"{path}: is a folder, not {article(what)}")
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path}: {NOT_REGULAR}")
     return st.st_size
@@ -159,7 +164,7 @@ def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES, what: 
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     if len(data) > limit:
-        raise InputError(f"{path}: larger than {limit // (1024 * 1024)} MB: not a {what}")
+        raise InputError(f"{path}: larger than {limit // (1024 * 1024)} MB: not {article(what)}")
     return data
 
 

@@ -31,7 +31,7 @@ from tuner.models.train import Trainer, evaluate, model_state
 from tuner.outputs import check_not_input, check_output
 from tuner.records import now
 from tuner.retesting import sweep_with_data
-from tuner.spec import from_dict
+from tuner.spec import Sweep, from_dict
 
 
 def train(
@@ -191,11 +191,27 @@ def evaluate_file(
     for key in ("function", "config", "seed"):
         raw.pop(key, None)
     untrusted(Path(path), "data.name", (data or {}).get("name", (raw.get("data") or {}).get("name")), trust_code)
+
+    def as_sweep(cfg: dict[str, Any]) -> Sweep:
+        return sweep_with_data(cfg, f"{path}: config", data) if data else from_dict(cfg, f"{path}: config")
+
+    # The data's task first: on data of the other task the model's metric breaks the sweep's
+    # rules too, and that line would blame the model file's metric, not the data given.
     try:
-        sweep = sweep_with_data(raw, f"{path}: config", data) if data else from_dict(raw, f"{path}: config")
+        probe: Sweep | None = as_sweep({k: v for k, v in raw.items() if k not in ("metric", "mode")})
+    except InputError:
+        probe = None  # the whole config's check below names the problem
+    dataset = None if probe is None else datasets.load(probe, trains_on_split=False, check_metric=False)
+    if dataset is not None and dataset.task != info.task:
+        raise InputError(f"{path}: data: {info.task} model, but the data's targets are for {dataset.task}")
+    try:
+        sweep = as_sweep(raw)
     except InputError as e:
         raise InputError(e.problems[0]) from None
-    dataset = datasets.load(sweep, trains_on_split=False)  # no training
+    if dataset is None:
+        dataset = datasets.load(sweep, trains_on_split=False)  # no training
+    else:
+        datasets.fits(sweep, dataset)  # the model's metric, now that the data's task is known to fit
     assert dataset is not None and dataset.x_test is not None and dataset.y_test is not None
     if dataset.task != info.task:
         raise InputError(f"{path}: data: {info.task} model, but the data's targets are for {dataset.task}")

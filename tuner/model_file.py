@@ -89,8 +89,8 @@ def _info(path: Path, payload: dict[str, Any]) -> ModelFile:
         info = ModelFile(
             config=config,
             params=dict(payload.get("params") or {}),
-            input_shape=tuple(int(s) for s in payload["input_shape"]),
-            num_outputs=int(payload["num_outputs"]),
+            input_shape=_shape(payload["input_shape"]),
+            num_outputs=_count(payload["num_outputs"], "num_outputs"),
             task=str(payload.get("task", "classification")),
             metrics=dict(payload.get("metrics") or {}),
             data=dict(payload.get("data") or {}),
@@ -116,6 +116,22 @@ def _info(path: Path, payload: dict[str, Any]) -> ModelFile:
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise InputError(f"{path}: not a tuner model file (malformed: {str(e)[:100]})") from None
     return info
+
+
+def _count(value: Any, key: str) -> int:
+    """A count the file holds: an int, never a bool or a float (``int()`` would truncate 10.7
+    and read True as 1)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{key}: {show(value, 40)} is not an integer")
+    return value
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    """The input shape the file holds: a list of ints (a string would be read one character a
+    dimension)."""
+    if not isinstance(value, (list, tuple)) or len(value) > 3:
+        raise TypeError(f"input_shape: {show(value, 40)} is not a list of at most 3 integers")
+    return tuple(_count(s, f"input_shape[{i}]") for i, s in enumerate(value))
 
 
 def _finite_metrics(path: Path, metrics: Mapping[str, Any]) -> None:

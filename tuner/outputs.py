@@ -8,6 +8,7 @@ would overwrite what the command reads is refused (:func:`check_not_input`).
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,6 +48,21 @@ def expand_user(path: str | os.PathLike[str], flag: str) -> Path:
         raise InputError(f"{flag}: {os.fspath(path)[:200]}: {head[:60]} is no user's home on this system") from None
 
 
+def real_path(path: Path, flag: str) -> Path:
+    """``path`` with every link followed (:meth:`Path.resolve`), a loop of links being bad input.
+
+    Raises:
+        InputError: the links loop (Python raises RuntimeError for that, not OSError), or the
+            system refuses the path; one line naming ``flag``.
+    """
+    try:
+        return path.resolve()
+    except RuntimeError:  # "Symlink loop from ...": what the shell says for ELOOP
+        raise InputError(f"{flag}: {str(path)[:200]}: {os.strerror(errno.ELOOP)}") from None
+    except OSError as e:
+        raise InputError(f"{flag}: {str(path)[:200]}: {e.strerror or type(e).__name__}") from None
+
+
 def check_not_input(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]], flag: str = "-o") -> None:
     """Refuse an output that would overwrite what the command reads: one of ``inputs``
     (files), or a file that already exists inside one of them (folders: a run directory's
@@ -58,14 +74,14 @@ def check_not_input(output: str | os.PathLike[str], inputs: Iterable[str | os.Pa
     from tuner.storage import is_uri  # storage imports this module
 
     out = expand_user(output, flag)
-    try:
-        target = out.resolve()
-    except OSError:
-        return  # check_output reports what is wrong with the path itself
+    target = real_path(out, flag)
     for given in inputs:
         if is_uri(os.fspath(given)):
             continue
-        source = expand_user(given, "input").resolve()
+        try:
+            source = expand_user(given, "input").resolve()
+        except (OSError, RuntimeError):  # an input that cannot be resolved is not what -o names
+            continue
         if target == source:
             raise InputError(f"{flag}: {os.fspath(output)[:200]}: is the file this command reads; write elsewhere")
         if source.is_dir() and source in target.parents and target.is_file():
@@ -77,8 +93,11 @@ def check_not_input(output: str | os.PathLike[str], inputs: Iterable[str | os.Pa
 
 def _check_output(p: Path, flag: str, folder: bool) -> Path:
     text = str(p)
-    resolved = p.resolve()
-    p = resolved if not folder and p.is_symlink() else p  # written where the link points, as `>` does
+    resolved = real_path(p, flag)
+    link = not folder and p.is_symlink()
+    p = resolved if link else p  # written where the link points, as `>` does
+    if link and not p.parent.is_dir():  # `>` creates no folder, least of all where a link points
+        raise InputError(f"{flag}: {text[:200]}: a link to {str(p)[:200]}, whose folder does not exist")
     if any(resolved == Path(s) or Path(s) in resolved.parents for s in _SYSTEM):
         raise InputError(f"{flag}: {text[:200]}: tuner does not write under {', '.join(_SYSTEM)}")
     if folder:

@@ -23,6 +23,8 @@ statistics and both verdicts are :mod:`tuner.verdict`'s.
 from __future__ import annotations
 
 import copy
+import errno
+import os
 import random
 import re
 import time
@@ -75,6 +77,8 @@ def sweep_with_data(
             data = {k: v for k, v in data.items() if k in ("val_fraction", "split_seed")}
         data.update(overrides)
         raw["data"] = data
+        if isinstance(overrides.get("path"), str):
+            _check_readable(overrides["path"], source, base_dir)
     try:
         return from_dict(raw, source=source, base_dir=base_dir)
     except InputError as e:
@@ -83,6 +87,26 @@ def sweep_with_data(
         raise InputError(
             [line.replace(": config: data.", ": --data ", 1).replace(": data.", ": --data ", 1) for line in e.problems]
         ) from None
+
+
+def _check_readable(path: str, source: str, base_dir: str | Path | None) -> None:
+    """Refuse a ``--data path`` that is there but cannot be read (a loop of links), with what
+    the system says, instead of the sweep's "no such file".
+
+    Raises:
+        InputError: one line naming ``--data path`` and the system's reason.
+    """
+    p = Path(path)
+    candidates = [p] if p.is_absolute() or base_dir is None else [p, Path(base_dir) / p]
+    for c in candidates:
+        if not os.path.lexists(c):
+            continue
+        try:
+            os.stat(c)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EACCES, errno.ENAMETOOLONG, errno.ENOTDIR):
+                raise InputError(f"{source}: --data path: {path[:200]!r}: cannot read ({e.strerror})") from None
+        return
 
 
 def read_history(export_path: str | Path) -> list[RetestEntry]:
@@ -108,15 +132,23 @@ def read_history(export_path: str | Path) -> list[RetestEntry]:
     return out
 
 
-def check_writable(export_path: str | Path) -> None:
+def check_writable(export_path: str | Path) -> Path:
     """Refuse, before anything is trained, an export whose file or history (beside it) this
     process could not rewrite: a read-only folder would only fail once every seed had run.
 
+    Returns:
+        The file to rewrite: the export, or the file it links to (followed as ``>`` does: the
+        link stays a link, and the history is kept beside the file written).
+
     Raises:
-        InputError: one line naming the export and the folder.
+        InputError: one line naming the export (or its history) and the folder.
     """
-    for target in (Path(export_path), history_path(export_path)):
-        check_output(target, "EXPORT")
+    target = check_output(export_path, "EXPORT")
+    history = history_path(target)
+    if history.is_dir():
+        raise InputError(f"{history}: the retest history of {export_path} is a folder, not a file; move it away")
+    check_output(history, "retest history")
+    return target
 
 
 def fresh_seeds(n: int, avoid: set[int]) -> list[int]:
@@ -167,8 +199,8 @@ def retest(
     tolerance = arguments.number(tolerance, "--tolerance", low=0)
     data = arguments.mapping(data, "--data")
     export, _ = export_mod.load(export_path)
-    check_writable(export_path)
-    history = read_history(export_path)  # before any work: a history that cannot be read is said now
+    target = check_writable(export_path)  # a link's file: what is rewritten, and where its history is
+    history = read_history(target)  # before any work: a history that cannot be read is said now
     base_dir = Path(export_path).parent
     sweep = sweep_with_data(export.config, f"{export_path}: config", data, base_dir)
     dataset = datasets.load(sweep)
@@ -222,8 +254,8 @@ def retest(
         )
     seconds = time.monotonic() - started
     fp = datasets.fingerprint(dataset)
-    with locked(export_path):  # another retest may have ended meanwhile: its history line and section count
-        history = read_history(export_path)
+    with locked(target):  # another retest may have ended meanwhile: its history line and section count
+        history = read_history(target)
         export, _ = export_mod.load(export_path, check_code=False)
         entry = summarize(candidates, seed_list, results, sweep.metric, sweep.mode, history, export, tolerance)
         entry.created = now()
@@ -233,8 +265,8 @@ def retest(
         last_fp = (history[-1].data.get("fingerprint") or {}).get("sha256") if history else None
         if last_fp not in (None, (fp or {}).get("sha256")):
             entry.messages.append("the data differs from the last retest's (fingerprint changed)")
-        append_line(history_path(export_path), entry.to_dict())
-        export_mod.write(updated_export(export, entry), export_path)
+        append_line(history_path(target), entry.to_dict())
+        export_mod.write(updated_export(export, entry), target)
     for line in describe(entry):
         write(line)
     return entry

@@ -32,7 +32,7 @@ from typing import Any
 
 from tuner.errors import InputError, first_line
 from tuner.lock import LOCK_FILE, DriverLock
-from tuner.outputs import check_output, expand_user
+from tuner.outputs import check_output, expand_user, real_path
 
 # Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
@@ -62,7 +62,7 @@ def check_storage(text: str | os.PathLike[str], flag: str = "--storage", reach: 
         if not s.strip():
             raise InputError(f"{flag}: empty path")
         if flag == "--storage":
-            local = check_output(s, flag, folder=True).resolve()
+            local = real_path(check_output(s, flag, folder=True), flag)
             # A run's folders go below it (<name>/trials/<a trial's long folder name>/...): a path
             # near PATH_MAX is accepted by the system and then fails every trial inside Ray.
             room = 300
@@ -184,7 +184,7 @@ class RunStore:
             raise InputError(f"name: {name[:60]!r} {NAME_RULE}")
         s = check_storage(storage)
         if not is_uri(s):
-            base = expand_user(s, "--storage").resolve() / name
+            base = real_path(expand_user(s, "--storage"), "--storage") / name
             candidate, n = base, 1
             while os.path.lexists(candidate) and (
                 candidate.is_symlink() or not candidate.is_dir() or any(candidate.iterdir())
@@ -270,7 +270,7 @@ class RunStore:
         """
         s = check_storage(location, flag="RUN_DIR")
         if not is_uri(s):
-            return cls(expand_user(s, "RUN_DIR").resolve())  # Tune restores from absolute paths only
+            return cls(real_path(expand_user(s, "RUN_DIR"), "RUN_DIR"))  # Tune restores from absolute paths only
         store = cls(mirror_dir(s.rstrip("/")), s.rstrip("/"))
         try:
             store.pull()

@@ -58,7 +58,10 @@ def search_path(base_dir: str | Path | None) -> list[str]:
     out: list[str] = []
     folders = [] if base_dir is None else [Path(base_dir), *recorded_folders(base_dir)]
     for folder in (*folders, Path.cwd()):
-        text = str(Path(folder).resolve())
+        try:
+            text = str(Path(folder).resolve())
+        except (OSError, RuntimeError):  # a loop of links (RuntimeError): no folder to look in
+            continue
         if text not in out:
             out.append(text)
     return out

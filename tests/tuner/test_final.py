@@ -88,6 +88,10 @@ def test_diverging_final_training_is_a_clear_error(export_path: Path, tmp_path: 
     data = yaml.safe_load(export_path.read_text())
     data["config"]["train"].update(lr=1e5, momentum=0.0)
     data["config"]["model"]["batch_norm"] = False
+    for params in [data["params"]] + [t["params"] for t in data["top"][:1]]:  # one configuration throughout
+        params.update(
+            {k: data["config"]["train"][k.split(".")[1]] for k in params if k in ("train.lr", "train.momentum")}
+        )
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(InputError, match="training diverged"):

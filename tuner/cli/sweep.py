@@ -78,8 +78,8 @@ def outcome_json(status: str, run_dir: str | None, **fields: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tuner.export_file import load_sweep
     from tuner.runner import run_sweep
-    from tuner.spec import load_sweep
     from tuner.storage import check_storage
 
     if args.mlflow_experiment is not None and args.mlflow_uri is None:
@@ -108,8 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_try(args: argparse.Namespace) -> int:
+    from tuner.export_file import load_sweep
     from tuner.local import try_trial
-    from tuner.spec import load_sweep
 
     sweep = load_sweep(args.sweep, _overrides(args))
     try:
@@ -130,8 +130,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from tuner.export_file import load_sweep
     from tuner.space import grid_size
-    from tuner.spec import load_sweep
 
     sweep = load_sweep(args.sweep, _overrides(args))
     s = sweep.search
@@ -147,9 +147,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_space(args: argparse.Namespace) -> int:
+    from tuner.export_file import load_sweep
     from tuner.files import dumps_json
     from tuner.ray.search import sample
-    from tuner.spec import load_sweep
 
     sweep = load_sweep(args.sweep)
     seed = sweep.search.seed if args.seed is None else args.seed

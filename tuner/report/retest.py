@@ -115,7 +115,10 @@ def section(ctx: Context, entry: RetestEntry | None) -> list[str | Drawn]:
         "ranking changed" if entry.ranking_changed else "ranking unchanged",
         "drift detected" if entry.drift else "no drift",
     ]
-    history = history_path(source)
+    try:  # beside the file a link names: where tuner retest keeps it
+        history = history_path(Path(source).resolve())
+    except (OSError, RuntimeError):
+        history = history_path(source)
     if history.is_file():
         with contextlib.suppress(InputError, OSError):  # too large: the count is left out, not the page
             n = sum(1 for _ in json_lines(history, errors="replace"))
