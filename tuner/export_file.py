@@ -26,8 +26,8 @@ from typing import Any
 from tuner import arguments
 from tuner.errors import InputError, RunError, show, warn_stderr
 from tuner.exportable import DEFAULT_TOP_K, best_config, exportable
-from tuner.files import load_json, load_yaml, locked, read_bytes, strict, write_json, write_yaml
-from tuner.lock import driver_state
+from tuner.files import load_json, load_yaml, read_bytes, strict, write_json, write_yaml
+from tuner.lock import driver_state, locked
 from tuner.outputs import check_not_input, check_output
 from tuner.records import EXPORT_FILE, Export, RetestEntry, RunStatus, TopEntry, history_path, now
 from tuner.results import RunDir, load_run

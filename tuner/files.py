@@ -11,8 +11,6 @@ Reads of a user's file are bounded: at most :data:`MAX_FILE_BYTES`, YAML aliases
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
 import os
@@ -25,6 +23,7 @@ from typing import Any
 import yaml
 
 from tuner.errors import InputError
+from tuner.lock import locked
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a sweep or export file is a few KB; this is generous
 MAX_YAML_NODES = 200_000  # after aliases are expanded
@@ -52,7 +51,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         os.replace(tmp, target)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        if e.filename is None:  # a full disk fails the write itself: say which file it was
+        if e.filename is None and e.errno is not None:  # a full disk fails the write itself: name the file
             raise OSError(e.errno, e.strerror, str(target)) from e
         raise
     except BaseException:
@@ -367,7 +366,7 @@ def json_lines(
 
 def append_line(path: str | os.PathLike[str], obj: Any) -> None:
     """Append one strict JSON line: rewrites the whole file atomically, so a reader never sees
-    a torn line (histories are small), under :func:`locked`, so that two processes appending at
+    a torn line (histories are small), under :func:`tuner.lock.locked`, so that two processes appending at
     once both keep their line."""
     target = Path(path)
     with locked(target):
@@ -375,36 +374,3 @@ def append_line(path: str | os.PathLike[str], obj: Any) -> None:
         if old and not old.endswith("\n"):
             old += "\n"
         write_text(target, old + dumps_json(obj) + "\n")
-
-
-def lock_path(path: str | os.PathLike[str]) -> Path:
-    """The lock file of ``path`` (:func:`locked`): named by a hash of its absolute path, under
-    ``$TUNER_CACHE/locks`` (nothing is left beside the user's files)."""
-    import hashlib
-
-    from tuner.models.sources import cache_dir
-
-    key = hashlib.sha256(os.fsencode(os.path.abspath(path))).hexdigest()[:32]
-    return cache_dir() / "locks" / f"{key}.lock"
-
-
-@contextlib.contextmanager
-def locked(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` while the block runs: ``flock`` on its lock file
-    (:func:`lock_path`; the file itself is replaced by each atomic write). Every process of this
-    machine that reads, changes and rewrites ``path`` takes it around the three, so none loses
-    another's change; without a lock file (a read-only cache) the block runs unlocked. Not
-    re-entrant for one path."""
-    fd = -1
-    try:
-        lock = lock_path(path)
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError:
-        pass
-    try:
-        yield
-    finally:
-        if fd >= 0:
-            os.close(fd)  # releases the lock

@@ -1,4 +1,5 @@
-"""The run directory's driver lock: one driver at a time runs or resumes a run.
+"""Locks: the run directory's driver lock (one driver at a time runs or resumes a run), and a
+file's lock around reading, changing and rewriting it (:func:`locked`).
 
     lock = DriverLock.claim(run_dir)      # InputError if another driver holds it
     ...                                   # the run
@@ -16,9 +17,11 @@ took it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -125,3 +128,36 @@ def _read(fd: int) -> str:
         return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
     except OSError:
         return ""
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of ``path`` (:func:`locked`): named by a hash of its absolute path, under
+    ``$TUNER_CACHE/locks`` (nothing is left beside the user's files)."""
+    import hashlib
+
+    from tuner.models.sources import cache_dir
+
+    key = hashlib.sha256(os.fsencode(os.path.abspath(path))).hexdigest()[:32]
+    return cache_dir() / "locks" / f"{key}.lock"
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` while the block runs: ``flock`` on its lock file
+    (:func:`lock_path`; the file itself is replaced by each atomic write). Every process of this
+    machine that reads, changes and rewrites ``path`` takes it around the three, so none loses
+    another's change; without a lock file (a read-only cache) the block runs unlocked. Not
+    re-entrant for one path."""
+    fd = -1
+    try:
+        lock = lock_path(path)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)  # releases the lock

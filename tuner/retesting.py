@@ -35,7 +35,8 @@ from typing import Any
 from tuner import arguments, datasets
 from tuner import export_file as export_mod
 from tuner.errors import InputError, RunError, printable
-from tuner.files import append_line, locked, read_json_lines
+from tuner.files import append_line, read_json_lines
+from tuner.lock import locked
 from tuner.outputs import check_output
 from tuner.records import RetestEntry, TopEntry, history_path, now
 from tuner.spec import Sweep, from_dict

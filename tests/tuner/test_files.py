@@ -52,7 +52,7 @@ def test_the_lock_of_a_file_is_held_while_the_block_runs(tmp_path: Path) -> None
     import fcntl
     import os
 
-    from tuner.files import lock_path, locked
+    from tuner.lock import lock_path, locked
 
     target = tmp_path / "best.yaml"
     with locked(target):
