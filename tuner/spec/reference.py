@@ -3,22 +3,7 @@
 
 from __future__ import annotations
 
-from tuner.spec.schema import (
-    DATA_FIELDS,
-    DATA_SOURCE_FIELDS,
-    MODEL_EXTRA_FIELDS,
-    MODEL_FIELDS,
-    NAME_RULE,
-    REFINE_FIELDS,
-    REQUIRED,
-    RESOURCES_FIELDS,
-    SCHEDULER_FIELDS,
-    SEARCH_FIELDS,
-    TOP_FIELDS,
-    TRAIN_FIELDS,
-    Field,
-    kind_text,
-)
+from tuner.spec import schema
 
 
 def reference() -> str:
@@ -31,31 +16,33 @@ def reference() -> str:
         "",
     ]
 
-    def table(title: str, fields: dict[str, Field], prefix: str) -> None:
+    def table(title: str, fields: dict[str, schema.Field], prefix: str) -> None:
         lines.extend([f"## {title}", "", "| key | type | default | rule | meaning |", "|---|---|---|---|---|"])
         for key, fld in fields.items():
-            default = "required" if fld.default is REQUIRED else ("–" if fld.default is None else f"`{fld.default}`")
+            default = (
+                "required" if fld.default is schema.REQUIRED else ("–" if fld.default is None else f"`{fld.default}`")
+            )
             rule = fld.rule or (", ".join(fld.choices) if fld.choices else "")
             if fld.kind == "name":
-                rule = NAME_RULE
-            cells = [f"`{prefix}{key}`", kind_text(fld), default, rule, fld.doc]
+                rule = schema.NAME_RULE
+            cells = [f"`{prefix}{key}`", schema.kind_text(fld), default, rule, fld.doc]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
 
-    table("Top level", TOP_FIELDS, "")
-    table("data", DATA_FIELDS, "data.")
-    for source, fields in DATA_SOURCE_FIELDS.items():
+    table("Top level", schema.TOP_FIELDS, "")
+    table("data", schema.DATA_FIELDS, "data.")
+    for source, fields in schema.DATA_SOURCE_FIELDS.items():
         if fields:
             table(f"data: {source}" if source != "callable" else "data: 'package.module:function'", fields, "data.")
-    table("model (built-in trainer)", MODEL_FIELDS, "model.")
-    for name, fields in MODEL_EXTRA_FIELDS.items():
+    table("model (built-in trainer)", schema.MODEL_FIELDS, "model.")
+    for name, fields in schema.MODEL_EXTRA_FIELDS.items():
         if fields:
             table(f"model: {name}" if name != "callable" else "model: 'package.module:function'", fields, "model.")
-    table("train (built-in trainer)", TRAIN_FIELDS, "train.")
-    table("search", SEARCH_FIELDS, "search.")
-    table("search.refine", REFINE_FIELDS, "search.refine.")
-    table("scheduler", SCHEDULER_FIELDS, "scheduler.")
-    table("resources", RESOURCES_FIELDS, "resources.")
+    table("train (built-in trainer)", schema.TRAIN_FIELDS, "train.")
+    table("search", schema.SEARCH_FIELDS, "search.")
+    table("search.refine", schema.REFINE_FIELDS, "search.refine.")
+    table("scheduler", schema.SCHEDULER_FIELDS, "scheduler.")
+    table("resources", schema.RESOURCES_FIELDS, "resources.")
     lines += [
         "## search.parameters.PATH",
         "",
