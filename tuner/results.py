@@ -27,6 +27,7 @@ from tuner.records import (
     RUN_FILE,
     SWEEP_FILE,
     TIMEOUT_FILE,
+    TIMEOUT_TRACE_FILE,
     RunMeta,
     RunStatus,
     TrialRecord,
@@ -330,6 +331,15 @@ def _failure_line(folder: Path, tail: str) -> str:
             reason = ""
         if reason:
             return reason
+        try:
+            starved = (folder / TIMEOUT_TRACE_FILE).stat().st_size > 0
+        except OSError:
+            starved = False
+        if starved:  # faulthandler's watchdog ended it: a call never let the Python watcher run
+            return (
+                "no report within its trial_timeout: stopped as hung, in a call that never let Python run "
+                f"(where each thread was: {TIMEOUT_TRACE_FILE})"
+            )
     return error_line(lines)
 
 

@@ -8,6 +8,7 @@ A run directory (``runs/<name>``) holds::
     trials/asha-rungs.json  RUNGS_FILE
     trials/<trial>/output.txt  OUTPUT_FILE  what the trial function printed
     trials/<trial>/timed-out.txt  TIMEOUT_FILE  why the trial's process was ended (trial_timeout)
+    trials/<trial>/timed-out.trace  TIMEOUT_TRACE_FILE  where its threads hung, when Python could not say it
     .driver.lock        tuner.lock.LOCK_FILE  held by the driver running the run
     best.yaml           EXPORT_FILE  Export: the best configuration, the top k, provenance
     best.retest.jsonl   history_path(): one RetestEntry a line
@@ -38,6 +39,7 @@ EXPERIMENT_DIR = "trials"  # the one Ray Tune experiment holding every round's t
 JOURNAL_FILE = "optuna.journal"
 OUTPUT_FILE = "output.txt"  # in a trial's folder: what its function printed
 TIMEOUT_FILE = "timed-out.txt"  # in a trial's folder: the trial went trial_timeout seconds without a report
+TIMEOUT_TRACE_FILE = "timed-out.trace"  # faulthandler's stacks, when a call starved the Python watcher
 REPORT_DIR = "report"
 RETEST_SUFFIX = ".retest.jsonl"
 
@@ -164,6 +166,7 @@ from tuner.records.run import RoundRecord, RunMeta, TrialRecord, rank  # noqa: E
 __all__ = [
     "OUTPUT_FILE",
     "TIMEOUT_FILE",
+    "TIMEOUT_TRACE_FILE",
     "RUN_FILE",
     "SWEEP_FILE",
     "EXPORT_FILE",

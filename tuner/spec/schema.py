@@ -117,7 +117,7 @@ TOP_FIELDS: dict[str, Field] = {
     "trial_timeout": f(
         "float",
         None,
-        rng(0, 10_000_000, lo_open=True),
+        rng(1, 10_000_000),
         nullable=True,
         doc="seconds a trial may go without a report (the first included) before it is stopped as hung "
         "and fails (null: no limit)",

@@ -454,3 +454,48 @@ def test_no_timeout_starts_no_watcher() -> None:
     before = threading.active_count()
     with reports_watched(Run(metric="m", mode="max"), None, None):
         assert threading.active_count() == before
+
+
+_STARVED = """
+import re, sys
+from pathlib import Path
+from tuner.ray import worker
+from tuner.trial import Run
+
+worker.TIMEOUT_GRACE_S = 0.5
+with worker.reports_watched(Run(metric="m", mode="max"), 1.0, Path(sys.argv[1])):
+    re.match(r"(a+)+$", "a" * 60 + "b")  # backtracks for ever, never letting another Python thread run
+print("returned")
+"""
+
+
+def test_a_call_that_never_lets_python_run_is_ended_by_the_watchdog_with_its_stack(tmp_path: Path) -> None:
+    """A regular expression backtracking for ever holds the interpreter's lock: the Python
+    watcher never runs, and faulthandler's watchdog ends the process (exit 1) half a second
+    after the limit, with where the thread hung in timed-out.trace, which the trial's record
+    reads as the reason."""
+    import subprocess
+    import time
+
+    from tuner.results import trial_error
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", _STARVED, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "returned" not in done.stdout, (done.returncode, done.stderr)
+    assert time.monotonic() - started < 30
+    trace = (tmp_path / "timed-out.trace").read_text()
+    assert trace.startswith("Timeout (0:00:01") and "<string>" in trace, trace
+    (tmp_path / "error.txt").write_text("ray.exceptions.ActorDiedError: The actor died unexpectedly.\n")
+    assert trial_error(tmp_path / "error.txt") == (
+        "no report within its trial_timeout: stopped as hung, in a call that never let Python run "
+        "(where each thread was: timed-out.trace)"
+    )
+
+
+def test_a_trial_that_reports_leaves_no_watchdog_file(tmp_path: Path) -> None:
+    from tuner.ray.worker import reports_watched
+    from tuner.trial import Run
+
+    with reports_watched(Run(metric="m", mode="max"), 30.0, tmp_path):
+        assert (tmp_path / "timed-out.trace").exists()  # armed
+    assert list(tmp_path.iterdir()) == []
