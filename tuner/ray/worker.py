@@ -8,7 +8,6 @@ BN trainer or the user's). :func:`run_tasks` runs plain Ray tasks (a retest's se
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import os
 import re
 import sys
@@ -25,8 +24,9 @@ if TYPE_CHECKING:
     import torch
 from ray import tune
 
+from tuner import watchdog
 from tuner.failures import describe_error, describe_exit, describe_interrupt, no_report
-from tuner.records import OUTPUT_FILE, ROUND_KEY, TIMEOUT_FILE, TIMEOUT_TRACE_FILE
+from tuner.records import OUTPUT_FILE, ROUND_KEY
 from tuner.space import apply_params
 from tuner.trial import Run, StopTrial, TaskRun, TrialError, saved_state
 
@@ -156,7 +156,7 @@ def run_trial(
             :class:`tuner.trial.CheckpointPolicy`'s ratio to their cost.
         max_t: the trial's budget in reports (None: until the function returns).
         trial_timeout: seconds the function may go without a report before its process is
-            ended (:func:`reports_watched`); None: no limit.
+            ended (:func:`tuner.watchdog.reports_watched`); None: no limit.
 
     The function's own exception fails the trial as a :class:`tuner.trial.TrialError` whose
     message is one line naming the user's frame (what the run's summary shows); the original
@@ -188,7 +188,7 @@ def run_trial(
             k: v for k, v in config.items() if k != ROUND_KEY
         }  # the round is the searcher's, not the function's
         folder = _trial_dir()
-        with output_kept(folder), threads_noted(), reports_watched(run, trial_timeout, folder):
+        with output_kept(folder), threads_noted(), watchdog.reports_watched(run, trial_timeout, folder):
             fn(apply_params(base, searched), run)
     except StopTrial:
         return
@@ -202,94 +202,6 @@ def run_trial(
         raise TrialError(describe_error(e)) from e
     if run.epoch == 0:  # not a report ever, here or before a restore: Tune has nothing to rank it by
         raise TrialError(no_report(function))
-
-
-# The exit status of a trial's process ended by reports_watched (as a shell's timeout(1) exits).
-TIMEOUT_EXIT = 124
-
-
-@contextlib.contextmanager
-def reports_watched(run: Run, timeout_s: float | None, folder: Path | None) -> Iterator[None]:
-    """End this trial's process when the block goes ``timeout_s`` seconds without a report
-    (``run.last_report``; the first report counts from the run's making): a function that hangs
-    (a deadlock, a read that never returns, a loop that never reports) would hold its CPUs and
-    the sweep's end for ever. A hung thread cannot be interrupted from Python, so the process
-    ends (exit status :data:`TIMEOUT_EXIT`), after the reason is written to the trial's
-    :data:`~tuner.records.TIMEOUT_FILE` and its output: Ray Tune then counts a failure of the
-    trial, retried from its last checkpoint up to ``max_failures`` times like a lost process,
-    and :func:`tuner.results.trial_error` reads the reason back. No limit when ``timeout_s``
-    is None.
-
-    The watcher is a Python thread, which a call that never lets Python run (a regular
-    expression backtracking for ever, a C extension's loop holding the interpreter's lock)
-    would starve: behind it, :mod:`faulthandler`'s watchdog, a thread of C, ends the process
-    :data:`TIMEOUT_GRACE_S` later, writing where each thread was to the trial's
-    :data:`~tuner.records.TIMEOUT_TRACE_FILE` (re-armed by the watcher at each report)."""
-    if not timeout_s:
-        yield
-        return
-    done = threading.Event()
-    trace = _trace_file(folder)
-    armed = [run.last_report]
-
-    def arm() -> None:
-        if trace is not None:
-            faulthandler.dump_traceback_later(timeout_s + TIMEOUT_GRACE_S, exit=True, file=trace)
-
-    def watch() -> None:
-        while not done.wait(min(1.0, timeout_s / 10)):
-            if time.monotonic() - run.last_report > timeout_s and not done.is_set():
-                _timed_out(folder, f"no report within {timeout_s:g} s (trial_timeout): stopped as hung")
-            if run.last_report != armed[0]:  # a report since: the watchdog's time starts again
-                armed[0] = run.last_report
-                arm()
-
-    arm()
-    watcher = threading.Thread(target=watch, name="tuner-trial-timeout", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        if trace is not None:
-            faulthandler.cancel_dump_traceback_later()
-            _drop_if_empty(trace)
-
-
-TIMEOUT_GRACE_S = 5.0  # the watchdog's time beyond trial_timeout: the Python watcher says it first
-
-
-def _trace_file(folder: Path | None) -> Any:
-    """The open file :mod:`faulthandler` writes the hung threads' stacks to (None: no folder)."""
-    if folder is None:
-        return None
-    try:
-        return open(folder / TIMEOUT_TRACE_FILE, "w", encoding="utf-8")  # noqa: SIM115 - held while the trial runs
-    except OSError:
-        return None
-
-
-def _drop_if_empty(trace: Any) -> None:
-    """Close the watchdog's file, and remove it when it was never written (the trial reported)."""
-    try:
-        trace.close()
-        path = Path(trace.name)
-        if path.stat().st_size == 0:
-            path.unlink()
-    except OSError:
-        pass
-
-
-def _timed_out(folder: Path | None, reason: str) -> None:
-    """Write ``reason`` where the trial's record finds it, then end the process at once."""
-    try:
-        if folder is not None:
-            from tuner.files import write_text
-
-            write_text(folder / TIMEOUT_FILE, reason + "\n")
-        print(f"tuner: {reason}", file=sys.stderr, flush=True)  # output.txt while output_kept holds it
-    finally:
-        os._exit(TIMEOUT_EXIT)
 
 
 @contextlib.contextmanager
@@ -388,7 +300,6 @@ def seed_task(
     """One retest seed as a task: run the trial function to its end (at most ``max_t``
     reports) with ``seed``; returns its last report (``diverged`` set when it diverged), every
     ``test_*`` metric it reported at any epoch, and its seconds; or its error."""
-    import time
 
     run = TaskRun(
         metric=metric,
