@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tuner.cli.status import EXIT_OK
+from tuner.errors import InputError
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -19,8 +20,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     size = f" ({res.get('CPU', 0):g} CPUs / {res.get('GPU', 0):g} GPUs)" if res else ""
     if new:
         print(f"Ray instance up at {inst.address}{size}: commands without --address join it; tuner down stops it")
-    else:
-        print(f"a Ray instance is already up at {inst.address}{size}, since {since}; tuner down stops it")
+        return EXIT_OK
+    for flag, asked, key in (("--num-cpus", args.num_cpus, "CPU"), ("--num-gpus", args.num_gpus, "GPU")):
+        if asked is not None and res and res.get(key, 0) != asked:  # asked for another size: not silently kept
+            raise InputError(
+                f"{flag} {asked}: the Ray instance already up at {inst.address} has {res.get(key, 0):g} "
+                f"{key}s; tuner down first to start one of another size"
+            )
+    print(f"a Ray instance is already up at {inst.address}{size}, since {since}; tuner down stops it")
     return EXIT_OK
 
 

@@ -226,6 +226,12 @@ def test_up_run_down(
         assert again.returncode == 0
         assert again.stdout.startswith(f"a Ray instance is already up at {inst.address} (2 CPUs / 0 GPUs), since ")
         assert instance.running() == inst
+        other = tuner("up", "--num-cpus", "3")  # another size: said, not silently ignored
+        assert other.returncode == 2 and other.stderr.strip() == (
+            f"--num-cpus 3: the Ray instance already up at {inst.address} has 2 CPUs; "
+            "tuner down first to start one of another size"
+        ), other.stderr
+        assert tuner("up", "--num-cpus", "2").returncode == 0 and instance.running() == inst
 
         sweep = write_sweep(tiny_sweep(**{"search.num_samples": 2, "train.epochs": 2}))
         run = tuner("run", str(sweep), "--storage", str(tmp_path / "runs"), "--json")
