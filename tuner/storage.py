@@ -30,9 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError, first_line
+from tuner.errors import InputError, RunError, first_line
 from tuner.lock import LOCK_FILE, DriverLock
 from tuner.outputs import check_output, expand_user, real_path
+
+
+class StoreError(RunError):
+    """The store of a URI run directory failed while the run went on (it went away, or refuses
+    this writer): the machine's or the store's problem, not the input's nor a bug of tuner's."""
+
 
 # Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
@@ -273,7 +279,7 @@ class RunStore:
             return cls(real_path(expand_user(s, "RUN_DIR"), "RUN_DIR"))  # Tune restores from absolute paths only
         store = cls(mirror_dir(s.rstrip("/")), s.rstrip("/"))
         try:
-            store.pull()
+            store._pull("")  # a store that fails here: the RUN_DIR given cannot be read
         except (OSError, ValueError) as e:
             raise InputError(
                 f"{s[:200]}: cannot read the run directory ({first_line(e, empty=type(e).__name__)})"
@@ -309,18 +315,29 @@ class RunStore:
             target = f"{root.rstrip('/')}/{name}"
             folder, _, base = target.rpartition("/")
             tmp = f"{folder}/.{base}.uploading"  # beside the target (a name may hold a folder: report/...)
-            with fs.open_output_stream(tmp) as out:
-                out.write(src.read_bytes())
-            fs.move(tmp, target)
+            try:
+                with fs.open_output_stream(tmp) as out:
+                    out.write(src.read_bytes())
+                fs.move(tmp, target)
+            except OSError as e:  # the store went away, or refuses this writer
+                raise StoreError(f"cannot write {self.uri}/{name}: the store failed ({first_line(e)})") from e
 
     def pull(self, subdir: str = "") -> None:
         """Download the run directory (or its ``subdir``) from the URI into the mirror,
         checkpoints left out."""
         if self.uri is None:
             return
+        try:
+            self._pull(subdir)
+        except FileNotFoundError:
+            raise
+        except OSError as e:  # the store went away, or refuses this reader
+            raise StoreError(f"cannot read {self.uri}: the store failed ({first_line(e)})") from e
+
+    def _pull(self, subdir: str) -> None:
         import pyarrow.fs
 
-        fs, root = _filesystem(self.uri)
+        fs, root = _filesystem(self.uri or "")
         base = root.rstrip("/")
         start = f"{base}/{subdir.strip('/')}" if subdir else base
         info = fs.get_file_info(start)

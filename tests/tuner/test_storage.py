@@ -131,3 +131,34 @@ def test_a_run_directory_that_cannot_be_made_is_bad_input(tmp_path: Path) -> Non
     store = RunStore(tmp_path / "blocker" / "run")
     with pytest.raises(InputError, match=r"cannot make the run directory \(.*Not a directory"):
         store.mkdir()
+
+
+def test_a_store_that_fails_during_a_run_is_one_line_of_the_stores_not_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An S3 store that goes away mid-run (or refuses this writer) made pyarrow raise OSError
+    from push/pull, which the command called an internal error: it is a StoreError (a
+    RunError: exit 1) naming the URI and the file."""
+    from tuner import storage
+    from tuner.storage import StoreError
+
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    store = RunStore.create(f"file://{tmp_path}/bucket/runs", "tiny")
+    store.mkdir()
+    (store.local / "run.json").write_text("{}")
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise OSError("When initiating multiple part upload: AWS Error NETWORK_CONNECTION\nmore")
+
+    class Gone:  # the store's client: every call fails as pyarrow's does
+        open_output_stream = get_file_info = move = staticmethod(down)
+
+    monkeypatch.setattr(storage, "_filesystem", lambda uri: (Gone(), uri.split("://", 1)[1]))
+    with pytest.raises(StoreError) as caught:
+        store.push("run.json")
+    assert str(caught.value) == (
+        f"cannot write {store.uri}/run.json: the store failed (When initiating multiple part upload: AWS Error "
+        "NETWORK_CONNECTION)"
+    )
+    with pytest.raises(StoreError, match=r"cannot read .*: the store failed \(When initiating"):
+        store.pull("trials")
