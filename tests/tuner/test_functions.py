@@ -307,7 +307,7 @@ def test_a_trial_that_hangs_is_ended_by_trial_timeout_and_the_sweep_goes_on(
     raw["scheduler"] = {"name": "none", "max_t": 3}
     path = tmp_path / "hang.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    assert main(["run", str(path), "--storage", str(tmp_path / "runs")]) == 0
+    assert main(["run", str(path), "--storage", str(tmp_path / "runs"), "--json"]) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     run = load_run(tmp_path / "runs" / "fn")
@@ -317,4 +317,8 @@ def test_a_trial_that_hangs_is_ended_by_trial_timeout_and_the_sweep_goes_on(
     assert hung.status.value == "error" and len(hung.history) == 1
     assert hung.error == "no report within 12 s (trial_timeout): stopped as hung", hung.error
     assert "stopped as hung" in (Path(hung.path) / "output.txt").read_text()
-    assert "no report within 12 s (trial_timeout): stopped as hung" in out + err, out  # the summary says why
+    # the summary (on stderr with --json) and the JSON both say why
+    said = json.loads(out)
+    assert said["status"] == "done" and said["trials"] == {"finished": 1, "error": 1}, said
+    assert any(e.endswith("no report within 12 s (trial_timeout): stopped as hung") for e in said["errors"]), said
+    assert "no report within 12 s (trial_timeout): stopped as hung" in err and "top " in err, err

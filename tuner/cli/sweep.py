@@ -30,7 +30,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _summary(args: argparse.Namespace, summary: Any) -> int:
-    if args.json:
+    if args.json:  # the lines for a person go to stderr, as every line but the JSON does
+        for line in summary.lines():
+            print(printable(line), file=sys.stderr)
         print(json.dumps(summary_json(summary)))
     elif args.quiet:
         print(f"run directory: {summary.location}")
@@ -60,6 +62,7 @@ def summary_json(summary: Any) -> dict[str, Any]:
             "metric": run.metric,
             "mode": run.mode,
             "trials": counts,
+            "errors": list(run.meta.failures),  # the first error of each kind, when trials failed
             "best": {"trial": best[0].trial_id, "score": best[0].score(run.metric), "params": best[0].params}
             if best
             else None,
