@@ -33,13 +33,14 @@ from typing import Any
 from tuner.errors import log_folders
 
 # What tuner reports itself, in its own words: a trial's error, the run's end, how to resume
-# (``tuner resume``, not Ray's ``Tuner.restore``), results it reads itself.
+# (``tuner resume``, not Ray's ``Tuner.restore``), results it reads itself, a Ctrl-C ("interrupted").
 # And what concerns only tuner, not its user: Ray's note, for every run from a project with a
 # .git or a .venv, that it leaves those out of the folder shipped to the workers (tuner's own
 # excludes leave them out anyway, docs/cluster.md).
 SAID_BY_TUNER = re.compile(
     r"^(Trial task failed for trial|Trials did not complete|Unhandled error \(suppress with"
     r"|Experiment has been interrupted, but the most recent state was saved|Failed to fetch metrics for"
+    r"|Stop signal received \(e\.g\. via SIGINT/Ctrl\+C\), ending Ray Tune run"
     r"|Directory '[^']*' is now ignored by default when packaging the working directory)"
 )
 

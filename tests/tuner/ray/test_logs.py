@@ -33,6 +33,11 @@ def test_what_tuner_says_itself_stays_off_the_console_and_other_tracebacks_shrin
     assert not f.filter(record("Unhandled error (suppress with 'RAY_IGNORE_UNHANDLED_ERRORS=1'): boom\nTraceback"))
     restore = "Experiment has been interrupted, but the most recent state was saved.\nResume experiment with: Tuner.restore(path=x)"
     assert not f.filter(record(restore))  # tuner says `tuner resume RUN` instead
+    stop = (
+        "Stop signal received (e.g. via SIGINT/Ctrl+C), ending Ray Tune run. This will try to checkpoint the "
+        "experiment state one last time. Press CTRL+C (or send SIGINT/SIGKILL/SIGTERM) to skip."
+    )
+    assert not f.filter(record(stop, name="ray.tune.tune"))  # tuner says "interrupted" and how to resume
     default_excludes = (
         "Directory '.git' is now ignored by default when packaging the working directory. To disable this "
         "behavior, set the `RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES=''` environment variable."
