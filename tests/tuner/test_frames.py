@@ -124,7 +124,9 @@ def test_tuner_run_prints_the_end_summary_the_cli_prints_unless_quiet(
     assert lines == api and capsys.readouterr().out == ""
     assert main(["run", str(sweep), "--json"]) == 0
     out = capsys.readouterr()
-    assert json.loads(out.out)["best"]["score"] == 0.8 and out.err == "progress\n"  # progress on stderr
+    said = json.loads(out.out)
+    assert said["best"]["score"] == 0.8 and said["trials"] == {"error": 1, "finished": 2, "stopped": 1}
+    assert out.err.splitlines() == ["progress", *summary.lines()]  # the lines for a person on stderr
 
 
 def test_a_trained_model_in_a_notebook(run_dir: Path, tmp_path: Path) -> None:
