@@ -301,7 +301,7 @@ def consistency(export: Export, sweep: Sweep, source: str) -> list[str]:
             have = get_path(base, key)
         except (KeyError, TypeError):
             continue  # check_params names it
-        if not same(value, have):
+        if not same_value(value, have):
             problems.append(
                 f"{source}: params.{key[:60]}: {show(value, 60)} differs from {inside}{key[:60]} {show(have, 60)} "
                 "(config must be the configuration with params applied)"
@@ -309,7 +309,7 @@ def consistency(export: Export, sweep: Sweep, source: str) -> list[str]:
     if export.top:
         best = export.top[0].params
         for key in list(dict.fromkeys([*export.params, *best]))[:1000]:
-            if key not in best or key not in export.params or not same(best[key], export.params[key]):
+            if key not in best or key not in export.params or not same_value(best[key], export.params[key]):
                 mine = show(best[key], 60) if key in best else "absent"
                 theirs = show(export.params[key], 60) if key in export.params else "absent"
                 problems.append(
@@ -317,16 +317,6 @@ def consistency(export: Export, sweep: Sweep, source: str) -> list[str]:
                     "(top[0] is the best configuration: its params must be the export's params)"
                 )
     return problems
-
-
-def same(a: Any, b: Any) -> bool:
-    """Whether two configuration values are the same: :func:`tuner.space.same_value` (1 is not
-    True, 64.0 is 64), item by item for lists and mappings."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return same_value(a, b)
 
 
 def check_params(params: dict[str, Any], sweep: Sweep, where: str, base_dir: Path, check_code: bool = True) -> Sweep:

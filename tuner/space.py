@@ -107,20 +107,24 @@ def bound_rules(distribution: str, low: float, high: float) -> list[tuple[str, A
     return problems
 
 
+def value_key(v: Any) -> Any:
+    """What tells one configuration value from another, hashable, item by item for lists and
+    mappings: equal numbers are one value (a value read back from JSON as 64.0 is the file's
+    64), but a bool is never a number (Python's ``1 == True`` would make two choices one)."""
+    if isinstance(v, bool) or v is None:
+        return ("bool", v)
+    if isinstance(v, (int, float)):
+        return ("number", v)
+    if isinstance(v, (list, tuple)):
+        return ("list", tuple(value_key(x) for x in v))
+    if isinstance(v, dict):
+        return ("dict", frozenset((k, value_key(x)) for k, x in v.items()))
+    return (type(v).__name__, v)
+
+
 def same_value(a: Any, b: Any) -> bool:
-    """Whether two values of a categorical are the same choice: equal and of one type (Python's
-    ``1 == True`` would make two choices one), or equal numbers neither of which is a bool (a
-    value read back from JSON as 64.0 is the file's 64)."""
-    if type(a) is type(b):
-        return bool(a == b)
-    numbers = (int, float)
-    return (
-        isinstance(a, numbers)
-        and isinstance(b, numbers)
-        and not isinstance(a, bool)
-        and not isinstance(b, bool)
-        and a == b
-    )
+    """Whether two values (of a categorical, of a configuration) are the same: :func:`value_key`."""
+    return bool(value_key(a) == value_key(b))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import NO_VALUE, closest, did_you_mean
-from tuner.space import DISTRIBUTIONS, INT_DISTRIBUTIONS, MAX_BOUND, Parameter, bound_rules
+from tuner.space import DISTRIBUTIONS, INT_DISTRIBUTIONS, MAX_BOUND, Parameter, bound_rules, value_key
 from tuner.spec.schema import (
     MAX_TRIALS,
     MODEL_EXTRA_FIELDS,
@@ -129,7 +129,7 @@ class ParameterRules:
             if ok and model is not None:
                 ok = self.v.model_name(at, cv, model["model"].get("kwargs"))
             # offline: a run's own sweep.yaml, read as it ran (an older tuner allowed repeats)
-            first = seen.setdefault(_identity(cv), i) if ok and not self.v.offline else i
+            first = seen.setdefault(value_key(cv), i) if ok and not self.v.offline else i
             if first != i:
                 self.v.add(at, cv, f"repeats values[{first}]: each value must be listed once")
                 ok = False
@@ -266,18 +266,3 @@ def json_leaves(key: str, value: Any) -> list[tuple[str, Any, str]]:
         return [leaf for k, v in value.items() for leaf in json_leaves(f"{key}.{k}", v)]
     rule = json_problem(value)
     return [(key, value, rule)] if rule is not None else []
-
-
-def _identity(v: Any) -> Any:
-    """What tells one value of a categorical from another, hashable: equal numbers are one
-    value, but a bool is never a number (``1``, ``1.0`` and ``True``: two values; see
-    :func:`tuner.space.same_value`)."""
-    if isinstance(v, bool) or v is None:
-        return ("bool", v)
-    if isinstance(v, (int, float)):
-        return ("number", v)
-    if isinstance(v, list):
-        return ("list", tuple(_identity(x) for x in v))
-    if isinstance(v, dict):
-        return ("dict", frozenset((k, _identity(x)) for k, x in v.items()))
-    return (type(v).__name__, v)
