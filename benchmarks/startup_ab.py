@@ -12,6 +12,9 @@ from the experiment's start to the first trial's (``startup.run_tuner``). The ch
   and Optuna and pydantic's v1 fields imported in the background with Ray Tune
   (``runner.PRELOADED``), against both imported on the driver's main thread as the experiment
   starts, before Tune asks for its first trial's process.
+- ``plain_processes``: trial processes started with no runtime environment of their own
+  (``tune_patches.plain_trial_processes``) against Ray Tune's ``PL_DISABLE_FORK`` one, which Ray
+  starts through ``setup_worker.py`` (a second Python start and Ray's runtime-environment code).
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
@@ -49,6 +52,8 @@ class Undo(importlib.abc.MetaPathFinder):
         return spec
 sys.meta_path.insert(0, Undo())
 """,
+    "plain_processes": "import contextlib\nimport tuner.ray.tune_patches as tp\n"
+    "tp.plain_trial_processes = lambda: contextlib.nullcontext()",
 }
 
 

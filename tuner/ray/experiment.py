@@ -56,13 +56,14 @@ def driver_settings(s: ExperimentSettings) -> Iterator[None]:
     """What the driver sets for the length of one experiment, started or resumed: result
     batching, trials created ahead, the trainable looked up once, a trial process that is
     starting kept, no result tables read at the end, no usage tag of its callbacks (which
-    imports mlflow where it is installed), and on a local instance each trial's
+    imports mlflow where it is installed), trial processes with no runtime environment of their
+    own where Tune has none to hand over, and on a local instance each trial's
     resources from a budget instead of a placement group and no more trial processes starting
     at once than it has cores."""
     with batching(), pending_trials(s), tune_patches.trainable_lookups_cached(), ctrl_c_kept():
         with tune_patches.starting_actors_kept(), tune_patches.budgeted_resources():
             with tune_patches.staggered_starts(), tune_patches.trial_tables_unread():
-                with tune_patches.callbacks_untagged():
+                with tune_patches.callbacks_untagged(), tune_patches.plain_trial_processes():
                     yield
 
 

@@ -215,6 +215,38 @@ def callbacks_untagged() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def plain_trial_processes() -> Iterator[None]:
+    """Trial processes started as plain Ray workers, with no runtime environment of their own,
+    when Tune has nothing of the driver's to hand them.
+
+    Tune gives every trial actor the runtime environment ``{"env_vars": {"PL_DISABLE_FORK":
+    "1"}}`` (and the driver's AWS credentials and a few Ray Train settings where those are set).
+    Ray starts a worker with a runtime environment through ``setup_worker.py``: a first Python
+    process that imports Ray's runtime-environment code (0.5 s of CPU), then execs the real
+    worker, which starts Python and imports Ray again, after a round trip to the node's
+    runtime-environment agent. Every trial process paid it before its first step (BENCHMARKS.md
+    i). Within this block, when the environment would hold only ``PL_DISABLE_FORK`` the actor
+    gets none, and the trial's process sets that variable itself (:mod:`tuner.ray.worker`).
+    With anything else to hand over, Tune's way stands."""
+    from ray.tune.execution import class_cache
+
+    tune_get = class_cache._ActorClassCache.get
+
+    def get(self: Any, trainable_cls: Any) -> Any:
+        passed = {name for name in class_cache.ENV_VARS_TO_PROPAGATE if name in os.environ}
+        if passed:
+            return tune_get(self, trainable_cls)
+        if trainable_cls not in self._cache:
+            import ray
+
+            self._cache[trainable_cls] = ray.remote(trainable_cls)
+        return self._cache[trainable_cls]
+
+    with swapped(class_cache._ActorClassCache, "get", get):
+        yield
+
+
 def _one_local_node() -> bool:
     """A local instance (:func:`tuner.ray.cluster.on_local_instance`: one machine whose
     resources do not change) that no other node joined."""

@@ -32,6 +32,11 @@ from tuner.trial import Run, StopTrial, TaskRun, TrialError, saved_state
 
 CHECKPOINT_FILE = "state.pt"
 
+# What Ray Tune sets in every trial's process through a runtime environment (PyTorch Lightning
+# must not fork there: ray-project/ray#28197). tuner's trial processes start without one
+# (tuner.ray.tune_patches.plain_trial_processes) and set it here, as the trial's module loads.
+os.environ.setdefault("PL_DISABLE_FORK", "1")
+
 
 def trial_device() -> torch.device | None:
     """The GPU Ray assigned this trial (Ray sets CUDA_VISIBLE_DEVICES to it, so it is

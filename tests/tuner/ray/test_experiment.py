@@ -73,7 +73,7 @@ def test_an_experiment_runs_with_every_replacement_of_tunes_internals_and_leaves
     from ray.air.execution._internal.actor_manager import RayActorManager
     from ray.air.execution.resources.fixed import FixedResourceManager
     from ray.tune.analysis.experiment_analysis import ExperimentAnalysis
-    from ray.tune.execution import tune_controller
+    from ray.tune.execution import class_cache, tune_controller
     from ray.tune.experiment import trial as trial_module
 
     from tuner.ray import experiment, tune_patches
@@ -90,6 +90,7 @@ def test_an_experiment_runs_with_every_replacement_of_tunes_internals_and_leaves
         (RayActorManager, "_try_start_actors"),
         (ExperimentAnalysis, "_fetch_trial_dataframes"),
         (usage, "tag_callbacks"),
+        (class_cache._ActorClassCache, "get"),
     ]
     ray_own = [getattr(owner, name) for owner, name in pieces]
     with experiment.driver_settings(settings()):

@@ -117,3 +117,30 @@ def test_an_address_is_named_as_the_user_gave_it_and_ray_address_as_its_source(
     with pytest.raises(InputError) as e:
         cluster._reachable("auto")
     assert str(e.value).startswith(f"--address auto: the cluster at RAY_ADDRESS={dead} (192.0.2.2:{port}) is not ")
+
+
+@pytest.mark.parametrize("greeting", [b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 400 Bad Request\r\n\r\n", b""])
+def test_answers_is_false_for_a_server_that_is_not_http2(greeting: bytes) -> None:
+    """A port held by another kind of server (one that greets, refuses the preface or hangs up)
+    is not a GCS, and says so within the timeout."""
+    import socket
+    import threading
+
+    from tuner.ray.instance import answers
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(greeting)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        started = time.monotonic()
+        assert not answers(f"127.0.0.1:{server.getsockname()[1]}", timeout=2)
+        assert time.monotonic() - started < 2.5
+    finally:
+        server.close()

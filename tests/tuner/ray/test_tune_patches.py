@@ -205,6 +205,46 @@ def test_an_experiments_callbacks_are_not_tagged_so_mlflow_is_not_imported(monke
         usage.tag_callbacks([Callback()])  # Ray's own again
 
 
+def test_trial_processes_get_no_runtime_environment_unless_tune_has_the_drivers_variables_to_hand_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray starts a worker with a runtime environment through a second Python process; Tune's
+    own (``PL_DISABLE_FORK``) is left out, and set by the trial's module instead. The driver's
+    AWS credentials still travel Tune's way."""
+    import os
+
+    from ray.tune.execution.class_cache import ENV_VARS_TO_PROPAGATE, _ActorClassCache
+
+    for name in ENV_VARS_TO_PROPAGATE:
+        monkeypatch.delenv(name, raising=False)
+
+    class Plain:
+        pass
+
+    class Handed:
+        pass
+
+    tune_get = _ActorClassCache.get
+    with tune_patches.plain_trial_processes():
+        cache = _ActorClassCache()
+        plain = cache.get(Plain)
+        assert "runtime_env" not in plain._default_options
+        assert cache.get(Plain) is plain  # registered once
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+        handed = cache.get(Handed)
+        assert handed._default_options["runtime_env"]["env_vars"] == {
+            "PL_DISABLE_FORK": "1",
+            "AWS_ACCESS_KEY_ID": "key",
+        }
+    assert _ActorClassCache.get is tune_get
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    assert _ActorClassCache().get(Plain)._default_options["runtime_env"]["env_vars"] == {"PL_DISABLE_FORK": "1"}
+
+    import tuner.ray.worker  # the trial's module: what Tune's environment set, it sets
+
+    assert tuner.ray.worker is not None and os.environ["PL_DISABLE_FORK"] == "1"
+
+
 def test_a_replaced_piece_is_put_back_when_the_block_fails() -> None:
     class Owner:
         piece = "ray's"
