@@ -12,6 +12,8 @@ from the experiment's start to the first trial's (``startup.run_tuner``). The ch
   and Optuna and pydantic's v1 fields imported in the background with Ray Tune
   (``runner.PRELOADED``), against both imported on the driver's main thread as the experiment
   starts, before Tune asks for its first trial's process.
+- ``prestart``: the first trials' processes started as soon as the driver has joined
+  (``tuner.ray.prestart``) against started when Tune asks for the trials' actors.
 - ``plain_processes``: trial processes started with no runtime environment of their own
   (``tune_patches.plain_trial_processes``) against Ray Tune's ``PL_DISABLE_FORK`` one, which Ray
   starts through ``setup_worker.py`` (a second Python start and Ray's runtime-environment code).
@@ -52,6 +54,7 @@ class Undo(importlib.abc.MetaPathFinder):
         return spec
 sys.meta_path.insert(0, Undo())
 """,
+    "prestart": "import tuner.ray.prestart as p\np.prestart = lambda count, runtime_env=None: 0",
     "plain_processes": "import contextlib\nimport tuner.ray.tune_patches as tp\n"
     "tp.plain_trial_processes = lambda: contextlib.nullcontext()",
 }

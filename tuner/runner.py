@@ -80,7 +80,7 @@ def prepare(
     Raises:
         InputError: bad data, no cluster at ``address``, or no node that fits a trial.
     """
-    from tuner.ray import cluster, nodes
+    from tuner.ray import cluster, nodes, prestart
 
     timings = {} if timings is None else timings
     usercode.add_to_path(sweep.base_dir)
@@ -89,6 +89,10 @@ def prepare(
     env = usercode.runtime_env(sweep.code_refs(), sweep.base_dir)
     resources = cluster.connect(address, num_cpus=num_cpus, runtime_env=env or None)
     timings["ray_ready"] = time.time()
+    slots = nodes.trial_slots(
+        sweep.resources.cpu, sweep.resources.gpu, resources, sweep.search.max_concurrent, sum(rounds.plan(sweep))
+    )
+    prestart.prestart(slots, env)  # the first trials' processes start while the driver sets up
     note = nodes.check_resources(
         sweep.source, sweep.resources.cpu, sweep.resources.gpu, nodes.cluster_nodes(), nodes.autoscaler_node_types()
     )

@@ -103,14 +103,10 @@ def max_pending(s: ExperimentSettings) -> int:
     at most ``max_concurrent`` and the sweep's trials, at least 1."""
     import ray
 
+    from tuner.ray.nodes import trial_slots
+
     resources = ray.cluster_resources() if ray.is_initialized() else {}
-    fits = [resources.get("CPU", 1.0) / s.cpu] if s.cpu > 0 else []
-    if s.gpu > 0:
-        fits.append(resources.get("GPU", 0.0) / s.gpu)
-    slots = int(min(fits)) if fits else 1
-    if s.searcher.max_concurrent:
-        slots = min(slots, s.searcher.max_concurrent)
-    return max(1, min(slots, s.num_samples))
+    return trial_slots(s.cpu, s.gpu, resources, s.searcher.max_concurrent, s.num_samples)
 
 
 def _trainable(s: ExperimentSettings) -> Any:

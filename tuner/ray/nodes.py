@@ -20,6 +20,18 @@ def cluster_nodes() -> list[dict[str, Any]]:
     ]
 
 
+def trial_slots(cpu: float, gpu: float, resources: dict[str, float], max_concurrent: int, trials: int) -> int:
+    """Trials that fit ``resources`` at once (by CPUs, and GPUs when a trial asks for some), at
+    most ``max_concurrent`` (0: no limit) and ``trials``, at least 1."""
+    fits = [resources.get("CPU", 1.0) / cpu] if cpu > 0 else []
+    if gpu > 0:
+        fits.append(resources.get("GPU", 0.0) / gpu)
+    n = int(min(fits)) if fits else 1
+    if max_concurrent:
+        n = min(n, max_concurrent)
+    return max(1, min(n, trials))
+
+
 def autoscaler_node_types() -> list[dict[str, Any]]:
     """The node types an autoscaler of this cluster can still start, as the cluster reports
     them to Ray's GCS (KubeRay does; a cluster made from this project's ``cluster.yaml``

@@ -130,7 +130,7 @@ def budgeted_resources() -> Iterator[None]:
     placement group for every trial: GCS round trips, and 9% of the driver's CPU a trial at
     2,000 one-second trials (BENCHMARKS.md k). A cluster keeps Tune's placement groups: they
     are what asks its autoscaler for nodes, and what follows a node that dies."""
-    if not _one_local_node():  # a node that joined it: a cluster
+    if not one_local_node():  # a node that joined it: a cluster
         yield
         return
     from ray.air.execution.resources.fixed import FixedResourceManager
@@ -151,7 +151,7 @@ def staggered_starts(limit: int | None = None) -> Iterator[None]:
     only when the last one is. Started a core's worth at a time, the first trials run while
     the rest start. With no more slots than cores this never holds a process back.
     """
-    if not _one_local_node():
+    if not one_local_node():
         yield
         return
     from ray.air.execution._internal.actor_manager import RayActorManager
@@ -234,8 +234,7 @@ def plain_trial_processes() -> Iterator[None]:
     tune_get = class_cache._ActorClassCache.get
 
     def get(self: Any, trainable_cls: Any) -> Any:
-        passed = {name for name in class_cache.ENV_VARS_TO_PROPAGATE if name in os.environ}
-        if passed:
+        if handed_over():
             return tune_get(self, trainable_cls)
         if trainable_cls not in self._cache:
             import ray
@@ -247,7 +246,16 @@ def plain_trial_processes() -> Iterator[None]:
         yield
 
 
-def _one_local_node() -> bool:
+def handed_over() -> set[str]:
+    """The driver's variables Ray Tune hands to every trial's process through a runtime
+    environment (its AWS credentials and a few Ray Train settings, where set); with none,
+    :func:`plain_trial_processes` starts trial processes as plain workers."""
+    from ray.tune.execution import class_cache
+
+    return {name for name in class_cache.ENV_VARS_TO_PROPAGATE if name in os.environ}
+
+
+def one_local_node() -> bool:
     """A local instance (:func:`tuner.ray.cluster.on_local_instance`: one machine whose
     resources do not change) that no other node joined."""
     from tuner.ray.cluster import on_local_instance

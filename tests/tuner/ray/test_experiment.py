@@ -79,7 +79,7 @@ def test_an_experiment_runs_with_every_replacement_of_tunes_internals_and_leaves
     from tuner.ray import experiment, tune_patches
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(tune_patches, "_one_local_node", lambda: True)  # a local instance
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: True)  # a local instance
     monkeypatch.delenv("TUNE_MAX_PENDING_TRIALS_PG", raising=False)
     monkeypatch.delenv("TUNE_RESULT_BUFFER_LENGTH", raising=False)
     pieces = [

@@ -148,7 +148,7 @@ def test_on_a_local_instance_no_more_trial_processes_start_at_once_than_it_has_c
             self._live_actors_to_ray_actors_resources: dict[str, Any] = {}
 
     monkeypatch.setattr(RayActorManager, "_try_start_actors", ray_start)
-    monkeypatch.setattr(tune_patches, "_one_local_node", lambda: True)
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: True)
     m = Manager(5)
     with tune_patches.staggered_starts(limit=2):
         start = RayActorManager._try_start_actors
@@ -161,7 +161,7 @@ def test_on_a_local_instance_no_more_trial_processes_start_at_once_than_it_has_c
         m._tracked_actors_to_state_futures["a0"].add("a0 stop")  # a stopping process is not starting
         assert start(m) == 1 and m._resource_request_to_pending_actors["1 CPU"] == ["a4"]
     assert RayActorManager._try_start_actors is ray_start  # Ray's own, back after the block
-    monkeypatch.setattr(tune_patches, "_one_local_node", lambda: False)  # a cluster: Ray's own
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: False)  # a cluster: Ray's own
     with tune_patches.staggered_starts(limit=2):
         assert RayActorManager._try_start_actors is ray_start
         assert ray_start(Manager(5)) == 5
@@ -175,11 +175,11 @@ def test_a_local_instance_takes_trial_resources_from_a_budget_and_a_cluster_keep
     from ray.tune.execution import tune_controller
 
     assert tune_controller.PlacementGroupResourceManager is PlacementGroupResourceManager
-    monkeypatch.setattr(tune_patches, "_one_local_node", lambda: True)
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: True)
     with tune_patches.budgeted_resources():
         assert tune_controller.PlacementGroupResourceManager is FixedResourceManager
     assert tune_controller.PlacementGroupResourceManager is PlacementGroupResourceManager
-    monkeypatch.setattr(tune_patches, "_one_local_node", lambda: False)  # a node joined: a cluster
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: False)  # a node joined: a cluster
     with tune_patches.budgeted_resources():
         assert tune_controller.PlacementGroupResourceManager is PlacementGroupResourceManager
 

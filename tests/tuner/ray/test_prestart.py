@@ -1,0 +1,102 @@
+"""Trial processes started ahead: where it applies, and that a trial's actor takes one."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pytest
+
+from tuner.ray import prestart
+from tuner.ray.nodes import trial_slots
+
+
+def test_trial_slots_count_what_fits_at_once() -> None:
+    assert trial_slots(1, 0, {"CPU": 8.0}, 0, 100) == 8
+    assert trial_slots(2, 0, {"CPU": 7.0}, 0, 100) == 3
+    assert trial_slots(1, 0.5, {"CPU": 8.0, "GPU": 1.0}, 0, 100) == 2  # GPUs bind first
+    assert trial_slots(1, 0, {"CPU": 8.0}, 3, 100) == 3  # max_concurrent
+    assert trial_slots(1, 0, {"CPU": 8.0}, 0, 5) == 5  # the sweep's trials
+    assert trial_slots(4, 0, {"CPU": 2.0}, 0, 5) == 1  # at least one
+    assert trial_slots(0, 0, {}, 0, 5) == 1
+
+
+def test_it_applies_only_on_one_local_node_with_no_code_shipped_and_nothing_to_hand_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ray.tune.execution.class_cache import ENV_VARS_TO_PROPAGATE
+
+    from tuner.ray import tune_patches
+
+    for name in ENV_VARS_TO_PROPAGATE:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CA_BUNDLE", "/etc/ssl/certs/ca.crt")  # not handed over by Tune
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: True)
+    assert prestart.applies(None) and prestart.applies({})
+    assert not prestart.applies({"working_dir": "/tmp/code"})
+    for name in sorted(ENV_VARS_TO_PROPAGATE):  # each of Ray Tune's own list, read without Ray Tune
+        monkeypatch.setenv(name, "1")
+        assert not prestart.applies(None), name
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: False)  # a cluster
+    assert not prestart.applies(None)
+    assert prestart.prestart(2) == 0
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: True)
+    assert prestart.prestart(0) == 0
+
+
+def _idle_workers(raylet: int) -> set[int]:
+    """The raylet's idle worker processes (Ray names them ``ray::IDLE``), from Linux's /proc."""
+    from pathlib import Path
+
+    idle = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+            if parent == raylet and b"ray::IDLE" in (stat.parent / "cmdline").read_bytes():
+                idle.add(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return idle
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the raylet's processes from Linux's /proc")
+@pytest.mark.usefixtures("ray_session")
+def test_a_plain_actor_takes_a_worker_started_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The raylet starts the workers at once, and an actor with no runtime environment of its
+    own (as tune_patches.plain_trial_processes makes a trial's) runs in one of them."""
+    import ray
+    from ray.tune.execution.class_cache import ENV_VARS_TO_PROPAGATE
+
+    from tuner.ray import tune_patches
+
+    for name in ENV_VARS_TO_PROPAGATE:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tune_patches, "one_local_node", lambda: True)
+    node = ray._private.worker.global_worker.node
+    raylet = _raylet_pid(node)
+    before = _idle_workers(raylet)
+    assert prestart.prestart(1) == 1
+    deadline = time.monotonic() + 30
+    while not (_idle_workers(raylet) - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = _idle_workers(raylet) - before
+    assert started, "the raylet started no worker ahead"
+
+    @ray.remote(num_cpus=1)
+    class Plain:
+        def pid(self) -> int:
+            return os.getpid()
+
+    actor = Plain.remote()  # type: ignore[attr-defined]
+    try:
+        assert ray.get(actor.pid.remote(), timeout=60) in started
+    finally:
+        ray.kill(actor)
+
+
+def _raylet_pid(node: Any) -> int:
+    from ray._private import ray_constants
+
+    return int(node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid)
