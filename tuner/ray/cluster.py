@@ -137,12 +137,19 @@ def _refused(host: str, port: str) -> str | None:
 
 
 _on_local_instance = False  # set by connect(): see on_local_instance()
+_kept: Any = None  # the instance tuner up keeps (tuner.ray.instance.Instance), when joined
 
 
 def on_local_instance() -> bool:
     """Whether this driver started a local instance of its own or joined the one ``tuner up``
     keeps: one machine, no autoscaler, resources that do not change while a sweep runs."""
     return _on_local_instance
+
+
+def kept_instance() -> Any:
+    """The instance ``tuner up`` keeps (:class:`tuner.ray.instance.Instance`) when this driver
+    joined it, else None."""
+    return _kept
 
 
 def connect(
@@ -206,8 +213,9 @@ def connect(
         logs.install()
         _init(kwargs, address)
         logs.install()  # handlers Ray added as it started
-        global _on_local_instance
-        _on_local_instance = address is None or _kept_by_tuner_up(address)
+        global _on_local_instance, _kept
+        _kept = _kept_by_tuner_up(address) if address is not None else None
+        _on_local_instance = address is None or _kept is not None
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
 
 
@@ -285,11 +293,11 @@ def _started_here() -> list[reaping.Process]:
     return reaping.processes(os.getpid(), only=lambda pid: ray_dir in reaping.command(pid))
 
 
-def _kept_by_tuner_up(address: str) -> bool:
+def _kept_by_tuner_up(address: str) -> Any:
     from tuner.ray import instance
 
     kept = instance.running()
-    return kept is not None and kept.address == address
+    return kept if kept is not None and kept.address == address else None
 
 
 def _cannot_join(address: str, e: BaseException) -> RunError:
@@ -330,11 +338,23 @@ def disconnect() -> None:
     Ray's own shutdown gives each process it started a second to answer SIGTERM; the
     autoscaler's monitor, idle on a local instance, always takes that second. It holds nothing
     to save, so it is killed first (a joined cluster's processes are never touched).
+
+    Leaving the instance ``tuner up`` keeps, it leaves workers warm for the next run
+    (:func:`tuner.ray.prestart.keep_warm`): as many as this run's trials ran at once, or the
+    instance's CPUs.
     """
     import ray
 
     if not ray.is_initialized():
         return
+    global _on_local_instance, _kept
+    kept, _kept = _kept, None
+    warm = 0
+    if kept is not None:
+        from tuner.ray import prestart
+
+        with contextlib.suppress(Exception):
+            warm = prestart.slots_wanted or int(ray.cluster_resources().get("CPU", 0))
     started: list[reaping.Process] = []
     try:
         from ray._private import ray_constants
@@ -352,8 +372,9 @@ def disconnect() -> None:
     killed = reaping.reap(started)
     if killed:  # a trial function left a thread running: its process would never end
         log.debug("killed %d trial processes that outlived the local Ray instance: %s", len(killed), killed)
-    global _on_local_instance
     _on_local_instance = False
+    if kept is not None and warm > 0:
+        prestart.keep_warm(kept.address, kept.pid, warm)
 
 
 def is_client() -> bool:

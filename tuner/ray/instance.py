@@ -222,7 +222,7 @@ def start(num_cpus: int | None = None, num_gpus: int | None = None, timeout: flo
 
 def _start(path: Path, num_cpus: int | None, num_gpus: int | None, timeout: float) -> tuple[Instance, bool]:
     from tuner.files import write_json
-    from tuner.ray import auth, settings
+    from tuner.ray import auth, prestart, settings
 
     inst = running()
     if inst is not None:
@@ -259,6 +259,7 @@ def _start(path: Path, num_cpus: int | None, num_gpus: int | None, timeout: floa
     env = dict(os.environ)
     for key, value in settings.SETTINGS.items():
         env.setdefault(key, value)
+    env.setdefault("RAY_preload_python_modules", prestart.WARM_MODULE)  # its workers start warm
     env.pop("RAY_ADDRESS", None)
     with open(logfile, "wb") as out:
         proc = subprocess.Popen(
@@ -288,6 +289,7 @@ def _start(path: Path, num_cpus: int | None, num_gpus: int | None, timeout: floa
         log=str(logfile),
     )
     write_json(path, asdict(inst))
+    prestart.keep_warm(inst.address, inst.pid, int(resources(inst.address).get("CPU", 0)))  # for the first run
     return inst, True
 
 

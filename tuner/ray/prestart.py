@@ -13,16 +13,25 @@ BENCHMARKS.md i.
 Only where it pays and cannot go wrong: one local machine (its raylet is the driver's), no
 code shipped to the workers (a runtime environment would make the workers unmatched), and
 nothing of the driver's for Ray Tune to hand over. A worker left unused ends with the job.
+
+The instance ``tuner up`` keeps goes further: its workers import Ray Tune, tuner's trial side
+and torch as they start (:mod:`tuner.ray.warm`), and every command that leaves it (and ``tuner
+up`` itself) leaves that many workers started and idle for the next run, bound to no job
+(:func:`keep_warm`). A run that finds them idle asks for no more.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 KEEP_ALIVE_S = 60  # the raylet keeps an idle prestarted worker this long (then as any idle one)
+WARM_KEEP_ALIVE_S = 3600  # and one kept warm for the next run (within the instance's CPUs, longer)
+WARM_MODULE = "tuner.ray.warm"  # preloaded by every worker of tuner up's instance
+slots_wanted = 0  # the trials the last run of this process ran at once (what keep_warm leaves)
 
 # What Ray Tune may hand to a trial's process from the driver's environment (its
 # ENV_VARS_TO_PROPAGATE, tune_patches.handed_over), read here without importing Ray Tune, which
@@ -44,33 +53,93 @@ def applies(runtime_env: dict[str, object] | None) -> bool:
 
 
 def prestart(count: int, runtime_env: dict[str, object] | None = None) -> int:
-    """Ask the local raylet to start ``count`` worker processes for this job now; returns how
-    many were asked for (0 where it does not apply, or the raylet did not take the request:
-    the trials then start their processes as Ray always does)."""
+    """Ask the local raylet to start ``count`` worker processes for this job now, less those
+    kept warm and idle on ``tuner up``'s instance; returns how many were asked for (0 where it
+    does not apply, or the raylet did not take the request: the trials then start their
+    processes as Ray always does)."""
+    global slots_wanted
+    slots_wanted = max(count, 0)
     if count < 1 or not applies(runtime_env):
         return 0
+    from tuner.ray import cluster
+
+    kept = cluster.kept_instance()
+    if kept is not None:
+        count -= idle_workers(kept.pid)
+        if count < 1:
+            return 0
     try:
         import ray
-        from ray._private.grpc_utils import init_grpc_channel  # with Ray's token, as Ray's own clients
-        from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc, runtime_environment_pb2
 
         worker = ray._private.worker.global_worker
         node = worker.node
-        channel = init_grpc_channel(f"{node.node_ip_address}:{node.node_manager_port}")
-        try:
-            node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(
-                node_manager_pb2.PrestartWorkersRequest(
-                    language=common_pb2.PYTHON,
-                    job_id=worker.current_job_id.binary(),
-                    runtime_env_info=runtime_environment_pb2.RuntimeEnvInfo(serialized_runtime_env="{}"),
-                    keep_alive_duration_secs=KEEP_ALIVE_S,
-                    num_workers=count,
-                ),
-                timeout=5,
-            )
-        finally:
-            channel.close()
+        _request(
+            f"{node.node_ip_address}:{node.node_manager_port}", count, worker.current_job_id.binary(), KEEP_ALIVE_S
+        )
     except Exception:  # Ray's internals moved, or the raylet refused: Ray starts the workers later
         log.warning("could not start trial processes ahead", exc_info=True)
         return 0
     return count
+
+
+def keep_warm(address: str, group: int, count: int) -> int:
+    """Leave ``count`` idle workers, bound to no job, on the instance ``tuner up`` keeps at
+    ``address`` (its ``ray start`` leads process group ``group``): as many as are idle already
+    are not asked for again. Returns how many were asked for; 0 on any failure (logged): the
+    next run starts its own."""
+    if count < 1:
+        return 0
+    try:
+        count -= idle_workers(group)
+        if count < 1:
+            return 0
+        from tuner.ray import auth
+
+        nodes = list(auth.gcs_client(address).get_all_node_info(timeout=10).values())
+        if len(nodes) != 1:  # a node joined it: no longer one machine
+            return 0
+        _request(f"{nodes[0].node_manager_address}:{nodes[0].node_manager_port}", count, None, WARM_KEEP_ALIVE_S)
+    except Exception:
+        log.warning("could not keep workers warm on tuner up's instance", exc_info=True)
+        return 0
+    return count
+
+
+def _request(raylet: str, count: int, job_id: bytes | None, keep_alive_s: int) -> None:
+    """The raylet's ``PrestartWorkers`` call, with Ray's token (as Ray's own clients make it):
+    ``count`` Python workers of no runtime environment, for ``job_id`` (None: any job)."""
+    from ray._private.grpc_utils import init_grpc_channel
+    from ray.core.generated import common_pb2, node_manager_pb2, node_manager_pb2_grpc, runtime_environment_pb2
+
+    request = node_manager_pb2.PrestartWorkersRequest(
+        language=common_pb2.PYTHON,
+        runtime_env_info=runtime_environment_pb2.RuntimeEnvInfo(serialized_runtime_env="{}"),
+        keep_alive_duration_secs=keep_alive_s,
+        num_workers=count,
+    )
+    if job_id is not None:
+        request.job_id = job_id
+    channel = init_grpc_channel(raylet)
+    try:
+        node_manager_pb2_grpc.NodeManagerServiceStub(channel).PrestartWorkers(request, timeout=5)
+    finally:
+        channel.close()
+
+
+def idle_workers(group: int) -> int:
+    """How many idle worker processes the raylet in process group ``group`` has (:func:`idle_pids`)."""
+    return len(idle_pids(group))
+
+
+def idle_pids(group: int) -> list[int]:
+    """The idle worker processes (Ray names them ``ray::IDLE``) of the raylet in process group
+    ``group`` (the ``ray start`` of ``tuner up``), read from Linux's /proc; none elsewhere."""
+    procs: dict[int, tuple[int, int, bytes]] = {}  # pid: parent, process group, command line
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            procs[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), (stat.parent / "cmdline").read_bytes())
+        except (OSError, ValueError, IndexError):
+            continue
+    raylets = {pid for pid, (_, pgid, cmd) in procs.items() if pgid == group and b"raylet" in cmd.split(b"\0")[0]}
+    return sorted(pid for pid, (parent, _, cmd) in procs.items() if parent in raylets and cmd.startswith(b"ray::IDLE"))

@@ -4,6 +4,7 @@ without ``--address`` join it, and ``tuner down`` leaves no process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.cluster import free_port
 from tests.conftest import ROOT, tiny_sweep
-from tuner.ray import cluster, instance
+from tuner.ray import cluster, instance, prestart
 
 
 @pytest.fixture
@@ -222,6 +223,8 @@ def test_up_run_down(
         inst = instance.running()
         assert inst is not None
         assert up.stdout.startswith(f"Ray instance up at {inst.address} (2 CPUs / 0 GPUs): ")
+        warm = _warm_workers(inst.pid, 2)  # one a CPU, started and idle for the first run
+        assert all(_imported_torch(pid) for pid in warm)  # its workers import what a trial needs
         again = tuner("up")
         assert again.returncode == 0
         assert again.stdout.startswith(f"a Ray instance is already up at {inst.address} (2 CPUs / 0 GPUs), since ")
@@ -240,6 +243,13 @@ def test_up_run_down(
         meta = json.loads((Path(json.loads(run.stdout)["run_dir"]) / "run.json").read_text())
         assert meta["cluster"]["address"] == inst.address
         assert instance.running() == inst  # the command left it up
+        deadline = time.monotonic() + 20
+        while any(map(_process, warm)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_process, warm))  # the run's trials took them (and ended with them)
+        warm = _warm_workers(inst.pid, 2)  # and the run left as many for the next: not more
+        time.sleep(1)
+        assert len(prestart.idle_pids(inst.pid)) == 2
     finally:
         down = tuner("down")
     assert down.returncode == 0, down.stderr
@@ -248,6 +258,38 @@ def test_up_run_down(
     assert not live_members(inst.pid)  # nothing of its process group is left
     left = subprocess.run(["pgrep", "-f", str(ray_tmpdir)], capture_output=True, text=True).stdout.split()
     assert not left, left
+    deadline = time.monotonic() + 10
+    while any(map(_process, warm)) and time.monotonic() < deadline:  # the workers kept warm end with it
+        time.sleep(0.2)
+    assert not any(map(_process, warm))
+
+
+def _warm_workers(group: int, count: int) -> list[int]:
+    """The idle workers of tuner up's instance, once there are ``count`` of them."""
+    deadline = time.monotonic() + 60
+    while len(pids := prestart.idle_pids(group)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(pids) == count, pids
+    return pids
+
+
+def _imported_torch(pid: int) -> bool:
+    """Whether process ``pid`` has loaded torch's library (it imports as it starts); waits for it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if "libtorch" in Path(f"/proc/{pid}/maps").read_text():
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def _process(pid: int) -> bool:
+    """Whether ``pid`` is still running (and not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def test_the_record_holds_what_running_checks() -> None:

@@ -100,3 +100,49 @@ def _raylet_pid(node: Any) -> int:
     from ray._private import ray_constants
 
     return int(node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid)
+
+
+def test_a_worker_whose_preload_fails_still_starts() -> None:
+    """Ray imports tuner.ray.warm in every worker of tuner up's instance as it starts: an import
+    of it that fails (torch broken, say) must not end the worker, only leave the import to the
+    trial, which reports it."""
+    import subprocess
+    import sys
+
+    code = "import sys\nsys.modules['tuner.models.train'] = None\nimport tuner.ray.warm\nprint('started')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "started", done.stderr
+    assert prestart.WARM_MODULE == "tuner.ray.warm"
+
+
+def test_keep_warm_asks_only_for_what_is_not_idle_already(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, int, Any, int]] = []
+    monkeypatch.setattr(prestart, "_request", lambda *a: asked.append(a))
+    monkeypatch.setattr(prestart, "idle_workers", lambda group: 2)
+
+    class Node:
+        node_manager_address = "10.0.0.1"
+        node_manager_port = 4321
+
+    class Gcs:
+        def __init__(self, nodes: int) -> None:
+            self.nodes = nodes
+
+        def get_all_node_info(self, timeout: float) -> dict[int, Node]:
+            return {i: Node() for i in range(self.nodes)}
+
+    from tuner.ray import auth
+
+    monkeypatch.setattr(auth, "gcs_client", lambda address: Gcs(1))
+    assert prestart.keep_warm("127.0.0.1:6379", 99, 2) == 0 and not asked  # two idle already
+    assert prestart.keep_warm("127.0.0.1:6379", 99, 5) == 3
+    assert asked == [("10.0.0.1:4321", 3, None, prestart.WARM_KEEP_ALIVE_S)]  # bound to no job
+    monkeypatch.setattr(auth, "gcs_client", lambda address: Gcs(2))  # a node joined: not one machine
+    assert prestart.keep_warm("127.0.0.1:6379", 99, 5) == 0 and len(asked) == 1
+
+    def refused(*a: Any) -> None:
+        raise RuntimeError("the raylet refused")
+
+    monkeypatch.setattr(auth, "gcs_client", lambda address: Gcs(1))
+    monkeypatch.setattr(prestart, "_request", refused)
+    assert prestart.keep_warm("127.0.0.1:6379", 99, 5) == 0  # logged; the next run starts its own
