@@ -203,6 +203,48 @@ def ray_instance_up(cache: Path, cpus: int) -> Iterator[str]:
             os.environ["TUNER_CACHE"] = saved
 
 
+def settle(cache: Path, timeout: float = 60.0) -> float:
+    """Wait until the workers ``tuner up``'s instance (recorded under ``cache``) keeps warm have
+    started and imported what they preload (their CPU time all but stops growing), so that
+    no measured command shares the cores with them, as a user's next run would not (BENCHMARKS.md
+    i); returns the seconds waited."""
+    from tuner.ray import instance, prestart
+
+    saved = os.environ.get("TUNER_CACHE")
+    os.environ["TUNER_CACHE"] = str(cache)
+    try:
+        inst = instance.running()
+    finally:
+        if saved is None:
+            os.environ.pop("TUNER_CACHE", None)
+        else:
+            os.environ["TUNER_CACHE"] = saved
+    started = time.monotonic()
+    if inst is None:
+        return 0.0
+
+    def cpu_ticks() -> tuple[int, int]:
+        pids = prestart.idle_pids(inst.pid)
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, ValueError, IndexError):
+                continue
+        return len(pids), total
+
+    quiet = max(1, os.sysconf("SC_CLK_TCK") // 20)  # under 5% of a core: Ray's own background threads
+    last = cpu_ticks()
+    while time.monotonic() - started < timeout:
+        time.sleep(1.0)
+        now = cpu_ticks()
+        if now[0] > 0 and now[0] == last[0] and now[1] - last[1] < quiet:
+            break
+        last = now
+    return time.monotonic() - started
+
+
 def warm_cache(cache: Path, sweep_files: list[Path]) -> None:
     """Generate the sweeps' data into ``cache`` (MNIST-1D is generated once a cache), so that
     no measured command pays it."""
@@ -232,10 +274,12 @@ def run(ctx: Context) -> dict[str, Any]:
         warm_cache(cache, [sweep_file, quickstart])
     out: dict[str, Any] = {"sizes": {"trials": trials, "epochs": epochs, "repeats": repeats}, "rows": rows}
     with ray_instance_up(kept, os.cpu_count() or 2):
+        settle(kept)  # its warm workers started: nothing measured shares the cores with them
         for rep in range(repeats):
             rows["tuner"].append(run_tuner(ctx, sweep_file, f"tuner-{rep}", own))
             rows["optuna"].append(run_optuna(trials, epochs))
             rows["tuner_ray_up"].append(run_tuner(ctx, sweep_file, f"tuner-up-{rep}", kept))
+            settle(kept)
             t, o, u = rows["tuner"][-1], rows["optuna"][-1], rows["tuner_ray_up"][-1]
             for label, r in (("tuner run", t), ("tuner run, tuner up's instance", u)):
                 phases = ", ".join(f"{k} {v:.1f}s" for k, v in r["phases_s"].items())
@@ -247,6 +291,7 @@ def run(ctx: Context) -> dict[str, Any]:
         if not ctx.quick:
             for key, cache in (("quickstart", own), ("quickstart_ray_up", kept)):
                 quick = run_tuner(ctx, quickstart, key, cache)
+                settle(kept)
                 out[key] = quick
                 ctx.say(
                     f"{key}: {quick['wall_s']:.1f}s end to end, no trial running {quick['idle_share']:.0%} of it "

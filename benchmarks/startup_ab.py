@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from benchmarks.common import ROOT, Context
-from benchmarks.startup import ray_instance_up, run_tuner, sweep, warm_cache
+from benchmarks.startup import ray_instance_up, run_tuner, settle, sweep, warm_cache
 
 UNDONE = {
     "callbacks": "import contextlib\nimport tuner.ray.tune_patches as tp\n"
@@ -79,6 +79,7 @@ def run(ctx: Context) -> dict[str, Any]:
             rows: dict[str, list[dict[str, Any]]] = {"now": [], "undone": []}
             for rep in range(runs):
                 for way, prelude in (("now", "pass"), ("undone", UNDONE[change])):
+                    settle(cache)  # the workers it keeps warm started, as for a user's next run
                     r = run_tuner(ctx, sweep_file, f"{change}-{way}-{rep}", cache, prelude=prelude)
                     r["first_trial_wait_s"] = r["phases_s"]["first_trial_wait"]
                     rows[way].append(r)
