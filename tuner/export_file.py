@@ -229,6 +229,7 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
     Raises:
         InputError: every problem of the file, one line each.
     """
+    from tuner.spec import is_export
     from tuner.spec import load_sweep as load_spec
 
     p = Path(path)
@@ -236,10 +237,10 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
         data = read_bytes(p, what="sweep file")
         parsed = load_json(data, str(path)) if p.suffix == ".json" else load_yaml(data, str(path))
     except InputError:
-        parsed = None  # the sweep's own reader says what is wrong
-    if isinstance(parsed, dict) and all(k in parsed for k in ("config", "params", "score", "metric")):
+        return load_spec(path, overrides)  # the sweep's own reader says what is wrong
+    if isinstance(parsed, dict) and is_export(parsed):
         validate(parsed, str(path), p.parent)
-    return load_spec(path, overrides)
+    return load_spec(path, overrides, document=(data, parsed))  # read and parsed once
 
 
 def validate(data: Any, source: str, base_dir: Path, check_code: bool = True) -> tuple[Export, Sweep]:

@@ -301,3 +301,31 @@ def test_a_run_whose_every_trial_is_unreadable_says_so_before_nothing_to_export(
         export.export_run(run_dir)
     err = capsys.readouterr().err
     assert err.startswith(f"warning: {run_dir}: 3 trial folders could not be read") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_sweep_or_export_file_is_read_and_parsed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """``export_file.load_sweep`` reads the file to tell an export from a sweep and check it, and
+    hands what it read to the sweep's reader (which had read and parsed it a second time); a
+    JSON file is read as JSON."""
+    import tuner.files
+    import tuner.spec
+    from tests.conftest import tiny_sweep
+
+    reads: list[str] = []
+    real = tuner.files.read_bytes
+
+    def counted(path: object, *args: object, **kwargs: object) -> bytes:
+        reads.append(str(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(export, "read_bytes", counted)
+    monkeypatch.setattr(tuner.spec, "read_bytes", counted)
+    raw = tiny_sweep(name="once", **{"train.lr": 1e-3})
+    path = tmp_path / f"sweep{suffix}"
+    path.write_text(json.dumps(raw) if suffix == ".json" else yaml.safe_dump(raw))
+    sweep = export.load_sweep(path, {"search.num_samples": 3})
+    assert reads == [str(path)]
+    assert sweep.name == "once" and sweep.search.num_samples == 3

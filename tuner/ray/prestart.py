@@ -87,7 +87,7 @@ def keep_warm(address: str, group: int, count: int) -> int:
     ``address`` (its ``ray start`` leads process group ``group``): as many as are idle already
     are not asked for again. Returns how many were asked for; 0 on any failure (logged): the
     next run starts its own."""
-    if count < 1:
+    if count < 1 or not Path("/proc/self").is_dir():  # idle workers cannot be counted: none left
         return 0
     try:
         count -= idle_workers(group)

@@ -200,7 +200,11 @@ class Sweep:
         return out
 
 
-def load_sweep(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Sweep:
+def load_sweep(
+    path: str | os.PathLike[str],
+    overrides: Mapping[str, Any] | None = None,
+    document: tuple[bytes, Any] | None = None,
+) -> Sweep:
     """Read, validate and resolve a sweep file (or an export file: its ``config``, the best
     configuration with nothing searched).
 
@@ -208,18 +212,23 @@ def load_sweep(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None
         path: the YAML file.
         overrides: top-level or dotted keys set after reading (e.g. ``{"name": "x",
             "search.num_samples": 4}``), validated like the file's own keys.
+        document: the file's bytes and their parsed content, where the caller has read them
+            already (:func:`tuner.export_file.load_sweep`); else the file is read here.
 
     Raises:
         InputError: every problem found, one line each.
     """
     source = str(path)
-    raw_bytes = read_bytes(path, what="sweep file")
-    raw = load_yaml(raw_bytes, source)
+    if document is None:
+        raw_bytes = read_bytes(path, what="sweep file")
+        raw = load_yaml(raw_bytes, source)
+    else:
+        raw_bytes, raw = document[0], copy.deepcopy(document[1])
     if raw is None:
         raise InputError(f"{source}: the file is empty")
     if not isinstance(raw, dict):
         raise InputError(f"{source}: the top level must be a mapping of keys, not a {type(raw).__name__}")
-    if _is_export(raw):  # an export file: run its config (the best configuration, nothing searched)
+    if is_export(raw):  # an export file: run its config (the best configuration, nothing searched)
         if not isinstance(raw["config"], dict):
             raise InputError(f"{source}: config: must be a mapping")
         raw = raw["config"]
@@ -241,7 +250,8 @@ def safe_name(text: str) -> str:
     return name if name and NAME_PATTERN.fullmatch(name) else "sweep"
 
 
-def _is_export(raw: Mapping[str, Any]) -> bool:
+def is_export(raw: Mapping[str, Any]) -> bool:
+    """Whether a file's parsed content is an export file (tuner.export_file), not a sweep file."""
     return all(k in raw for k in ("config", "params", "score", "metric"))
 
 

@@ -146,3 +146,7 @@ def test_keep_warm_asks_only_for_what_is_not_idle_already(monkeypatch: pytest.Mo
     monkeypatch.setattr(auth, "gcs_client", lambda address: Gcs(1))
     monkeypatch.setattr(prestart, "_request", refused)
     assert prestart.keep_warm("127.0.0.1:6379", 99, 5) == 0  # logged; the next run starts its own
+
+    monkeypatch.setattr(prestart, "_request", lambda *a: asked.append(a))
+    monkeypatch.setattr(prestart, "Path", lambda p: type("NoProc", (), {"is_dir": lambda self: False})())
+    assert prestart.keep_warm("127.0.0.1:6379", 99, 5) == 0 and len(asked) == 1  # no /proc: none kept, none piled up
