@@ -38,8 +38,14 @@ def test_the_local_instance_keeps_token_auth_on_and_its_dashboard_off_and_on_loo
     import ray
     from ray._raylet import AuthenticationMode, get_authentication_mode
 
-    params = ray._private.worker._global_node._ray_params
+    from ray._private import ray_constants
+
+    node = ray._private.worker._global_node
+    params = node._ray_params
     assert params.include_dashboard is False and params.dashboard_host == "127.0.0.1"
+    # nor Ray's API server (the dashboard's head in its minimal form), which ray.init starts
+    # anyway and waits for: no process of it, no port
+    assert ray_constants.PROCESS_TYPE_DASHBOARD not in node.all_processes and node.webui_url is None
     assert get_authentication_mode() == AuthenticationMode.TOKEN
     assert nodes.autoscaler_node_types() == []  # a local instance has no autoscaler to report
 
