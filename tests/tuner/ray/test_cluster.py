@@ -36,9 +36,8 @@ def test_a_run_with_authentication_disabled_exits_2_and_writes_nothing(
 @pytest.mark.usefixtures("ray_session")
 def test_the_local_instance_keeps_token_auth_on_and_its_dashboard_off_and_on_loopback() -> None:
     import ray
-    from ray._raylet import AuthenticationMode, get_authentication_mode
-
     from ray._private import ray_constants
+    from ray._raylet import AuthenticationMode, get_authentication_mode
 
     node = ray._private.worker._global_node
     params = node._ray_params
