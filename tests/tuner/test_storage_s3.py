@@ -222,3 +222,76 @@ def test_a_sweep_on_s3_survives_a_killed_driver_and_exports_and_reports(
     assert f"report: {uri}/report/index.html" in capsys.readouterr().out
     assert f"{BUCKET}/runs/tiny/report/index.html" in _files(f"{BUCKET}/runs/tiny/report")
     assert not any(".uploading" in f for f in _files(f"{BUCKET}/runs/tiny"))
+
+
+def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuner.ray import cluster
+
+    def no_ray(*a: Any, **k: Any) -> None:
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(cluster, "connect", no_ray)
+
+
+def test_credentials_that_may_not_write_are_one_line_each_time_before_anything_is_written(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No keys: moto's server lets such a client read (the bucket is there) and refuses some of
+    its writes. The pre-flight check says so before a run directory is made: the same line and
+    exit 2 each time, and no run in the bucket."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))
+    _no_ray(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    prefix = f"ro-{tmp_path.name}"
+    uri = f"s3://{BUCKET}/{prefix}/runs"
+    said = []
+    for _ in range(3):
+        assert main(["run", str(sweep), "--storage", uri, "--name", "ro", "--json"]) == 2
+        out, err = capsys.readouterr()
+        assert json.loads(out)["status"] == "bad_input"
+        said.append(err.strip().splitlines())
+    assert said[0] == said[1] == said[2] and len(said[0]) == 1, said
+    assert said[0][0].startswith(f"--storage: {uri}: cannot write there: access denied (AWS Error ACCESS_DENIED")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    left = _files(f"{BUCKET}/{prefix}")
+    assert not [f for f in left if "/runs/ro" in f or f.endswith("run.json")], left
+    assert not (tmp_path / "cache" / "remote-runs").exists()
+
+
+def test_writable_credentials_pass_the_check_and_it_leaves_nothing(aws: dict[str, str], tmp_path: Path) -> None:
+    from tuner.storage import check_storage
+
+    uri = f"s3://{BUCKET}/ok-{tmp_path.name}/runs"
+    assert check_storage(uri, reach=True) == uri
+    assert _files(f"{BUCKET}/ok-{tmp_path.name}") == []
+
+
+def test_a_store_that_cannot_be_reached_is_exit_1_with_the_whole_cause(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint where nothing listens: the environment's problem (exit 1, not bad input),
+    said in one line with pyarrow's message whole (it used to be cut at 200 characters,
+    mid-parenthesis); the milliseconds curl waited are left out (the same line each time, see
+    test_storage.py)."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))
+    _no_ray(monkeypatch)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    assert main(["run", str(sweep), "--storage", f"s3://{BUCKET}/runs", "--json"]) == 1  # pyarrow retries: 6 s
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "failed"
+    assert len(err.strip().splitlines()) == 1, err
+    line = err.strip()
+    assert line.startswith(f"tuner: --storage: s3://{BUCKET}/runs: cannot be used: the store cannot be reached (")
+    assert line.endswith("Could not connect to server)") and line.count("(") == line.count(")"), line
+    assert "internal error" not in line and " ms" not in line
+    assert main(["export", f"s3://{BUCKET}/runs/x"]) == 1
+    assert "s3://tuner-test/runs/x: cannot read the run directory: the store cannot be reached (" in (
+        capsys.readouterr().err
+    )
+
