@@ -295,3 +295,25 @@ def test_a_store_that_cannot_be_reached_is_exit_1_with_the_whole_cause(
         capsys.readouterr().err
     )
 
+
+def test_export_of_an_s3_run_says_its_uri_and_names_the_local_copy(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.fs
+
+    from tests.tuner.fake_run import epochs, make_run
+
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6)), ({"train.lr": 0.2}, epochs(0.7))])
+    uri = f"s3://{BUCKET}/ex-{tmp_path.name}/tiny"
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            with fs.open_output_stream(f"{root}/{f.relative_to(run_dir).as_posix()}") as out:
+                out.write(f.read_bytes())
+    assert main(["export", uri]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    from tuner.storage import mirror_dir
+
+    assert out == [f"exported: {uri}/best.yaml (local copy: {mirror_dir(uri) / 'best.yaml'})"]
+    assert f"{BUCKET}/ex-{tmp_path.name}/tiny/best.yaml" in _files(f"{BUCKET}/ex-{tmp_path.name}/tiny")
