@@ -402,6 +402,23 @@ class RunStore:
             raise store_failure(s[:200], "cannot read the run directory", e) from None
         return store
 
+    def check_writes(self, flag: str = "RUN_DIR") -> None:
+        """For a URI run: check, as ``tuner run``'s pre-flight does, that the credentials may
+        write beside the run directory (a resume writes ``run.json`` first thing).
+
+        Raises:
+            InputError: the store refuses these credentials to write there.
+            StoreError: the store cannot be reached.
+        """
+        if self.uri is None:
+            return
+        parent = self.uri.rstrip("/").rpartition("/")[0]
+        try:
+            fs, root = _filesystem(parent)
+        except (OSError, ValueError) as e:
+            raise store_failure(f"{flag}: {self.uri[:200]}", "cannot be used", e) from None
+        _check_writes(fs, root, f"{flag}: {self.uri[:200]}")
+
     def mkdir(self) -> None:
         """Make the run directory (and its folder at the URI).
 

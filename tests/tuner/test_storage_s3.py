@@ -317,3 +317,36 @@ def test_export_of_an_s3_run_says_its_uri_and_names_the_local_copy(
 
     assert out == [f"exported: {uri}/best.yaml (local copy: {mirror_dir(uri) / 'best.yaml'})"]
     assert f"{BUCKET}/ex-{tmp_path.name}/tiny/best.yaml" in _files(f"{BUCKET}/ex-{tmp_path.name}/tiny")
+
+
+def test_a_resume_with_credentials_that_may_not_write_is_refused_before_anything_is_written(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tuner resume URI`` could read the run, and failed at its first write (``run.json``),
+    once Ray had started: it is refused up front as ``tuner run`` refuses, exit 2, nothing of
+    the run changed."""
+    import pyarrow.fs
+
+    from tests.tuner.fake_run import epochs, make_run
+
+    _no_ray(monkeypatch)
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6))])
+    meta = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    uri = f"s3://{BUCKET}/rs-{tmp_path.name}/tiny"
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            with fs.open_output_stream(f"{root}/{f.relative_to(run_dir).as_posix()}") as out:
+                out.write(f.read_bytes())
+    before = {f: _read(f) for f in _files(f"{BUCKET}/rs-{tmp_path.name}")}
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+    assert main(["resume", uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"RUN_DIR: {uri}: cannot write there: access denied (AWS Error"), err
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    after = {f: _read(f) for f in _files(f"{BUCKET}/rs-{tmp_path.name}") if ".tuner-write-check" not in f}
+    assert after == before
