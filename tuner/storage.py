@@ -400,6 +400,10 @@ class RunStore:
             raise InputError(f"{s[:200]}: cannot read the run directory: there is none") from None
         except (OSError, ValueError) as e:
             raise store_failure(s[:200], "cannot read the run directory", e) from None
+        from tuner.records import RUN_FILE
+
+        if not (store.local / RUN_FILE).is_file():  # a run's first upload: said of the URI, not of the mirror
+            raise InputError(f"{s[:200]}: not a tuner run directory (no {RUN_FILE})")
         return store
 
     def check_writes(self, flag: str = "RUN_DIR") -> None:

@@ -350,3 +350,16 @@ def test_a_resume_with_credentials_that_may_not_write_is_refused_before_anything
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     after = {f: _read(f) for f in _files(f"{BUCKET}/rs-{tmp_path.name}") if ".tuner-write-check" not in f}
     assert after == before
+
+
+def test_a_uri_that_holds_no_run_is_said_of_the_uri_not_the_local_mirror(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.fs
+
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    uri = f"s3://{BUCKET}/empty-{tmp_path.name}/x"
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    fs.create_dir(root)  # a folder, nothing of a run in it
+    assert main(["export", uri]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"{uri}: not a tuner run directory (no run.json)"]
