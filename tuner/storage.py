@@ -416,7 +416,8 @@ class RunStore:
         """
         if self.uri is None:
             return
-        parent = self.uri.rstrip("/").rpartition("/")[0]
+        scheme, _, path = self.uri.rstrip("/").partition("://")
+        parent = f"{scheme}://{path.rpartition('/')[0] or path}"  # a run at a bucket's top: the bucket
         try:
             fs, root = _filesystem(parent)
         except (OSError, ValueError) as e:
