@@ -406,6 +406,25 @@ class RunStore:
             raise InputError(f"{s[:200]}: not a tuner run directory (no {RUN_FILE})")
         return store
 
+    def discard(self, names: tuple[str, ...]) -> None:
+        """Remove, at the URI, a run directory a new run had begun and then could not start (its
+        store failed before the run did): nothing half-made is left there. Only while it holds
+        nothing but ``names`` (the files the run uploads first, and their temporary names); as far
+        as the store lets it, silently (the error that stopped the run is what is said)."""
+        if self.uri is None:
+            return
+        import pyarrow.fs
+
+        ours = {*names, *(f".{n}.uploading" for n in names)}
+        try:
+            fs, root = _filesystem(self.uri)
+            infos = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
+            if any(i.type == pyarrow.fs.FileType.File and i.path[len(root) :].lstrip("/") not in ours for i in infos):
+                return  # another writer's files: not this run's to remove
+            fs.delete_dir(root)
+        except (OSError, ValueError):
+            pass
+
     def check_writes(self, flag: str = "RUN_DIR") -> None:
         """For a URI run: check, as ``tuner run``'s pre-flight does, that the credentials may
         write beside the run directory (a resume writes ``run.json`` first thing).

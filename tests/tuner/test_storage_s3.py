@@ -363,3 +363,36 @@ def test_a_uri_that_holds_no_run_is_said_of_the_uri_not_the_local_mirror(
     fs.create_dir(root)  # a folder, nothing of a run in it
     assert main(["export", uri]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"{uri}: not a tuner run directory (no run.json)"]
+
+
+def test_a_store_that_fails_at_a_runs_first_writes_leaves_no_half_made_run(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-flight check passed, then the store failed between the run's first uploads
+    (``run.json`` written, ``sweep.yaml`` refused): the run directory begun at the URI is
+    removed, and the line is the store's (exit 1), not a bug's."""
+    import tuner.runner
+    from tuner.ray import cluster
+    from tuner.storage import RunStore, StoreError
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cluster, "resolve", lambda address, num_cpus: None)  # no Ray: not what this is about
+    monkeypatch.setattr(tuner.runner, "preload", lambda: None)
+    monkeypatch.setattr(tuner.runner, "prepare", lambda *a: (None, {"CPU": 1.0}, None))
+    push = RunStore.push
+
+    def refused(self: RunStore, *names: str) -> None:
+        if "sweep.yaml" in names:
+            raise StoreError(f"cannot write {self.uri}/sweep.yaml: access denied (AWS Error ACCESS_DENIED)")
+        push(self, *names)
+
+    monkeypatch.setattr(RunStore, "push", refused)
+    prefix = f"half-{tmp_path.name}"
+    assert main(["run", str(sweep), "--storage", f"s3://{BUCKET}/{prefix}/runs", "--name", "half"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"tuner: cannot write s3://{BUCKET}/{prefix}/runs/half/sweep.yaml: access denied (AWS Error ACCESS_DENIED)"
+    ]
+    assert _files(f"{BUCKET}/{prefix}") == []
