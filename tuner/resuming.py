@@ -65,6 +65,7 @@ def resume_sweep(
             raise InputError(f"{run_dir}: the run is done already; nothing to resume")
         check_output(store.local / RUN_FILE, "RUN_DIR")  # a read-only run cannot be resumed: said before Ray starts
         DriverLock.check_free(store.local)  # another driver runs or resumes it: refused before anything starts
+        store.check_writes()  # read-only credentials: refused before anything is written
         return _resume(store, run, address, asked, num_cpus, write, progress_every_s, started)
     except BaseException as e:  # what the run directory is, for --json
         e.tuner_run_dir = store.location  # type: ignore[attr-defined]

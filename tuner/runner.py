@@ -22,7 +22,7 @@ from tuner.errors import InputError, RunError, log_bug, message
 from tuner.files import write_yaml
 from tuner.models.data import Dataset
 from tuner.provenance import git_commit, versions
-from tuner.records import EXPERIMENT_DIR, EXPORT_FILE, SWEEP_FILE, RunMeta, RunStatus, TrialStatus, now
+from tuner.records import EXPERIMENT_DIR, EXPORT_FILE, RUN_FILE, SWEEP_FILE, RunMeta, RunStatus, TrialStatus, now
 from tuner.results import load_run
 from tuner.spec import Sweep
 from tuner.storage import RunStore, check_storage
@@ -153,29 +153,33 @@ def run_sweep(
                 run_dir.name,
                 {"tuner.run_dir": store.location, "tuner.sweep_sha256": sweep.sha256},
             )
-        store.mkdir()
-        write_yaml(run_dir / SWEEP_FILE, sweep.to_dict())
-        from_file = sweep.source if Path(sweep.source).is_file() else None
-        meta = RunMeta(
-            name=sweep.name,
-            location=store.location,
-            cluster={"address": address or "local", **resources},
-            provenance={
-                "sweep_file": str(Path(from_file).resolve()) if from_file else None,
-                "sweep_sha256": sweep.sha256,
-                "git_commit": git_commit(from_file) if from_file else None,
-                "overrides": dict(sweep.overrides),
-                "data": datasets.fingerprint(data),
-                "function": sweep.trainer,
-                "versions": versions(),
-                "argv": list(sys.argv),
-            },
-            timings=timings,
-        )
-        if tracker is not None:
-            meta.provenance["mlflow"] = tracker.to_dict()
-        rounds.save_meta(store, meta)
-        store.push(SWEEP_FILE)
+        try:  # the run's first writes: a store that fails here leaves no half-made run at the URI
+            store.mkdir()
+            write_yaml(run_dir / SWEEP_FILE, sweep.to_dict())
+            from_file = sweep.source if Path(sweep.source).is_file() else None
+            meta = RunMeta(
+                name=sweep.name,
+                location=store.location,
+                cluster={"address": address or "local", **resources},
+                provenance={
+                    "sweep_file": str(Path(from_file).resolve()) if from_file else None,
+                    "sweep_sha256": sweep.sha256,
+                    "git_commit": git_commit(from_file) if from_file else None,
+                    "overrides": dict(sweep.overrides),
+                    "data": datasets.fingerprint(data),
+                    "function": sweep.trainer,
+                    "versions": versions(),
+                    "argv": list(sys.argv),
+                },
+                timings=timings,
+            )
+            if tracker is not None:
+                meta.provenance["mlflow"] = tracker.to_dict()
+            rounds.save_meta(store, meta)
+            store.push(SWEEP_FILE)
+        except Exception:
+            store.discard((RUN_FILE, SWEEP_FILE))
+            raise
         if tracker is not None:
             tracker.log_artifact(run_dir / SWEEP_FILE)
         refine = sweep.search.refine

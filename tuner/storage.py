@@ -26,18 +26,77 @@ import hashlib
 import os
 import re
 import urllib.parse
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError, RunError, first_line
+from tuner.errors import InputError, RunError, message
 from tuner.lock import LOCK_FILE, DriverLock
 from tuner.outputs import check_output, expand_user, real_path
 
 
 class StoreError(RunError):
-    """The store of a URI run directory failed while the run went on (it went away, or refuses
-    this writer): the machine's or the store's problem, not the input's nor a bug of tuner's."""
+    """The store of a URI failed: it cannot be reached (before the run, or it went away while
+    the run went on), or it refuses this writer during the run: the machine's or the store's
+    problem, not the input's nor a bug of tuner's (exit 1)."""
+
+
+# How pyarrow says (in its message: it raises a plain OSError) that the store did not answer: the
+# network, the endpoint, DNS, TLS. Anything else the store answered (access denied, no such bucket).
+_UNREACHABLE = re.compile(
+    r"NETWORK_CONNECTION|curlCode|Could not connect|Couldn't connect|Failed to connect|Could not resolve|"
+    r"Couldn't resolve|Connection refused|timed out|Timeout was reached|SSL connect error",
+    re.IGNORECASE,
+)
+_ACCESS_DENIED = re.compile(
+    r"ACCESS_DENIED|AccessDenied|Forbidden|INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|"
+    r"InvalidAccessKeyId|SignatureDoesNotMatch|Permission denied",
+    re.IGNORECASE,
+)
+# The longest store message quoted: pyarrow's are a few hundred characters; a hostile store's
+# (a proxy's HTML page) may be anything. A cut says so ("...").
+MAX_CAUSE = 1000
+
+
+def store_cause(error: BaseException) -> str:
+    """What a store's error says, whole, on one line: pyarrow's message (``When getting information
+    for bucket 'b': AWS Error NETWORK_CONNECTION during HeadBucket operation: ...``) with its lines
+    joined and the time curl waited (``after 0 ms``) left out, so the same cause reads the same each
+    time. Never cut mid-way but past :data:`MAX_CAUSE` characters, and then marked ``...``."""
+    text = " ".join(line.strip() for line in message(error).strip().splitlines() if line.strip())
+    text = re.sub(r" after \d+ ms\b", "", text)
+    if not text:
+        return type(error).__name__
+    return text if len(text) <= MAX_CAUSE else text[: MAX_CAUSE - 3] + "..."
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether a store's error says it did not answer (rather than answered no)."""
+    return _UNREACHABLE.search(message(error)) is not None
+
+
+def why(error: BaseException, cause: str | None = None) -> str:
+    """A store's failure as a line says it: ``the store cannot be reached (...)``, ``access denied
+    (...)`` or ``the store failed (...)``, with ``cause`` (default :func:`store_cause`) in the
+    brackets."""
+    cause = store_cause(error) if cause is None else cause
+    if unreachable(error):
+        return f"the store cannot be reached ({cause})"
+    if _ACCESS_DENIED.search(message(error)):
+        return f"access denied ({cause})"
+    return f"the store failed ({cause})"
+
+
+def store_failure(
+    where: str, what: str, error: BaseException, note: str = "", cause: str | None = None
+) -> InputError | StoreError:
+    """The one-line error for a store that failed ``what`` at ``where`` (before a run, or when
+    a command opens one): a store that cannot be reached is the environment's problem
+    (:class:`StoreError`, exit 1); one that answered no (no such bucket, access denied for the
+    credentials given, a bad URI) is the input's (:class:`InputError`, exit 2)."""
+    line = f"{where}: {what}: {why(error, cause)}{note}"
+    return StoreError(line) if unreachable(error) else InputError(line)
 
 
 # Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
@@ -54,13 +113,15 @@ def is_uri(text: str) -> bool:
 
 def check_storage(text: str | os.PathLike[str], flag: str = "--storage", reach: bool = False) -> str:
     """``text`` as a storage location: a local path, or a URI with a scheme of :data:`SCHEMES`.
-    ``reach``: for a URI, also ask the store whether its bucket is there (before a run starts
-    Ray, so that a typo in a bucket name costs a second, not a cluster start).
+    ``reach``: for a URI, also ask the store whether its bucket is there and may be written to
+    (before a run starts Ray, so that a typo in a bucket name or read-only credentials cost a
+    second, not a cluster start, and leave nothing in the bucket).
 
     Raises:
         InputError: an unknown scheme, a URI without a path or with a query, a local path
-            tuner may not write to, or (``reach``) a store that does not answer or has no
-            such bucket.
+            tuner may not write to, or (``reach``) a store with no such bucket or that refuses
+            these credentials to read or write there.
+        StoreError: (``reach``) the store cannot be reached.
     """
     s = os.fspath(text)
     m = _URI.match(s)
@@ -108,22 +169,76 @@ def check_storage(text: str | os.PathLike[str], flag: str = "--storage", reach: 
 
 
 def _reach(uri: str, flag: str) -> None:
-    """Fail with one line when the store behind ``uri`` does not answer or lacks its bucket."""
+    """Fail with one line when the store behind ``uri`` does not answer, lacks its bucket, or
+    refuses to be written to (before anything of the run is written there).
+
+    Raises:
+        StoreError: the store cannot be reached (the environment's problem: exit 1).
+        InputError: no such bucket, or the credentials given may not write there (exit 2).
+    """
     import pyarrow.fs
 
+    where = f"{flag}: {uri[:200]}"
     try:
         fs, root = _filesystem(uri)
         bucket = root.strip("/").split("/", 1)[0]
         info = fs.get_file_info(bucket)
     except (OSError, ValueError) as e:
-        raise InputError(
-            f"{flag}: {uri[:200]}: the store cannot be reached ({first_line(e, empty=type(e).__name__)})"
-        ) from None
+        raise store_failure(where, "cannot be used", e) from None
     if info.type == pyarrow.fs.FileType.NotFound:
         raise InputError(
-            f"{flag}: {uri[:200]}: no bucket {bucket!r} (create it first; for an S3-compatible store, "
-            "is AWS_ENDPOINT_URL_S3 set?)"
+            f"{where}: no bucket {bucket!r} (create it first; for an S3-compatible store, is AWS_ENDPOINT_URL_S3 set?)"
         )
+    _check_writes(fs, root, where)
+
+
+WRITE_CHECK = ".tuner-write-check"
+# pyarrow's "When copying key 'a' in bucket 'b' to key ...: " before what the store said
+_WHEN = re.compile(r"^When [^:]*: (?=AWS Error)")
+
+
+def _check_writes(fs: Any, root: str, where: str) -> None:
+    """Make a test folder ``root/.tuner-write-check-<id>`` and write a file in it as a run's
+    first writes do (:meth:`RunStore.mkdir`, then :meth:`RunStore.push`: an upload under a
+    temporary name, then a move), then delete it: credentials that may read but not write are
+    refused here, before a run directory is made, rather than half-way through making one. Each
+    check starts afresh under names of its own (two drivers checking at once, or a folder left
+    by a check before, change nothing), and the line leaves the names out: the same refusal
+    reads the same each time. The folder is removed whatever happened, as far as the store lets
+    it; the line says when test folders are left."""
+    import pyarrow.fs
+
+    folder = f"{root.rstrip('/')}/{WRITE_CHECK}-{uuid.uuid4().hex[:12]}"
+    try:
+        fs.create_dir(folder, recursive=True)
+        with fs.open_output_stream(f"{folder}/.check.uploading") as out:
+            out.write(b"tuner checks that it may write here; this folder is deleted at once\n")
+        fs.move(f"{folder}/.check.uploading", f"{folder}/check")
+        fs.delete_dir(folder)
+    except OSError as e:
+        try:  # what the check may have left
+            if fs.get_file_info(folder).type != pyarrow.fs.FileType.NotFound:
+                fs.delete_dir(folder)
+        except OSError:
+            pass
+        raise store_failure(
+            where, "cannot write there", e, _left_checks(fs, root), _WHEN.sub("", store_cause(e))
+        ) from None
+
+
+def _left_checks(fs: Any, root: str) -> str:
+    """``; ...`` when test folders of write checks (this one's or those before) are at ``root``:
+    the store refused to delete them. Said whichever check left them, so that the same store
+    gives the same line each time."""
+    import pyarrow.fs
+
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(root.rstrip("/"), recursive=False, allow_not_found=True))
+    except OSError:
+        return ""
+    if not any(i.base_name.startswith(f"{WRITE_CHECK}-") for i in infos):
+        return ""
+    return f"; test folders {WRITE_CHECK}-* are left there (the store refused to delete them)"
 
 
 def _filesystem(uri: str) -> tuple[Any, str]:
@@ -214,9 +329,7 @@ class RunStore:
                 n += 1
                 candidate = f"{name}-{n}"
         except (OSError, ValueError) as e:  # no such bucket, no credentials, the store is down
-            raise InputError(
-                f"--storage: {s[:200]}: cannot be used ({first_line(e, empty=type(e).__name__)})"
-            ) from None
+            raise store_failure(f"--storage: {s[:200]}", "cannot be used", e) from None
         uri = join(s, candidate)
         local = mirror_dir(uri)
         if local.exists():  # an old mirror of a run deleted since
@@ -234,6 +347,7 @@ class RunStore:
 
         Raises:
             InputError: as :meth:`create`, or the folder cannot be made.
+            StoreError: the store of a URI cannot be reached.
         """
         for _ in range(100):
             store = cls.create(storage, name)
@@ -272,7 +386,9 @@ class RunStore:
         """An existing run directory (a path or a URI); a URI's files are downloaded first.
 
         Raises:
-            InputError: a URI with an unsupported scheme, or one that holds no run.
+            InputError: a URI with an unsupported scheme, or one that holds no run or may not
+                be read with the credentials given.
+            StoreError: the store of the URI cannot be reached.
         """
         s = check_storage(location, flag="RUN_DIR")
         if not is_uri(s):
@@ -280,17 +396,59 @@ class RunStore:
         store = cls(mirror_dir(s.rstrip("/")), s.rstrip("/"))
         try:
             store._pull("")  # a store that fails here: the RUN_DIR given cannot be read
+        except FileNotFoundError:
+            raise InputError(f"{s[:200]}: cannot read the run directory: there is none") from None
         except (OSError, ValueError) as e:
-            raise InputError(
-                f"{s[:200]}: cannot read the run directory ({first_line(e, empty=type(e).__name__)})"
-            ) from None
+            raise store_failure(s[:200], "cannot read the run directory", e) from None
+        from tuner.records import RUN_FILE
+
+        if not (store.local / RUN_FILE).is_file():  # a run's first upload: said of the URI, not of the mirror
+            raise InputError(f"{s[:200]}: not a tuner run directory (no {RUN_FILE})")
         return store
+
+    def discard(self, names: tuple[str, ...]) -> None:
+        """Remove, at the URI, a run directory a new run had begun and then could not start (its
+        store failed before the run did): nothing half-made is left there. Only while it holds
+        nothing but ``names`` (the files the run uploads first, and their temporary names); as far
+        as the store lets it, silently (the error that stopped the run is what is said)."""
+        if self.uri is None:
+            return
+        import pyarrow.fs
+
+        ours = {*names, *(f".{n}.uploading" for n in names)}
+        try:
+            fs, root = _filesystem(self.uri)
+            infos = fs.get_file_info(pyarrow.fs.FileSelector(root, recursive=True, allow_not_found=True))
+            if any(i.type == pyarrow.fs.FileType.File and i.path[len(root) :].lstrip("/") not in ours for i in infos):
+                return  # another writer's files: not this run's to remove
+            fs.delete_dir(root)
+        except (OSError, ValueError):
+            pass
+
+    def check_writes(self, flag: str = "RUN_DIR") -> None:
+        """For a URI run: check, as ``tuner run``'s pre-flight does, that the credentials may
+        write beside the run directory (a resume writes ``run.json`` first thing).
+
+        Raises:
+            InputError: the store refuses these credentials to write there.
+            StoreError: the store cannot be reached.
+        """
+        if self.uri is None:
+            return
+        scheme, _, path = self.uri.rstrip("/").partition("://")
+        parent = f"{scheme}://{path.rpartition('/')[0] or path}"  # a run at a bucket's top: the bucket
+        try:
+            fs, root = _filesystem(parent)
+        except (OSError, ValueError) as e:
+            raise store_failure(f"{flag}: {self.uri[:200]}", "cannot be used", e) from None
+        _check_writes(fs, root, f"{flag}: {self.uri[:200]}")
 
     def mkdir(self) -> None:
         """Make the run directory (and its folder at the URI).
 
         Raises:
             InputError: it cannot be made (a file where a folder must go, no permission).
+            StoreError: the store of a URI cannot be reached.
         """
         try:
             self.local.mkdir(parents=True, exist_ok=True)
@@ -299,7 +457,11 @@ class RunStore:
                 fs.create_dir(path, recursive=True)
         except OSError as e:
             where = self.uri or str(self.local)
-            raise InputError(f"--storage: {where[:200]}: cannot make the run directory ({first_line(e)})") from None
+            if self.uri is None:
+                raise InputError(
+                    f"--storage: {where[:200]}: cannot make the run directory ({store_cause(e)})"
+                ) from None
+            raise store_failure(f"--storage: {where[:200]}", "cannot make the run directory", e) from None
 
     def push(self, *names: str) -> None:
         """Upload the run directory's own files ``names`` (e.g. ``run.json``) to the URI; a
@@ -320,7 +482,7 @@ class RunStore:
                     out.write(src.read_bytes())
                 fs.move(tmp, target)
             except OSError as e:  # the store went away, or refuses this writer
-                raise StoreError(f"cannot write {self.uri}/{name}: the store failed ({first_line(e)})") from e
+                raise StoreError(f"cannot write {self.uri}/{name}: {why(e)}") from e
 
     def pull(self, subdir: str = "") -> None:
         """Download the run directory (or its ``subdir``) from the URI into the mirror,
@@ -332,7 +494,7 @@ class RunStore:
         except FileNotFoundError:
             raise
         except OSError as e:  # the store went away, or refuses this reader
-            raise StoreError(f"cannot read {self.uri}: the store failed ({first_line(e)})") from e
+            raise StoreError(f"cannot read {self.uri}: {why(e)}") from e
 
     def _pull(self, subdir: str) -> None:
         import pyarrow.fs

@@ -30,6 +30,31 @@ class RunSummary:
         score = f", best {self.run.metric} {best[0].score(self.run.metric):.4g}" if best else ""
         return f"RunSummary({self.location!r}, {len(self.run.trials)} trials{score}, {self.wall_s:.0f}s)"
 
+    @property
+    def export_location(self) -> str | None:
+        """Where the export is as the user names it: beside the run (the URI of a cloud run, where
+        it was uploaded), or None when nothing was exported."""
+        if self.export_path is None:
+            return None
+        if self.location == str(self.run_dir):
+            return str(self.export_path)
+        return f"{self.location.rstrip('/')}/{self.export_path.name}"
+
+    @property
+    def export_local_copy(self) -> str | None:
+        """The local copy of a cloud run's export (in its mirror), else None."""
+        if self.export_path is None or self.location == str(self.run_dir):
+            return None
+        return str(self.export_path)
+
+    @property
+    def export_line(self) -> str | None:
+        """``exported best config: WHERE``, with a cloud run's local copy named as such."""
+        if self.export_location is None:
+            return None
+        copy = self.export_local_copy
+        return f"exported best config: {self.export_location}" + (f" (local copy: {copy})" if copy else "")
+
     def lines(self, top: int = 5) -> list[str]:
         """The lines printed when a run ends: counts, the best trials, where things are."""
         return describe(self, top)
@@ -76,11 +101,6 @@ def describe(summary: RunSummary, top: int = 5) -> list[str]:
         lines.append(f"{sum(t.status == TrialStatus.ERROR for t in run.trials)} trials failed:")
         lines += [f"  {f}" for f in run.meta.failures]
     lines.append(f"run directory: {summary.location}")
-    if summary.export_path:
-        where = (
-            summary.export_path
-            if summary.location == str(summary.run_dir)
-            else f"{summary.location.rstrip('/')}/{summary.export_path.name} (local copy: {summary.export_path})"
-        )
-        lines.append(f"exported best config: {where}")
+    if summary.export_line:
+        lines.append(summary.export_line)
     return lines

@@ -104,6 +104,36 @@ def fake_run_sweep(run_dir: Path) -> Callable[..., RunSummary]:
     return run_sweep
 
 
+@pytest.mark.parametrize("flag", ["--json", "--quiet", None])
+def test_a_cloud_runs_end_says_the_exports_uri_and_names_the_local_copy(
+    run_dir: Path,
+    write_sweep: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flag: str | None,
+) -> None:
+    """A run stored at a URI: its export was uploaded beside it. ``--json``'s ``export`` and
+    ``--quiet``'s line gave the local mirror's copy as if it were the export."""
+    import tuner.runner
+
+    uri = "s3://bucket/runs/tiny"
+
+    def run_sweep(sweep: Any, write: Callable[[str], None] = print, **kwargs: Any) -> RunSummary:
+        return RunSummary(run_dir, run_dir / "best.yaml", load_run(run_dir), 3.0, uri)
+
+    monkeypatch.setattr(tuner.runner, "run_sweep", run_sweep)
+    monkeypatch.setattr("tuner.storage.check_storage", lambda *a, **k: a[0])  # no store to ask
+    assert main(["run", str(write_sweep()), "--storage", "s3://bucket/runs", *([flag] if flag else [])]) == 0
+    out = capsys.readouterr().out
+    line = f"exported best config: {uri}/best.yaml (local copy: {run_dir / 'best.yaml'})"
+    if flag == "--json":
+        end = json.loads(out)
+        assert end["export"] == f"{uri}/best.yaml" and end["export_local_copy"] == str(run_dir / "best.yaml")
+        assert end["run_dir"] == uri
+    else:
+        assert line in out.splitlines()
+
+
 def test_tuner_run_prints_the_end_summary_the_cli_prints_unless_quiet(
     run_dir: Path, write_sweep: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -157,8 +157,29 @@ def test_a_store_that_fails_during_a_run_is_one_line_of_the_stores_not_a_bug(
     with pytest.raises(StoreError) as caught:
         store.push("run.json")
     assert str(caught.value) == (
-        f"cannot write {store.uri}/run.json: the store failed (When initiating multiple part upload: AWS Error "
-        "NETWORK_CONNECTION)"
+        f"cannot write {store.uri}/run.json: the store cannot be reached (When initiating multiple part upload: "
+        "AWS Error NETWORK_CONNECTION more)"
     )
-    with pytest.raises(StoreError, match=r"cannot read .*: the store failed \(When initiating"):
+    with pytest.raises(StoreError, match=r"cannot read .*: the store cannot be reached \(When initiating"):
         store.pull("trials")
+
+
+def test_a_store_message_is_quoted_whole_on_one_line_the_same_each_time() -> None:
+    from tuner.storage import MAX_CAUSE, StoreError, store_cause, store_failure
+
+    said = (
+        "When getting information for bucket 'b': AWS Error NETWORK_CONNECTION during HeadBucket operation: "
+        "curlCode: 7, Could not connect to server; Details: Failed to connect to 127.0.0.1:21999 after 0 ms: "
+        "Could not connect to server\n(second line)"
+    )
+    cause = store_cause(OSError(said))
+    assert (
+        len(said) > 200 and "after 0 ms" not in cause and cause == store_cause(OSError(said.replace(" 0 ms", " 7 ms")))
+    )
+    assert cause.endswith("Could not connect to server (second line)")  # not cut at 200 characters
+    failure = store_failure("--storage: s3://b/runs", "cannot be used", OSError(said))
+    assert isinstance(failure, StoreError) and str(failure).endswith("Could not connect to server (second line))")
+    denied = store_failure("--storage: s3://b/runs", "cannot write there", OSError("AWS Error ACCESS_DENIED x"))
+    assert isinstance(denied, InputError) and "cannot write there: access denied (AWS Error" in str(denied)
+    huge = store_cause(OSError("x" * 5000))
+    assert len(huge) == MAX_CAUSE and huge.endswith("...")

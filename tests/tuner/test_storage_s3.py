@@ -222,3 +222,177 @@ def test_a_sweep_on_s3_survives_a_killed_driver_and_exports_and_reports(
     assert f"report: {uri}/report/index.html" in capsys.readouterr().out
     assert f"{BUCKET}/runs/tiny/report/index.html" in _files(f"{BUCKET}/runs/tiny/report")
     assert not any(".uploading" in f for f in _files(f"{BUCKET}/runs/tiny"))
+
+
+def _no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuner.ray import cluster
+
+    def no_ray(*a: Any, **k: Any) -> None:
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(cluster, "connect", no_ray)
+
+
+def test_credentials_that_may_not_write_are_one_line_each_time_before_anything_is_written(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No keys: moto's server lets such a client read (the bucket is there) and refuses some of
+    its writes. The pre-flight check says so before a run directory is made: the same line and
+    exit 2 each time, and no run in the bucket."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))
+    _no_ray(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    prefix = f"ro-{tmp_path.name}"
+    uri = f"s3://{BUCKET}/{prefix}/runs"
+    said = []
+    for _ in range(3):
+        assert main(["run", str(sweep), "--storage", uri, "--name", "ro", "--json"]) == 2
+        out, err = capsys.readouterr()
+        assert json.loads(out)["status"] == "bad_input"
+        said.append(err.strip().splitlines())
+    assert said[0] == said[1] == said[2] and len(said[0]) == 1, said
+    assert said[0][0].startswith(f"--storage: {uri}: cannot write there: access denied (AWS Error ACCESS_DENIED")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    left = _files(f"{BUCKET}/{prefix}")
+    assert not [f for f in left if "/runs/ro" in f or f.endswith("run.json")], left
+    assert not (tmp_path / "cache" / "remote-runs").exists()
+
+
+def test_writable_credentials_pass_the_check_and_it_leaves_nothing(aws: dict[str, str], tmp_path: Path) -> None:
+    from tuner.storage import check_storage
+
+    uri = f"s3://{BUCKET}/ok-{tmp_path.name}/runs"
+    assert check_storage(uri, reach=True) == uri
+    assert _files(f"{BUCKET}/ok-{tmp_path.name}") == []
+
+
+def test_a_store_that_cannot_be_reached_is_exit_1_with_the_whole_cause(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint where nothing listens: the environment's problem (exit 1, not bad input),
+    said in one line with pyarrow's message whole (it used to be cut at 200 characters,
+    mid-parenthesis); the milliseconds curl waited are left out (the same line each time, see
+    test_storage.py)."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))
+    _no_ray(monkeypatch)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    assert main(["run", str(sweep), "--storage", f"s3://{BUCKET}/runs", "--json"]) == 1  # pyarrow retries: 6 s
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "failed"
+    assert len(err.strip().splitlines()) == 1, err
+    line = err.strip()
+    assert line.startswith(f"tuner: --storage: s3://{BUCKET}/runs: cannot be used: the store cannot be reached (")
+    assert line.endswith("Could not connect to server)") and line.count("(") == line.count(")"), line
+    assert "internal error" not in line and " ms" not in line
+    assert main(["export", f"s3://{BUCKET}/runs/x"]) == 1
+    assert "s3://tuner-test/runs/x: cannot read the run directory: the store cannot be reached (" in (
+        capsys.readouterr().err
+    )
+
+
+def test_export_of_an_s3_run_says_its_uri_and_names_the_local_copy(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.fs
+
+    from tests.tuner.fake_run import epochs, make_run
+
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6)), ({"train.lr": 0.2}, epochs(0.7))])
+    uri = f"s3://{BUCKET}/ex-{tmp_path.name}/tiny"
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            with fs.open_output_stream(f"{root}/{f.relative_to(run_dir).as_posix()}") as out:
+                out.write(f.read_bytes())
+    assert main(["export", uri]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    from tuner.storage import mirror_dir
+
+    assert out == [f"exported: {uri}/best.yaml (local copy: {mirror_dir(uri) / 'best.yaml'})"]
+    assert f"{BUCKET}/ex-{tmp_path.name}/tiny/best.yaml" in _files(f"{BUCKET}/ex-{tmp_path.name}/tiny")
+
+
+def test_a_resume_with_credentials_that_may_not_write_is_refused_before_anything_is_written(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tuner resume URI`` could read the run, and failed at its first write (``run.json``),
+    once Ray had started: it is refused up front as ``tuner run`` refuses, exit 2, nothing of
+    the run changed."""
+    import pyarrow.fs
+
+    from tests.tuner.fake_run import epochs, make_run
+
+    _no_ray(monkeypatch)
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6))])
+    meta = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    uri = f"s3://{BUCKET}/rs-{tmp_path.name}/tiny"
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            with fs.open_output_stream(f"{root}/{f.relative_to(run_dir).as_posix()}") as out:
+                out.write(f.read_bytes())
+    before = {f: _read(f) for f in _files(f"{BUCKET}/rs-{tmp_path.name}")}
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+    assert main(["resume", uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"RUN_DIR: {uri}: cannot write there: access denied (AWS Error"), err
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    after = {f: _read(f) for f in _files(f"{BUCKET}/rs-{tmp_path.name}") if ".tuner-write-check" not in f}
+    assert after == before
+
+
+def test_a_uri_that_holds_no_run_is_said_of_the_uri_not_the_local_mirror(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.fs
+
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    uri = f"s3://{BUCKET}/empty-{tmp_path.name}/x"
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    fs.create_dir(root)  # a folder, nothing of a run in it
+    assert main(["export", uri]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"{uri}: not a tuner run directory (no run.json)"]
+
+
+def test_a_store_that_fails_at_a_runs_first_writes_leaves_no_half_made_run(
+    aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-flight check passed, then the store failed between the run's first uploads
+    (``run.json`` written, ``sweep.yaml`` refused): the run directory begun at the URI is
+    removed, and the line is the store's (exit 1), not a bug's."""
+    import tuner.runner
+    from tuner.ray import cluster
+    from tuner.storage import RunStore, StoreError
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))
+    monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cluster, "resolve", lambda address, num_cpus: None)  # no Ray: not what this is about
+    monkeypatch.setattr(tuner.runner, "preload", lambda: None)
+    monkeypatch.setattr(tuner.runner, "prepare", lambda *a: (None, {"CPU": 1.0}, None))
+    push = RunStore.push
+
+    def refused(self: RunStore, *names: str) -> None:
+        if "sweep.yaml" in names:
+            raise StoreError(f"cannot write {self.uri}/sweep.yaml: access denied (AWS Error ACCESS_DENIED)")
+        push(self, *names)
+
+    monkeypatch.setattr(RunStore, "push", refused)
+    prefix = f"half-{tmp_path.name}"
+    assert main(["run", str(sweep), "--storage", f"s3://{BUCKET}/{prefix}/runs", "--name", "half"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"tuner: cannot write s3://{BUCKET}/{prefix}/runs/half/sweep.yaml: access denied (AWS Error ACCESS_DENIED)"
+    ]
+    assert _files(f"{BUCKET}/{prefix}") == []

@@ -12,9 +12,13 @@ from tuner.streams import output_lost
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tuner.export_file import export_run
+    from tuner.storage import is_uri
 
     path = export_run(args.run_dir, args.output, args.top_k, args.format)
-    print(printable(f"exported: {path}"))
+    if args.output is None and is_uri(args.run_dir):  # uploaded beside the run, as tuner report's
+        print(printable(f"exported: {args.run_dir.rstrip('/')}/{path.name} (local copy: {path})"))
+    else:
+        print(printable(f"exported: {path}"))
     return EXIT_OK
 
 

@@ -36,8 +36,8 @@ def _summary(args: argparse.Namespace, summary: Any) -> int:
         print(json.dumps(summary_json(summary)))
     elif args.quiet:
         print(f"run directory: {summary.location}")
-        if summary.export_path:
-            print(printable(f"exported best config: {summary.export_path}"))
+        if summary.export_line:
+            print(printable(summary.export_line))
     else:
         for line in summary.lines():
             print(printable(line))
@@ -56,7 +56,8 @@ def summary_json(summary: Any) -> dict[str, Any]:
     return strict(
         {
             "run_dir": summary.location,
-            "export": str(summary.export_path) if summary.export_path else None,
+            "export": summary.export_location,  # a cloud run's: its URI (the run's own copy)
+            "export_local_copy": summary.export_local_copy,  # a cloud run's copy in its local mirror
             "status": run.meta.status.value,
             "wall_s": summary.wall_s,
             "metric": run.metric,
