@@ -26,78 +26,14 @@ import hashlib
 import os
 import re
 import urllib.parse
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import InputError, RunError, message
+from tuner.errors import InputError
 from tuner.lock import LOCK_FILE, DriverLock
 from tuner.outputs import check_output, expand_user, real_path
-
-
-class StoreError(RunError):
-    """The store of a URI failed: it cannot be reached (before the run, or it went away while
-    the run went on), or it refuses this writer during the run: the machine's or the store's
-    problem, not the input's nor a bug of tuner's (exit 1)."""
-
-
-# How pyarrow says (in its message: it raises a plain OSError) that the store did not answer: the
-# network, the endpoint, DNS, TLS. Anything else the store answered (access denied, no such bucket).
-_UNREACHABLE = re.compile(
-    r"NETWORK_CONNECTION|curlCode|Could not connect|Couldn't connect|Failed to connect|Could not resolve|"
-    r"Couldn't resolve|Connection refused|timed out|Timeout was reached|SSL connect error",
-    re.IGNORECASE,
-)
-_ACCESS_DENIED = re.compile(
-    r"ACCESS_DENIED|AccessDenied|Forbidden|INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|"
-    r"InvalidAccessKeyId|SignatureDoesNotMatch|Permission denied",
-    re.IGNORECASE,
-)
-# The longest store message quoted: pyarrow's are a few hundred characters; a hostile store's
-# (a proxy's HTML page) may be anything. A cut says so ("...").
-MAX_CAUSE = 1000
-
-
-def store_cause(error: BaseException) -> str:
-    """What a store's error says, whole, on one line: pyarrow's message (``When getting information
-    for bucket 'b': AWS Error NETWORK_CONNECTION during HeadBucket operation: ...``) with its lines
-    joined and the time curl waited (``after 0 ms``) left out, so the same cause reads the same each
-    time. Never cut mid-way but past :data:`MAX_CAUSE` characters, and then marked ``...``."""
-    text = " ".join(line.strip() for line in message(error).strip().splitlines() if line.strip())
-    text = re.sub(r" after \d+ ms\b", "", text)
-    if not text:
-        return type(error).__name__
-    return text if len(text) <= MAX_CAUSE else text[: MAX_CAUSE - 3] + "..."
-
-
-def unreachable(error: BaseException) -> bool:
-    """Whether a store's error says it did not answer (rather than answered no)."""
-    return _UNREACHABLE.search(message(error)) is not None
-
-
-def why(error: BaseException, cause: str | None = None) -> str:
-    """A store's failure as a line says it: ``the store cannot be reached (...)``, ``access denied
-    (...)`` or ``the store failed (...)``, with ``cause`` (default :func:`store_cause`) in the
-    brackets."""
-    cause = store_cause(error) if cause is None else cause
-    if unreachable(error):
-        return f"the store cannot be reached ({cause})"
-    if _ACCESS_DENIED.search(message(error)):
-        return f"access denied ({cause})"
-    return f"the store failed ({cause})"
-
-
-def store_failure(
-    where: str, what: str, error: BaseException, note: str = "", cause: str | None = None
-) -> InputError | StoreError:
-    """The one-line error for a store that failed ``what`` at ``where`` (before a run, or when
-    a command opens one): a store that cannot be reached is the environment's problem
-    (:class:`StoreError`, exit 1); one that answered no (no such bucket, access denied for the
-    credentials given, a bad URI) is the input's (:class:`InputError`, exit 2)."""
-    line = f"{where}: {what}: {why(error, cause)}{note}"
-    return StoreError(line) if unreachable(error) else InputError(line)
-
+from tuner.store_errors import StoreError, store_cause, store_failure, why
 
 # Schemes pyarrow.fs (and so Ray Tune's storage_path) understands.
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
@@ -164,84 +100,14 @@ def check_storage(text: str | os.PathLike[str], flag: str = "--storage", reach: 
     if scheme == "file" and flag == "--storage" and rest.startswith("/"):  # a local path as a URI: its rules
         check_output(urllib.parse.unquote(rest), flag, folder=True)
     if reach and scheme != "file":
-        _reach(s, flag)
+        from tuner.store_checks import reach as reach_store
+
+        reach_store(s, flag)
     return s
 
 
-def _reach(uri: str, flag: str) -> None:
-    """Fail with one line when the store behind ``uri`` does not answer, lacks its bucket, or
-    refuses to be written to (before anything of the run is written there).
-
-    Raises:
-        StoreError: the store cannot be reached (the environment's problem: exit 1).
-        InputError: no such bucket, or the credentials given may not write there (exit 2).
-    """
-    import pyarrow.fs
-
-    where = f"{flag}: {uri[:200]}"
-    try:
-        fs, root = _filesystem(uri)
-        bucket = root.strip("/").split("/", 1)[0]
-        info = fs.get_file_info(bucket)
-    except (OSError, ValueError) as e:
-        raise store_failure(where, "cannot be used", e) from None
-    if info.type == pyarrow.fs.FileType.NotFound:
-        raise InputError(
-            f"{where}: no bucket {bucket!r} (create it first; for an S3-compatible store, is AWS_ENDPOINT_URL_S3 set?)"
-        )
-    _check_writes(fs, root, where)
-
-
-WRITE_CHECK = ".tuner-write-check"
-# pyarrow's "When copying key 'a' in bucket 'b' to key ...: " before what the store said
-_WHEN = re.compile(r"^When [^:]*: (?=AWS Error)")
-
-
-def _check_writes(fs: Any, root: str, where: str) -> None:
-    """Make a test folder ``root/.tuner-write-check-<id>`` and write a file in it as a run's
-    first writes do (:meth:`RunStore.mkdir`, then :meth:`RunStore.push`: an upload under a
-    temporary name, then a move), then delete it: credentials that may read but not write are
-    refused here, before a run directory is made, rather than half-way through making one. Each
-    check starts afresh under names of its own (two drivers checking at once, or a folder left
-    by a check before, change nothing), and the line leaves the names out: the same refusal
-    reads the same each time. The folder is removed whatever happened, as far as the store lets
-    it; the line says when test folders are left."""
-    import pyarrow.fs
-
-    folder = f"{root.rstrip('/')}/{WRITE_CHECK}-{uuid.uuid4().hex[:12]}"
-    try:
-        fs.create_dir(folder, recursive=True)
-        with fs.open_output_stream(f"{folder}/.check.uploading") as out:
-            out.write(b"tuner checks that it may write here; this folder is deleted at once\n")
-        fs.move(f"{folder}/.check.uploading", f"{folder}/check")
-        fs.delete_dir(folder)
-    except OSError as e:
-        try:  # what the check may have left
-            if fs.get_file_info(folder).type != pyarrow.fs.FileType.NotFound:
-                fs.delete_dir(folder)
-        except OSError:
-            pass
-        raise store_failure(
-            where, "cannot write there", e, _left_checks(fs, root), _WHEN.sub("", store_cause(e))
-        ) from None
-
-
-def _left_checks(fs: Any, root: str) -> str:
-    """``; ...`` when test folders of write checks (this one's or those before) are at ``root``:
-    the store refused to delete them. Said whichever check left them, so that the same store
-    gives the same line each time."""
-    import pyarrow.fs
-
-    try:
-        infos = fs.get_file_info(pyarrow.fs.FileSelector(root.rstrip("/"), recursive=False, allow_not_found=True))
-    except OSError:
-        return ""
-    if not any(i.base_name.startswith(f"{WRITE_CHECK}-") for i in infos):
-        return ""
-    return f"; test folders {WRITE_CHECK}-* are left there (the store refused to delete them)"
-
-
 def _filesystem(uri: str) -> tuple[Any, str]:
+    """The pyarrow file system of ``uri``, and the path in it."""
     import pyarrow.fs
 
     return pyarrow.fs.FileSystem.from_uri(uri)
@@ -441,7 +307,9 @@ class RunStore:
             fs, root = _filesystem(parent)
         except (OSError, ValueError) as e:
             raise store_failure(f"{flag}: {self.uri[:200]}", "cannot be used", e) from None
-        _check_writes(fs, root, f"{flag}: {self.uri[:200]}")
+        from tuner.store_checks import check_writes
+
+        check_writes(fs, root, f"{flag}: {self.uri[:200]}")
 
     def mkdir(self) -> None:
         """Make the run directory (and its folder at the URI).

@@ -140,7 +140,7 @@ def test_a_store_that_fails_during_a_run_is_one_line_of_the_stores_not_a_bug(
     from push/pull, which the command called an internal error: it is a StoreError (a
     RunError: exit 1) naming the URI and the file."""
     from tuner import storage
-    from tuner.storage import StoreError
+    from tuner.store_errors import StoreError
 
     monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
     store = RunStore.create(f"file://{tmp_path}/bucket/runs", "tiny")
@@ -165,7 +165,7 @@ def test_a_store_that_fails_during_a_run_is_one_line_of_the_stores_not_a_bug(
 
 
 def test_a_store_message_is_quoted_whole_on_one_line_the_same_each_time() -> None:
-    from tuner.storage import MAX_CAUSE, StoreError, store_cause, store_failure
+    from tuner.store_errors import MAX_CAUSE, StoreError, store_cause, store_failure
 
     said = (
         "When getting information for bucket 'b': AWS Error NETWORK_CONNECTION during HeadBucket operation: "

@@ -373,7 +373,8 @@ def test_a_store_that_fails_at_a_runs_first_writes_leaves_no_half_made_run(
     removed, and the line is the store's (exit 1), not a bug's."""
     import tuner.runner
     from tuner.ray import cluster
-    from tuner.storage import RunStore, StoreError
+    from tuner.storage import RunStore
+    from tuner.store_errors import StoreError
 
     sweep = tmp_path / "s.yaml"
     sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))

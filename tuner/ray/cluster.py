@@ -18,12 +18,11 @@ import re
 import socket
 import threading
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 from tuner import signals
 from tuner.errors import InputError, RunError, first_line
-from tuner.ray import auth, logs, reaping, shipping
+from tuner.ray import auth, head, logs, reaping, shipping
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +237,7 @@ def _init(kwargs: dict[str, Any], address: str | None) -> None:
     set_handler = ray_utils.set_sigterm_handler
     ray_utils.set_sigterm_handler = wanted.append  # type: ignore[assignment]
     try:
-        with signals.as_interrupt(), warnings.catch_warnings(record=True) as said, _api_server_left_out(address):
+        with signals.as_interrupt(), warnings.catch_warnings(record=True) as said, head.api_server_left_out(address):
             warnings.simplefilter("always")
             try:
                 ray.init(**kwargs)
@@ -263,25 +262,6 @@ def _init(kwargs: dict[str, Any], address: str | None) -> None:
         ray_utils.set_sigterm_handler = set_handler  # type: ignore[assignment]
     if wanted and threading.current_thread() is threading.main_thread() and not signals.active():
         set_handler(wanted[-1])  # a command's own as_interrupt (tuner.cli) stays in force
-
-
-@contextlib.contextmanager
-def _api_server_left_out(address: str | None) -> Iterator[None]:
-    """A local instance of the command's own starts without Ray's API server (the dashboard's
-    head in its minimal form: Ray's job submission and state REST API, which nothing uses on an
-    instance that lives for one command). ``ray.init`` starts it even with no dashboard and
-    waits for it to register, about 1 s of a 2-core laptop's start, and it then takes CPU from
-    the trials (BENCHMARKS.md i). No port of it is opened. An instance that is joined keeps
-    whatever it runs."""
-    if address is not None:
-        yield
-        return
-    from ray._private import node as ray_node
-
-    from tuner.ray.tune_patches import swapped
-
-    with swapped(ray_node.Node, "start_api_server", lambda self, **kwargs: None):
-        yield
 
 
 def _instance_processes() -> list[reaping.Process]:
