@@ -97,10 +97,13 @@ def message(error: BaseException) -> str:
 
 
 def first_line(error: BaseException, limit: int = 200, empty: str = "") -> str:
-    """The first line of :func:`message` (``error``'s text), at most ``limit`` characters, or
-    ``empty`` when the error says nothing: how a one-line message quotes an error it wraps."""
+    """The first line of :func:`message` (``error``'s text), at most ``limit`` characters (a
+    longer one cut, and marked ``...``), or ``empty`` when the error says nothing: how a one-line
+    message quotes an error it wraps."""
     lines = message(error).strip().splitlines()
-    return lines[0][:limit] if lines else empty
+    if not lines:
+        return empty
+    return lines[0] if len(lines[0]) <= limit else lines[0][: max(limit - 3, 0)] + "..."
 
 
 def warn_stderr(line: str) -> None:

@@ -16,10 +16,11 @@ class _Unprintable(Exception):
         raise RuntimeError("no text")
 
 
-def test_first_line_is_the_first_non_blank_line_cut_to_the_limit() -> None:
+def test_first_line_is_the_first_non_blank_line_cut_to_the_limit_and_marked() -> None:
     assert first_line(ValueError("\n  boom\nsecond line")) == "boom"
-    assert first_line(ValueError("x" * 500)) == "x" * 200
-    assert first_line(ValueError("x" * 500), 10) == "x" * 10
+    assert first_line(ValueError("x" * 500)) == "x" * 197 + "..."
+    assert first_line(ValueError("x" * 500), 10) == "x" * 7 + "..."
+    assert first_line(ValueError("x" * 200)) == "x" * 200  # at the limit: whole
 
 
 def test_first_line_of_an_error_that_says_nothing_is_the_fallback() -> None:
