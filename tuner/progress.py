@@ -229,14 +229,17 @@ class Progress:
     # -- what is shown -------------------------------------------------------------------------
 
     def best(self, events: list[TrialEvent]) -> tuple[float, str] | None:
+        """The best finite score so far and its trial; a trial that failed only when every
+        scored trial failed (as :func:`tuner.records.rank` ranks them)."""
         sign = 1.0 if self.mode == "max" else -1.0
         scored = []
         for e in events:
             v = e.last_result.get(self.metric)
             if isinstance(v, (int, float)) and not isinstance(v, bool) and not e.last_result.get("diverged"):
                 if math.isfinite(float(v)):
-                    scored.append((float(v), e.trial_id))
-        return max(scored, key=lambda s: sign * s[0]) if scored else None
+                    scored.append((e.status != "ERROR", float(v), e.trial_id))
+        best = max(scored, key=lambda s: (s[0], sign * s[1])) if scored else None
+        return None if best is None else (best[1], best[2])
 
     def snapshot(self, events: list[TrialEvent]) -> Snapshot:
         counts = dict.fromkeys(STATES, 0)

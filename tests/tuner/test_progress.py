@@ -226,3 +226,11 @@ def test_a_resumed_run_waits_for_the_trials_of_the_round_it_was_in() -> None:
     p.label, p.round = "round 2/3", 1
     p.start()
     assert lines[-1].endswith("waiting for workers: 0 of 2 trials running yet"), lines[-1]
+
+
+def test_a_failed_trial_is_the_best_so_far_only_when_every_scored_trial_failed() -> None:
+    """A trial stopped as hung after one good report is not shown as the best while a trial
+    that did not fail has a score (as the run directory ranks them)."""
+    p = Progress("val_loss", "min", 5, write=lambda _: None)
+    assert p.best([ev(0, "ERROR", val_loss=0.1), ev(1, "RUNNING", val_loss=0.3)]) == (0.3, "t1")
+    assert p.best([ev(0, "ERROR", val_loss=0.1)]) == (0.1, "t0")

@@ -30,7 +30,7 @@ def test_statuses_histories_and_ranking(tmp_path: Path) -> None:
     assert by_lr[0.1].epochs == 3 and by_lr[0.4].epochs == 0 and by_lr[0.4].score("val_acc") is None
     assert by_lr[0.1].node == "10.0.0.1" and by_lr[0.1].trial_id == "abcde_00000"
     assert by_lr[0.4].trial_id == "abcde_00004"  # from the folder name when there is no result
-    assert [t.params["train.lr"] for t in run.ranked()] == [0.1, 0.2, 0.3, 9.0]
+    assert [t.params["train.lr"] for t in run.ranked()] == [0.1, 0.2, 9.0, 0.3]  # failed: last
 
 
 def test_min_mode_ranks_low_first_and_infinite_last(tmp_path: Path) -> None:
@@ -294,3 +294,22 @@ def test_a_finished_budget_less_run_ends_with_its_trials_finished_in_its_summary
     top = yaml.safe_load((run_dir / "best.yaml").read_text())["top"]
     assert [t["status"] for t in top] == ["finished", "finished"]
     assert [t.status.value for t in load_run(run_dir).trials] == ["finished", "finished"]  # as a later read says
+
+
+def test_a_failed_trial_ranks_after_every_trial_that_did_not_fail(tmp_path: Path) -> None:
+    """A trial stopped as hung (or that raised) after one good report is not the run's best
+    while a trial ended without an error; it is when every trial failed."""
+    run_dir = make_run(
+        tmp_path,
+        [
+            ({"train.lr": 0.1}, epochs(0.5, 0.6)),  # finished
+            ({"train.lr": 0.2}, epochs(0.9)),  # failed after one good report
+            ({"train.lr": 0.3}, epochs(0.4)),  # stopped early
+            ({"train.lr": 9.0}, epochs(0.3, diverged_at=2)),  # diverged (val_acc 0.0): not a failure
+        ],
+        error_for={1},
+    )
+    run = load_run(run_dir)
+    assert [t.params["train.lr"] for t in run.ranked()] == [0.1, 0.3, 9.0, 0.2]
+    only_failed = replace(run, trials=[t for t in run.trials if t.params["train.lr"] == 0.2])
+    assert [t.params["train.lr"] for t in only_failed.ranked()] == [0.2]

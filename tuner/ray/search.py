@@ -148,6 +148,7 @@ class RoundSearcher(Searcher):
         self.trial_params: dict[str, dict[str, Any]] = {}
         self.last: dict[str, tuple[float | None, int]] = {}  # trial -> (its last score, its epochs)
         self.live: set[str] = set()
+        self.failed: set[str] = set()  # trials that ended with an error: ranked after the others
         self.ended: dict[int, int] = {}  # round -> its trials that ended (counted: the cost per trial stays flat)
         self.rounds_ended: set[int] = set()
         self.sampler = RoundSampler(params, method, seed, mode)
@@ -191,6 +192,8 @@ class RoundSearcher(Searcher):
         if trial_id not in self.live:
             return  # not one of ours, or told twice
         self.live.discard(trial_id)
+        if error:
+            self.failed.add(trial_id)
         r = self.trial_round[trial_id]
         self.ended[r] = self.ended.get(r, 0) + 1
         if self.method == "tpe":
@@ -207,6 +210,7 @@ class RoundSearcher(Searcher):
         hook = self.hook
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+        self.__dict__.setdefault("failed", set())  # saved by a tuner before it was kept
         self.hook = hook
 
     @classmethod
@@ -239,13 +243,15 @@ class RoundSearcher(Searcher):
             self.last[trial_id] = (float(value), epoch)
 
     def ranked(self, rounds: Sequence[int] | None = None) -> list[str]:
-        """Trials with a score, best first (non-finite last; ties: more epochs first), as the
-        run directory ranks them (:func:`tuner.records.rank`)."""
+        """Trials with a score, best first (non-finite last, then a failed trial after every
+        one that did not fail; ties: more epochs first), as the run directory ranks them
+        (:func:`tuner.records.rank`)."""
         s = sign(self.mode)
 
-        def key(t: str) -> tuple[float, int]:
+        def key(t: str) -> tuple[bool, bool, float, int]:
             score, epochs = self.last[t]
-            return (-s * score if score is not None and math.isfinite(score) else math.inf, -epochs)
+            value = -s * score if score is not None and math.isfinite(score) else math.inf
+            return (value == math.inf, t in self.failed, value, -epochs)
 
         return sorted((t for t in self.last if rounds is None or self.trial_round.get(t) in rounds), key=key)
 

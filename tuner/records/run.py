@@ -191,11 +191,15 @@ class TrialRecord:
 
 
 def rank(trials: Sequence[TrialRecord], metric: str, mode: str) -> list[TrialRecord]:
-    """Trials with a score, best first (non-finite scores last; ties: more epochs first)."""
+    """Trials with a score, best first: non-finite scores last; a trial that failed
+    (:attr:`TrialStatus.ERROR`: it raised, or was stopped as hung) after every trial with a
+    finite score that did not, whatever its last score (it is the best only when no trial ended
+    without an error); ties: more epochs first."""
     s = sign(mode)
 
-    def key(t: TrialRecord) -> tuple[float, int]:
+    def key(t: TrialRecord) -> tuple[bool, bool, float, int]:
         v = t.score(metric)
-        return (-s * v if v is not None and math.isfinite(v) else math.inf, -t.epochs)
+        value = -s * v if v is not None and math.isfinite(v) else math.inf
+        return (value == math.inf, t.status is TrialStatus.ERROR, value, -t.epochs)
 
     return sorted((t for t in trials if t.score(metric) is not None), key=key)

@@ -168,6 +168,25 @@ def test_diverged_trials_are_never_a_rounds_best_nor_what_the_next_round_narrows
     assert math.log10(s.ranges[1][0].high / s.ranges[1][0].low) == pytest.approx(0.4)  # around t2 alone
 
 
+def test_a_failed_trial_is_a_rounds_best_only_when_every_trial_failed() -> None:
+    """A trial stopped as hung after one good report ranks after the trials that did not fail,
+    as the run directory ranks them: it is neither the round's best nor ahead in the top-k."""
+    s = RoundSearcher([LR], "random", [3, 3], seed=3, metric="val_loss", mode="min", top_k=1, margin=0.0)
+    handed = [s.suggest(f"t{i}") for i in range(3)]
+    s.on_trial_result("t0", {"val_loss": 0.1, "epoch": 1})
+    s.on_trial_complete("t0", error=True)
+    s.on_trial_complete("t1", {"val_loss": 0.5, "epoch": 3})
+    s.on_trial_complete("t2", {"val_loss": 0.7, "epoch": 3})
+    assert s.ranked() == ["t1", "t2", "t0"] and s.best()["trial"] == "t1"
+    s.suggest("t3")
+    assert s.ranges[1][0].low <= handed[1]["train.lr"] <= s.ranges[1][0].high  # narrowed around t1
+    only = RoundSearcher([LR], "random", [1], seed=3, metric="val_loss", mode="min")
+    only.suggest("t0")
+    only.on_trial_result("t0", {"val_loss": 0.1, "epoch": 1})
+    only.on_trial_complete("t0", error=True)
+    assert only.best()["trial"] == "t0"
+
+
 def test_the_largest_seed_a_sweep_may_have_draws_every_round_with_tpe() -> None:
     """search.seed 2**32 - 1 is valid, but round 1's seed + 1 made Optuna's TPE refuse it:
     the run failed after its first round."""
