@@ -321,26 +321,36 @@ def trial_error(path: Path) -> str | None:
 
 def _failure_line(folder: Path, tail: str) -> str:
     """The trial's failure from the end of its ``error.txt``: the user's error where it raised
-    one, else why tuner ended its process (:data:`TIMEOUT_FILE`, which Ray's error cannot
-    say: the process just died), else Ray's last line."""
+    one, else why tuner ended its process (:func:`timeout_reason`: Ray's error cannot say it,
+    the process just died), else Ray's last line."""
     lines = tail.strip().splitlines()
     if not any("TrialError: " in line for line in lines):
-        try:
-            reason = (folder / TIMEOUT_FILE).read_text(encoding="utf-8", errors="replace")[:500].strip()
-        except OSError:  # none (the usual case), or unreadable
-            reason = ""
+        reason = timeout_reason(folder)
         if reason:
             return reason
-        try:
-            starved = (folder / TIMEOUT_TRACE_FILE).stat().st_size > 0
-        except OSError:
-            starved = False
-        if starved:  # faulthandler's watchdog ended it: a call never let the Python watcher run
-            return (
-                "no report within its trial_timeout: stopped as hung, in a call that never let Python run "
-                f"(where each thread was: {TIMEOUT_TRACE_FILE})"
-            )
     return error_line(lines)
+
+
+def timeout_reason(folder: Path) -> str | None:
+    """Why tuner ended the process of the trial whose folder is ``folder`` as hung
+    (``trial_timeout``): its :data:`TIMEOUT_FILE`, or a note of its :data:`TIMEOUT_TRACE_FILE`
+    when a call never let the Python watcher run; None when it did not (or neither can be read)."""
+    try:
+        reason = (folder / TIMEOUT_FILE).read_text(encoding="utf-8", errors="replace")[:500].strip()
+    except OSError:  # none (the usual case), or unreadable
+        reason = ""
+    if reason:
+        return reason
+    try:
+        starved = (folder / TIMEOUT_TRACE_FILE).stat().st_size > 0
+    except OSError:
+        starved = False
+    if starved:  # faulthandler's watchdog ended it: a call never let the Python watcher run
+        return (
+            "no report within its trial_timeout: stopped as hung, in a call that never let Python run "
+            f"(where each thread was: {TIMEOUT_TRACE_FILE})"
+        )
+    return None
 
 
 def _error_tail(path: Path) -> str | None:

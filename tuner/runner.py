@@ -22,8 +22,18 @@ from tuner.errors import InputError, RunError, log_bug, message
 from tuner.files import write_yaml
 from tuner.models.data import Dataset
 from tuner.provenance import git_commit, versions
-from tuner.records import EXPERIMENT_DIR, EXPORT_FILE, RUN_FILE, SWEEP_FILE, RunMeta, RunStatus, TrialStatus, now
-from tuner.results import load_run
+from tuner.records import (
+    EXPERIMENT_DIR,
+    EXPORT_FILE,
+    RUN_FILE,
+    SWEEP_FILE,
+    TIMEOUT_FILE,
+    RunMeta,
+    RunStatus,
+    TrialStatus,
+    now,
+)
+from tuner.results import load_run, timeout_reason
 from tuner.spec import Sweep
 from tuner.storage import RunStore, check_storage
 from tuner.summary import RunSummary, describe, failures  # noqa: F401 (the runner's public names)
@@ -294,6 +304,13 @@ def finish(store: RunStore, meta: RunMeta, started: float, tracker: tracking.Swe
             if failed
             else f"the trials' folders: {store.location}/{EXPERIMENT_DIR}/"
         )
+        hung = sum(
+            t.status == TrialStatus.ERROR and bool(t.path) and timeout_reason(Path(t.path)) is not None
+            for t in run.trials
+        )
+        if hung:  # Ray's error.txt of a process tuner ended says only that it died (and guesses why)
+            where = f"why {'each was' if hung > 1 else 'it was'} stopped: {store.location}/{EXPERIMENT_DIR}/*/{TIMEOUT_FILE}"
+            logs = where if hung == failed else f"{logs}; {where}"
         what = "diverged" if diverged else "failed"
         raise RunError(
             f"the run failed: {meta.error} ({diverged or failed} of {len(run.trials)} trials {what})", [*errors, logs]

@@ -311,6 +311,26 @@ def test_a_run_whose_trials_all_diverged_fails_and_is_recorded_failed(tmp_path: 
     assert saved["finished"] and not (run_dir / "best.yaml").exists()
 
 
+def test_a_run_whose_trials_were_stopped_as_hung_points_at_why_not_only_at_rays_error(tmp_path: Path) -> None:
+    """Ray's error.txt of a process tuner ended as hung says only that the process died (and
+    guesses at memory): the failure block points at timed-out.txt, where the reason is."""
+    from tests.tuner.fake_run import make_run
+    from tuner.errors import RunError
+    from tuner.records import RunStatus
+    from tuner.runner import finish
+    from tuner.storage import RunStore
+
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, []), ({"train.lr": 0.2}, [])], error_for={0, 1})
+    for d in (run_dir / "round-0").iterdir():
+        (d / "timed-out.txt").write_text("no report within 8 s (trial_timeout): stopped as hung\n")
+    meta = load_run(run_dir).meta
+    meta.status = RunStatus.RUNNING
+    with pytest.raises(RunError) as e:
+        finish(RunStore.open(run_dir), meta, time.monotonic())
+    assert e.value.details[-1] == f"why each was stopped: {run_dir}/trials/*/timed-out.txt"
+    assert "stopped as hung" in e.value.details[0]
+
+
 def test_an_unexpected_failure_of_the_experiment_is_one_line_and_its_traceback_is_logged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -111,13 +111,14 @@ class _Filter(logging.Filter):
 _FILTER = _Filter()
 
 
+_DIED = "a trial's process died"
 # Ray's messages from its own processes (``pid`` raylet, gcs_server, autoscaler), in tuner's words.
 _EVENTS = (
     (
         re.compile(r"Raylet is terminated|node .*(?:died|was lost|is dead|marked (?:as )?dead)", re.I),
         "a worker node was lost: its trials restart from their checkpoints",
     ),
-    (re.compile(r"worker (?:died|was killed)|worker .*exited unexpectedly", re.I), "a trial's process died"),
+    (re.compile(r"worker (?:died|was killed)|worker .*exited unexpectedly", re.I), _DIED),
 )
 _SYSTEM = frozenset({"raylet", "gcs_server", "autoscaler"})
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -143,16 +144,67 @@ class _Streams:
         record = logging.LogRecord(f"ray.{data.get('pid')}", logging.WARNING, "", 0, text, None, None)
         where = _FILTER._keep(record)
         said = next((said for pattern, said in _EVENTS if pattern.search(text)), None)
+        hung = _hung_trial() if said == _DIED else None
         if said is None:
             said = next(line for line in lines if line.strip()).strip()[:200]
         now = time.monotonic()
-        if now - self.said.get(said, -_SAID_S) < _SAID_S:
-            return
-        self.said[said] = now
-        try:
-            print(f"{said} (Ray's message: {where})", file=sys.stderr, flush=True)
+        if hung is None:
+            if now - self.said.get(said, -_SAID_S) < _SAID_S:
+                return
+            self.said[said] = now
+        try:  # a process tuner ended as hung did not die of what Ray's message guesses (memory...)
+            print(hung or f"{said} (Ray's message: {where})", file=sys.stderr, flush=True)
         except (OSError, ValueError):  # a console whose reader went away
             pass
+
+
+# The folders of the trials started by this process's experiment, by trial id, with when they
+# last said they were stopped as hung (:func:`_hung_stamp`): Ray's message of a dead worker
+# names no trial, but a trial that tuner ended as hung wrote why into its folder first.
+_TRIALS: dict[str, tuple[Path, tuple[int, int]]] = {}
+
+
+def trial_started(trial_id: str, folder: str | os.PathLike[str] | None) -> None:
+    """Note a trial's folder on this machine (Tune's ``trial.local_path``), as it (re)starts:
+    a timeout of an earlier start is not this one's."""
+    if folder:
+        _TRIALS[str(trial_id)] = (Path(folder), _hung_stamp(Path(folder)))
+
+
+def trial_ended(trial_id: str) -> None:
+    """Forget a trial that ended without an error (no process of it will die as hung)."""
+    _TRIALS.pop(str(trial_id), None)
+
+
+def _hung_stamp(folder: Path) -> tuple[int, int]:
+    """When the trial's watchdog last wrote its reason (:data:`~tuner.records.TIMEOUT_FILE`)
+    and its threads' stacks (:data:`~tuner.records.TIMEOUT_TRACE_FILE`, when not empty): 0 for none."""
+    from tuner.records import TIMEOUT_FILE, TIMEOUT_TRACE_FILE
+
+    stamp = []
+    for name in (TIMEOUT_FILE, TIMEOUT_TRACE_FILE):
+        try:
+            st = (folder / name).stat()
+            stamp.append(st.st_mtime_ns if st.st_size else 0)
+        except OSError:
+            stamp.append(0)
+    return stamp[0], stamp[1]
+
+
+def _hung_trial() -> str | None:
+    """``trial <id>: <why>`` for a noted trial that tuner stopped as hung since it was noted
+    (:func:`tuner.results.timeout_reason`), each once; None when none did."""
+    from tuner.results import timeout_reason
+
+    for trial_id, (folder, seen) in list(_TRIALS.items()):
+        stamp = _hung_stamp(folder)
+        if stamp == seen or stamp == (0, 0):
+            continue
+        _TRIALS[trial_id] = (folder, stamp)
+        reason = timeout_reason(folder)
+        if reason:
+            return f"trial {trial_id}: {reason}"
+    return None
 
 
 def _install_streams() -> None:

@@ -11,6 +11,7 @@ from ray import tune
 from ray.tune.stopper import Stopper
 
 from tuner.errors import without_ids
+from tuner.ray import logs
 from tuner.ray.worker import without_node
 from tuner.results import trial_error
 
@@ -28,9 +29,11 @@ class Outcome(tune.Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._live.add(trial.trial_id)
+        logs.trial_started(trial.trial_id, getattr(trial, "local_path", None))  # a hung trial's line
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._live.discard(trial.trial_id)
+        logs.trial_ended(trial.trial_id)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._live.discard(trial.trial_id)

@@ -145,3 +145,30 @@ def test_a_line_ray_repeats_is_shown_once_a_minute_and_kept_whole_in_the_file(
     assert f.filter(record("another warning"))
     monkeypatch.setattr(logs, "_SAID_S", 0.0)  # a minute later: shown again
     assert f.filter(record(sync, name="ray.train._internal.syncer"))
+
+
+def test_a_trial_stopped_as_hung_is_said_so_not_that_its_process_died(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tuner ends a hung trial's process on purpose (trial_timeout): Ray's message of the dead
+    worker guesses at memory; the console line names the trial and why, from its folder."""
+    monkeypatch.setenv("TUNER_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setattr(logs, "_FILTER", logs._Filter())
+    monkeypatch.setattr(logs, "_TRIALS", {})
+    hung, other, stale = tmp_path / "hung", tmp_path / "other", tmp_path / "stale"
+    for d in (hung, other, stale):
+        d.mkdir()
+    (stale / "timed-out.txt").write_text(
+        "no report within 5 s (trial_timeout): stopped as hung\n"
+    )  # an earlier start's
+    for trial_id, folder in (("aaaa0001", stale), ("aaaa0002", other), ("aaaa0003", hung)):
+        logs.trial_started(trial_id, folder)
+    streams = logs._Streams(lambda data, ignore_prefix: None)
+    (hung / "timed-out.txt").write_text("no report within 8 s (trial_timeout): stopped as hung\n")
+    streams({"lines": [WORKER_DEATH], "pid": "raylet", "is_err": False})
+    streams({"lines": [WORKER_DEATH.replace("10272", "10273")], "pid": "raylet", "is_err": False})  # another death
+    path = logs._FILTER.path
+    assert capsys.readouterr().err.splitlines() == [
+        "trial aaaa0003: no report within 8 s (trial_timeout): stopped as hung",
+        f"a trial's process died (Ray's message: {path})",
+    ]
