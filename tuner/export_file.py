@@ -29,7 +29,7 @@ from tuner.exportable import DEFAULT_TOP_K, best_config, exportable
 from tuner.files import load_json, load_yaml, read_bytes, strict, write_json, write_yaml
 from tuner.lock import driver_state, locked
 from tuner.outputs import check_not_input, check_output
-from tuner.records import EXPORT_FILE, Export, RetestEntry, RunStatus, TopEntry, history_path, now
+from tuner.records import EXPORT_FILE, Export, RetestEntry, RunStatus, TopEntry, TrialStatus, history_path, now
 from tuner.results import RunDir, load_run
 from tuner.space import get_path, same_value
 from tuner.spec import Sweep, from_dict
@@ -58,6 +58,11 @@ def build(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] =
         raise InputError(f"{run.path}: no trial has reported {run.metric} yet; nothing to export")
     ranked = exportable(run, top_k, warn)
     best = ranked[0]
+    if best.status is TrialStatus.ERROR:  # ranked after every trial that did not fail: none did
+        warn(
+            f"{run.path}: every trial with a finite {run.metric} failed; the best exported, trial "
+            f"{best.trial_id}, failed too: {best.error or 'no error recorded'}"
+        )
     prov = dict(run.meta.provenance)
     prov.update(
         {
@@ -83,6 +88,7 @@ def build(run: RunDir, top_k: int = DEFAULT_TOP_K, warn: Callable[[str], None] =
                 round=t.round,
                 epochs=t.epochs,
                 status=t.status.value,
+                error=t.error if t.status is TrialStatus.ERROR else None,
                 metrics={k: t.history[-1][k] for k in t.metrics() if k in t.history[-1]},  # all it reported
             )
             for t in ranked

@@ -329,3 +329,32 @@ def test_a_sweep_or_export_file_is_read_and_parsed_once(
     sweep = export.load_sweep(path, {"search.num_samples": 3})
     assert reads == [str(path)]
     assert sweep.name == "once" and sweep.search.num_samples == 3
+
+
+def test_a_failed_trial_is_exported_last_with_its_error_and_as_best_only_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial stopped as hung after one good report ranks after the trials that did not
+    fail; its top entry carries its error, and the export loads back."""
+    hung = "no report within 8 s (trial_timeout): stopped as hung"
+    run_dir = make_run(
+        tmp_path,
+        [
+            ({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.9)),  # stopped as hung after one good epoch
+            ({"train.lr": 0.2, "train.momentum": 0.9}, epochs(0.5, 0.6, 0.7)),
+        ],
+        error_for={0},
+    )
+    (next((run_dir / "round-0").glob("*_00000_*")) / "timed-out.txt").write_text(hung + "\n")
+    path = export.export_run(run_dir)
+    data = yaml.safe_load(path.read_text())
+    assert data["score"] == 0.7 and data["params"]["train.lr"] == 0.2
+    assert [(t["status"], t.get("error")) for t in data["top"]] == [("finished", None), ("error", hung)]
+    assert export.load(path)[0].top[1].error == hung
+    assert "warning" not in capsys.readouterr().err
+    only = make_run(tmp_path / "only", [({"train.lr": 0.1, "train.momentum": 0.9}, epochs(0.9))], error_for={0})
+    data = yaml.safe_load(export.export_run(only).read_text())
+    assert data["top"][0]["error"] == "RuntimeError: boom"
+    assert "every trial with a finite val_acc failed; the best exported, trial abcde_00000, failed too" in (
+        capsys.readouterr().err
+    )

@@ -49,6 +49,7 @@ CASES = [
     ("top/0/epochs", True, "top[0].epochs: True must be an integer"),
     ("top/0/trial", "../../etc/passwd", "top[0].trial: '../../etc/passwd' must be a trial's name"),
     ("top/0/status", "evil", "top[0].status: 'evil' is not one of '', finished, stopped"),
+    ("top/0/error", 5, "top[0].error: 5 must be a string, not int"),
     ("retest", {"results": "x", "seeds": -1}, "retest.seeds: -1 must be a list of seeds"),
     ("retest", {"results": [{"params": {}, "val": {"mean": 0.5, "std": -1}}]}, "retest.results[0].val.std: -1"),
 ]

@@ -53,6 +53,7 @@ class TopEntry:
     round: int = 0
     epochs: int = 0
     status: str = ""
+    error: str | None = None  # the one-line error of a trial that failed (status error)
     retest: dict[str, Any] | None = None  # {val: stats, test: {metric: stats}} once re-tested
     metrics: dict[str, float | None] = field(default_factory=dict)  # every metric of its last report
 
@@ -66,14 +67,16 @@ class TopEntry:
             round=f.get("round", int, 0),
             epochs=f.get("epochs", int, 0),
             status=f.get("status", str, ""),
+            error=f.get("error", str, None, nullable=True),
             retest=f.get("retest", dict, None, nullable=True),
             metrics={str(k): metrics.number(k, None, True) for k in list(metrics.data)[:1000]},
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = {k.name: getattr(self, k.name) for k in fields(self)}
-        if out["retest"] is None:
-            del out["retest"]
+        for key in ("error", "retest"):
+            if out[key] is None:
+                del out[key]
         if not out["metrics"]:
             del out["metrics"]
         return out

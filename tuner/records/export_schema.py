@@ -16,7 +16,7 @@ from tuner.records import TrialStatus
 # -- the schema ----------------------------------------------------
 
 EXPORT_KEYS = ("metric", "mode", "score", "params", "config", "top", "provenance", "retest")
-TOP_KEYS = ("params", "score", "trial", "round", "epochs", "status", "retest", "metrics")
+TOP_KEYS = ("params", "score", "trial", "round", "epochs", "status", "error", "retest", "metrics")
 TOP_RETEST_KEYS = ("val", "test")
 STATS_KEYS = ("mean", "std", "ci95", "scores")
 RETEST_KEYS = (
@@ -35,6 +35,7 @@ RETEST_KEYS = (
 )
 RESULT_KEYS = ("trial", "params", "search_score", "val", "test", "diverged", "seconds")
 MODES = ("max", "min")
+MAX_ERROR = 1000  # characters of a top entry's error (tuner writes at most 500)
 MAX_TOP = 10_000  # entries of ``top`` (and results of a retest)
 MAX_PARAMS = 1000  # searched parameters of one configuration
 MAX_ROUND = 10_000  # as a run directory's rounds
@@ -220,6 +221,7 @@ def _check_top(c: Checker, top: Any) -> None:
             ("round", lambda v, k: c.integer(v, k, 0, MAX_ROUND)),
             ("epochs", lambda v, k: c.integer(v, k, 0, MAX_EPOCHS)),
             ("status", lambda v, k: c.choice(v, k, ["", *(s.value for s in TrialStatus)])),
+            ("error", lambda v, k: None if v is None else c.string(v, k, MAX_ERROR)),
         ):
             value = _field(c, entry, key, where)
             if value is not _MISSING:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuner.records import EXPORT_FILE
+from tuner.records import EXPORT_FILE, TrialRecord, TrialStatus
 from tuner.report.context import Context
 from tuner.report.page import p, table
 from tuner.report.retest import params_text
@@ -49,7 +49,7 @@ def summary(ctx: Context) -> str:
             [
                 "best score",
                 f"{best.score(run.metric):.4g} (trial {best.trial_id}, round {best.round}, "
-                f"{best.status.value}, {best.epochs} epochs)",
+                f"{status(best)}, {best.epochs} epochs)",
             ]
         )
         rows.append(["best params", params_text(best.params)])
@@ -80,7 +80,7 @@ def top(ctx: Context) -> str:
             [
                 str(i + 1),
                 *(_num(t.score(m)) for m in metrics),
-                t.status.value,
+                status(t),
                 str(t.epochs),
                 str(t.round),
                 t.trial_id,
@@ -106,6 +106,13 @@ def provenance(ctx: Context) -> str:
         rows.append(["cluster", ", ".join(f"{k} {short(v)}" for k, v in run.meta.cluster.items())])
     rows.append(["run directory", str(run.path.resolve())])
     return table(["", ""], rows, header=False)
+
+
+def status(t: TrialRecord) -> str:
+    """A trial's status, with the one-line error of a trial that failed (stopped as hung...)."""
+    if t.status is TrialStatus.ERROR and t.error:
+        return f"{t.status.value}: {short(t.error, 200)}"
+    return t.status.value
 
 
 def _num(v: float | None) -> str:

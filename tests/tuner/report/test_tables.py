@@ -43,3 +43,17 @@ def test_without_clock_times_the_progress_says_so(tmp_path: Path) -> None:
 
     text = write_report(all_diverged_run(tmp_path, clock=False)).read_text()
     assert "The reports carry no clock times: no progress over time." in text
+
+
+def test_a_failed_trial_shows_its_error_and_ranks_after_the_others(tmp_path: Path) -> None:
+    """A trial stopped as hung after one good report: its row of the top table says why it
+    failed, below the trial that did not fail, which is the best."""
+    from tests.tuner.fake_run import epochs, make_run
+
+    hung = "no report within 8 s (trial_timeout): stopped as hung"
+    run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.9)), ({"train.lr": 0.2}, epochs(0.5))], error_for={0})
+    (next((run_dir / "round-0").glob("*_00000_*")) / "timed-out.txt").write_text(hung + "\n")
+    ctx = Context.of(load_run(run_dir), None, run_dir / "report")
+    top = tables.top(ctx)
+    assert f"<td>error: {hung}</td>" in top and top.index("abcde_00001") < top.index("abcde_00000")
+    assert "<td>best score</td><td>0.5 (trial abcde_00001" in tables.summary(ctx)
