@@ -15,7 +15,8 @@ failed) counts only the epochs it trained. With ASHA the budget shrinks as trial
 so the ETA -- the remaining budget over the epoch rate of the last minute -- is an upper bound
 and says so (``≤``). A function with no stated budget (no ``max_t``) gets a count and a rate,
 no ETA. "Stopped early" is a trial ASHA did not promote to its next rung; "finished" ran its
-full budget.
+full budget; "interrupted" (the last line after a Ctrl-C, when there are any) a trial that was
+running then, which ``tuner resume`` continues.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ BAR_EVERY_S = 1.0
 RATE_WINDOW_S = 60.0
 # Without a terminal, a line whose only news is more epochs is printed this often at most.
 HEARTBEAT_S = 30.0
-STATES = ("running", "pending", "finished", "stopped", "diverged", "error")
+STATES = ("running", "pending", "finished", "stopped", "diverged", "error", "interrupted")
+# tuner's status of a trial an interrupt (Ctrl-C) left running: Tune marks it TERMINATED, but it
+# did not end (``tuner resume`` continues it); :class:`tuner.ray.callbacks.ProgressCallback` tells it.
+INTERRUPTED = "INTERRUPTED"
 
 
 @dataclass
@@ -45,7 +49,7 @@ class TrialEvent:
     """What the progress sees of one trial."""
 
     trial_id: str
-    status: str  # PENDING | RUNNING | PAUSED | TERMINATED | ERROR
+    status: str  # PENDING | RUNNING | PAUSED | TERMINATED | ERROR, or INTERRUPTED (tuner's)
     config: dict[str, Any]
     last_result: dict[str, Any]
 
@@ -56,11 +60,13 @@ class TrialEvent:
 
 
 def classify(status: str, last: dict[str, Any], max_t: int | None) -> str:
-    """pending | running | finished | stopped | diverged | error."""
+    """pending | running | finished | stopped | diverged | error | interrupted."""
     if status == "ERROR":
         return "error"
     if last.get("diverged"):
         return "diverged"
+    if status == INTERRUPTED:
+        return "interrupted"
     if status == "TERMINATED":
         return "finished" if max_t is None or int(last.get("epoch", 0)) >= max_t else "stopped"
     if status in ("RUNNING", "PAUSED"):
@@ -253,7 +259,7 @@ class Progress:
             budget += epochs if ended or self.max_t is None else max(self.max_t, epochs)
         planned = max(sum(self.rounds), len(events))  # trials the searcher has yet to hand out count in full
         total = None if self.max_t is None else budget + (planned - len(events)) * self.max_t
-        waiting = counts["running"] == 0 and not any(counts[s] for s in ("finished", "stopped", "diverged", "error"))
+        waiting = counts["running"] == 0 and not any(counts[s] for s in STATES if s not in ("running", "pending"))
         first = self.rounds[min(self.round, len(self.rounds) - 1)] if self.rounds else len(events)
         return Snapshot(self.label, counts, trained, total, self.best(events), waiting, max(first, len(events)))
 
@@ -272,7 +278,9 @@ class Progress:
         best = f"best {self.metric} {snap.best[0]:.4f} ({snap.best[1]})" if snap.best else f"best {self.metric} -"
         return (
             f"{c['running']} running, {c['pending']} pending, {c['finished']} finished, {c['stopped']} stopped early, "
-            f"{c['diverged']} diverged, {c['error']} errors | {best}"
+            f"{c['diverged']} diverged, {c['error']} errors"
+            + (f", {c['interrupted']} interrupted" if c["interrupted"] else "")
+            + f" | {best}"
         )
 
     def budget_text(self, snap: Snapshot) -> str:

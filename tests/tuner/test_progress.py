@@ -34,6 +34,7 @@ def test_classify() -> None:
     assert classify("ERROR", {}, 5) == "error"
     assert classify("RUNNING", {"epoch": 1}, 5) == "running"
     assert classify("PENDING", {}, 5) == "pending"
+    assert classify("INTERRUPTED", {"epoch": 2}, 5) == "interrupted"  # a Ctrl-C left it running
     assert classify("TERMINATED", {"epoch": 3}, None) == "finished"  # no stated budget: it ran until it returned
 
 
@@ -75,7 +76,15 @@ def test_the_budget_counts_every_planned_trial_at_full_budget_and_an_ended_one_a
     ]  # and 2 trials of round 2 not handed out yet: 20
     snap = p.snapshot(events)
     assert (snap.trained, snap.total) == (18, 44)
-    assert snap.counts == {"running": 1, "pending": 0, "finished": 1, "stopped": 1, "diverged": 0, "error": 1}
+    assert snap.counts == {
+        "running": 1,
+        "pending": 0,
+        "finished": 1,
+        "stopped": 1,
+        "diverged": 0,
+        "error": 1,
+        "interrupted": 0,
+    }
 
 
 def test_eta_is_the_remaining_budget_over_the_rate_of_the_last_minute() -> None:

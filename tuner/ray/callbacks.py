@@ -21,7 +21,7 @@ from ray.tune.logger import TBXLoggerCallback
 from ray.tune.result import TRAINING_ITERATION
 
 from tuner.journal import Journal
-from tuner.progress import TrialEvent
+from tuner.progress import INTERRUPTED, TrialEvent
 from tuner.records import EPOCH, RAY_KEYS, ROUND_KEY
 from tuner.tracking import MlflowTarget
 
@@ -55,22 +55,27 @@ class ProgressCallback(tune.Callback):
         self.every_s = every_s
         self._last = 0.0
         self._ended: dict[str, TrialEvent] = {}
+        # trials started and not yet told complete or failed: at the experiment's end, those an
+        # interrupt left running (Tune's cleanup marks them TERMINATED without telling callbacks)
+        self._live: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        # the driver's printer is not part of the experiment (a resumed run attaches its own)
-        return {**self.__dict__, "on_step": None, "_ended": {}}
+        # the driver's printer is not part of the experiment (a resumed run attaches its own;
+        # Tune starts its unfinished trials again)
+        return {**self.__dict__, "on_step": None, "_ended": {}, "_live": set()}
 
-    def _emit(self, trials: list[Any], force: bool = False) -> None:
+    def _emit(self, trials: list[Any], force: bool = False, interrupted: frozenset[str] = frozenset()) -> None:
         now = time.monotonic()
         if self.on_step is None or (not force and now - self._last < self.every_s):
             return
         self._last = now
         events = []
         for t in trials:
-            event = self._ended.get(t.trial_id)
+            event = None if t.trial_id in interrupted else self._ended.get(t.trial_id)
             if event is None:
-                event = TrialEvent(t.trial_id, t.status, dict(t.config), dict(t.last_result or {}))
-                if t.status in ENDED:
+                status = INTERRUPTED if t.trial_id in interrupted and t.status != "ERROR" else t.status
+                event = TrialEvent(t.trial_id, status, dict(t.config), dict(t.last_result or {}))
+                if status in ENDED:
                     self._ended[t.trial_id] = event
             events.append(event)
         self.on_step(events)
@@ -78,11 +83,18 @@ class ProgressCallback(tune.Callback):
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._emit(trials)
 
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._live.add(trial.trial_id)
+
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._live.discard(trial.trial_id)
         self._emit(trials)
 
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._live.discard(trial.trial_id)
+
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self._emit(trials, force=True)
+        self._emit(trials, force=True, interrupted=frozenset(self._live))
 
 
 # What tensorboardX imports if it can, for what the driver never does with it: torch (~1.5 s of

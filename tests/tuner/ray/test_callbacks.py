@@ -80,6 +80,31 @@ def test_the_progress_takes_an_ended_trials_state_once() -> None:
     assert cloudpickle.loads(cloudpickle.dumps(cb))._ended == {}  # not part of the experiment's state
 
 
+def test_after_ctrl_c_the_last_progress_line_counts_the_running_trials_as_interrupted_not_stopped_early() -> None:
+    """Tune's cleanup of a Ctrl-C marks the running trials TERMINATED without telling the
+    callbacks: they did not end (``tuner resume`` continues them), so the last line counts them
+    interrupted, not stopped early."""
+    from tuner.progress import Progress
+
+    lines: list[str] = []
+    progress = Progress("val_acc", "max", 5, write=lines.append)
+    cb = ProgressCallback(progress.update, 0.0)
+    trials = [_Trial(0, "RUNNING"), _Trial(1, "RUNNING"), _Trial(2, "RUNNING"), _Trial(3, "PENDING")]
+    for t in trials[:3]:
+        cb.on_trial_start(1, trials, t)
+    trials[0].status = "TERMINATED"  # stopped early by ASHA, and told so
+    cb.on_trial_complete(2, trials, trials[0])
+    for t in trials[1:3]:
+        t.status = "TERMINATED"  # the interrupt
+    cb.on_experiment_end(trials)
+    assert "0 running, 1 pending, 0 finished, 1 stopped early, 0 diverged, 0 errors, 2 interrupted |" in lines[-1]
+    ended = ProgressCallback(progress.update, 0.0)  # a run that ended: no interrupted trial, none said
+    ended.on_trial_start(1, trials, trials[0])
+    ended.on_trial_complete(2, trials, trials[0])
+    ended.on_experiment_end(trials[:1])
+    assert lines[-1].endswith("1 stopped early, 0 diverged, 0 errors | best val_acc 0.5000 (t0)")
+
+
 def failed(tmp_path: Path, name: str, error: str | None) -> Any:
     """A trial that failed with ``error`` in its error.txt as Ray writes it (None: no file)."""
     path = tmp_path / name / "error.txt"
