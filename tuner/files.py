@@ -125,6 +125,20 @@ def article(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
+def unreachable(path: str | os.PathLike[str]) -> str | None:
+    """What the system says when it cannot reach ``path`` although it may be there (a loop of
+    symbolic links, no permission on a folder on the way, a file where a folder should be);
+    None when it can, or when there is simply nothing there. ``Path.exists`` and ``is_file``
+    answer False to a loop of links, which a caller would report as "no such file"."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        return getattr(e, "strerror", None) or type(e).__name__
+    return None
+
+
 def regular_size(path: str | os.PathLike[str], what: str = "file") -> int:
     """The size of a user's file, checked to be one: a pipe, a socket or a device is refused
     before it is opened (reading a pipe holds the command until someone writes to it).

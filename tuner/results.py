@@ -123,11 +123,13 @@ def load_run(run_dir: str | Path, ended: bool = False) -> RunDir:
     meta_file, sweep_file = path / RUN_FILE, path / SWEEP_FILE
     try:
         if not path.is_dir():
-            what = "is a file, not a run directory" if path.exists() else "no such run directory"
-            raise InputError(f"{str(run_dir)[:200]}: {what}")
+            os.stat(path)  # a loop of links, no permission...: what the system says (below), not "no such"
+            raise InputError(f"{str(run_dir)[:200]}: is a file, not a run directory")
         if not meta_file.is_file() or not sweep_file.is_file():
             raise InputError(f"{str(run_dir)[:200]}: not a tuner run directory (no {RUN_FILE} / {SWEEP_FILE})")
-    except OSError as e:  # a name too long, no permission...
+    except FileNotFoundError:
+        raise InputError(f"{str(run_dir)[:200]}: no such run directory") from None
+    except OSError as e:  # a name too long, no permission, a loop of links...
         raise InputError(f"{str(run_dir)[:200]}: cannot read ({e.strerror or type(e).__name__})") from None
     run = RunDir(path, load_meta(meta_file), load_sweep_copy(sweep_file))
     folders: dict[str, int] = {}  # every round shares one experiment folder (tuner 0.1: one each)

@@ -287,6 +287,34 @@ def test_missing_npz_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert s.data["path"] == str((tmp_path / "data" / "mine.npz").resolve())
 
 
+def test_a_data_path_that_is_a_loop_of_links_says_so_not_no_such_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's ``is_file`` and ``exists`` answer False to a loop of links: the file is there
+    but cannot be reached, which is not "no such file"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loopa.npz").symlink_to("loopb")
+    (tmp_path / "loopb").symlink_to("loopa.npz")
+    (tmp_path / "loopdir").symlink_to("loopdir")
+    assert one(tiny_sweep(data={"name": "npz", "path": "loopa.npz"})) == (
+        "s.yaml: data.path: 'loopa.npz' cannot read (Too many levels of symbolic links)"
+    )
+    assert one(tiny_sweep(data={"name": "npz", "path": "loopdir/x.npz"})) == (
+        "s.yaml: data.path: 'loopdir/x.npz' cannot read (Too many levels of symbolic links)"
+    )
+
+
+def test_a_run_directory_that_is_a_loop_of_links_says_so(tmp_path: Path) -> None:
+    from tuner.results import load_run
+
+    (tmp_path / "run").symlink_to("run")
+    with pytest.raises(InputError) as e:
+        load_run(tmp_path / "run")
+    assert str(e.value) == f"{tmp_path}/run: cannot read (Too many levels of symbolic links)"
+    with pytest.raises(InputError, match="no such run directory"):
+        load_run(tmp_path / "absent")
+
+
 def test_npz_path_relative_to_the_sweep_file(tmp_path: Path, write_sweep: Callable[..., Path]) -> None:
     write_npz(tmp_path / "arrays.npz")
     path = write_sweep(data={"name": "npz", "path": "arrays.npz"})

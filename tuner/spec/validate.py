@@ -14,6 +14,7 @@ from typing import Any
 
 from tuner import usercode
 from tuner.errors import NO_VALUE, did_you_mean, problem
+from tuner.files import unreachable
 from tuner.models.data import SOURCE_TASKS, SOURCES
 from tuner.records import BUILTIN_METRICS
 from tuner.spec.functions import function_problem, model_problem
@@ -248,6 +249,11 @@ class Validator:
                     return path
             except OSError:
                 continue
+        for c in candidates:  # there, but the system will not reach it: a loop of links, no permission...
+            why = unreachable(c)
+            if why is not None:
+                self.add(key, path, f"cannot read ({why})")
+                return path
         where = " or ".join(str(c.parent) for c in candidates)
         self.add(key, path, f"no such file (looked in {where})")
         return path
