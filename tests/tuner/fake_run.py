@@ -82,13 +82,14 @@ def make_run(
 def write_export(run_dir: Path, retest: dict[str, Any] | None = None) -> Path:
     """The run's export ``best.yaml``, with a ``retest:`` section when given (written as given,
     not checked: a test may hand it a hostile section that tuner's own writer refuses)."""
-    from tuner.files import write_yaml
+    from tuner.files import strict, write_yaml
 
     export = export_mod.build(load_run(run_dir))
     if retest is None:
         return export_mod.write(export, run_dir / "best.yaml")
-    export.retest = retest
-    return write_yaml(run_dir / "best.yaml", export.to_dict())
+    data = strict(export.to_dict())  # what tuner's writer makes of the rest (a diverged trial's inf: null)
+    data["retest"] = retest
+    return write_yaml(run_dir / "best.yaml", data)
 
 
 def retest_section(trials: list[str], params: list[dict[str, Any]]) -> dict[str, Any]:
