@@ -55,25 +55,32 @@ class ProgressCallback(tune.Callback):
         self.every_s = every_s
         self._last = 0.0
         self._ended: dict[str, TrialEvent] = {}
-        # trials started and not yet told complete or failed: at the experiment's end, those an
-        # interrupt left running (Tune's cleanup marks them TERMINATED without telling callbacks)
+        # Tune's cleanup of an interrupt (Ctrl-C) marks the trials still running or pending
+        # TERMINATED without telling the callbacks: the trials started and not told complete or
+        # failed since, and those told, tell them from the trials that ended
         self._live: set[str] = set()
+        self._told: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         # the driver's printer is not part of the experiment (a resumed run attaches its own;
         # Tune starts its unfinished trials again)
-        return {**self.__dict__, "on_step": None, "_ended": {}, "_live": set()}
+        return {**self.__dict__, "on_step": None, "_ended": {}, "_live": set(), "_told": set()}
 
-    def _emit(self, trials: list[Any], force: bool = False, interrupted: frozenset[str] = frozenset()) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_live": set(), "_told": set(), **state})  # saved by a tuner before they were kept
+
+    def _emit(self, trials: list[Any], force: bool = False, left: dict[str, str] | None = None) -> None:
+        """``left``: trial id -> the status to show instead of Tune's (an interrupt's)."""
         now = time.monotonic()
         if self.on_step is None or (not force and now - self._last < self.every_s):
             return
         self._last = now
+        left = left or {}
         events = []
         for t in trials:
-            event = None if t.trial_id in interrupted else self._ended.get(t.trial_id)
+            event = None if t.trial_id in left else self._ended.get(t.trial_id)
             if event is None:
-                status = INTERRUPTED if t.trial_id in interrupted and t.status != "ERROR" else t.status
+                status = left.get(t.trial_id, t.status)
                 event = TrialEvent(t.trial_id, status, dict(t.config), dict(t.last_result or {}))
                 if status in ENDED:
                     self._ended[t.trial_id] = event
@@ -88,13 +95,22 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._live.discard(trial.trial_id)
+        self._told.add(trial.trial_id)
         self._emit(trials)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._live.discard(trial.trial_id)
+        self._told.add(trial.trial_id)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self._emit(trials, force=True, interrupted=frozenset(self._live))
+        # TERMINATED, never told so, and not seen ended before (a resumed run's finished trials):
+        # left running (interrupted: ``tuner resume`` continues it) or pending by an interrupt
+        left = {
+            t.trial_id: INTERRUPTED if t.trial_id in self._live else "PENDING"
+            for t in trials
+            if t.status == "TERMINATED" and t.trial_id not in self._told and t.trial_id not in self._ended
+        }
+        self._emit(trials, force=True, left=left)
 
 
 # What tensorboardX imports if it can, for what the driver never does with it: torch (~1.5 s of

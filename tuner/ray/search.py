@@ -157,6 +157,9 @@ class RoundSearcher(Searcher):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "hook": None}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"failed": set(), **state})  # saved by a tuner before it was kept
+
     # -- Tune's side ------------------------------------------------------------------------
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any) -> bool:

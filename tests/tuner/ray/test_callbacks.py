@@ -94,14 +94,18 @@ def test_after_ctrl_c_the_last_progress_line_counts_the_running_trials_as_interr
         cb.on_trial_start(1, trials, t)
     trials[0].status = "TERMINATED"  # stopped early by ASHA, and told so
     cb.on_trial_complete(2, trials, trials[0])
-    for t in trials[1:3]:
-        t.status = "TERMINATED"  # the interrupt
+    for t in trials[1:]:
+        t.status = "TERMINATED"  # the interrupt: the pending trial too
     cb.on_experiment_end(trials)
     assert "0 running, 1 pending, 0 finished, 1 stopped early, 0 diverged, 0 errors, 2 interrupted |" in lines[-1]
     ended = ProgressCallback(progress.update, 0.0)  # a run that ended: no interrupted trial, none said
     ended.on_trial_start(1, trials, trials[0])
     ended.on_trial_complete(2, trials, trials[0])
     ended.on_experiment_end(trials[:1])
+    assert lines[-1].endswith("1 stopped early, 0 diverged, 0 errors | best val_acc 0.5000 (t0)")
+    resumed = ProgressCallback(progress.update, 0.0)  # a resumed run's trial that ended before: seen so
+    resumed.on_step_end(1, trials[:1])
+    resumed.on_experiment_end(trials[:1])
     assert lines[-1].endswith("1 stopped early, 0 diverged, 0 errors | best val_acc 0.5000 (t0)")
 
 
@@ -194,3 +198,17 @@ def test_the_summary_groups_failures_whatever_ids_they_name() -> None:
         "1 trial (c3): ValueError: boom (in fit, at train.py:12)",
         "1 trial (d4): ValueError: boom (in fit, at train.py:13)",
     ]
+
+
+def test_a_progress_callback_saved_before_it_knew_its_live_trials_is_restored_with_none() -> None:
+    """An experiment interrupted by an older tuner is resumed by this one: its pickled callback
+    lacks what it keeps now."""
+    cb = ProgressCallback(None, 0.0)
+    state = cb.__getstate__()
+    for key in ("_live", "_told"):
+        del state[key]
+    old = ProgressCallback.__new__(ProgressCallback)
+    old.__setstate__(state)
+    old.on_trial_start(1, [], _Trial(0, "RUNNING"))
+    old.on_trial_complete(2, [], _Trial(0, "TERMINATED"))
+    assert old._told == {"t0"}

@@ -180,6 +180,11 @@ def test_a_failed_trial_is_a_rounds_best_only_when_every_trial_failed() -> None:
     assert s.ranked() == ["t1", "t2", "t0"] and s.best()["trial"] == "t1"
     s.suggest("t3")
     assert s.ranges[1][0].low <= handed[1]["train.lr"] <= s.ranges[1][0].high  # narrowed around t1
+    state = s.__getstate__()
+    del state["failed"]  # saved by an older tuner: restored with no failed trial
+    old = RoundSearcher.__new__(RoundSearcher)
+    old.__setstate__(state)
+    assert old.failed == set() and old.ranked() == ["t0", "t1", "t2"]
     only = RoundSearcher([LR], "random", [1], seed=3, metric="val_loss", mode="min")
     only.suggest("t0")
     only.on_trial_result("t0", {"val_loss": 0.1, "epoch": 1})
