@@ -231,6 +231,20 @@ def threads_noted() -> Iterator[None]:
 
 
 def _trial_dir() -> Path | None:
+    """The trial's folder, where its output and a timeout's reason are written: the one Ray
+    gives a trial that starts a worker (its staging folder, which Ray copies to the run
+    directory). A worker that Ray reuses for the next trial (``reuse_actors``) is told a
+    working folder instead, which Ray never copies: that trial's ``timed-out.txt`` and
+    ``output.txt`` were lost, and it failed with Ray's "the actor died"."""
+    try:
+        from ray.train._internal.session import get_session
+
+        storage = getattr(get_session(), "storage", None)
+        staged = storage.trial_driver_staging_path if storage is not None else None
+    except Exception:  # outside a Tune session, or a Ray that keeps it elsewhere
+        staged = None
+    if staged:
+        return Path(staged)
     get = getattr(tune.get_context(), "get_trial_dir", None)
     try:
         folder = get() if get is not None else None

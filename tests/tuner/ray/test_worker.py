@@ -390,3 +390,22 @@ def test_a_function_that_returns_with_threads_running_says_so_in_its_output(
     )
     _call_trial(monkeypatch, _prints)  # none left: nothing said
     assert "still running" not in (tmp_path / "output.txt").read_text().split("\n", 2)[-1]
+
+
+def test_a_trial_in_a_reused_worker_writes_to_the_folder_ray_copies_to_the_run_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray tells a trial that starts a worker its staging folder, but a trial in a reused worker
+    (reuse_actors) a working folder that never reaches the run directory: its timed-out.txt
+    was lost. The staging folder is used whichever Ray tells."""
+    from types import SimpleNamespace
+
+    from ray.train._internal import session as ray_session
+
+    from tuner.ray import worker
+
+    storage = SimpleNamespace(trial_driver_staging_path="/staging/run_trial_1", trial_working_directory="/w/t1")
+    monkeypatch.setattr(ray_session, "get_session", lambda: SimpleNamespace(storage=storage, trial_dir="/w/t1"))
+    assert worker._trial_dir() == Path("/staging/run_trial_1")
+    monkeypatch.setattr(ray_session, "get_session", lambda: None)  # outside a Tune session
+    assert worker._trial_dir() is None
