@@ -299,18 +299,13 @@ def test_a_store_that_cannot_be_reached_is_exit_1_with_the_whole_cause(
 def test_export_of_an_s3_run_says_its_uri_and_names_the_local_copy(
     aws: dict[str, str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pyarrow.fs
 
     from tests.tuner.fake_run import epochs, make_run
 
     monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
     run_dir = make_run(tmp_path, [({"train.lr": 0.1}, epochs(0.5, 0.6)), ({"train.lr": 0.2}, epochs(0.7))])
     uri = f"s3://{BUCKET}/ex-{tmp_path.name}/tiny"
-    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
-    for f in run_dir.rglob("*"):
-        if f.is_file():
-            with fs.open_output_stream(f"{root}/{f.relative_to(run_dir).as_posix()}") as out:
-                out.write(f.read_bytes())
+    _upload(run_dir, uri)
     assert main(["export", uri]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     from tuner.storage import mirror_dir
@@ -325,7 +320,6 @@ def test_a_resume_with_credentials_that_may_not_write_is_refused_before_anything
     """``tuner resume URI`` could read the run, and failed at its first write (``run.json``),
     once Ray had started: it is refused up front as ``tuner run`` refuses, exit 2, nothing of
     the run changed."""
-    import pyarrow.fs
 
     from tests.tuner.fake_run import epochs, make_run
 
@@ -335,11 +329,7 @@ def test_a_resume_with_credentials_that_may_not_write_is_refused_before_anything
     meta = json.loads((run_dir / "run.json").read_text())
     (run_dir / "run.json").write_text(json.dumps({**meta, "status": "interrupted"}))
     uri = f"s3://{BUCKET}/rs-{tmp_path.name}/tiny"
-    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
-    for f in run_dir.rglob("*"):
-        if f.is_file():
-            with fs.open_output_stream(f"{root}/{f.relative_to(run_dir).as_posix()}") as out:
-                out.write(f.read_bytes())
+    _upload(run_dir, uri)
     before = {f: _read(f) for f in _files(f"{BUCKET}/rs-{tmp_path.name}")}
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
@@ -397,3 +387,14 @@ def test_a_store_that_fails_at_a_runs_first_writes_leaves_no_half_made_run(
         f"tuner: cannot write s3://{BUCKET}/{prefix}/runs/half/sweep.yaml: access denied (AWS Error ACCESS_DENIED)"
     ]
     assert _files(f"{BUCKET}/{prefix}") == []
+
+
+def _upload(run_dir: Path, uri: str) -> None:
+    """Every file of a local run directory copied to ``uri`` (a run made elsewhere, in the bucket)."""
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+    for f in run_dir.rglob("*"):
+        if f.is_file():
+            with fs.open_output_stream(f"{root}/{f.relative_to(run_dir).as_posix()}") as out:
+                out.write(f.read_bytes())
