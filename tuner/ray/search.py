@@ -192,6 +192,8 @@ class RoundSearcher(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if result:
             self._record(trial_id, result)
+        if not error:  # an errored trial resumed (resume_errored) that finished this time
+            self.failed.discard(trial_id)
         if trial_id not in self.live:
             return  # not one of ours, or told twice
         self.live.discard(trial_id)

@@ -185,6 +185,8 @@ def test_a_failed_trial_is_a_rounds_best_only_when_every_trial_failed() -> None:
     old = RoundSearcher.__new__(RoundSearcher)
     old.__setstate__(state)
     assert old.failed == set() and old.ranked() == ["t0", "t1", "t2"]
+    s.on_trial_complete("t0", {"val_loss": 0.05, "epoch": 3})  # resumed (resume_errored), finished
+    assert s.ranked()[0] == "t0" and not s.failed
     only = RoundSearcher([LR], "random", [1], seed=3, metric="val_loss", mode="min")
     only.suggest("t0")
     only.on_trial_result("t0", {"val_loss": 0.1, "epoch": 1})
