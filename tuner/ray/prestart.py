@@ -82,15 +82,15 @@ def prestart(count: int, runtime_env: dict[str, object] | None = None) -> int:
     return count
 
 
-def keep_warm(address: str, group: int, count: int) -> int:
+def keep_warm(address: str, ray_start: int, count: int) -> int:
     """Leave ``count`` idle workers, bound to no job, on the instance ``tuner up`` keeps at
-    ``address`` (its ``ray start`` leads process group ``group``): as many as are idle already
+    ``address`` (its ``ray start`` process is ``ray_start``): as many as are idle already
     are not asked for again. Returns how many were asked for; 0 on any failure (logged): the
     next run starts its own."""
     if count < 1 or not Path("/proc/self").is_dir():  # idle workers cannot be counted: none left
         return 0
     try:
-        count -= idle_workers(group)
+        count -= idle_workers(ray_start)
         if count < 1:
             return 0
         from tuner.ray import auth
@@ -126,20 +126,14 @@ def _request(raylet: str, count: int, job_id: bytes | None, keep_alive_s: int) -
         channel.close()
 
 
-def idle_workers(group: int) -> int:
-    """How many idle worker processes the raylet in process group ``group`` has (:func:`idle_pids`)."""
-    return len(idle_pids(group))
+def idle_workers(ray_start: int) -> int:
+    """How many idle worker processes the instance of ``ray_start`` has (:func:`idle_pids`)."""
+    return len(idle_pids(ray_start))
 
 
-def idle_pids(group: int) -> list[int]:
-    """The idle worker processes (Ray names them ``ray::IDLE``) of the raylet in process group
-    ``group`` (the ``ray start`` of ``tuner up``), read from Linux's /proc; none elsewhere."""
-    procs: dict[int, tuple[int, int, bytes]] = {}  # pid: parent, process group, command line
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-            procs[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), (stat.parent / "cmdline").read_bytes())
-        except (OSError, ValueError, IndexError):
-            continue
-    raylets = {pid for pid, (_, pgid, cmd) in procs.items() if pgid == group and b"raylet" in cmd.split(b"\0")[0]}
-    return sorted(pid for pid, (parent, _, cmd) in procs.items() if parent in raylets and cmd.startswith(b"ray::IDLE"))
+def idle_pids(ray_start: int) -> list[int]:
+    """The idle worker processes (Ray names them ``ray::IDLE``) under the ``ray start`` process
+    ``ray_start`` (tuner up's: its raylet's workers), read from Linux's /proc; none elsewhere."""
+    from tuner.ray import reaping
+
+    return sorted(pid for pid, _ in reaping.processes(ray_start) if reaping.command(pid).startswith("ray::IDLE"))

@@ -46,21 +46,6 @@ def test_it_applies_only_on_one_local_node_with_no_code_shipped_and_nothing_to_h
     assert prestart.prestart(0) == 0
 
 
-def _idle_workers(raylet: int) -> set[int]:
-    """The raylet's idle worker processes (Ray names them ``ray::IDLE``), from Linux's /proc."""
-    from pathlib import Path
-
-    idle = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rpartition(")")[2].split()[1])
-            if parent == raylet and b"ray::IDLE" in (stat.parent / "cmdline").read_bytes():
-                idle.add(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return idle
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the raylet's processes from Linux's /proc")
 @pytest.mark.usefixtures("ray_session")
 def test_a_plain_actor_takes_a_worker_started_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,12 +62,12 @@ def test_a_plain_actor_takes_a_worker_started_ahead(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(tune_patches, "one_local_node", lambda: True)
     node = ray._private.worker.global_worker.node
     raylet = _raylet_pid(node)
-    before = _idle_workers(raylet)
+    before = set(prestart.idle_pids(raylet))
     assert prestart.prestart(1) == 1
     deadline = time.monotonic() + 30
-    while not (_idle_workers(raylet) - before) and time.monotonic() < deadline:
+    while not (set(prestart.idle_pids(raylet)) - before) and time.monotonic() < deadline:
         time.sleep(0.1)
-    started = _idle_workers(raylet) - before
+    started = set(prestart.idle_pids(raylet)) - before
     assert started, "the raylet started no worker ahead"
 
     @ray.remote(num_cpus=1)
