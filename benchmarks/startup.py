@@ -182,25 +182,33 @@ def last_json_line(
 
 
 @contextlib.contextmanager
+def cache_env(cache: Path) -> Iterator[None]:
+    """``$TUNER_CACHE`` set to ``cache`` in this process for the block (where tuner generates
+    data and records the instance ``tuner up`` keeps), and put back as it was after."""
+    saved = os.environ.get("TUNER_CACHE")
+    os.environ["TUNER_CACHE"] = str(cache)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TUNER_CACHE", None)
+        else:
+            os.environ["TUNER_CACHE"] = saved
+
+
+@contextlib.contextmanager
 def ray_instance_up(cache: Path, cpus: int) -> Iterator[str]:
     """The local Ray instance ``tuner up`` keeps (recorded under ``cache``, never the user's own
     ``$TUNER_CACHE``), as a user who tunes again and again would keep one; yields its address,
     stops it (``tuner down``) after."""
     from tuner.ray import instance
 
-    saved = os.environ.get("TUNER_CACHE")
-    os.environ["TUNER_CACHE"] = str(cache)
-    try:
+    with cache_env(cache):
         inst, _ = instance.start(num_cpus=cpus, num_gpus=0)
         try:
             yield inst.address
         finally:
             instance.stop()
-    finally:
-        if saved is None:
-            os.environ.pop("TUNER_CACHE", None)
-        else:
-            os.environ["TUNER_CACHE"] = saved
 
 
 def settle(cache: Path, timeout: float = 60.0) -> float:
@@ -210,15 +218,8 @@ def settle(cache: Path, timeout: float = 60.0) -> float:
     i); returns the seconds waited."""
     from tuner.ray import instance, prestart
 
-    saved = os.environ.get("TUNER_CACHE")
-    os.environ["TUNER_CACHE"] = str(cache)
-    try:
+    with cache_env(cache):
         inst = instance.running()
-    finally:
-        if saved is None:
-            os.environ.pop("TUNER_CACHE", None)
-        else:
-            os.environ["TUNER_CACHE"] = saved
     started = time.monotonic()
     if inst is None:
         return 0.0
@@ -251,16 +252,9 @@ def warm_cache(cache: Path, sweep_files: list[Path]) -> None:
     from tuner import datasets
     from tuner.spec import load_sweep
 
-    saved = os.environ.get("TUNER_CACHE")
-    os.environ["TUNER_CACHE"] = str(cache)
-    try:
+    with cache_env(cache):
         for path in sweep_files:
             datasets.load(load_sweep(path))
-    finally:
-        if saved is None:
-            os.environ.pop("TUNER_CACHE", None)
-        else:
-            os.environ["TUNER_CACHE"] = saved
 
 
 def run(ctx: Context) -> dict[str, Any]:
