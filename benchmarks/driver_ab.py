@@ -25,7 +25,10 @@ it undone. The changes:
 - ``torch``: a worker process imports torch only when the trial's function does
   (``worker.limit_threads``) against every trial importing it first, as before;
 - ``tables``: no result table read at the experiment's end (``tune_patches.trial_tables_unread``)
-  against Tune reading every trial's ``result.json`` into pandas for a result grid tuner never uses.
+  against Tune reading every trial's ``result.json`` into pandas for a result grid tuner never uses;
+- ``syncs``: the staging folder copied to a local run directory whole file by whole file, files
+  unchanged since their last copy skipped (``tune_patches.whole_file_syncs``), against Ray's
+  copy of every file in place after every snapshot.
 
 Default: 600 half-second trials on 16 logical CPUs, 2 runs of each. Quick: 40 trials of 0.1 s
 on 8 CPUs, once. ``TUNER_AB=tensorboard``: one change only; ``TUNER_AB_SIZE=3000:0.2:16:2``:
@@ -53,6 +56,7 @@ CHANGES = (
     "staggered",
     "torch",
     "tables",
+    "syncs",
 )
 
 
@@ -85,6 +89,8 @@ def undone(change: str) -> Iterator[None]:
         swaps = [(tune_patches, "staggered_starts", contextlib.nullcontext)]
     elif change == "tables":
         swaps = [(tune_patches, "trial_tables_unread", contextlib.nullcontext)]
+    elif change == "syncs":
+        swaps = [(tune_patches, "whole_file_syncs", contextlib.nullcontext)]
     elif change == "torch":  # the workers run in other processes: the trials import it themselves
         swaps = [(driver_scale, "IMPORT_TORCH", True)]
     else:

@@ -99,6 +99,19 @@ def rows(run_dir: Path, round_dir: str = "trials") -> dict[str, list[dict[str, A
     return out
 
 
+def saved_as_finished(run_dir: Path, round_dir: str = "trials") -> set[str]:
+    """The ids of the trials that the round's experiment state, as saved in the run directory
+    (what a resume starts from), records as ended (Ray's TERMINATED: at their last epoch, or
+    stopped by the scheduler)."""
+    out: set[str] = set()
+    for f in (run_dir / round_dir).glob("experiment_state-*.json"):
+        for state, _ in json.loads(f.read_text())["trial_data"]:
+            trial = json.loads(state)
+            if trial["status"] == "TERMINATED":
+                out.add(trial["trial_id"])
+    return out
+
+
 def _client_server_start_failures(cluster: LocalCluster) -> int:
     """How many times Ray Client's server has logged that a driver's own server did not start."""
     log = cluster.logs("ray_client_server*.err", chars=10**8)
@@ -212,13 +225,10 @@ def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster:
         tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
     ) as cli:
 
-        def finished() -> list[str] | None:
-            done = [n for n, rs in rows(run_dir).items() if rs and rs[-1]["epoch"] == 4]
-            return done or None
-
-        wait_for(finished, 240, "a finished trial")
+        # a trial the run directory's saved state records as ended, and ASHA's rung records
+        # saved after it: the state a resume starts from
+        wait_for(lambda: saved_as_finished(run_dir), 240, "an ended trial in the saved state")
         seen = time.time()
-        # the experiment snapshot taken after that trial's last result (rung records included)
         wait_for(
             lambda: rungs_file.is_file() and rungs_file.stat().st_mtime > seen + 0.5,
             60,
@@ -228,7 +238,12 @@ def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster:
         cli.proc.wait(timeout=30)
     before = rows(run_dir)
     rungs_before = json.loads(rungs_file.read_text())
-    done_before = {n for n, rs in before.items() if rs and rs[-1]["epoch"] == 4}
+    # A trial can end between the last snapshot and the kill: the saved state has it running,
+    # and the resume runs it on from its last checkpoint (its last epoch again). Those the
+    # saved state has as ended (at epoch 4, or stopped by ASHA) are the ones that must not run again.
+    ended = saved_as_finished(run_dir)
+    done_before = {n for n in before if any(f"_{trial_id}_" in n for trial_id in ended)}
+    assert done_before
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
     assert any(rung["recorded"] for b in rungs_before["brackets"] for rung in b)
 

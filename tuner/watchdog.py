@@ -99,6 +99,9 @@ def _timed_out(folder: Path | None, reason: str) -> None:
             from tuner.files import write_text
 
             write_text(folder / TIMEOUT_FILE, reason + "\n")
+            with contextlib.suppress(OSError):  # the watchdog's file, never written: Python said it
+                if (folder / TIMEOUT_TRACE_FILE).stat().st_size == 0:
+                    (folder / TIMEOUT_TRACE_FILE).unlink()
         print(f"tuner: {reason}", file=sys.stderr, flush=True)  # output.txt while output_kept holds it
     finally:
         os._exit(TIMEOUT_EXIT)

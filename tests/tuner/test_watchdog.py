@@ -53,6 +53,7 @@ def test_reports_watched_ends_a_process_that_goes_silent_past_the_timeout(
         assert done.returncode == TIMEOUT_EXIT, done.stderr
         assert "returned" not in done.stdout
         assert marker.read_text() == "no report within 1 s (trial_timeout): stopped as hung\n"
+        assert not (tmp_path / "timed-out.trace").exists()  # the watchdog's file, never written: gone
         assert "tuner: no report within 1 s" in done.stderr
         assert took < 2 + 10 * 0.2 + 10, took  # interpreter start, the reports, the limit: not the hang
     else:

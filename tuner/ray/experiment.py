@@ -57,14 +57,16 @@ def driver_settings(s: ExperimentSettings) -> Iterator[None]:
     batching, trials created ahead, the trainable looked up once, a trial process that is
     starting kept, no result tables read at the end, no usage tag of its callbacks (which
     imports mlflow where it is installed), trial processes with no runtime environment of their
-    own where Tune has none to hand over, and on a local instance each trial's
+    own where Tune has none to hand over, the staging folder copied to a local run directory
+    whole file by whole file, and on a local instance each trial's
     resources from a budget instead of a placement group and no more trial processes starting
     at once than it has cores."""
     with batching(), pending_trials(s), tune_patches.trainable_lookups_cached(), ctrl_c_kept():
         with tune_patches.starting_actors_kept(), tune_patches.budgeted_resources():
             with tune_patches.staggered_starts(), tune_patches.trial_tables_unread():
                 with tune_patches.callbacks_untagged(), tune_patches.plain_trial_processes():
-                    yield
+                    with tune_patches.whole_file_syncs():
+                        yield
 
 
 @contextlib.contextmanager

@@ -246,6 +246,44 @@ def plain_trial_processes() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def whole_file_syncs() -> Iterator[None]:
+    """The driver's copies of its staging folder to a run directory on a local disk made file
+    by file through a temporary name and a rename, looking only where trials can still write
+    (:mod:`tuner.ray.syncing`), so a driver killed during one leaves no file empty there. Ray's
+    copy stands for an object store."""
+    import time
+
+    from ray.train._internal import storage
+    from ray.tune.execution import tune_controller
+
+    from tuner.ray.syncing import Uploads
+
+    ray_upload = storage._upload_to_fs_path
+    tune_command = storage._FilesystemSyncer._sync_up_command
+    tune_checkpoint = tune_controller.TuneController.checkpoint
+    uploads = Uploads(ray_upload)
+
+    def command(self: Any, local_path: str, uri: str, exclude: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
+        run, kwargs = tune_command(self, local_path=local_path, uri=uri, exclude=exclude)
+        return (uploads if run is ray_upload else run), kwargs
+
+    def checkpoint(self: Any, force: bool = False, wait: bool = False) -> None:
+        manager = self._checkpoint_manager
+        last, period = getattr(manager, "_last_save_time", None), getattr(manager, "_checkpoint_period", None)
+        if force or getattr(manager, "_should_force_sync_up", True) or last is None or period is None:
+            uploads.note(self._trials)
+        elif time.monotonic() - last >= period:  # a snapshot is due: the one that copies
+            uploads.note(self._trials)
+        return tune_checkpoint(self, force=force, wait=wait)
+
+    with (
+        swapped(storage._FilesystemSyncer, "_sync_up_command", command),
+        swapped(tune_controller.TuneController, "checkpoint", checkpoint),
+    ):
+        yield
+
+
 def handed_over() -> set[str]:
     """The driver's variables Ray Tune hands to every trial's process through a runtime
     environment (its AWS credentials and a few Ray Train settings, where set); with none,
