@@ -224,7 +224,6 @@ def test_a_killed_driver_resumes_without_losing_results_or_rung_records(cluster:
     with Cli(
         tmp_path, cluster.env(), "run", str(sweep), "--storage", str(tmp_path / "runs"), "--address", cluster.address
     ) as cli:
-
         # a trial the run directory's saved state records as ended, and ASHA's rung records
         # saved after it: the state a resume starts from
         wait_for(lambda: saved_as_finished(run_dir), 240, "an ended trial in the saved state")
