@@ -46,7 +46,7 @@ Copied = dict[str, tuple[int, int]]  # a staging file: its (size, mtime_ns) when
 class Uploads:
     """A replacement for Ray's ``_upload_to_fs_path(local_path, fs, fs_path, exclude)``: a
     folder copied to a local filesystem whole file by whole file (:func:`upload`); everything
-    else (another filesystem, one file, a copy with exclusions) to ``ray_upload``. One a
+    else (another filesystem, one file, a copy with exclusions) to ``ray_upload``. One for each
     experiment: it remembers what it copied and which trials can still write."""
 
     def __init__(self, ray_upload: Callable[..., None]) -> None:

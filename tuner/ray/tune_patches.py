@@ -269,11 +269,10 @@ def whole_file_syncs() -> Iterator[None]:
         return (uploads if run is ray_upload else run), kwargs
 
     def checkpoint(self: Any, force: bool = False, wait: bool = False) -> None:
-        manager = self._checkpoint_manager
+        manager = self._checkpoint_manager  # Ray's rule for a snapshot being due (one that copies)
         last, period = getattr(manager, "_last_save_time", None), getattr(manager, "_checkpoint_period", None)
-        if force or getattr(manager, "_should_force_sync_up", True) or last is None or period is None:
-            uploads.note(self._trials)
-        elif time.monotonic() - last >= period:  # a snapshot is due: the one that copies
+        due = force or getattr(manager, "_should_force_sync_up", True) or last is None or period is None
+        if due or time.monotonic() - last >= period:
             uploads.note(self._trials)
         return tune_checkpoint(self, force=force, wait=wait)
 

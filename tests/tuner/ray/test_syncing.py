@@ -261,3 +261,27 @@ def test_copying_or_pickling_rays_storage_with_it_carries_nothing_it_remembers(t
     again = pickle.loads(pickle.dumps(uploads))
     assert isinstance(again, syncing.Uploads) and again.copied == {} and again.ray_upload is storage._upload_to_fs_path
     assert len(pickle.dumps(uploads)) < 300
+
+
+def test_the_trials_are_noted_only_before_a_snapshot_that_is_due_or_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver's loop asks for a snapshot at every step; going over every trial then would
+    cost the driver a pass over all trials a step. They are noted only when Ray's rule says the
+    snapshot is due (its period passed, or forced), and Ray's own snapshot runs every time."""
+    noted: list[int] = []
+    monkeypatch.setattr(syncing.Uploads, "note", lambda self, trials: noted.append(len(trials)))
+    saved: list[bool] = []
+    manager = SimpleNamespace(
+        _last_save_time=time.monotonic(),
+        _checkpoint_period=60.0,
+        _should_force_sync_up=False,
+        sync_up_experiment_state=lambda save_fn, force, wait: saved.append(force),
+    )
+    controller = SimpleNamespace(_checkpoint_manager=manager, _trials=[Trial("a"), Trial("b")], save_to_dir=None)
+    with tune_patches.whole_file_syncs():
+        TuneController.checkpoint(controller)
+        assert noted == [] and saved == [False]
+        TuneController.checkpoint(controller, force=True)
+        assert noted == [2]
+        manager._last_save_time -= 61  # the period has passed
+        TuneController.checkpoint(controller)
+        assert noted == [2, 2] and saved == [False, True, False]
