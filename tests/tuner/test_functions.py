@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -322,3 +323,6 @@ def test_a_trial_that_hangs_is_ended_by_trial_timeout_and_the_sweep_goes_on(
     assert said["status"] == "done" and said["trials"] == {"finished": 1, "error": 1}, said
     assert any(e.endswith("no report within 12 s (trial_timeout): stopped as hung") for e in said["errors"]), said
     assert "no report within 12 s (trial_timeout): stopped as hung" in err and "top " in err, err
+    # while it ran, the console named the trial and the reason, not Ray's guess of a dead process
+    assert re.search(rf"trial {hung.trial_id}: no report within 12 s \(trial_timeout\): stopped as hung", err), err
+    assert "a trial's process died" not in err, err
