@@ -24,12 +24,15 @@ there Ray's copy stands. :func:`tuner.ray.tune_patches.whole_file_syncs` puts it
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # The name a file is copied under before it is renamed into place; one writer (the driver) a
 # folder, so a copy cut short is overwritten by the next one and renamed away.
@@ -71,15 +74,20 @@ class Uploads:
         """Before a snapshot (the driver's thread): the folders the next copies look in, those of
         Ray Tune's ``trials`` that are not ended or ended less than :data:`AFTER_END` copies ago."""
         folders = set()
-        for trial in trials:
-            if trial.status in ENDED:
-                if self._copies - self._ended.setdefault(trial.trial_id, self._copies) >= AFTER_END:
-                    continue
-            else:
-                self._ended.pop(trial.trial_id, None)  # resumed or restarted
-            name = trial.storage.trial_dir_name
-            if name:
-                folders.add(name)
+        try:
+            for trial in trials:
+                if trial.status in ENDED:
+                    if self._copies - self._ended.setdefault(trial.trial_id, self._copies) >= AFTER_END:
+                        continue
+                else:
+                    self._ended.pop(trial.trial_id, None)  # resumed or restarted
+                name = getattr(trial.storage, "trial_dir_name", None)
+                if name:
+                    folders.add(name)
+        except Exception:  # a trial as this Ray does not make them: look in every folder
+            log.debug("the trials' folders could not be listed; every folder is copied", exc_info=True)
+            self._folders = None
+            return
         self._folders = frozenset(folders)
 
     def __call__(self, local_path: str, fs: Any, fs_path: str, exclude: list[str] | None = None) -> None:

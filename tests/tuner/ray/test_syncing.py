@@ -234,6 +234,12 @@ def test_a_copy_looks_only_in_the_folders_of_trials_that_can_still_write_and_in_
     uploads.note(trials)
     copy()
     assert looked[-1] == frozenset({"trial_b", "trial_c", "trial_d"})
+    uploads.note([*trials, SimpleNamespace(status="RUNNING")])  # not a trial as this Ray makes them
+    copy()
+    assert looked[-1] is None  # every folder
+    uploads.note(trials)
+    copy()
+    assert looked[-1] == frozenset({"trial_b", "trial_c", "trial_d"})
     monkeypatch.setattr(syncing.time, "monotonic", lambda: uploads._full_at + syncing.FULL_EVERY_S)
     copy()
     assert looked[-1] is None  # every folder, now and then
