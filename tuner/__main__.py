@@ -34,7 +34,7 @@ def entry() -> NoReturn:
     streams.guard()  # a reader that goes away (`| head`, a closed terminal) fails nothing
     code = main()
     try:  # the command's work is done: a Ctrl-C now only cuts its shutdown short
-        _shut_down()
+        _shut_down(code)
     except KeyboardInterrupt:
         pass
     for stream in (sys.stdout, sys.stderr):
@@ -43,14 +43,15 @@ def entry() -> NoReturn:
     os._exit(code)
 
 
-def _shut_down() -> None:
+def _shut_down(code: int) -> None:
     from tuner.ray import cluster
 
     try:
         cluster.disconnect()
     except Exception as e:  # a failing shutdown is only logged
         log.debug("Ray's shutdown failed: %s", e)
-    atexit._run_exitfuncs()  # what the user's code and the libraries registered
+    with signals.ctrl_c_exits(code):  # not a KeyboardInterrupt inside an exit function: a traceback
+        atexit._run_exitfuncs()  # what the user's code and the libraries registered
     for thread in threading.enumerate():  # a thread still writing finishes first
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join(timeout=10)

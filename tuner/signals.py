@@ -48,6 +48,33 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def ctrl_c_exits(code: int) -> Iterator[None]:
+    """Within the block (a command's exit functions, after its work is done), a Ctrl-C ends the
+    process at once with status ``code``, its output flushed. Raised as ``KeyboardInterrupt``
+    it would land inside an exit function, which Python prints as a traceback; that includes a
+    Ctrl-C that came during the imports and is delivered again (:func:`interrupt`) after a short
+    command has already ended. Outside the main thread nothing changes."""
+    import os
+    import sys
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_now(signum: int, frame: FrameType | None) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    before = signal.signal(signal.SIGINT, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
+
+
 def take_ctrl_c() -> None:
     """Make :func:`interrupt` SIGINT's handler where Python's own is (in the main thread)."""
     if threading.current_thread() is threading.main_thread() and (
