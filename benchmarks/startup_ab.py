@@ -1,9 +1,10 @@
-"""Start-up changes, each against itself undone: the quickstart on ``tuner up``'s instance.
+"""Start-up changes, each against itself undone: the quickstart on ``tuner up``'s instance, or
+on an instance of the command's own for the changes of :data:`OWN_INSTANCE`.
 
-``tuner run sweeps/quickstart.yaml`` from a fresh interpreter on the local Ray instance ``tuner
-up`` keeps, alternated A B A B with the change undone in B (a prelude run before tuner's entry
-point), the data cache warm: wall time, the share of it with no trial running, and the wait
-from the experiment's start to the first trial's (``startup.run_tuner``). The changes:
+``tuner run sweeps/quickstart.yaml`` from a fresh interpreter, alternated A B A B with the
+change undone in B (a prelude run before tuner's entry point), the data cache warm: wall time,
+the share of it with no trial running, and the wait from the experiment's start to the first
+trial's (``startup.run_tuner``). The changes:
 
 - ``callbacks``: no usage tag of the experiment's callbacks (``tune_patches.callbacks_untagged``)
   against Ray Tune's tag, which imports its MLflow integration and mlflow with it where mlflow
@@ -17,6 +18,13 @@ from the experiment's start to the first trial's (``startup.run_tuner``). The ch
 - ``plain_processes``: trial processes started with no runtime environment of their own
   (``tune_patches.plain_trial_processes``) against Ray Tune's ``PL_DISABLE_FORK`` one, which Ray
   starts through ``setup_worker.py`` (a second Python start and Ray's runtime-environment code).
+- ``agent_ports`` (an instance of the command's own): the raylet told its agents' ports before it
+  starts (``head._agent_ports_told``) against waiting for the agents to report them.
+- ``monitors`` (an instance of the command's own): no autoscaler monitor and no log monitor
+  (``head._monitors_left_out``) against both started.
+- ``idle_agent`` (an instance of the command's own): a stand-in for a dashboard agent that
+  would load no module (``head._idle_agent_command``) against Ray's agent.
+- ``lean_head`` (an instance of the command's own): the three above together against none of them.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
@@ -24,6 +32,7 @@ Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, onc
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -57,7 +66,13 @@ sys.meta_path.insert(0, Undo())
     "prestart": "import tuner.ray.prestart as p\np.prestart = lambda count, runtime_env=None: 0",
     "plain_processes": "import contextlib\nimport tuner.ray.tune_patches as tp\n"
     "tp.plain_trial_processes = lambda: contextlib.nullcontext()",
+    "agent_ports": "import tuner.ray.head as h\nh._agent_ports_told = lambda node: None",
+    "monitors": "import tuner.ray.head as h\nh._monitors_left_out = lambda node: None",
+    "idle_agent": "import tuner.ray.head as h\nh._idle_agent_command = lambda command: command",
+    "lean_head": "import tuner.ray.head as h\nh._monitors_left_out = lambda node: None\n"
+    "h._agent_ports_told = lambda node: None\nh._idle_agent_command = lambda command: command",
 }
+OWN_INSTANCE = {"agent_ports", "monitors", "idle_agent", "lean_head"}  # changes to how a command starts an instance of its own
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -71,15 +86,19 @@ def run(ctx: Context) -> dict[str, Any]:
         sweep_file.write_text(yaml.safe_dump(sweep(4, 2), sort_keys=False))
     else:
         sweep_file = ROOT / "sweeps" / "quickstart.yaml"
-    cache = ctx.storage("cache")
-    warm_cache(cache, [sweep_file])
+    kept, own = ctx.storage("cache"), ctx.storage("cache-own")  # tuner up's instance recorded / none
+    for cache in (kept, own):
+        warm_cache(cache, [sweep_file])
     out: dict[str, Any] = {"sizes": {"sweep": sweep_file.name, "runs": runs}}
-    with ray_instance_up(cache, os.cpu_count() or 2):
+    up = contextlib.nullcontext("") if set(changes) <= OWN_INSTANCE else ray_instance_up(kept, os.cpu_count() or 2)
+    with up:
         for change in changes:
+            cache = own if change in OWN_INSTANCE else kept
             rows: dict[str, list[dict[str, Any]]] = {"now": [], "undone": []}
             for rep in range(runs):
                 for way, prelude in (("now", "pass"), ("undone", UNDONE[change])):
-                    settle(cache)  # the workers it keeps warm started, as for a user's next run
+                    if cache is kept:
+                        settle(kept)  # the workers it keeps warm started, as for a user's next run
                     r = run_tuner(ctx, sweep_file, f"{change}-{way}-{rep}", cache, prelude=prelude)
                     r["first_trial_wait_s"] = r["phases_s"]["first_trial_wait"]
                     rows[way].append(r)

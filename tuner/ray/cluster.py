@@ -237,7 +237,7 @@ def _init(kwargs: dict[str, Any], address: str | None) -> None:
     set_handler = ray_utils.set_sigterm_handler
     ray_utils.set_sigterm_handler = wanted.append  # type: ignore[assignment]
     try:
-        with signals.as_interrupt(), warnings.catch_warnings(record=True) as said, head.api_server_left_out(address):
+        with signals.as_interrupt(), warnings.catch_warnings(record=True) as said, head.started_lean(address):
             warnings.simplefilter("always")
             try:
                 ray.init(**kwargs)
@@ -336,8 +336,8 @@ def disconnect() -> None:
     (:mod:`tuner.ray.reaping`).
 
     Ray's own shutdown gives each process it started a second to answer SIGTERM; the
-    autoscaler's monitor, idle on a local instance, always takes that second. It holds nothing
-    to save, so it is killed first (a joined cluster's processes are never touched).
+    autoscaler's monitor always took that second, and an instance of the command's own starts
+    none (:func:`tuner.ray.head.started_lean`). A joined cluster's processes are never touched.
 
     Leaving the instance ``tuner up`` keeps, it leaves workers warm for the next run
     (:func:`tuner.ray.prestart.keep_warm`): as many as this run's trials ran at once, or the
@@ -355,19 +355,7 @@ def disconnect() -> None:
 
         with contextlib.suppress(Exception):
             warm = prestart.slots_wanted or int(ray.cluster_resources().get("CPU", 0))
-    started: list[reaping.Process] = []
-    try:
-        from ray._private import ray_constants
-        from ray._private import worker as ray_worker
-
-        node = ray_worker._global_node
-        if node is not None and node.is_head():  # processes this driver started
-            node._kill_process_type(
-                ray_constants.PROCESS_TYPE_MONITOR, check_alive=False, allow_graceful=False, wait=False
-            )
-            started = _instance_processes()  # the raylet's workers among them: the trials' processes
-    except Exception as e:  # Ray's internals moved: its own shutdown still works, a second slower
-        log.debug("could not stop Ray's monitor first: %s", e)
+    started = _instance_processes()  # the raylet's workers among them: the trials' processes
     ray.shutdown()
     killed = reaping.reap(started)
     if killed:  # a trial function left a thread running: its process would never end

@@ -1,26 +1,119 @@
 """What the head of a local instance of the command's own starts, and what it leaves out
-(:func:`tuner.ray.cluster.connect` starts it through ``ray.init``)."""
+(:func:`tuner.ray.cluster.connect` starts it through ``ray.init``, within :func:`started_lean`)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
-def api_server_left_out(address: str | None) -> Iterator[None]:
-    """A local instance of the command's own starts without Ray's API server (the dashboard's
-    head in its minimal form: Ray's job submission and state REST API, which nothing uses on an
-    instance that lives for one command). ``ray.init`` starts it even with no dashboard and
-    waits for it to register, about 1 s of a 2-core laptop's start, and it then takes CPU from
-    the trials (BENCHMARKS.md i). No port of it is opened. An instance that is joined keeps
-    whatever it runs."""
+def started_lean(address: str | None) -> Iterator[None]:
+    """A local instance of the command's own (``address`` None) starts without what it does not
+    need and without waiting on what it does not need yet; an instance that is joined keeps
+    whatever it runs. Within the block, ``ray.init`` starts the head with:
+
+    - no API server (the dashboard's head in its minimal form: Ray's job submission and state
+      REST API, which nothing uses on an instance that lives for one command). ``ray.init``
+      starts it even with no dashboard and waits for it to register, about 1 s of a 2-core
+      laptop's start, and it then takes CPU from the trials. No port of it is opened.
+    - no autoscaler monitor and no log monitor (:func:`_monitors_left_out`);
+    - a raylet that does not wait for its two agents' ports (:func:`_agent_ports_told`), and
+      that starts a stand-in (:mod:`tuner.ray.idle_agent`) for a dashboard agent that would
+      load no module (:func:`_idle_agent_command`).
+
+    Measured in BENCHMARKS.md i."""
     if address is not None:
         yield
         return
     from ray._private import node as ray_node
+    from ray._private import ray_constants, services
 
     from tuner.ray.tune_patches import swapped
 
-    with swapped(ray_node.Node, "start_api_server", lambda self, **kwargs: None):
+    start_head, start_raylet = ray_node.Node.start_head_processes, ray_node.Node.start_raylet
+    start_process = services.start_ray_process
+
+    def process_started(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
+        if process_type == ray_constants.PROCESS_TYPE_RAYLET:
+            command = _idle_agent_command(command)
+        return start_process(command, process_type, *args, **kwargs)
+
+    def head_without_monitors(self: Any) -> Any:
+        _monitors_left_out(self)
+        return start_head(self)
+
+    def raylet_told_ports(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _agent_ports_told(self)
+        return start_raylet(self, *args, **kwargs)
+
+    with (
+        swapped(ray_node.Node, "start_api_server", lambda self, **kwargs: None),
+        swapped(ray_node.Node, "start_head_processes", head_without_monitors),
+        swapped(ray_node.Node, "start_raylet", raylet_told_ports),
+        swapped(services, "start_ray_process", process_started),
+    ):
         yield
+
+
+def _monitors_left_out(node: Any) -> None:
+    """Leave out two Python processes that each import for ~0.7 s of CPU beside the trials'
+    first processes, and do nothing on an instance of the command's own:
+
+    - the autoscaler's monitor: the instance is one machine that never grows, and its idle
+      monitor is what held Ray's shutdown for a second (:func:`tuner.ray.cluster.disconnect`);
+    - the log monitor, which sends the workers' output to the drivers that ask for it: tuner's
+      driver does not (``log_to_driver=False``; a trial's output is in its ``output.txt``).
+      Ray's own messages to the driver (a worker that died, the raylet's errors) come through
+      the GCS, not through it."""
+    node._ray_params.no_monitor = True
+    node._ray_params.include_log_monitor = False
+
+
+def _agent_ports_told(node: Any) -> None:
+    """Before the raylet starts, tell it the ports it would otherwise wait for its agents to
+    report (Ray's ``WaitForDashboardAgentPorts`` and ``WaitForRuntimeEnvAgentPort``, files in
+    the session folder): each agent is a Python process that imports for ~0.8 s of CPU before it
+    reports, and ``ray.init`` waited for the slower of them, 1-1.5 s of a 2-core laptop's start.
+
+    - A minimal dashboard agent reports its three ports as not in use (-1) once it has loaded;
+      those files are written now with the same values. Where Ray's dashboard dependencies are
+      installed, the agent serves metrics on ports it picks, and the raylet waits for it as Ray
+      does.
+    - The runtime environment agent is given its port (an unused one, picked as Ray picks its
+      GCS's), so the raylet need not wait for it to bind one. The raylet asks it for nothing
+      until a worker needs a runtime environment, and then waits for it to answer.
+
+    The agents start as before, beside the first trials' processes."""
+    from ray._private import utils as ray_utils
+    from ray._raylet import (
+        DASHBOARD_AGENT_LISTEN_PORT_NAME,
+        METRICS_AGENT_PORT_NAME,
+        METRICS_EXPORT_PORT_NAME,
+        persist_port,
+    )
+
+    if ray_utils.get_dashboard_dependency_error() is not None:  # the agent starts --minimal
+        for name in (METRICS_AGENT_PORT_NAME, METRICS_EXPORT_PORT_NAME, DASHBOARD_AGENT_LISTEN_PORT_NAME):
+            persist_port(node._session_dir, node._node_id, name, -1)
+    if not node._ray_params.runtime_env_agent_port:
+        node._ray_params.runtime_env_agent_port = node._get_unused_port()
+
+
+def _idle_agent_command(raylet_command: list[str]) -> list[str]:
+    """The raylet's command with :mod:`tuner.ray.idle_agent` as its dashboard agent, where Ray's
+    agent would start ``--minimal`` (its dashboard's dependencies not installed) and so load no
+    module; as it is otherwise. The agent's ports are written before (:func:`_agent_ports_told`)."""
+    import subprocess
+    import sys
+
+    from ray._private import utils as ray_utils
+
+    from tuner.ray import idle_agent
+
+    if ray_utils.get_dashboard_dependency_error() is None:
+        return raylet_command
+    flag = "--dashboard_agent_command="
+    stand_in = flag + subprocess.list2cmdline([sys.executable, "-S", "-E", idle_agent.__file__])
+    return [stand_in if arg.startswith(flag) else arg for arg in raylet_command]

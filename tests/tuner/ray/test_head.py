@@ -1,0 +1,201 @@
+"""The head of an instance of the command's own: what it leaves out (the API server, the two
+monitors) and what its raylet is told instead of waiting for (its agents' ports), and that an
+instance that is joined is left as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tuner.ray import head
+
+NODE_ID = "ab" * 28
+
+
+class _Params:
+    def __init__(self) -> None:
+        self.no_monitor = False
+        self.include_log_monitor = True
+        self.runtime_env_agent_port = 0
+
+
+class _Node:
+    """What of Ray's ``Node`` the head's changes touch."""
+
+    def __init__(self, session_dir: Path) -> None:
+        self._session_dir = str(session_dir)
+        self._node_id = NODE_ID
+        self._ray_params = _Params()
+
+    def _get_unused_port(self) -> int:
+        return 43210
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_the_local_instance_runs_without_monitors_and_its_raylet_was_told_the_agents_ports() -> None:
+    import ray
+    from ray._private import ray_constants
+
+    node = ray._private.worker._global_node
+    assert ray_constants.PROCESS_TYPE_MONITOR not in node.all_processes
+    assert ray_constants.PROCESS_TYPE_LOG_MONITOR not in node.all_processes
+    assert ray_constants.PROCESS_TYPE_RAYLET in node.all_processes  # the rest of the head as Ray starts it
+    for name in ("metrics_agent_port", "metrics_export_port", "dashboard_agent_listen_port"):
+        assert (Path(node.get_session_dir_path()) / f"{name}_{node.node_id}").read_text().strip() == "-1"
+    assert node.runtime_env_agent_port > 0
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_the_runtime_env_agent_answers_on_the_port_it_was_given() -> None:
+    """The raylet no longer waits for the agent to report a port: it was given one, and a worker
+    with a runtime environment of its own is still made through it."""
+    import ray
+
+    @ray.remote(runtime_env={"env_vars": {"TUNER_HEAD_TEST": "given"}})
+    def read() -> str:
+        import os
+
+        return os.environ["TUNER_HEAD_TEST"]
+
+    assert ray.get(read.remote(), timeout=120) == "given"
+
+
+def test_a_minimal_agents_ports_are_written_as_not_in_use_and_the_runtime_env_agent_given_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray._private import utils as ray_utils
+
+    monkeypatch.setattr(ray_utils, "get_dashboard_dependency_error", lambda: ImportError("aiohttp"))
+    node = _Node(tmp_path)
+    head._agent_ports_told(node)
+    written = {p.name: p.read_text().strip() for p in tmp_path.iterdir()}
+    assert written == {
+        f"metrics_agent_port_{NODE_ID}": "-1",
+        f"metrics_export_port_{NODE_ID}": "-1",
+        f"dashboard_agent_listen_port_{NODE_ID}": "-1",
+    }
+    assert node._ray_params.runtime_env_agent_port == 43210
+
+
+def test_a_full_dashboard_agent_reports_its_own_ports_and_a_given_runtime_env_port_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where Ray's dashboard dependencies are installed the agent serves metrics on ports it
+    picks: nothing is written for it, and the raylet waits for it as Ray does."""
+    from ray._private import utils as ray_utils
+
+    monkeypatch.setattr(ray_utils, "get_dashboard_dependency_error", lambda: None)
+    node = _Node(tmp_path)
+    node._ray_params.runtime_env_agent_port = 50000
+    head._agent_ports_told(node)
+    assert list(tmp_path.iterdir()) == []
+    assert node._ray_params.runtime_env_agent_port == 50000
+
+
+def test_monitors_are_left_out_in_the_nodes_parameters(tmp_path: Path) -> None:
+    node = _Node(tmp_path)
+    head._monitors_left_out(node)
+    assert node._ray_params.no_monitor is True and node._ray_params.include_log_monitor is False
+
+
+def test_a_joined_instance_is_started_as_ray_starts_it_and_the_swaps_are_put_back() -> None:
+    from ray._private import node as ray_node
+
+    saved = {n: getattr(ray_node.Node, n) for n in ("start_api_server", "start_head_processes", "start_raylet")}
+    with head.started_lean("127.0.0.1:6379"):
+        assert {n: getattr(ray_node.Node, n) for n in saved} == saved
+    with head.started_lean(None):
+        assert all(getattr(ray_node.Node, n) is not f for n, f in saved.items())
+    assert {n: getattr(ray_node.Node, n) for n in saved} == saved
+
+
+def test_the_swapped_starts_call_rays_own_after_their_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray._private import node as ray_node
+
+    calls: list[tuple[str, Any]] = []
+    monkeypatch.setattr(
+        ray_node.Node, "start_head_processes", lambda self: calls.append(("head", self._ray_params.no_monitor))
+    )
+    monkeypatch.setattr(
+        ray_node.Node,
+        "start_raylet",
+        lambda self, *a, **k: calls.append(("raylet", self._ray_params.runtime_env_agent_port)),
+    )
+    node = _Node(tmp_path)
+    with head.started_lean(None):
+        ray_node.Node.start_head_processes(node)  # type: ignore[arg-type]
+        ray_node.Node.start_raylet(node, "/dev/shm", None, 1)  # type: ignore[arg-type]
+    assert calls == [("head", True), ("raylet", 43210)]
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_the_local_instance_runs_the_idle_stand_in_for_a_dashboard_agent_that_would_load_nothing() -> None:
+    import ray
+    from ray._private import ray_constants
+
+    from tuner.ray import reaping
+
+    raylet = ray._private.worker._global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+    commands = [reaping.command(pid) for pid, _ in reaping.processes(raylet)]
+    assert any("tuner/ray/idle_agent.py" in c for c in commands), commands
+    assert not any("dashboard/agent.py" in c or c.startswith("ray::DashboardAgent") for c in commands), commands
+
+
+def test_the_raylets_agent_command_is_the_stand_in_only_where_rays_agent_would_load_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ray._private import utils as ray_utils
+
+    command = ["raylet", "--dashboard_agent_command=python -u agent.py --minimal", "--runtime_env_agent_command=x"]
+    monkeypatch.setattr(ray_utils, "get_dashboard_dependency_error", lambda: ImportError("aiohttp"))
+    told = head._idle_agent_command(command)
+    assert told[0] == "raylet" and told[2] == "--runtime_env_agent_command=x"
+    assert told[1].startswith("--dashboard_agent_command=") and told[1].endswith("idle_agent.py")
+    assert " -S -E " in told[1]
+    monkeypatch.setattr(ray_utils, "get_dashboard_dependency_error", lambda: None)
+    assert head._idle_agent_command(command) == command
+
+
+def test_the_stand_in_lives_while_the_raylets_pipe_is_open_and_ends_when_it_closes() -> None:
+    import subprocess
+    import sys
+
+    from tuner.ray import idle_agent
+
+    agent = subprocess.Popen([sys.executable, "-S", "-E", idle_agent.__file__], stdin=subprocess.PIPE)
+    with pytest.raises(subprocess.TimeoutExpired):
+        agent.wait(timeout=1.0)
+    assert agent.stdin is not None
+    agent.stdin.close()  # the raylet is gone
+    assert agent.wait(timeout=10) == 0
+
+
+def test_the_stand_in_without_a_pipe_ends_when_its_parent_does(tmp_path: Path) -> None:
+    """A raylet that hands no pipe: the stand-in watches its parent (here a shell that ends)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tuner.ray import idle_agent
+
+    pid_file = tmp_path / "pid"
+    shell = subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" -S -E "{idle_agent.__file__}" </dev/null & echo $! > "{pid_file}"; sleep 1'],
+        timeout=30,
+    )
+    assert shell.returncode == 0
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:  # gone, or ended and not yet reaped by the process it was handed to
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the stand-in outlived its parent")
