@@ -72,7 +72,12 @@ sys.meta_path.insert(0, Undo())
     "lean_head": "import tuner.ray.head as h\nh._monitors_left_out = lambda node: None\n"
     "h._agent_ports_told = lambda node: None\nh._idle_agent_command = lambda command: command",
 }
-OWN_INSTANCE = {"agent_ports", "monitors", "idle_agent", "lean_head"}  # changes to how a command starts an instance of its own
+OWN_INSTANCE = {
+    "agent_ports",
+    "monitors",
+    "idle_agent",
+    "lean_head",
+}  # changes to how a command starts an instance of its own
 
 
 def run(ctx: Context) -> dict[str, Any]:
