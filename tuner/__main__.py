@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
-import os
 import sys
 import threading
 from typing import NoReturn
@@ -29,18 +27,15 @@ def entry() -> NoReturn:
         from tuner import streams
         from tuner.cli import main
     except KeyboardInterrupt:
-        print("tuner: interrupted", file=sys.stderr, flush=True)
-        os._exit(130)  # EXIT_INTERRUPTED (tuner.cli.status), which is not imported yet
+        print("tuner: interrupted", file=sys.stderr)
+        signals.exit_now(130)  # EXIT_INTERRUPTED (tuner.cli.status), which is not imported yet
     streams.guard()  # a reader that goes away (`| head`, a closed terminal) fails nothing
     code = main()
     try:  # the command's work is done: a Ctrl-C now only cuts its shutdown short
         _shut_down(code)
     except KeyboardInterrupt:
         pass
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # closed: `tuner space | head`
-            stream.flush()
-    os._exit(code)
+    signals.exit_now(code)
 
 
 def _shut_down(code: int) -> None:

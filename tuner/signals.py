@@ -16,6 +16,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import NoReturn
 
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -55,24 +56,30 @@ def ctrl_c_exits(code: int) -> Iterator[None]:
     it would land inside an exit function, which Python prints as a traceback; that includes a
     Ctrl-C that came during the imports and is delivered again (:func:`interrupt`) after a short
     command has already ended. Outside the main thread nothing changes."""
-    import os
-    import sys
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def exit_now(signum: int, frame: FrameType | None) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
+    def on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+        exit_now(code)
 
-    before = signal.signal(signal.SIGINT, exit_now)
+    before = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process at once with status ``code``: its output flushed (a closed stream, as
+    with ``tuner space | head``, is passed over), no exit functions, no tearing down of modules."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def take_ctrl_c() -> None:
