@@ -24,6 +24,8 @@ trial's (``startup.run_tuner``). The changes:
   (``head._monitors_left_out``) against both started.
 - ``idle_agent`` (an instance of the command's own): a stand-in for a dashboard agent that
   would load no module (``head._idle_agent_command``) against Ray's agent.
+- ``leave_kept``: the ``tuner`` command leaves ``tuner up``'s instance without Ray's shutdown
+  (``cluster.disconnect(process_ends=True)``) against with it.
 - ``lean_head`` (an instance of the command's own): the three above together against none of them.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
@@ -69,6 +71,8 @@ sys.meta_path.insert(0, Undo())
     "agent_ports": "import tuner.ray.head as h\nh._agent_ports_told = lambda node: None",
     "monitors": "import tuner.ray.head as h\nh._monitors_left_out = lambda node: None",
     "idle_agent": "import tuner.ray.head as h\nh._idle_agent_command = lambda command: command",
+    "leave_kept": "import tuner.ray.cluster as c\nleave = c.disconnect\n"
+    "c.disconnect = lambda process_ends=False: leave()",
     "lean_head": "import tuner.ray.head as h\nh._monitors_left_out = lambda node: None\n"
     "h._agent_ports_told = lambda node: None\nh._idle_agent_command = lambda command: command",
 }

@@ -42,7 +42,7 @@ def _shut_down(code: int) -> None:
     from tuner.ray import cluster
 
     try:
-        cluster.disconnect()
+        cluster.disconnect(process_ends=True)
     except Exception as e:  # a failing shutdown is only logged
         log.debug("Ray's shutdown failed: %s", e)
     with signals.ctrl_c_exits(code):  # not a KeyboardInterrupt inside an exit function: a traceback

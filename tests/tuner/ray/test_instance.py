@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -243,6 +244,12 @@ def test_up_run_down(
         meta = json.loads((Path(json.loads(run.stdout)["run_dir"]) / "run.json").read_text())
         assert meta["cluster"]["address"] == inst.address
         assert instance.running() == inst  # the command left it up
+        # it left without Ray's shutdown (cluster.disconnect(process_ends=True)): the instance
+        # ended its job all the same when the process ended
+        deadline = time.monotonic() + 20
+        while not all(ended := _jobs_ended(inst.address, env)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ended == [True], ended
         deadline = time.monotonic() + 20
         while any(map(_process, warm)) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -262,6 +269,59 @@ def test_up_run_down(
     while any(map(_process, warm)) and time.monotonic() < deadline:  # the workers kept warm end with it
         time.sleep(0.2)
     assert not any(map(_process, warm))
+
+
+def test_the_command_leaves_tuner_ups_instance_without_rays_shutdown_and_only_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``process_ends`` (the ``tuner`` command, whose process ends next) skips Ray's shutdown and
+    its exit hook on tuner up's instance, and still leaves workers warm; elsewhere, or without
+    it, Ray's shutdown runs."""
+    import atexit
+
+    import ray
+    from ray._private import worker
+
+    calls: list[Any] = []
+    kept = instance.Instance(
+        address="127.0.0.1:1", pid=1, host=socket.gethostname(), python=sys.prefix, ray="2.60", started=0.0, log=""
+    )
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "shutdown", lambda *a, **k: calls.append("shutdown"))
+    monkeypatch.setattr(atexit, "unregister", lambda f: calls.append(("unregister", f)))
+    monkeypatch.setattr(prestart, "keep_warm", lambda address, pid, count: calls.append(("warm", address, count)))
+    monkeypatch.setattr(prestart, "slots_wanted", 2)
+    monkeypatch.setattr(cluster, "_instance_processes", lambda: [])
+    monkeypatch.setattr(cluster, "_on_local_instance", cluster._on_local_instance)
+
+    monkeypatch.setattr(cluster, "_kept", kept)
+    cluster.disconnect(process_ends=True)
+    assert calls == [("unregister", worker.shutdown), ("warm", "127.0.0.1:1", 2)]
+    assert cluster._kept is None and cluster.on_local_instance() is False
+
+    calls.clear()
+    monkeypatch.setattr(cluster, "_kept", kept)
+    cluster.disconnect()  # a long-lived driver (a notebook, the test session) leaves as Ray does
+    assert calls == ["shutdown", ("warm", "127.0.0.1:1", 2)]
+
+    calls.clear()
+    monkeypatch.setattr(cluster, "_kept", None)
+    cluster.disconnect(process_ends=True)  # an instance of the command's own, or a cluster joined
+    assert calls == ["shutdown"]
+
+
+def _jobs_ended(address: str, env: dict[str, str]) -> list[bool]:
+    """Whether each job (driver) the instance at ``address`` has had is ended, as its GCS records
+    it; asked from a process of ``env`` (the instance's token)."""
+    code = (
+        "import json, sys\nfrom tuner.ray import auth\n"
+        "infos = auth.gcs_client(sys.argv[1]).get_all_job_info(skip_submission_job_info_field=True, "
+        "skip_is_running_tasks_field=True, timeout=10)\n"
+        "print(json.dumps([bool(job.is_dead) for job in infos.values()]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def _warm_workers(group: int, count: int) -> list[int]:
