@@ -26,6 +26,8 @@ trial's (``startup.run_tuner``). The changes:
   would load no module (``head._idle_agent_command``) against Ray's agent.
 - ``leave_kept``: the ``tuner`` command leaves ``tuner up``'s instance without Ray's shutdown
   (``cluster.disconnect(process_ends=True)``) against with it.
+- ``reap_grace`` (an instance of the command's own): what outlives the instance killed a tenth of
+  a second after Ray's shutdown (``reaping.reap``) against half a second.
 - ``lean_head`` (an instance of the command's own): the three above together against none of them.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
@@ -73,6 +75,7 @@ sys.meta_path.insert(0, Undo())
     "idle_agent": "import tuner.ray.head as h\nh._idle_agent_command = lambda command: command",
     "leave_kept": "import tuner.ray.cluster as c\nleave = c.disconnect\n"
     "c.disconnect = lambda process_ends=False: leave()",
+    "reap_grace": "import tuner.ray.reaping as r\nr.reap.__defaults__ = (0.5,)",
     "lean_head": "import tuner.ray.head as h\nh._monitors_left_out = lambda node: None\n"
     "h._agent_ports_told = lambda node: None\nh._idle_agent_command = lambda command: command",
 }
@@ -80,6 +83,7 @@ OWN_INSTANCE = {
     "agent_ports",
     "monitors",
     "idle_agent",
+    "reap_grace",
     "lean_head",
 }  # changes to how a command starts an instance of its own
 

@@ -68,8 +68,11 @@ def alive(noted: list[Process]) -> list[Process]:
     return [(pid, start) for pid, start in noted if (info := _stat(pid)) is not None and info[1] == start]
 
 
-def reap(noted: list[Process], grace_s: float = 0.5) -> list[int]:
-    """SIGKILL what of ``noted`` is still alive after ``grace_s``; returns their pids."""
+def reap(noted: list[Process], grace_s: float = 0.1) -> list[int]:
+    """SIGKILL what of ``noted`` is still alive after ``grace_s``; returns their pids. A tenth of
+    a second by default: the end of a quickstart found the process of a trial that ASHA had
+    stopped still computing its epoch after Ray's shutdown, and a half-second grace was paid
+    at the end of every such run (BENCHMARKS.md i)."""
     deadline = time.monotonic() + grace_s
     left = alive(noted)
     while left and time.monotonic() < deadline:
