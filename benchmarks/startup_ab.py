@@ -70,15 +70,14 @@ sys.meta_path.insert(0, Undo())
     "prestart": "import tuner.ray.prestart as p\np.prestart = lambda count, runtime_env=None: 0",
     "plain_processes": "import contextlib\nimport tuner.ray.tune_patches as tp\n"
     "tp.plain_trial_processes = lambda: contextlib.nullcontext()",
-    "agent_ports": "import tuner.ray.head as h\nh._agent_ports_told = lambda node: None",
+    "agent_ports": "import tuner.ray.head as h\nh._agent_ports_told = lambda node, minimal: None",
     "monitors": "import tuner.ray.head as h\nh._monitors_left_out = lambda node: None",
-    "idle_agent": "import tuner.ray.head as h\nh._idle_agent_command = lambda command: command",
+    "idle_agent": "import tuner.ray.head as h\nh._idle_agent_command = lambda command, minimal: command",
     "leave_kept": "import tuner.ray.cluster as c\nleave = c.disconnect\n"
     "c.disconnect = lambda process_ends=False: leave()",
     "reap_grace": "import tuner.ray.reaping as r\nr.reap.__defaults__ = (0.5,)",
-    "lean_head": "import tuner.ray.head as h\nh._monitors_left_out = lambda node: None\n"
-    "h._agent_ports_told = lambda node: None\nh._idle_agent_command = lambda command: command",
 }
+UNDONE["lean_head"] = "\n".join(UNDONE[change] for change in ("monitors", "agent_ports", "idle_agent"))
 OWN_INSTANCE = {
     "agent_ports",
     "monitors",

@@ -365,15 +365,12 @@ def disconnect(process_ends: bool = False) -> None:
         from ray._private import worker as ray_worker
 
         atexit.unregister(ray_worker.shutdown)
-        _on_local_instance = False
-        if warm > 0:
-            prestart.keep_warm(kept.address, kept.pid, warm)
-        return
-    started = _instance_processes()  # the raylet's workers among them: the trials' processes
-    ray.shutdown()
-    killed = reaping.reap(started)
-    if killed:  # a trial function left a thread running: its process would never end
-        log.debug("killed %d trial processes that outlived the local Ray instance: %s", len(killed), killed)
+    else:
+        started = _instance_processes()  # the raylet's workers among them: the trials' processes
+        ray.shutdown()
+        killed = reaping.reap(started)
+        if killed:  # a trial function left a thread running: its process would never end
+            log.debug("killed %d trial processes that outlived the local Ray instance: %s", len(killed), killed)
     _on_local_instance = False
     if kept is not None and warm > 0:
         prestart.keep_warm(kept.address, kept.pid, warm)

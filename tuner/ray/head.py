@@ -29,15 +29,19 @@ def started_lean(address: str | None) -> Iterator[None]:
         return
     from ray._private import node as ray_node
     from ray._private import ray_constants, services
+    from ray._private import utils as ray_utils
 
     from tuner.ray.tune_patches import swapped
+
+    # the dashboard agent starts --minimal (and loads no module) without its dependencies
+    minimal = ray_utils.get_dashboard_dependency_error() is not None
 
     start_head, start_raylet = ray_node.Node.start_head_processes, ray_node.Node.start_raylet
     start_process = services.start_ray_process
 
     def process_started(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
         if process_type == ray_constants.PROCESS_TYPE_RAYLET:
-            command = _idle_agent_command(command)
+            command = _idle_agent_command(command, minimal)
         return start_process(command, process_type, *args, **kwargs)
 
     def head_without_monitors(self: Any) -> Any:
@@ -45,7 +49,7 @@ def started_lean(address: str | None) -> Iterator[None]:
         return start_head(self)
 
     def raylet_told_ports(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _agent_ports_told(self)
+        _agent_ports_told(self, minimal)
         return start_raylet(self, *args, **kwargs)
 
     with (
@@ -71,13 +75,13 @@ def _monitors_left_out(node: Any) -> None:
     node._ray_params.include_log_monitor = False
 
 
-def _agent_ports_told(node: Any) -> None:
+def _agent_ports_told(node: Any, minimal: bool) -> None:
     """Before the raylet starts, tell it the ports it would otherwise wait for its agents to
     report (Ray's ``WaitForDashboardAgentPorts`` and ``WaitForRuntimeEnvAgentPort``, files in
     the session folder): each agent is a Python process that imports for ~0.8 s of CPU before it
     reports, and ``ray.init`` waited for the slower of them, 1-1.5 s of a 2-core laptop's start.
 
-    - A minimal dashboard agent reports its three ports as not in use (-1) once it has loaded;
+    - A ``minimal`` dashboard agent reports its three ports as not in use (-1) once it has loaded;
       those files are written now with the same values. Where Ray's dashboard dependencies are
       installed, the agent serves metrics on ports it picks, and the raylet waits for it as Ray
       does.
@@ -86,7 +90,6 @@ def _agent_ports_told(node: Any) -> None:
       until a worker needs a runtime environment, and then waits for it to answer.
 
     The agents start as before, beside the first trials' processes."""
-    from ray._private import utils as ray_utils
     from ray._raylet import (
         DASHBOARD_AGENT_LISTEN_PORT_NAME,
         METRICS_AGENT_PORT_NAME,
@@ -94,25 +97,23 @@ def _agent_ports_told(node: Any) -> None:
         persist_port,
     )
 
-    if ray_utils.get_dashboard_dependency_error() is not None:  # the agent starts --minimal
+    if minimal:
         for name in (METRICS_AGENT_PORT_NAME, METRICS_EXPORT_PORT_NAME, DASHBOARD_AGENT_LISTEN_PORT_NAME):
             persist_port(node._session_dir, node._node_id, name, -1)
     if not node._ray_params.runtime_env_agent_port:
         node._ray_params.runtime_env_agent_port = node._get_unused_port()
 
 
-def _idle_agent_command(raylet_command: list[str]) -> list[str]:
+def _idle_agent_command(raylet_command: list[str], minimal: bool) -> list[str]:
     """The raylet's command with :mod:`tuner.ray.idle_agent` as its dashboard agent, where Ray's
-    agent would start ``--minimal`` (its dashboard's dependencies not installed) and so load no
+    agent would start ``minimal`` (its dashboard's dependencies not installed) and so load no
     module; as it is otherwise. The agent's ports are written before (:func:`_agent_ports_told`)."""
     import subprocess
     import sys
 
-    from ray._private import utils as ray_utils
-
     from tuner.ray import idle_agent
 
-    if ray_utils.get_dashboard_dependency_error() is None:
+    if not minimal:
         return raylet_command
     flag = "--dashboard_agent_command="
     stand_in = flag + subprocess.list2cmdline([sys.executable, "-S", "-E", idle_agent.__file__])

@@ -62,14 +62,9 @@ def test_the_runtime_env_agent_answers_on_the_port_it_was_given() -> None:
     assert ray.get(read.remote(), timeout=120) == "given"
 
 
-def test_a_minimal_agents_ports_are_written_as_not_in_use_and_the_runtime_env_agent_given_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ray._private import utils as ray_utils
-
-    monkeypatch.setattr(ray_utils, "get_dashboard_dependency_error", lambda: ImportError("aiohttp"))
+def test_a_minimal_agents_ports_are_written_as_not_in_use_and_the_runtime_env_agent_given_one(tmp_path: Path) -> None:
     node = _Node(tmp_path)
-    head._agent_ports_told(node)
+    head._agent_ports_told(node, minimal=True)
     written = {p.name: p.read_text().strip() for p in tmp_path.iterdir()}
     assert written == {
         f"metrics_agent_port_{NODE_ID}": "-1",
@@ -79,17 +74,12 @@ def test_a_minimal_agents_ports_are_written_as_not_in_use_and_the_runtime_env_ag
     assert node._ray_params.runtime_env_agent_port == 43210
 
 
-def test_a_full_dashboard_agent_reports_its_own_ports_and_a_given_runtime_env_port_stands(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_full_dashboard_agent_reports_its_own_ports_and_a_given_runtime_env_port_stands(tmp_path: Path) -> None:
     """Where Ray's dashboard dependencies are installed the agent serves metrics on ports it
     picks: nothing is written for it, and the raylet waits for it as Ray does."""
-    from ray._private import utils as ray_utils
-
-    monkeypatch.setattr(ray_utils, "get_dashboard_dependency_error", lambda: None)
     node = _Node(tmp_path)
     node._ray_params.runtime_env_agent_port = 50000
-    head._agent_ports_told(node)
+    head._agent_ports_told(node, minimal=False)
     assert list(tmp_path.iterdir()) == []
     assert node._ray_params.runtime_env_agent_port == 50000
 
@@ -143,19 +133,43 @@ def test_the_local_instance_runs_the_idle_stand_in_for_a_dashboard_agent_that_wo
     assert not any("dashboard/agent.py" in c or c.startswith("ray::DashboardAgent") for c in commands), commands
 
 
-def test_the_raylets_agent_command_is_the_stand_in_only_where_rays_agent_would_load_nothing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from ray._private import utils as ray_utils
+RAYLET_COMMAND = ["raylet", "--dashboard_agent_command=python -u agent.py --minimal", "--runtime_env_agent_command=x"]
 
-    command = ["raylet", "--dashboard_agent_command=python -u agent.py --minimal", "--runtime_env_agent_command=x"]
-    monkeypatch.setattr(ray_utils, "get_dashboard_dependency_error", lambda: ImportError("aiohttp"))
-    told = head._idle_agent_command(command)
+
+def test_the_raylets_agent_command_is_the_stand_in_only_where_rays_agent_would_load_nothing() -> None:
+    told = head._idle_agent_command(RAYLET_COMMAND, minimal=True)
     assert told[0] == "raylet" and told[2] == "--runtime_env_agent_command=x"
     assert told[1].startswith("--dashboard_agent_command=") and told[1].endswith("idle_agent.py")
     assert " -S -E " in told[1]
-    monkeypatch.setattr(ray_utils, "get_dashboard_dependency_error", lambda: None)
-    assert head._idle_agent_command(command) == command
+    assert head._idle_agent_command(RAYLET_COMMAND, minimal=False) == RAYLET_COMMAND
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_whether_rays_agent_would_load_nothing_is_rays_own_check_made_once_for_the_head(
+    installed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``started_lean`` asks Ray's ``get_dashboard_dependency_error`` once, and both the ports
+    written and the raylet's agent command follow its answer."""
+    from ray._private import node as ray_node
+    from ray._private import ray_constants, services
+    from ray._private import utils as ray_utils
+
+    asked: list[bool] = []
+    monkeypatch.setattr(
+        ray_utils,
+        "get_dashboard_dependency_error",
+        lambda: asked.append(True) or (None if installed else ImportError()),
+    )
+    started: list[list[str]] = []
+    monkeypatch.setattr(services, "start_ray_process", lambda command, process_type, *a, **k: started.append(command))
+    monkeypatch.setattr(ray_node.Node, "start_raylet", lambda self, *a, **k: None)
+    node = _Node(tmp_path)
+    with head.started_lean(None):
+        ray_node.Node.start_raylet(node, "/dev/shm", None, 1)  # type: ignore[arg-type]
+        services.start_ray_process(list(RAYLET_COMMAND), ray_constants.PROCESS_TYPE_RAYLET, True)
+    assert asked == [True]
+    assert (list(tmp_path.iterdir()) == []) is installed
+    assert (started[0] == RAYLET_COMMAND) is installed
 
 
 def test_the_stand_in_lives_while_the_raylets_pipe_is_open_and_ends_when_it_closes() -> None:
