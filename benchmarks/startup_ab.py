@@ -26,8 +26,11 @@ trial's (``startup.run_tuner``). The changes:
   would load no module (``head._idle_agent_command``) against Ray's agent.
 - ``leave_kept``: the ``tuner`` command leaves ``tuner up``'s instance without Ray's shutdown
   (``cluster.disconnect(process_ends=True)``) against with it.
-- ``reap_grace`` (an instance of the command's own): what outlives the instance killed a tenth of
-  a second after Ray's shutdown (``reaping.reap``) against half a second.
+- ``reap_grace`` (an instance of the command's own): what outlives the instance killed right
+  after Ray's shutdown (``reaping.reap``) against a tenth of a second after.
+- ``task_events`` (an instance of the command's own): no task events (``head.SYSTEM_CONFIG``)
+  against Ray's, which every process sends to the GCS each second and the driver's shutdown
+  waits to flush.
 - ``lean_head`` (an instance of the command's own): the three above together against none of them.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
@@ -75,7 +78,8 @@ sys.meta_path.insert(0, Undo())
     "idle_agent": "import tuner.ray.head as h\nh._idle_agent_command = lambda command, minimal: command",
     "leave_kept": "import tuner.ray.cluster as c\nleave = c.disconnect\n"
     "c.disconnect = lambda process_ends=False: leave()",
-    "reap_grace": "import tuner.ray.reaping as r\nr.reap.__defaults__ = (0.5,)",
+    "reap_grace": "import tuner.ray.reaping as r\nr.reap.__defaults__ = (0.1,)",
+    "task_events": "import tuner.ray.head as h\nh.SYSTEM_CONFIG = {}",
 }
 UNDONE["lean_head"] = "\n".join(UNDONE[change] for change in ("monitors", "agent_ports", "idle_agent"))
 OWN_INSTANCE = {
@@ -83,6 +87,7 @@ OWN_INSTANCE = {
     "monitors",
     "idle_agent",
     "reap_grace",
+    "task_events",
     "lean_head",
 }  # changes to how a command starts an instance of its own
 

@@ -17,7 +17,7 @@ from tests.tuner.ray.test_asha import check_decisions, rungs_file
 from tuner.errors import InputError
 from tuner.ray.search import sample
 from tuner.results import load_run
-from tuner.runner import describe, new_run_dir, run_sweep
+from tuner.runner import describe, new_run_dir, run_sweep, starting_line
 from tuner.spec import from_dict
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -361,3 +361,14 @@ def test_an_unexpected_failure_of_the_experiment_is_one_line_and_its_traceback_i
     assert (
         saved["status"] == RunStatus.FAILED.value and saved["error"] == "TuneError: ValueError: the metric is missing"
     )
+
+
+def test_the_first_line_of_a_run_on_an_instance_of_its_own_names_tuner_up() -> None:
+    """A run that starts Ray of its own says how later runs start sooner; one that joins an
+    instance names it instead."""
+    own = starting_line(None)
+    assert own.startswith("loading the data, starting Ray (") and "`tuner up`" in own
+    assert starting_line("127.0.0.1:6379", kept=True) == (
+        "loading the data, connecting to Ray at 127.0.0.1:6379 (the instance tuner up keeps)"
+    )
+    assert "tuner up" not in starting_line("10.0.0.5:6379")

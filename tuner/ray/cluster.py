@@ -202,6 +202,7 @@ def connect(
                 num_gpus=num_gpus,
                 include_dashboard=False,
                 dashboard_host="127.0.0.1",
+                _system_config=head.system_config(),
             )
         else:
             if address.startswith("ray://"):
@@ -332,8 +333,8 @@ def disconnect(process_ends: bool = False) -> None:
     """Shut the local Ray instance down (or leave the cluster), in a fraction of a second.
 
     A process of the local instance's that outlives it (a trial worker whose function left a
-    thread running: Python's exit waits for it, or a stopped trial still computing) is killed a
-    tenth of a second after (:mod:`tuner.ray.reaping`).
+    thread running: Python's exit waits for it, or a stopped trial still computing) is killed
+    right after (:mod:`tuner.ray.reaping`).
 
     Ray's own shutdown gives each process it started a second to answer SIGTERM; the
     autoscaler's monitor always took that second, and an instance of the command's own starts

@@ -4,8 +4,25 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
+
+# Ray's settings for an instance of the command's own (``ray.init``'s ``_system_config``):
+#
+# - No task events. Every Ray process (the driver, each trial's) buffers an event for each
+#   state a task or actor goes through and sends them to the GCS every second, for Ray's
+#   dashboard and state API (``ray list tasks``, ``ray timeline``), which need the dashboard's
+#   API server: an instance of the command's own starts none (:func:`started_lean`), so nothing
+#   can read them. And the driver's shutdown waited 0.25 s to flush its last ones, at the end of
+#   every run (BENCHMARKS.md i).
+SYSTEM_CONFIG: dict[str, Any] = {"task_events_report_interval_ms": 0}
+
+
+def system_config() -> dict[str, Any]:
+    """:data:`SYSTEM_CONFIG`, less what the user set in the environment (``RAY_<name>``): a
+    user's own value wins, as for :mod:`tuner.ray.settings`."""
+    return {k: v for k, v in SYSTEM_CONFIG.items() if f"RAY_{k}" not in os.environ}
 
 
 @contextlib.contextmanager

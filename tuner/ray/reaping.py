@@ -4,7 +4,7 @@ A trial worker whose function left a non-daemon thread running never ends: when 
 Python's exit waits for that thread, and once the raylet is gone nobody kills the process
 (probe: two 200 MB ``ray::run_trial`` processes, parent 1, still there 25 minutes after the
 run). :func:`processes` notes the processes under a raylet before its instance is shut down,
-:func:`reap` SIGKILLs those still alive a moment after: their instance is gone, and nothing of
+:func:`reap` SIGKILLs those still alive right after: their instance is gone, and nothing of
 theirs is waited for (a trial's results and checkpoints are written by then). Linux only (it
 reads ``/proc``); elsewhere nothing is done.
 """
@@ -68,11 +68,11 @@ def alive(noted: list[Process]) -> list[Process]:
     return [(pid, start) for pid, start in noted if (info := _stat(pid)) is not None and info[1] == start]
 
 
-def reap(noted: list[Process], grace_s: float = 0.1) -> list[int]:
-    """SIGKILL what of ``noted`` is still alive after ``grace_s``; returns their pids. A tenth of
-    a second by default: the end of a quickstart found the process of a trial that ASHA had
-    stopped still computing its epoch after Ray's shutdown, and a half-second grace was paid
-    at the end of every such run (BENCHMARKS.md i)."""
+def reap(noted: list[Process], grace_s: float = 0.0) -> list[int]:
+    """SIGKILL what of ``noted`` is still alive (after ``grace_s``); returns their pids. At once
+    by default: at the end of every quickstart the process of a trial that ASHA had stopped was
+    still computing its epoch after Ray's shutdown, and a grace of half a second, then a tenth,
+    was paid for it at the end of every such run (BENCHMARKS.md i)."""
     deadline = time.monotonic() + grace_s
     left = alive(noted)
     while left and time.monotonic() < deadline:

@@ -47,6 +47,8 @@ def test_the_local_instance_keeps_token_auth_on_and_its_dashboard_off_and_on_loo
     assert ray_constants.PROCESS_TYPE_DASHBOARD not in node.all_processes and node.webui_url is None
     assert get_authentication_mode() == AuthenticationMode.TOKEN
     assert nodes.autoscaler_node_types() == []  # a local instance has no autoscaler to report
+    # no task events: what Ray's dashboard and state API would show, and nothing can read here
+    assert params._system_config["task_events_report_interval_ms"] == 0
 
 
 @pytest.mark.usefixtures("ray_session")

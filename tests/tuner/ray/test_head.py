@@ -213,3 +213,41 @@ def test_the_stand_in_without_a_pipe_ends_when_its_parent_does(tmp_path: Path) -
     else:
         os.kill(pid, 9)
         pytest.fail("the stand-in outlived its parent")
+
+
+def test_the_own_instances_system_config_turns_task_events_off_unless_the_user_set_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RAY_task_events_report_interval_ms", raising=False)
+    assert head.system_config() == {"task_events_report_interval_ms": 0}
+    monkeypatch.setenv("RAY_task_events_report_interval_ms", "1000")  # a user's own value wins
+    assert head.system_config() == {}
+    assert head.SYSTEM_CONFIG == {"task_events_report_interval_ms": 0}  # left as it was
+
+
+@pytest.mark.parametrize("address", [None, "127.0.0.1:6379"])
+def test_only_an_instance_of_the_commands_own_is_given_the_system_config(
+    address: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ray.init`` takes a ``_system_config`` only where it starts the instance: a cluster
+    that is joined keeps its own (Ray refuses one there)."""
+    import ray
+
+    from tuner.ray import cluster
+
+    given: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(cluster, "_init", lambda kwargs, address: given.append(kwargs))
+    monkeypatch.setattr(cluster, "_token_accepted", lambda address, resolved: None)
+    monkeypatch.setattr(cluster, "_reachable", lambda address: address)
+    monkeypatch.setattr(cluster, "_kept_by_tuner_up", lambda address: None)
+    monkeypatch.setattr(cluster, "_on_local_instance", False)
+    monkeypatch.setattr(cluster, "_kept", None)
+    monkeypatch.delenv("RAY_task_events_report_interval_ms", raising=False)
+    cluster.connect(address)
+    (kwargs,) = given
+    if address is None:
+        assert kwargs["_system_config"] == {"task_events_report_interval_ms": 0}
+    else:
+        assert "_system_config" not in kwargs and kwargs["address"] == address

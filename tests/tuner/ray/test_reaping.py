@@ -4,6 +4,7 @@ running; a function that leaves threads running is told so in its trial's ``outp
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -148,3 +149,20 @@ def test_an_instance_still_starting_is_known_by_rays_own_programs_among_the_driv
     finally:
         rays.kill()
         theirs.kill()
+
+
+def test_by_default_what_outlives_its_instance_is_killed_without_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing of such a process is waited for: the default grace is none (a stopped trial still
+    computing its epoch held the end of every run for the grace)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        noted = [p for p in reaping.processes(os.getpid()) if p[0] == child.pid]
+        assert noted
+        slept: list[float] = []
+        monkeypatch.setattr(reaping.time, "sleep", slept.append)
+        assert reaping.reap(noted) == [child.pid]
+        assert slept == []
+        assert child.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        child.kill()
+        child.wait()
