@@ -326,3 +326,6 @@ def test_a_trial_that_hangs_is_ended_by_trial_timeout_and_the_sweep_goes_on(
     # while it ran, the console named the trial and the reason, not Ray's guess of a dead process
     assert re.search(rf"trial {hung.trial_id}: no report within 20 s \(trial_timeout\): stopped as hung", err), err
     assert "a trial's process died" not in err, err
+    # no trial's watchdog left an empty trace in the run directory (Python's watcher said it)
+    traces = list((tmp_path / "runs" / "fn").rglob("timed-out.trace"))
+    assert not [t for t in traces if t.stat().st_size == 0], traces

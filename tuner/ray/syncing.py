@@ -18,7 +18,9 @@ Ray copies every file of every trial at every snapshot. :class:`Uploads` looks o
 folders of the trials that can still write (not ended, or ended since the last two copies:
 :meth:`Uploads.note`), and at every file only every :data:`FULL_EVERY_S` seconds, and skips a
 file unchanged since it last copied it: per copy, its work follows the trials running, not
-all the trials of the sweep. Object stores (S3, GCS) write an object whole by themselves:
+all the trials of the sweep. A trial's ``timed-out.trace`` is copied only once something is in
+it: while the trial runs it is the empty file its watchdog holds open
+(:mod:`tuner.watchdog`), which the trial removes when it ends. Object stores (S3, GCS) write an object whole by themselves:
 there Ray's copy stands. :func:`tuner.ray.tune_patches.whole_file_syncs` puts it in Ray's place.
 """
 
@@ -31,6 +33,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from tuner.records import TIMEOUT_TRACE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,8 @@ def _copy(src: Path, dst: Path, copied: Copied, made: set[Path]) -> int:
         return 0
     key = str(src)
     if copied.get(key) == (st.st_size, st.st_mtime_ns):
+        return 0
+    if st.st_size == 0 and src.name == TIMEOUT_TRACE_FILE:  # a trial's watchdog, armed: nothing in it yet
         return 0
     if dst.parent not in made:
         dst.parent.mkdir(parents=True, exist_ok=True)

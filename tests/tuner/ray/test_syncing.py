@@ -291,3 +291,22 @@ def test_the_trials_are_noted_only_before_a_snapshot_that_is_due_or_forced(monke
         manager._last_save_time -= 61  # the period has passed
         TuneController.checkpoint(controller)
         assert noted == [2, 2] and saved == [False, True, False]
+
+
+def test_an_armed_watchdogs_empty_trace_is_not_copied_and_a_written_one_is(tmp_path: Path) -> None:
+    """While a trial runs, its ``timed-out.trace`` is the empty file its watchdog holds open; a
+    copy of it would stay in the run directory after the trial removes its own."""
+    staging, run = tmp_path / "staging", tmp_path / "run"
+    (staging / "trial_a").mkdir(parents=True)
+    (staging / "trial_b").mkdir()
+    (staging / "trial_a" / "timed-out.trace").write_text("")
+    (staging / "trial_a" / "result.json").write_text('{"epoch": 1}\n')
+    (staging / "trial_b" / "timed-out.trace").write_text('Thread 0x1 (most recent call first):\n  File "f.py"\n')
+    copied: syncing.Copied = {}
+    assert syncing.upload(staging, run, copied) == 2
+    assert not (run / "trial_a" / "timed-out.trace").exists()
+    assert (run / "trial_a" / "result.json").read_text() == '{"epoch": 1}\n'
+    assert (run / "trial_b" / "timed-out.trace").read_text().startswith("Thread 0x1")
+    (staging / "trial_a" / "timed-out.trace").write_text("Thread 0x2 (most recent call first):\n")  # it fired
+    assert syncing.upload(staging, run, copied) == 1
+    assert (run / "trial_a" / "timed-out.trace").read_text().startswith("Thread 0x2")
