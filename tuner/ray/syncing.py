@@ -19,9 +19,10 @@ folders of the trials that can still write (not ended, or ended since the last t
 :meth:`Uploads.note`), and at every file only every :data:`FULL_EVERY_S` seconds, and skips a
 file unchanged since it last copied it: per copy, its work follows the trials running, not
 all the trials of the sweep. A trial's ``timed-out.trace`` is copied only once something is in
-it: while the trial runs it is the empty file its watchdog holds open
-(:mod:`tuner.watchdog`), which the trial removes when it ends. Object stores (S3, GCS) write an object whole by themselves:
-there Ray's copy stands. :func:`tuner.ray.tune_patches.whole_file_syncs` puts it in Ray's place.
+it: while the trial runs it is the empty file its watchdog holds open (:mod:`tuner.watchdog`),
+which the trial removes when it ends. Object stores (S3, GCS) write an object whole by
+themselves: there Ray's copy stands. :func:`tuner.ray.tune_patches.whole_file_syncs` puts it in
+Ray's place.
 """
 
 from __future__ import annotations
