@@ -87,7 +87,7 @@ def _resume(
     base_dir = Path(meta.provenance["sweep_file"]).parent if meta.provenance.get("sweep_file") else None
     sweep = from_dict(raw, source=str(store.local / SWEEP_FILE), base_dir=base_dir)
     preload()
-    write(starting_line(address, kept=asked is None))
+    write(starting_line(address, kept=asked is None, num_cpus=num_cpus))
     data, resources, note = prepare(sweep, address, num_cpus)
     saved = (meta.provenance.get("data") or {}).get("sha256")
     current = (datasets.fingerprint(data) or {}).get("sha256")

@@ -149,7 +149,7 @@ def run_sweep(
     if mlflow_uri is not None:
         tracking.check_uri(mlflow_uri)
     preload()
-    write(starting_line(address, kept=asked is None))
+    write(starting_line(address, kept=asked is None, num_cpus=num_cpus))
     timings = {"process": process_start(), "sweep_loaded": time.time()}
     data, resources, note = prepare(sweep, address, num_cpus, timings)
     store, lock = RunStore.claim(storage, sweep.name)  # this driver's, until it ends
@@ -228,11 +228,12 @@ def run_sweep(
 UP_HINT = "`tuner up` keeps one up between runs, and each run then starts seconds sooner"
 
 
-def starting_line(address: str | None, kept: bool = False) -> str:
+def starting_line(address: str | None, kept: bool = False, num_cpus: int | None = None) -> str:
     """What the run waits for before its first trial (seconds: the data, Ray's processes);
-    ``kept``: no address was asked for, so one is the instance ``tuner up`` keeps."""
+    ``kept``: no address was asked for, so one is the instance ``tuner up`` keeps. An instance
+    of the run's own is said with :data:`UP_HINT`, unless it was asked for (``num_cpus``)."""
     if address is None:
-        return f"loading the data, starting Ray ({UP_HINT})"
+        return "loading the data, starting Ray" + (f" ({UP_HINT})" if num_cpus is None else "")
     return f"loading the data, connecting to Ray at {address}" + (" (the instance tuner up keeps)" if kept else "")
 
 

@@ -372,3 +372,4 @@ def test_the_first_line_of_a_run_on_an_instance_of_its_own_names_tuner_up() -> N
         "loading the data, connecting to Ray at 127.0.0.1:6379 (the instance tuner up keeps)"
     )
     assert "tuner up" not in starting_line("10.0.0.5:6379")
+    assert starting_line(None, num_cpus=4) == "loading the data, starting Ray"  # asked for: no advice
