@@ -11,7 +11,7 @@ trial's (``startup.run_tuner``). The changes:
   is installed.
 - ``driver_imports``: tensorboardX imported without boto3 (``callbacks._UNUSED_BY_TENSORBOARDX``),
   and Optuna and pydantic's v1 fields imported in the background with Ray Tune
-  (``runner.PRELOADED``), against both imported on the driver's main thread as the experiment
+  (``startup.PRELOADED``), against both imported on the driver's main thread as the experiment
   starts, before Tune asks for its first trial's process.
 - ``prestart``: the first trials' processes started as soon as the driver has joined
   (``tuner.ray.prestart``) against started when Tune asks for the trials' actors.
@@ -54,8 +54,8 @@ UNDONE = {
     # tuner.ray.callbacks imports Ray Tune: its constant is set as it is imported, not before
     "driver_imports": """
 import importlib.abc, importlib.util, sys
-import tuner.runner
-tuner.runner.PRELOADED = ("tuner.ray.experiment",)
+import tuner.startup
+tuner.startup.PRELOADED = ("tuner.ray.experiment",)
 class Undo(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name != "tuner.ray.callbacks":

@@ -82,7 +82,7 @@ BEING_SPLIT: set[str] = set()  # modules being split into packages
 def test_the_driver_of_a_run_never_imports_torch() -> None:
     """Seconds of a run's start: only the trials need torch (and `tuner validate`/`space` neither)."""
     code = (
-        "import json, sys; import tuner.cli, tuner.runner, tuner.rounds, tuner.ray.experiment, tuner.spec, "
+        "import json, sys; import tuner.cli, tuner.runner, tuner.startup, tuner.rounds, tuner.ray.experiment, tuner.spec, "
         "tuner.datasets; print(json.dumps('torch' in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

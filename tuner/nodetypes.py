@@ -30,9 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = config.get("head_node_type")
     if head in types:  # the head is never started by the autoscaler
         types[head] = {**types[head], "max_workers": 0}
-    from tuner.ray import cluster, nodes
+    from tuner.ray import cluster, joining, nodes
 
-    cluster.connect(cluster.resolve(args.address))
+    cluster.connect(joining.resolve(args.address))
     nodes.publish_node_types(types, max_workers=config.get("max_workers"))
     for t in nodes.autoscaler_node_types():
         resources = dict(sorted(t["resources"].items()))  # Ray hands them back in no fixed order

@@ -21,8 +21,9 @@ from tuner.models.data import Dataset
 from tuner.outputs import check_output
 from tuner.records import EXPERIMENT_DIR, RUN_FILE, SWEEP_FILE, RunMeta, RunStatus, now
 from tuner.results import RunDir, load_run
-from tuner.runner import finish, preload, prepare, run_guarded, starting_line, write_notes
+from tuner.runner import finish, run_guarded, write_notes
 from tuner.spec import Sweep, from_dict
+from tuner.startup import preload, prepare, starting_line
 from tuner.storage import RunStore
 from tuner.summary import RunSummary
 
@@ -52,7 +53,7 @@ def resume_sweep(
         InputError: not a run directory, already done, other data, or no node fits.
         RunError: the run itself failed.
     """
-    from tuner.ray.cluster import resolve
+    from tuner.ray.joining import resolve
 
     started = time.monotonic()
     asked = address

@@ -192,7 +192,7 @@ def retest(
         RunError: a seed's training failed (its error named; nothing written).
     """
     from tuner import usercode
-    from tuner.ray import cluster
+    from tuner.ray import cluster, joining
     from tuner.ray.worker import run_tasks, seed_task
 
     arguments.integer(seeds, "--seeds", 2, MAX_RETEST_SEEDS, why=" (a confidence interval needs two seeds)")
@@ -227,7 +227,7 @@ def retest(
     ]
     usercode.add_to_path(sweep.base_dir)
     resources = cluster.connect(
-        cluster.resolve(address), runtime_env=usercode.runtime_env(sweep.code_refs(), sweep.base_dir) or None
+        joining.resolve(address), runtime_env=usercode.runtime_env(sweep.code_refs(), sweep.base_dir) or None
     )
     budget = f"{sweep.max_t} epochs" if sweep.max_t else "its full budget"
     write(

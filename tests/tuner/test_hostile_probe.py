@@ -15,7 +15,7 @@ from tuner.cli import main
 from tuner.errors import InputError, printable
 from tuner.files import read_bytes
 from tuner.outputs import check_not_input, expand_user
-from tuner.ray.cluster import check_address
+from tuner.ray.joining import check_address
 from tuner.retesting import fresh_seeds, parse_duration
 
 

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, tiny_sweep
+from tests.conftest import tiny_sweep
 from tests.tuner.ray.test_asha import check_decisions, rungs_file
 from tuner.errors import InputError
 from tuner.ray.search import sample
 from tuner.results import load_run
-from tuner.runner import describe, new_run_dir, run_sweep, starting_line
+from tuner.runner import describe, new_run_dir, run_sweep
 from tuner.spec import from_dict
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -275,17 +273,6 @@ def test_on_a_local_instance_trials_take_a_budget_not_a_placement_group_each(
     assert len(summary.run.trials) == 4 and groups() == before + 4 and tables == []
 
 
-def test_a_processs_start_is_read_to_the_clocks_tick() -> None:
-    """``process_start`` (the ``process`` timing of run.json) falls between the moment the
-    child was launched and the moment it asked: /proc's boot time alone is whole seconds,
-    which put it up to 1 s before the launch."""
-    before = time.time()
-    code = "import time; from tuner.runner import process_start; print(process_start(), time.time())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    started, asked = map(float, out.stdout.split())
-    assert before - 0.05 <= started <= asked <= time.time()
-
-
 def test_a_run_whose_trials_all_diverged_fails_and_is_recorded_failed(tmp_path: Path) -> None:
     """Every trial diverged (its metric the worst, +inf for a loss): nothing can be exported, so
     the run failed (exit 1 with the usual block), never a run ``done`` without its export."""
@@ -361,15 +348,3 @@ def test_an_unexpected_failure_of_the_experiment_is_one_line_and_its_traceback_i
     assert (
         saved["status"] == RunStatus.FAILED.value and saved["error"] == "TuneError: ValueError: the metric is missing"
     )
-
-
-def test_the_first_line_of_a_run_on_an_instance_of_its_own_names_tuner_up() -> None:
-    """A run that starts Ray of its own says how later runs start sooner; one that joins an
-    instance names it instead."""
-    own = starting_line(None)
-    assert own.startswith("loading the data, starting Ray (") and "`tuner up`" in own
-    assert starting_line("127.0.0.1:6379", kept=True) == (
-        "loading the data, connecting to Ray at 127.0.0.1:6379 (the instance tuner up keeps)"
-    )
-    assert "tuner up" not in starting_line("10.0.0.5:6379")
-    assert starting_line(None, num_cpus=4) == "loading the data, starting Ray"  # asked for: no advice

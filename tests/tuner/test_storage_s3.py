@@ -361,17 +361,17 @@ def test_a_store_that_fails_at_a_runs_first_writes_leaves_no_half_made_run(
     """The pre-flight check passed, then the store failed between the run's first uploads
     (``run.json`` written, ``sweep.yaml`` refused): the run directory begun at the URI is
     removed, and the line is the store's (exit 1), not a bug's."""
-    import tuner.runner
-    from tuner.ray import cluster
+    import tuner.startup
+    from tuner.ray import joining
     from tuner.storage import RunStore
     from tuner.store_errors import StoreError
 
     sweep = tmp_path / "s.yaml"
     sweep.write_text(yaml.safe_dump(tiny_sweep(), sort_keys=False))
     monkeypatch.setenv("TUNER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(cluster, "resolve", lambda address, num_cpus: None)  # no Ray: not what this is about
-    monkeypatch.setattr(tuner.runner, "preload", lambda: None)
-    monkeypatch.setattr(tuner.runner, "prepare", lambda *a: (None, {"CPU": 1.0}, None))
+    monkeypatch.setattr(joining, "resolve", lambda address, num_cpus: None)  # no Ray: not what this is about
+    monkeypatch.setattr(tuner.startup, "preload", lambda: None)
+    monkeypatch.setattr(tuner.startup, "prepare", lambda *a: (None, {"CPU": 1.0}, None))
     push = RunStore.push
 
     def refused(self: RunStore, *names: str) -> None:

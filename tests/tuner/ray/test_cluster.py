@@ -1,19 +1,17 @@
 """Starting or joining Ray: token authentication stays on, the dashboard off and on loopback;
-a driver whose token a cluster refuses is told at once."""
+a Ray Client address that does not answer is said at once (a refused token: ``test_joining.py``)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from typing import Any
 
 import pytest
 
-from tests.cluster import ROOT
 from tuner.errors import InputError
-from tuner.ray import cluster, nodes
+from tuner.ray import cluster, joining, nodes
 
 
 def test_token_authentication_cannot_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,30 +49,6 @@ def test_the_local_instance_keeps_token_auth_on_and_its_dashboard_off_and_on_loo
     assert params._system_config["task_events_report_interval_ms"] == 0
 
 
-@pytest.mark.usefixtures("ray_session")
-def test_a_refused_token_is_one_line_at_once() -> None:
-    """Ray's own start retries a refused token once a second for ~20 s; the GCS is asked
-    first, in a driver holding another token: one line (no C++ log on stderr), exit 1."""
-    import ray
-
-    gcs = ray._private.worker._global_node.gcs_address
-    code = (
-        "import sys; from tuner.errors import RunError; from tuner.ray import cluster\n"
-        "try:\n    cluster._token_accepted(sys.argv[1], sys.argv[1])\n"
-        "except RunError as e:\n    print(e, file=sys.stderr); sys.exit(1)"
-    )
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}
-    started = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", code, gcs], env=env, cwd=ROOT, capture_output=True, text=True)
-    assert time.monotonic() - started < 15, "Ray's retries, not the GCS's answer"
-    assert out.returncode == 1, out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"cannot join the Ray cluster at {gcs}: AuthenticationError"), lines
-    # the session's own token is accepted: nothing raised, nothing printed
-    ok = subprocess.run([sys.executable, "-c", code, gcs], cwd=ROOT, capture_output=True, text=True)
-    assert ok.returncode == 0 and ok.stderr.strip() == "", ok.stderr
-
-
 def test_an_unreachable_ray_client_address_is_bad_input_in_one_line_without_warnings(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,7 +61,7 @@ def test_an_unreachable_ray_client_address_is_bad_input_in_one_line_without_warn
     port = free_port()
     started = time.monotonic()
     with pytest.raises(InputError) as e:
-        cluster._client_reachable(f"ray://127.0.0.1:{port}")
+        joining.client_reachable(f"ray://127.0.0.1:{port}")
     assert time.monotonic() - started < 5
     assert str(e.value).startswith(
         f"--address ray://127.0.0.1:{port}: no Ray Client server answers at 127.0.0.1:{port} ("
@@ -97,7 +71,7 @@ def test_an_unreachable_ray_client_address_is_bad_input_in_one_line_without_warn
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     address = f"ray://127.0.0.1:{server.getsockname()[1]}"
-    cluster._client_reachable(address)  # takes connections: Ray Client's own connect says the rest
+    joining.client_reachable(address)  # takes connections: Ray Client's own connect says the rest
 
     import ray
 

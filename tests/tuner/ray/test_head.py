@@ -233,14 +233,14 @@ def test_only_an_instance_of_the_commands_own_is_given_the_system_config(
     that is joined keeps its own (Ray refuses one there)."""
     import ray
 
-    from tuner.ray import cluster
+    from tuner.ray import cluster, joining
 
     given: list[dict[str, Any]] = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     monkeypatch.setattr(cluster, "_init", lambda kwargs, address: given.append(kwargs))
-    monkeypatch.setattr(cluster, "_token_accepted", lambda address, resolved: None)
-    monkeypatch.setattr(cluster, "_reachable", lambda address: address)
+    monkeypatch.setattr(joining, "token_accepted", lambda address, resolved: None)
+    monkeypatch.setattr(joining, "reachable", lambda address: address)
     monkeypatch.setattr(cluster, "_kept_by_tuner_up", lambda address: None)
     monkeypatch.setattr(cluster, "_on_local_instance", False)
     monkeypatch.setattr(cluster, "_kept", None)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.cluster import free_port
 from tests.conftest import ROOT, tiny_sweep
-from tuner.ray import cluster, instance, prestart
+from tuner.ray import cluster, instance, joining, prestart
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_a_file_that_is_not_a_record_is_ignored(cache: Path, text: str) -> None:
     write(cache, text)
     assert instance._read(cache / instance.RECORD) is None
     assert instance.running() is None
-    assert cluster.resolve(None) is None  # the command starts its own instance
+    assert joining.resolve(None) is None  # the command starts its own instance
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -138,9 +138,9 @@ def test_up_refuses_to_start_beside_an_instance_of_another_environment(
 def test_commands_without_an_address_join_the_instance_kept_up(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kept = instance.Instance(**record())  # type: ignore[arg-type]
     monkeypatch.setattr(instance, "running", lambda: kept)
-    assert cluster.resolve(None) == kept.address
-    assert cluster.resolve("auto") == "auto"  # an address of the user's own wins
-    assert cluster.resolve(None, num_cpus=1) is None  # a size of its own: an instance of its own
+    assert joining.resolve(None) == kept.address
+    assert joining.resolve("auto") == "auto"  # an address of the user's own wins
+    assert joining.resolve(None, num_cpus=1) is None  # a size of its own: an instance of its own
 
 
 def test_down_with_nothing_up(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:

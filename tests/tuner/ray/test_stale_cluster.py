@@ -13,7 +13,7 @@ import pytest
 
 from tests.cluster import free_port
 from tuner.errors import InputError
-from tuner.ray import auth, cluster
+from tuner.ray import auth, cluster, joining
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_without_an_address_a_local_instance_of_its_own_is_started(
 def test_address_auto_with_a_dead_cluster_fails_at_once(stale_cluster_file: str) -> None:
     started = time.monotonic()
     with pytest.raises(InputError) as e:
-        cluster._reachable("auto")
+        joining.reachable("auto")
     assert time.monotonic() - started < 10  # Ray's own retries take a minute and more
     port = stale_cluster_file.rsplit(":", 1)[1]  # Ray may show 127.0.0.1 as the node's own address
     assert str(e.value).startswith("--address auto: the cluster this machine last started at ")
@@ -72,10 +72,10 @@ def silent_gcs() -> Any:
 def test_a_cluster_that_takes_connections_but_does_not_answer_fails_in_seconds(
     silent_gcs: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cluster, "ANSWER_S", 1.0)
+    monkeypatch.setattr(joining, "ANSWER_S", 1.0)
     started = time.monotonic()
     with pytest.raises(InputError) as e:
-        cluster._reachable(silent_gcs)
+        joining.reachable(silent_gcs)
     assert time.monotonic() - started < 5
     port = silent_gcs.rsplit(":", 1)[1]
     assert str(e.value).startswith(f"--address {silent_gcs}: the cluster at {silent_gcs}")  # as given
@@ -110,12 +110,12 @@ def test_an_address_is_named_as_the_user_gave_it_and_ray_address_as_its_source(
     dead = f"127.0.0.1:{free_port()}"
     monkeypatch.setattr(services, "resolve_ip_for_localhost", lambda host: "192.0.2.2")  # the machine
     with pytest.raises(InputError) as e:
-        cluster._reachable(dead)
+        joining.reachable(dead)
     port = dead.rsplit(":", 1)[1]
     assert str(e.value).startswith(f"--address {dead}: the cluster at {dead} (192.0.2.2:{port}) is not running (")
     monkeypatch.setenv("RAY_ADDRESS", dead)
     with pytest.raises(InputError) as e:
-        cluster._reachable("auto")
+        joining.reachable("auto")
     assert str(e.value).startswith(f"--address auto: the cluster at RAY_ADDRESS={dead} (192.0.2.2:{port}) is not ")
 
 
