@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tuner.cli.status import EXIT_OK
-from tuner.errors import InputError
+from tuner.errors import InputError, printable, warn_stderr
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -32,8 +32,23 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from tuner.ray import instance
+    from tuner.ray import drivers, instance
 
+    kept = instance.running()
+    running = (drivers.running(kept.address) or []) if kept is not None else []
+    if running and kept is not None:
+        first, more = running[0], f" and {len(running) - 1} more" if len(running) > 1 else ""
+        named = f"{printable(first.shown())[:200]!r} (pid {first.pid}){more}"
+        if not args.force:  # each would die with it, its run left marked running
+            raise InputError(
+                f"the Ray instance at {kept.address} is in use by {named}: let it end, or tuner down "
+                "--force to interrupt it as Ctrl-C would (a run is saved and resumes with tuner resume)"
+            )
+        left = drivers.interrupt(kept.address, running)
+        print(f"interrupted {named} as Ctrl-C would" + (": a run resumes with tuner resume" if not left else ""))
+        if left:
+            pids = ", ".join(str(d.pid) for d in left)
+            warn_stderr(f"still on it after 30 s (pid {pids}): the instance stops under it")
     inst = instance.stop()
     print(f"stopped the Ray instance at {inst.address}" if inst else "no Ray instance of tuner up is running")
     return EXIT_OK

@@ -202,5 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-cpus", type=parse_integer(1), help="its CPUs (default: all)")
     p.add_argument("--num-gpus", type=parse_integer(0), help="its GPUs (default: all Ray finds)")
-    sub.add_parser("down", help="stop the local Ray instance tuner up started")
+    p = sub.add_parser("down", help="stop the local Ray instance tuner up started")
+    p.add_argument(
+        "--force", action="store_true", help="stop it even while commands run on it (a run then fails, and resumes)"
+    )
     return parser

@@ -257,10 +257,41 @@ def test_up_run_down(
         warm = _warm_workers(inst.pid, 2)  # and the run left as many for the next: not more
         time.sleep(1)
         assert len(prestart.idle_pids(inst.pid)) == 2
+
+        # a command still on it: `tuner down` names it and leaves the instance up (the command
+        # would die with it after Ray's 30 s drain); --force interrupts it as Ctrl-C would first
+        assert _drivers(inst.address, env) == []  # the run's driver is not counted once it ended
+        script = tmp_path / "driver.py"
+        script.write_text(DRIVER)
+        joined = subprocess.Popen(
+            [sys.executable, str(script), inst.address],
+            env={**env, "RAY_AUTH_MODE": "token"},  # a script of the user's own: Ray's own setting
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert joined.stdout is not None and joined.stderr is not None
+        assert joined.stdout.readline().strip() == "joined", joined.stderr.read()
+        assert _drivers(inst.address, env) == [[joined.pid, f"driver.py {inst.address}"]]
+        named = f"'driver.py {inst.address}' (pid {joined.pid})"
+        refused = tuner("down")
+        assert refused.returncode == 2 and refused.stderr.strip() == (
+            f"the Ray instance at {inst.address} is in use by {named}: let it end, or tuner down --force to "
+            "interrupt it as Ctrl-C would (a run is saved and resumes with tuner resume)"
+        ), refused.stderr
+        assert instance.running() == inst and joined.poll() is None
+        started = time.monotonic()
+        down = tuner("down", "--force")
+        assert time.monotonic() - started < 25  # not Ray's drain of 30 s
+        assert joined.wait(timeout=10) != 0 and "KeyboardInterrupt" in joined.stderr.read()
     finally:
-        down = tuner("down")
+        if instance.running() is not None:
+            tuner("down", "--force")
     assert down.returncode == 0, down.stderr
-    assert down.stdout.strip() == f"stopped the Ray instance at {inst.address}"
+    assert down.stdout.splitlines() == [
+        f"interrupted {named} as Ctrl-C would: a run resumes with tuner resume",
+        f"stopped the Ray instance at {inst.address}",
+    ]
     assert not (cache / instance.RECORD).exists()
     assert not live_members(inst.pid)  # nothing of its process group is left
     left = subprocess.run(["pgrep", "-f", str(ray_tmpdir)], capture_output=True, text=True).stdout.split()
@@ -308,6 +339,26 @@ def test_the_command_leaves_tuner_ups_instance_without_rays_shutdown_and_only_th
     monkeypatch.setattr(cluster, "_kept", None)
     cluster.disconnect(process_ends=True)  # an instance of the command's own, or a cluster joined
     assert calls == ["shutdown"]
+
+
+DRIVER = """import sys, time
+import ray
+ray.init(address=sys.argv[1], log_to_driver=False)
+print("joined", flush=True)
+time.sleep(120)
+"""
+
+
+def _drivers(address: str, env: dict[str, str]) -> list[list[Any]]:
+    """The live drivers of the instance at ``address`` (:func:`tuner.ray.drivers.running`) as
+    pid and command, asked from a process of ``env`` (the instance's token)."""
+    code = (
+        "import json, sys\nfrom tuner.ray import drivers\n"
+        "print(json.dumps([[d.pid, d.shown()] for d in drivers.running(sys.argv[1])]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def _jobs_ended(address: str, env: dict[str, str]) -> list[bool]:
