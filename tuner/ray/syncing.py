@@ -21,12 +21,13 @@ file unchanged since it last copied it: per copy, its work follows the trials ru
 all the trials of the sweep. A trial's ``timed-out.trace`` is copied only once something is in
 it: while the trial runs it is the empty file its watchdog holds open (:mod:`tuner.watchdog`),
 which the trial removes when it ends. Object stores (S3, GCS) write an object whole by
-themselves: there Ray's copy stands. :func:`tuner.ray.tune_patches.whole_file_syncs` puts it in
-Ray's place.
+themselves: there Ray's copy stands, told to leave such empty files out (its ``exclude``).
+:func:`tuner.ray.tune_patches.whole_file_syncs` puts it in Ray's place.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -98,7 +99,11 @@ class Uploads:
     def __call__(self, local_path: str, fs: Any, fs_path: str, exclude: list[str] | None = None) -> None:
         import pyarrow.fs
 
-        if exclude or not isinstance(fs, pyarrow.fs.LocalFileSystem) or not os.path.isdir(local_path):
+        if not os.path.isdir(local_path):
+            self.ray_upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
+            return
+        if exclude or not isinstance(fs, pyarrow.fs.LocalFileSystem):  # Ray's copy, less the armed watchdogs' files
+            exclude = [*(exclude or []), *self._armed(Path(local_path))] or exclude
             self.ray_upload(local_path=local_path, fs=fs, fs_path=fs_path, exclude=exclude)
             return
         folders = self._folders
@@ -107,6 +112,21 @@ class Uploads:
             folders, self._full_at = None, now
         self._copies += 1
         upload(Path(local_path), Path(fs_path), self.copied, folders)
+
+    def _armed(self, source: Path) -> list[str]:
+        """Ray's exclusion patterns for the empty ``timed-out.trace`` files of the trials that can
+        still write (their watchdogs', armed): one look in each such folder of ``source``."""
+        folders = self._folders
+        if folders is None:
+            folders = frozenset(e.name for e in os.scandir(source) if e.is_dir(follow_symlinks=False))
+        out = []
+        for name in sorted(folders):
+            try:
+                if (source / name / TIMEOUT_TRACE_FILE).stat().st_size == 0:
+                    out.append(glob.escape(f"{name}/{TIMEOUT_TRACE_FILE}"))
+            except OSError:  # none: no trial_timeout, or the trial ended and removed it
+                continue
+        return out
 
 
 def upload(source: Path, target: Path, copied: Copied, folders: frozenset[str] | None = None) -> int:

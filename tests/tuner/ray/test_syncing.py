@@ -310,3 +310,40 @@ def test_an_armed_watchdogs_empty_trace_is_not_copied_and_a_written_one_is(tmp_p
     (staging / "trial_a" / "timed-out.trace").write_text("Thread 0x2 (most recent call first):\n")  # it fired
     assert syncing.upload(staging, run, copied) == 1
     assert (run / "trial_a" / "timed-out.trace").read_text().startswith("Thread 0x2")
+
+
+def test_on_an_object_store_rays_copy_leaves_out_the_armed_watchdogs_empty_traces(tmp_path: Path) -> None:
+    """An object store (S3, GCS) keeps Ray's copy: there an empty trace copied while its trial
+    ran stayed after the trial removed its own. Ray's own upload, to an in-memory store (not a
+    local filesystem), is told to leave out the empty ones of the trials that can still write,
+    and copies one once it is written; a folder name with a pattern's characters is matched as
+    itself."""
+    staging = tmp_path / "staging"
+    for name in ("trial_a", "trial_[b]", "trial_c"):
+        (staging / name).mkdir(parents=True)
+        (staging / name / "result.json").write_text('{"epoch": 1}\n')
+    (staging / "trial_a" / "timed-out.trace").write_text("")
+    (staging / "trial_[b]" / "timed-out.trace").write_text("")
+    (staging / "trial_c" / "timed-out.trace").write_text("Thread 0x1 (most recent call first):\n")
+    (staging / "experiment_state.json").write_text("{}")
+    store = pyarrow.fs._MockFileSystem()
+    upload = syncing.Uploads(storage._upload_to_fs_path)
+
+    def stored() -> set[str]:
+        found = store.get_file_info(pyarrow.fs.FileSelector("run", recursive=True))
+        return {f.path.removeprefix("run/") for f in found if f.type == pyarrow.fs.FileType.File}
+
+    upload(local_path=str(staging), fs=store, fs_path="run")
+    assert stored() == {
+        "experiment_state.json",
+        "trial_a/result.json",
+        "trial_[b]/result.json",
+        "trial_c/result.json",
+        "trial_c/timed-out.trace",
+    }
+    (staging / "trial_a" / "timed-out.trace").write_text("Thread 0x2 (most recent call first):\n")  # it fired
+    upload.note([Trial("a"), Trial("[b]")])  # trial_c ended long ago: no longer looked at
+    upload(local_path=str(staging), fs=store, fs_path="run")
+    assert "trial_a/timed-out.trace" in stored() and "trial_[b]/timed-out.trace" not in stored()
+    with store.open_input_stream("run/trial_a/timed-out.trace") as f:
+        assert f.read().startswith(b"Thread 0x2")
