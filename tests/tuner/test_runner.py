@@ -348,3 +348,39 @@ def test_an_unexpected_failure_of_the_experiment_is_one_line_and_its_traceback_i
     assert (
         saved["status"] == RunStatus.FAILED.value and saved["error"] == "TuneError: ValueError: the metric is missing"
     )
+
+
+def test_a_ctrl_c_before_the_first_trial_is_created_interrupts_the_run_and_it_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray Tune's Ctrl-C handler makes ``fit`` return as if the experiment had ended; tuner told
+    an interrupt by the trials left unfinished, and a Ctrl-C right after Tune set its handler
+    left none: the run failed with "no trial produced a result (0 of 0 trials failed)" (a
+    notebook's interrupt 3 s into ``tuner.run``). It is interrupted, and resumes to the end."""
+    import os
+    import signal
+
+    import ray.tune.tune as tune_run
+
+    from tuner.resuming import resume_sweep
+
+    setup = tune_run._setup_signal_catching
+
+    def ctrl_c_at_once() -> object:
+        event = setup()
+        os.kill(os.getpid(), signal.SIGINT)  # Tune's handler, just set, takes it
+        return event
+
+    monkeypatch.setattr(tune_run, "_setup_signal_catching", ctrl_c_at_once)
+    raw = tiny_sweep(**{"search.num_samples": 2, "train.epochs": 2, "scheduler.name": "none"})
+    sweep = from_dict(raw, source=str(tmp_path / "tiny.yaml"))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, storage=tmp_path / "runs", write=lambda _: None)
+    run_dir = tmp_path / "runs" / "tiny"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(tune_run, "_setup_signal_catching", setup)
+    lines: list[str] = []
+    resumed = resume_sweep(run_dir, write=lines.append)
+    assert any(line.startswith("resuming tiny at the start") for line in lines), lines  # no trial to continue
+    assert resumed.run.meta.status.value == "done" and len(resumed.run.trials) == 2
+    assert all(len(t.history) == 2 for t in resumed.run.trials)

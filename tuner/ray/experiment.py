@@ -9,6 +9,7 @@ reuse and batched results. Ctrl-C leaves the experiment resumable.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from tuner.ray.settings import setting
 from tuner.ray.worker import run_trial
 from tuner.spec import SchedulerSpec
 from tuner.tracking import MlflowTarget
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,6 +90,28 @@ def ctrl_c_kept() -> Iterator[None]:
     finally:
         if before is not None:
             signal.signal(signal.SIGINT, before)
+
+
+@contextlib.contextmanager
+def interrupts_seen() -> Iterator[list[Any]]:
+    """Within the block, the events Ray Tune's Ctrl-C handler sets, one for each ``fit`` (Tune's
+    ``_setup_signal_catching``). A Ctrl-C makes ``fit`` return as if the experiment had ended;
+    tuner tells it by the trials it left unfinished, and one that came before the first trial
+    was created left none: the run then failed with "no trial produced a result (0 of 0
+    trials failed)" instead of being interrupted and resumable."""
+    import importlib
+
+    tune_run = importlib.import_module("ray.tune.tune")
+    setup = tune_run._setup_signal_catching
+    events: list[Any] = []
+
+    def catching() -> Any:
+        event = setup()
+        events.append(event)
+        return event
+
+    with tune_patches.swapped(tune_run, "_setup_signal_catching", catching):
+        yield events
 
 
 @contextlib.contextmanager
@@ -161,19 +186,22 @@ def run_experiment(s: ExperimentSettings) -> int:
             stop=first,
         ),
     )
-    with driver_settings(s):
+    with driver_settings(s), interrupts_seen() as interrupts:
         tuner.fit()
-    return _ended(outcome, first)
+    return _ended(outcome, first, any(e.is_set() for e in interrupts))
 
 
-def _ended(outcome: Outcome | None, first: FirstFailures | None) -> int:
+def _ended(outcome: Outcome | None, first: FirstFailures | None, interrupted: bool = False) -> int:
     """How many trials failed alike when the experiment was stopped for it (0: it was not).
 
     Raises:
-        KeyboardInterrupt: trials were left unfinished otherwise (Ctrl-C).
+        KeyboardInterrupt: Ctrl-C stopped ``fit`` (``interrupted``), or trials were left
+            unfinished otherwise.
     """
     if first is not None and first.tripped:
         return len(first.errors)
+    if interrupted:
+        raise KeyboardInterrupt("the experiment was interrupted")
     if outcome is not None and outcome.unfinished:
         raise KeyboardInterrupt(f"{outcome.unfinished} trials unfinished")
     return 0
@@ -183,12 +211,46 @@ def _join(storage: str | Path, name: str) -> str:
     return str(storage).rstrip("/") + "/" + name
 
 
+_EMPTY_STATE_BYTES = 1 << 20  # a snapshot of no trial is a few kB (Tune's runner and its stats)
+
+
 def can_resume(storage: str | Path, name: str) -> bool:
-    """Whether ``storage/name`` holds a Tune experiment that :func:`resume_experiment` can continue."""
+    """Whether ``storage/name`` holds a Tune experiment that :func:`resume_experiment` can continue:
+    Tune's saved state, whose newest snapshot names a trial (:func:`_trials_saved`)."""
+    path = _join(storage, name)
     try:
-        return bool(tune.Tuner.can_restore(_join(storage, name)))
+        if not tune.Tuner.can_restore(path):
+            return False
     except Exception:  # an unreadable or foreign folder: nothing to restore
         return False
+    return _trials_saved(path)
+
+
+def _trials_saved(path: str) -> bool:
+    """Whether the newest snapshot of the experiment at ``path`` names a trial, or cannot be read
+    here (Tune's restore then says what is wrong). A Ctrl-C before the first trial was created
+    leaves one that names none, or none at all: Tune's restore of it fails (an ``IndexError`` of
+    its controller, or a ``ValueError``) and then ran a round of its own beside the searcher's
+    saved state; the round is started over instead."""
+    import json
+
+    from ray.train._internal.storage import get_fs_and_path
+    from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
+
+    try:
+        fs, _ = get_fs_and_path(path)
+        newest = _find_newest_experiment_checkpoint(path)
+        if newest is None:
+            return False
+        with fs.open_input_stream(newest) as f:
+            raw = f.read(_EMPTY_STATE_BYTES)
+        if len(raw) >= _EMPTY_STATE_BYTES:  # far larger than a snapshot of no trial
+            return True
+        state = json.loads(raw)
+        return not isinstance(state, dict) or state.get("trial_data") != []
+    except Exception as e:  # too large, not JSON, unreadable: Tune's own restore says it
+        log.debug("the experiment state at %s: %s", path, e)
+        return True
 
 
 def resume_experiment(s: ExperimentSettings) -> int:
@@ -221,6 +283,6 @@ def resume_experiment(s: ExperimentSettings) -> int:
                 cb.reattach(s.callbacks)
             elif isinstance(cb, SearcherLink):  # the searcher Tune restored: the driver's hook again
                 cb.searcher.hook = s.searcher.hook
-    with driver_settings(s):
+    with driver_settings(s), interrupts_seen() as interrupts:
         tuner.fit()
-    return _ended(outcome, first)
+    return _ended(outcome, first, any(e.is_set() for e in interrupts))

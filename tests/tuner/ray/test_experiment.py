@@ -100,3 +100,35 @@ def test_an_experiment_runs_with_every_replacement_of_tunes_internals_and_leaves
         assert "TUNE_RESULT_BUFFER_LENGTH" in os.environ
     assert [getattr(owner, name) for owner, name in pieces] == ray_own
     assert "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ and "TUNE_RESULT_BUFFER_LENGTH" not in os.environ
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({}, False),  # no snapshot at all: nothing to continue
+        ({"experiment_state-2026-01-01_00-00-00.json": '{"trial_data": [], "runner_data": {}}'}, False),
+        ({"experiment_state-2026-01-01_00-00-00.json": '{"trial_data": [["{}", "x"]], "runner_data": {}}'}, True),
+        (  # the newest snapshot decides
+            {
+                "experiment_state-2026-01-01_00-00-00.json": '{"trial_data": [["{}", "x"]]}',
+                "experiment_state-2026-01-02_00-00-00.json": '{"trial_data": []}',
+            },
+            False,
+        ),
+        ({"experiment_state-2026-01-01_00-00-00.json": "{not json"}, True),  # Tune's restore says what is wrong
+        ({"experiment_state-2026-01-01_00-00-00.json": "[]"}, True),
+        ({"experiment_state-2026-01-01_00-00-00.json": " " * (1 << 20)}, True),  # never read whole
+    ],
+)
+def test_a_saved_experiment_is_continued_only_where_its_newest_snapshot_names_a_trial(
+    tmp_path: Any, files: dict[str, str], expected: bool
+) -> None:
+    from tuner.ray import experiment
+
+    folder = tmp_path / "trials"
+    folder.mkdir()
+    (folder / "tuner.pkl").write_bytes(b"")  # what Tune's can_restore looks for
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    assert experiment.can_resume(tmp_path, "trials") is expected
+    assert experiment.can_resume(tmp_path, "elsewhere") is False
