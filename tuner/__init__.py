@@ -17,10 +17,11 @@ A sweep may train a function of the user's, ``fit(config: dict, run: tuner.Run)`
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     import pandas
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from tuner.runner import RunSummary
     from tuner.spec import Sweep
     from tuner.trial import Run
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __version__ = "0.2.0"
 __all__ = [
@@ -50,6 +53,21 @@ __all__ = [
 ]
 
 
+def _interruptible(function: _F) -> _F:
+    """``function`` with Ctrl-C kept out of every import it makes (:func:`tuner.signals.ctrl_c_taken`):
+    in a notebook's kernel, a module whose import a Ctrl-C cut short stays half made for every
+    later call."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        from tuner import signals
+
+        with signals.ctrl_c_taken():
+            return function(*args, **kwargs)
+
+    return cast(_F, call)
+
+
 def __getattr__(name: str) -> Any:
     if name == "Run":  # the trial protocol, imported on first use
         from tuner.trial import Run
@@ -58,6 +76,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tuner' has no attribute {name!r}")
 
 
+@_interruptible
 def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> Sweep:
     """Read and validate a sweep file (``InputError`` lists every problem); ``overrides`` are
     dotted keys, e.g. ``load_sweep("s.yaml", **{"search.num_samples": 8})``."""
@@ -94,6 +113,7 @@ def _sweep(sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep, overrides:
     return _load(arguments.path(sweep, "sweep"), overrides)
 
 
+@_interruptible
 def run(
     sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep,
     storage: str | os.PathLike[str] = "runs",
@@ -145,6 +165,7 @@ def run(
     return summary
 
 
+@_interruptible
 def try_trial(
     sweep: str | os.PathLike[str] | Mapping[str, Any] | Sweep,
     epochs: int | None = None,
@@ -161,6 +182,7 @@ def try_trial(
     return _try(_sweep(sweep, {}), epochs, write)
 
 
+@_interruptible
 def resume(
     run_dir: str | os.PathLike[str],
     address: str | None = None,
@@ -179,6 +201,7 @@ def resume(
     return resume_sweep(run_dir, address=address, num_cpus=num_cpus, write=write)
 
 
+@_interruptible
 def export(
     run_dir: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
@@ -200,6 +223,7 @@ def export(
     return export_run(run_dir, output, top_k, fmt)
 
 
+@_interruptible
 def load_best(path: str | os.PathLike[str]) -> Export:
     """An export file: ``metric``, ``mode``, ``score``, ``params``, ``config``, ``top``,
     ``provenance`` (and ``retest`` once re-tested); ``.to_dict()`` gives it as a mapping."""
@@ -209,6 +233,7 @@ def load_best(path: str | os.PathLike[str]) -> Export:
     return read(arguments.path(path, "path"))
 
 
+@_interruptible
 def load_run(run_dir: str | os.PathLike[str], per: str = "trial") -> pandas.DataFrame:
     """A run directory's trials as a pandas DataFrame: ``per="trial"`` one row per trial
     (id, round, status, epochs, score, every searched value and the last of every metric);
@@ -221,6 +246,7 @@ def load_run(run_dir: str | os.PathLike[str], per: str = "trial") -> pandas.Data
     return trials_frame(run_dir, arguments.choice(per, "per", ("trial", "epoch")))
 
 
+@_interruptible
 def load_model(
     path: str | os.PathLike[str], device: str | None = "cpu", trust_code: bool = False
 ) -> tuple[torch.nn.Module, ModelFile]:
@@ -236,6 +262,7 @@ def load_model(
     return _load(path, device, arguments.flag(trust_code, "trust_code"))
 
 
+@_interruptible
 def retest(
     export_path: str | os.PathLike[str],
     seeds: int = 3,
@@ -265,6 +292,7 @@ def retest(
     return _retest(export_path, seeds=seeds, top_k=top_k, data=data, address=address, tolerance=tolerance, write=write)
 
 
+@_interruptible
 def train(
     export_path: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -286,6 +314,7 @@ def train(
     return _train(export_path, output, data=data, device=device, write=write)
 
 
+@_interruptible
 def evaluate(
     model_path: str | os.PathLike[str],
     data: Mapping[str, Any] | None = None,

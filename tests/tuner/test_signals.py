@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.tuner.test_functions import function_sweep
 from tuner.signals import as_interrupt
 from tuner.streams import Guarded, guard
 
@@ -83,8 +85,9 @@ def test_every_command_ends_on_sigterm_as_on_ctrl_c(
 class _Frame:
     """A stand-in for the frame a signal interrupted: only its code's file name is read."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, below: _Frame | None = None) -> None:
         self.f_code = type("code", (), {"co_filename": filename})()
+        self.f_back = below
 
 
 def test_ctrl_c_inside_the_import_system_is_delivered_again_once_outside(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,9 +105,65 @@ def test_ctrl_c_inside_the_import_system_is_delivered_again_once_outside(monkeyp
     assert again.wait(5), "the put-off Ctrl-C was never delivered again"
     for where in ("/work/tuner/cli/parser.py", "<string>"):
         with pytest.raises(KeyboardInterrupt):
-            signals.interrupt(signal.SIGINT, _Frame(where))  # type: ignore[arg-type]
+            signals.interrupt(signal.SIGINT, _Frame(where, _Frame("<frozen runpy>")))  # type: ignore[arg-type]
     with pytest.raises(KeyboardInterrupt):
         signals.interrupt(signal.SIGINT, None)
+    # a module's body, being imported: put off too, for _IMPORT_WAIT_S at most, then it lands there
+    monkeypatch.setattr(signals, "_put_off_since", None)
+    body = _Frame("/site-packages/numpy/matrixlib/defmatrix.py", _Frame("<frozen importlib._bootstrap>"))
+    again.clear()
+    assert signals.interrupt(signal.SIGINT, body) is None  # type: ignore[arg-type]
+    assert again.wait(5)
+    monkeypatch.setattr(signals, "_put_off_since", signals._put_off_since - signals._IMPORT_WAIT_S)
+    with pytest.raises(KeyboardInterrupt):
+        signals.interrupt(signal.SIGINT, body)  # type: ignore[arg-type]
+    assert signals._put_off_since is None  # the next Ctrl-C is put off afresh
+
+
+HALF_MADE = """
+import os, signal, time
+os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while this module's body runs
+time.sleep(0.3)
+WHOLE = True
+
+
+def fit(config, run):
+    pass
+"""
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_a_ctrl_c_during_an_import_of_the_apis_lands_after_it_and_leaves_the_module_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, valid: bool
+) -> None:
+    """In a notebook's kernel, a module whose import a Ctrl-C cut short stays half made for
+    every later call (``numpy`` without ``matrix``, after a Ctrl-C 0.1 s into ``tuner.run``).
+    Through tuner's API the Ctrl-C is put off until the import is over: the call still ends
+    in ``KeyboardInterrupt``, the module is whole, and Python's own handler is back after it.
+    A call that ends (here: the sweep is refused) before the Ctrl-C was delivered again ends
+    in it too, and none comes later."""
+    import time
+
+    import tuner
+
+    (tmp_path / "half_made_fit.py").write_text(HALF_MADE)
+    sweep = tmp_path / "s.yaml"
+    raw = {**function_sweep(tmp_path / "calls.jsonl"), "function": "half_made_fit:fit"}
+    if not valid:
+        raw["metric"] = "nowhere"
+    sweep.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "half_made_fit", raising=False)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a notebook's cell
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tuner.load_sweep(sweep)  # imports the sweep's function to check it
+        assert getattr(sys.modules.get("half_made_fit"), "WHOLE", False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        time.sleep(0.2)  # no second KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, before)
+        sys.modules.pop("half_made_fit", None)
 
 
 def test_as_interrupt_takes_ctrl_c_only_from_pythons_own_handler_and_gives_it_back() -> None:
