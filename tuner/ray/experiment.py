@@ -17,6 +17,8 @@ from typing import Any
 
 from ray import tune
 
+from tuner.errors import InputError
+from tuner.files import NOT_REGULAR
 from tuner.progress import TrialEvent
 from tuner.ray import logs, tune_patches
 from tuner.ray.asha import ResumableASHA, SchedulerState, scheduler
@@ -231,9 +233,14 @@ def _trials_saved(path: str) -> bool:
     here (Tune's restore then says what is wrong). A Ctrl-C before the first trial was created
     leaves one that names none, or none at all: Tune's restore of it fails (an ``IndexError`` of
     its controller, or a ``ValueError``) and then ran a round of its own beside the searcher's
-    saved state; the round is started over instead."""
+    saved state; the round is started over instead.
+
+    Raises:
+        InputError: the newest snapshot is not a regular file (a pipe: reading it would wait
+            for ever)."""
     import json
 
+    import pyarrow.fs
     from ray.train._internal.storage import get_fs_and_path
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
 
@@ -242,13 +249,17 @@ def _trials_saved(path: str) -> bool:
         newest = _find_newest_experiment_checkpoint(path)
         if newest is None:
             return False
+        if fs.get_file_info(newest).type != pyarrow.fs.FileType.File:  # a pipe would wait for ever, here and in Tune
+            raise InputError(f"{newest}: {NOT_REGULAR}")
         with fs.open_input_stream(newest) as f:
             raw = f.read(_EMPTY_STATE_BYTES)
         if len(raw) >= _EMPTY_STATE_BYTES:  # far larger than a snapshot of no trial
             return True
         state = json.loads(raw)
         return not isinstance(state, dict) or state.get("trial_data") != []
-    except Exception as e:  # too large, not JSON, unreadable: Tune's own restore says it
+    except InputError:
+        raise
+    except Exception as e:  # not JSON, unreadable: Tune's own restore says it
         log.debug("the experiment state at %s: %s", path, e)
         return True
 

@@ -132,3 +132,18 @@ def test_a_saved_experiment_is_continued_only_where_its_newest_snapshot_names_a_
         (folder / name).write_text(text)
     assert experiment.can_resume(tmp_path, "trials") is expected
     assert experiment.can_resume(tmp_path, "elsewhere") is False
+
+
+def test_a_snapshot_that_is_not_a_regular_file_is_refused_in_one_line(tmp_path: Any) -> None:
+    """A named pipe where the newest snapshot is would hold a resume for ever (Tune reads it too)."""
+    import os
+
+    from tuner.errors import InputError
+    from tuner.ray import experiment
+
+    folder = tmp_path / "trials"
+    folder.mkdir()
+    (folder / "tuner.pkl").write_bytes(b"")
+    os.mkfifo(folder / "experiment_state-2026-01-01_00-00-00.json")
+    with pytest.raises(InputError, match=r"experiment_state-2026-01-01_00-00-00\.json: is not a regular file"):
+        experiment.can_resume(tmp_path, "trials")
