@@ -187,7 +187,10 @@ def test_a_function_that_does_not_use_torch_never_imports_it_and_one_that_does_g
     otherwise); torch, imported by the function, takes the trial's CPUs as its threads. And
     trials far shorter than a worker's start run on both slots: the second worker is not
     killed while it starts for a trial that could take the first one's
-    (:func:`tuner.ray.tune_patches.starting_actors_kept`)."""
+    (:func:`tuner.ray.tune_patches.starting_actors_kept`). Under the load of two test workers,
+    all 8 trials once ended on the first worker before Tune had asked for the second's actor;
+    such a sweep is run once more. Without the patch the second worker is killed every time
+    (both sweeps run on one worker)."""
     from tuner.runner import run_sweep
 
     def sweep(name: str, cpu: int, import_torch: int, trials: int = 2) -> list[dict[str, Any]]:
@@ -212,6 +215,8 @@ def test_a_function_that_does_not_use_torch_never_imports_it_and_one_that_does_g
         return [h for t in summary.run.trials for h in t.history]
 
     plain = sweep("plain", 1, 0, trials=8)
+    if len({r["worker_pid"] for r in plain}) == 1:  # the driver too slow to ask for the second in time
+        plain = sweep("plain-again", 1, 0, trials=8)
     assert len(plain) == 16 and len({r["worker_pid"] for r in plain}) == 2
     assert {(r["torch_loaded"], r["threads_seen"], r["device"]) for r in plain} == {(0, 1, "cpu")}
     with_torch = sweep("with-torch", 2, 1)
