@@ -204,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-gpus", type=parse_integer(0), help="its GPUs (default: all Ray finds)")
     p = sub.add_parser("down", help="stop the local Ray instance tuner up started")
     p.add_argument(
-        "--force", action="store_true", help="stop it even while commands run on it (a run then fails, and resumes)"
+        "--force",
+        action="store_true",
+        help="stop it even while commands run on it: each is interrupted first, as Ctrl-C would (a run resumes)",
     )
     return parser
