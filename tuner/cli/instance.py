@@ -48,7 +48,9 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"interrupted {named} as Ctrl-C would" + (": a run resumes with tuner resume" if not left else ""))
         if left:
             pids = ", ".join(str(d.pid) for d in left)
-            warn_stderr(f"still on it after 30 s (pid {pids}): the instance stops under it")
+            warn_stderr(
+                f"still on it (pid {pids}; it ignores Ctrl-C, or did not end in 30 s): the instance stops under it"
+            )
     inst = instance.stop()
     print(f"stopped the Ray instance at {inst.address}" if inst else "no Ray instance of tuner up is running")
     return EXIT_OK

@@ -82,16 +82,38 @@ def interrupt(address: str, drivers: list[Driver], timeout: float = 30.0) -> lis
     """Interrupt each of ``drivers`` of the instance at ``address`` as Ctrl-C would (SIGINT: a
     run saves its state, marks itself ``interrupted`` and exits 130), and wait until each has
     left the instance (its process ended, or its job did: a Jupyter kernel whose cell was
-    interrupted stays), or ``timeout``; returns those still on it."""
+    interrupted stays), or ``timeout``; returns those still on it.
+
+    A process that ignores SIGINT (a command started in the background of a script, whose
+    shell set it so) is sent SIGTERM instead when it is one of tuner's commands, which take
+    SIGTERM as Ctrl-C (:mod:`tuner.signals`); any other is not waited for."""
+    sent = []
     for driver in drivers:
+        sig = signal.SIGINT
+        if _ignores_ctrl_c(driver.pid):
+            if not driver.shown().startswith("tuner "):
+                continue
+            sig = signal.SIGTERM
         try:
-            os.kill(driver.pid, signal.SIGINT)
+            os.kill(driver.pid, sig)
         except (ProcessLookupError, PermissionError):
             continue
+        sent.append(driver.pid)
     deadline = time.monotonic() + timeout
     while True:
         live = {d.pid for d in running(address) or []}
-        left = [d for d in drivers if d.pid in live]
-        if not left or time.monotonic() > deadline:
-            return left
+        if not live.intersection(sent) or time.monotonic() > deadline:
+            return [d for d in drivers if d.pid in live]
         time.sleep(0.2)
+
+
+def _ignores_ctrl_c(pid: int) -> bool:
+    """Whether process ``pid`` ignores SIGINT (Linux's /proc; False where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False

@@ -30,40 +30,74 @@ def test_a_driver_is_named_as_the_user_typed_it(command: str, shown: str) -> Non
     assert Driver(1, command).shown() == shown
 
 
-def test_interrupt_sends_ctrl_c_and_returns_those_still_on_the_instance_at_the_timeout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """One driver leaves at its Ctrl-C, one ignores it: only the second is returned, once the
-    timeout is spent; a driver whose process is already gone is passed over."""
-    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    stubborn = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-            "print('ready', flush=True); time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+CHILD = """import signal, sys, time
+how = sys.argv[1]
+if how == "polite":  # as in a terminal: Ctrl-C is KeyboardInterrupt (whatever this test's process ignores)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+elif how == "stubborn":  # catches Ctrl-C and goes on
+    signal.signal(signal.SIGINT, lambda *a: None)
+else:  # deaf: ignores it (a command a script started in the background); SIGTERM ends it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_interrupt_sends_ctrl_c_and_returns_those_still_on_the_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One driver leaves at its Ctrl-C; tuner's command that ignores Ctrl-C is sent SIGTERM
+    (which it takes as Ctrl-C) and leaves; another that ignores it is not waited for; one that
+    catches it and goes on is returned once the timeout is spent; one already gone is passed
+    over."""
+    procs = {
+        how: subprocess.Popen([sys.executable, "-c", CHILD, how], stdout=subprocess.PIPE, text=True)
+        for how in ("polite", "stubborn", "deaf-tuner", "deaf")
+    }
     try:
-        assert stubborn.stdout is not None and stubborn.stdout.readline().strip() == "ready"
-        time.sleep(0.3)  # the polite one's interpreter is up: its SIGINT is a KeyboardInterrupt
-        on = [Driver(polite.pid, "polite"), Driver(stubborn.pid, "stubborn"), Driver(2**22 + 7, "gone")]
+        for proc in procs.values():
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        on = [
+            Driver(procs["polite"].pid, "python3 polite.py"),
+            Driver(procs["stubborn"].pid, "python3 stubborn.py"),
+            Driver(procs["deaf-tuner"].pid, "/venv/bin/python /venv/bin/tuner run s.yaml"),
+            Driver(procs["deaf"].pid, "python3 deaf.py"),
+            Driver(2**22 + 7, "python3 gone.py"),
+        ]
 
         def running(address: str, timeout: float = 10.0) -> list[Driver]:
             assert address == "127.0.0.1:1"
-            return [d for d in on if d.pid == stubborn.pid or d.pid == polite.pid and polite.poll() is None]
+            return [d for d, proc in zip(on, procs.values()) if proc.poll() is None]
 
         monkeypatch.setattr(drivers, "running", running)
         started = time.monotonic()
-        left = drivers.interrupt("127.0.0.1:1", on, timeout=1.0)
-        assert left == [Driver(stubborn.pid, "stubborn")]
-        assert 1.0 <= time.monotonic() - started < 5
-        assert polite.wait(timeout=5) != 0 and stubborn.poll() is None
+        left = drivers.interrupt("127.0.0.1:1", on, timeout=2.0)
+        assert left == [on[1], on[3]]
+        assert 2.0 <= time.monotonic() - started < 8  # the stubborn one kept it waiting
+        assert procs["polite"].wait(timeout=5) != 0 and procs["deaf-tuner"].wait(timeout=5) == -signal.SIGTERM
+        assert procs["stubborn"].poll() is None and procs["deaf"].poll() is None
+        procs["stubborn"].kill()
+        procs["stubborn"].wait()
+        started = time.monotonic()
+        assert drivers.interrupt("127.0.0.1:1", [on[3]], timeout=30.0) == [on[3]]
+        assert time.monotonic() - started < 5  # nothing sent: nothing waited for
     finally:
-        for proc in (polite, stubborn):
-            proc.send_signal(signal.SIGKILL)
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def test_whether_a_process_ignores_ctrl_c_is_read_from_its_status() -> None:
+    deaf = subprocess.Popen([sys.executable, "-c", CHILD, "deaf"], stdout=subprocess.PIPE, text=True)
+    polite = subprocess.Popen([sys.executable, "-c", CHILD, "polite"], stdout=subprocess.PIPE, text=True)
+    try:
+        for proc in (deaf, polite):
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert drivers._ignores_ctrl_c(deaf.pid) and not drivers._ignores_ctrl_c(polite.pid)
+        assert not drivers._ignores_ctrl_c(2**22 + 7)  # no such process
+    finally:
+        for proc in (deaf, polite):
+            proc.kill()
             proc.wait()
 
 

@@ -341,8 +341,9 @@ def test_the_command_leaves_tuner_ups_instance_without_rays_shutdown_and_only_th
     assert calls == ["shutdown"]
 
 
-DRIVER = """import sys, time
+DRIVER = """import signal, sys, time
 import ray
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever this test's process ignores
 ray.init(address=sys.argv[1], log_to_driver=False)
 print("joined", flush=True)
 time.sleep(120)
