@@ -67,6 +67,7 @@ def set_aside(store: RunStore, meta: RunMeta, write: Callable[[str], None]) -> N
             f"{store.location}: the experiment's saved state cannot be restored, and its trials are there: "
             "start the sweep again with tuner run"
         )
+    began = trials.is_dir() and any(entry.is_dir(follow_symlinks=False) for entry in os.scandir(trials))
     n = 1
     while os.path.lexists(store.local / f"abandoned-{n}"):
         n += 1
@@ -75,6 +76,11 @@ def set_aside(store: RunStore, meta: RunMeta, write: Callable[[str], None]) -> N
     for name in old:
         os.replace(store.local / name, aside / name)
     meta.rounds = []
+    if not began:  # interrupted before its first trial (Ray Tune's snapshot names none)
+        write(
+            f"note: the run was interrupted before its first trial: it starts over (what Ray Tune saved is in {aside})"
+        )
+        return
     write(
         f"note: the experiment's saved state cannot be restored (Ray Tune's tuner.pkl or experiment state is "
         f"missing or damaged): the run starts over; the old trials are kept in {aside}"

@@ -123,6 +123,21 @@ def test_a_resume_that_cannot_restore_sets_the_old_attempt_aside(tmp_path: Path)
     assert len(lines) == 1 and not (tmp_path / "abandoned-2").exists()
 
 
+def test_an_attempt_interrupted_before_its_first_trial_is_set_aside_as_such(tmp_path: Path) -> None:
+    """Ray Tune's files but no trial's folder: the note says so, not that trials were kept."""
+    store = RunStore(tmp_path)
+    (tmp_path / "trials").mkdir()
+    (tmp_path / "trials" / "tuner.pkl").write_bytes(b"")
+    (tmp_path / "trials" / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
+    lines: list[str] = []
+    set_aside(store, RunMeta(name="tiny"), lines.append)
+    assert (tmp_path / "abandoned-1" / "trials" / "tuner.pkl").exists() and not (tmp_path / "trials").exists()
+    assert lines == [
+        f"note: the run was interrupted before its first trial: it starts over (what Ray Tune saved is in "
+        f"{tmp_path / 'abandoned-1'})"
+    ]
+
+
 def test_a_cloud_run_that_cannot_restore_is_refused_rather_than_mixed(tmp_path: Path) -> None:
     (tmp_path / "trials" / "run_trial_1").mkdir(parents=True)
     with pytest.raises(InputError, match="s3://b/runs/tiny: the experiment's saved state cannot be restored"):

@@ -382,5 +382,8 @@ def test_a_ctrl_c_before_the_first_trial_is_created_interrupts_the_run_and_it_re
     lines: list[str] = []
     resumed = resume_sweep(run_dir, write=lines.append)
     assert any(line.startswith("resuming tiny at the start") for line in lines), lines  # no trial to continue
+    assert any(
+        line.startswith("note: the run was interrupted before its first trial: it starts over") for line in lines
+    )
     assert resumed.run.meta.status.value == "done" and len(resumed.run.trials) == 2
     assert all(len(t.history) == 2 for t in resumed.run.trials)
