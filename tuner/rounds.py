@@ -67,7 +67,10 @@ def set_aside(store: RunStore, meta: RunMeta, write: Callable[[str], None]) -> N
             f"{store.location}: the experiment's saved state cannot be restored, and its trials are there: "
             "start the sweep again with tuner run"
         )
-    began = trials.is_dir() and any(entry.is_dir(follow_symlinks=False) for entry in os.scandir(trials))
+    began = False
+    if trials.is_dir():
+        with os.scandir(trials) as entries:
+            began = any(entry.is_dir(follow_symlinks=False) for entry in entries)
     n = 1
     while os.path.lexists(store.local / f"abandoned-{n}"):
         n += 1

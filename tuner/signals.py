@@ -125,12 +125,15 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def take_ctrl_c() -> None:
-    """Make :func:`interrupt` SIGINT's handler where Python's own is (in the main thread)."""
+def take_ctrl_c() -> bool:
+    """Make :func:`interrupt` SIGINT's handler where Python's own is (in the main thread);
+    whether it was made so now."""
     if threading.current_thread() is threading.main_thread() and (
         signal.getsignal(signal.SIGINT) is signal.default_int_handler
     ):
         signal.signal(signal.SIGINT, interrupt)
+        return True
+    return False
 
 
 @contextlib.contextmanager
@@ -140,12 +143,9 @@ def ctrl_c_taken() -> Iterator[None]:
     Python's own again. A handler of someone else's is left alone, as outside the main thread.
     A Ctrl-C still put off when the call ends (the import was its last step, or it failed
     meanwhile) ends it as ``KeyboardInterrupt``: the user asked it to stop."""
-    if threading.current_thread() is not threading.main_thread() or (
-        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    if not take_ctrl_c():
         yield
         return
-    signal.signal(signal.SIGINT, interrupt)
     try:
         yield
     finally:

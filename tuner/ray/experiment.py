@@ -188,6 +188,11 @@ def run_experiment(s: ExperimentSettings) -> int:
             stop=first,
         ),
     )
+    return _fit(tuner, s, outcome, first)
+
+
+def _fit(tuner: tune.Tuner, s: ExperimentSettings, outcome: Outcome | None, first: FirstFailures | None) -> int:
+    """Run ``tuner`` (started or restored) to its end; returns what :func:`_ended` says of it."""
     with driver_settings(s), interrupts_seen() as interrupts:
         tuner.fit()
     return _ended(outcome, first, any(e.is_set() for e in interrupts))
@@ -219,21 +224,25 @@ _EMPTY_STATE_BYTES = 1 << 20  # a snapshot of no trial is a few kB (Tune's runne
 def can_resume(storage: str | Path, name: str) -> bool:
     """Whether ``storage/name`` holds a Tune experiment that :func:`resume_experiment` can continue:
     Tune's saved state, whose newest snapshot names a trial (:func:`_trials_saved`)."""
+    from ray.train._internal.storage import get_fs_and_path
+
     path = _join(storage, name)
     try:
-        if not tune.Tuner.can_restore(path):
+        fs, fs_path = get_fs_and_path(path)  # once: for an object store, a filesystem made from the URI
+        if not tune.Tuner.can_restore(fs_path, storage_filesystem=fs):
             return False
     except Exception:  # an unreadable or foreign folder: nothing to restore
         return False
-    return _trials_saved(path)
+    return _trials_saved(fs, fs_path)
 
 
-def _trials_saved(path: str) -> bool:
-    """Whether the newest snapshot of the experiment at ``path`` names a trial, or cannot be read
-    here (Tune's restore then says what is wrong). A Ctrl-C before the first trial was created
-    leaves one that names none, or none at all: Tune's restore of it fails (an ``IndexError`` of
-    its controller, or a ``ValueError``) and then ran a round of its own beside the searcher's
-    saved state; the round is started over instead.
+def _trials_saved(fs: Any, path: str) -> bool:
+    """Whether the newest snapshot of the experiment at ``path`` on ``fs`` (a pyarrow filesystem,
+    the path without its URI's scheme) names a trial, or cannot be read here (Tune's restore
+    then says what is wrong). A Ctrl-C before the first trial was created leaves one that names
+    none, or none at all: Tune's restore of it fails (an ``IndexError`` of its controller, or a
+    ``ValueError``) and then ran a round of its own beside the searcher's saved state; the round
+    is started over instead.
 
     Raises:
         InputError: the newest snapshot is not a regular file (a pipe: reading it would wait
@@ -241,12 +250,10 @@ def _trials_saved(path: str) -> bool:
     import json
 
     import pyarrow.fs
-    from ray.train._internal.storage import get_fs_and_path
     from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint
 
     try:
-        fs, _ = get_fs_and_path(path)
-        newest = _find_newest_experiment_checkpoint(path)
+        newest = _find_newest_experiment_checkpoint(path, fs)
         if newest is None:
             return False
         if fs.get_file_info(newest).type != pyarrow.fs.FileType.File:  # a pipe would wait for ever, here and in Tune
@@ -294,6 +301,4 @@ def resume_experiment(s: ExperimentSettings) -> int:
                 cb.reattach(s.callbacks)
             elif isinstance(cb, SearcherLink):  # the searcher Tune restored: the driver's hook again
                 cb.searcher.hook = s.searcher.hook
-    with driver_settings(s), interrupts_seen() as interrupts:
-        tuner.fit()
-    return _ended(outcome, first, any(e.is_set() for e in interrupts))
+    return _fit(tuner, s, outcome, first)
