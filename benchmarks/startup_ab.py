@@ -32,6 +32,9 @@ trial's (``startup.run_tuner``). The changes:
   against Ray's, which every process sends to the GCS each second and the driver's shutdown
   waits to flush.
 - ``lean_head`` (an instance of the command's own): the three above together against none of them.
+- ``connect_retry`` (an instance of the command's own): Ray's processes try a local socket again
+  after 10 ms (``settings.SETTINGS``) and ``ray.init`` asks for its raylet once it has registered
+  (``head._raylet_registered``), against Ray's second between tries and its first ask at 0.1 s.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
@@ -80,6 +83,11 @@ sys.meta_path.insert(0, Undo())
     "c.disconnect = lambda process_ends=False: leave()",
     "reap_grace": "import tuner.ray.reaping as r\nr.reap.__defaults__ = (0.1,)",
     "task_events": "import tuner.ray.head as h\nh.SYSTEM_CONFIG = {}",
+    "connect_retry": "import tuner.ray.head as h, tuner.ray.settings as s\n"
+    "s.TOGETHER = ()\n"
+    "for k in ('RAY_raylet_client_connect_timeout_milliseconds', 'RAY_raylet_client_num_connect_attempts'):\n"
+    "    s.SETTINGS.pop(k)\n"
+    "h._raylet_registered = lambda gcs_client, node_id, wait_s=0: True",
 }
 UNDONE["lean_head"] = "\n".join(UNDONE[change] for change in ("monitors", "agent_ports", "idle_agent"))
 OWN_INSTANCE = {
@@ -89,6 +97,7 @@ OWN_INSTANCE = {
     "reap_grace",
     "task_events",
     "lean_head",
+    "connect_retry",
 }  # changes to how a command starts an instance of its own
 
 
@@ -118,20 +127,26 @@ def run(ctx: Context) -> dict[str, Any]:
                         settle(kept)  # the workers it keeps warm started, as for a user's next run
                     r = run_tuner(ctx, sweep_file, f"{change}-{way}-{rep}", cache, prelude=prelude)
                     r["first_trial_wait_s"] = r["phases_s"]["first_trial_wait"]
+                    r["ray_start_s"] = r["phases_s"]["ray_start"]
                     rows[way].append(r)
                     ctx.say(
                         f"{change} {way:<7} {r['wall_s']:.1f}s, no trial running {r['idle_share']:.0%}, "
-                        f"first trial {r['first_trial_wait_s']:.2f}s after the experiment's start"
+                        f"first trial {r['first_trial_wait_s']:.2f}s after the experiment's start, "
+                        f"Ray's start {r['ray_start_s']:.2f}s"
                     )
             mean = {
-                way: {k: sum(r[k] for r in rs) / len(rs) for k in ("wall_s", "idle_share", "first_trial_wait_s")}
+                way: {
+                    k: sum(r[k] for r in rs) / len(rs)
+                    for k in ("wall_s", "idle_share", "first_trial_wait_s", "ray_start_s")
+                }
                 for way, rs in rows.items()
             }
             ctx.say(
                 f"{change}: wall {mean['now']['wall_s']:.1f}s against {mean['undone']['wall_s']:.1f}s undone "
                 f"({mean['now']['wall_s'] / mean['undone']['wall_s']:.2f}); no trial running "
                 f"{mean['now']['idle_share']:.0%} against {mean['undone']['idle_share']:.0%}; first trial "
-                f"{mean['now']['first_trial_wait_s']:.2f}s against {mean['undone']['first_trial_wait_s']:.2f}s"
+                f"{mean['now']['first_trial_wait_s']:.2f}s against {mean['undone']['first_trial_wait_s']:.2f}s; "
+                f"Ray's start {mean['now']['ray_start_s']:.2f}s against {mean['undone']['ray_start_s']:.2f}s"
             )
             out[change] = {"rows": rows, "mean": mean}
     return out

@@ -38,7 +38,9 @@ def started_lean(address: str | None) -> Iterator[None]:
     - no autoscaler monitor and no log monitor (:func:`_monitors_left_out`);
     - a raylet that does not wait for its two agents' ports (:func:`_agent_ports_told`), and
       that starts a stand-in (:mod:`tuner.ray.idle_agent`) for a dashboard agent that would
-      load no module (:func:`_idle_agent_command`).
+      load no module (:func:`_idle_agent_command`);
+    - ``ray.init`` asking for the raylet's node once it has registered, not a second after a
+      first ask that came too soon (:func:`_raylet_registered`).
 
     Measured in BENCHMARKS.md i."""
     if address is not None:
@@ -54,6 +56,7 @@ def started_lean(address: str | None) -> Iterator[None]:
     minimal = ray_utils.get_dashboard_dependency_error() is not None
 
     start_head, start_raylet = ray_node.Node.start_head_processes, ray_node.Node.start_raylet
+    start_processes = ray_node.Node.start_ray_processes
     start_process = services.start_ray_process
 
     def process_started(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
@@ -69,8 +72,14 @@ def started_lean(address: str | None) -> Iterator[None]:
         _agent_ports_told(self, minimal)
         return start_raylet(self, *args, **kwargs)
 
+    def processes_registered(self: Any) -> Any:
+        started = start_processes(self)
+        _raylet_registered(self.get_gcs_client(), self._node_id)
+        return started
+
     with (
         swapped(ray_node.Node, "start_api_server", lambda self, **kwargs: None),
+        swapped(ray_node.Node, "start_ray_processes", processes_registered),
         swapped(ray_node.Node, "start_head_processes", head_without_monitors),
         swapped(ray_node.Node, "start_raylet", raylet_told_ports),
         swapped(services, "start_ray_process", process_started),
@@ -135,3 +144,34 @@ def _idle_agent_command(raylet_command: list[str], minimal: bool) -> list[str]:
     flag = "--dashboard_agent_command="
     stand_in = flag + subprocess.list2cmdline([sys.executable, "-S", "-E", idle_agent.__file__])
     return [stand_in if arg.startswith(flag) else arg for arg in raylet_command]
+
+
+REGISTER_WAIT_S = 30.0  # as long as Ray waits for its raylet (Node.__init__'s raylet_start_wait_time_s)
+_REGISTER_POLL_S = 0.01
+
+
+def _raylet_registered(gcs_client: Any, node_id: str, wait_s: float = REGISTER_WAIT_S) -> bool:
+    """Wait, in steps of 10 ms, until the GCS knows the raylet just started as alive; whether it
+    does. ``ray.init`` then asks for that node once, 0.1 s after the raylet's start, through a
+    call that, when the raylet has not registered yet, sleeps a whole second before it asks
+    again (its "Retrying to get node with node ID"): 1 s added to one command start in three
+    on a 2-core laptop (BENCHMARKS.md i). Where this cannot tell (an error of the GCS client),
+    Ray's own wait takes over."""
+    import time
+
+    from ray._raylet import NodeID
+    from ray.core.generated.gcs_pb2 import GcsNodeInfo
+    from ray.core.generated.gcs_service_pb2 import GetAllNodeInfoRequest
+
+    selector = GetAllNodeInfoRequest.NodeSelector(node_id=NodeID.from_hex(node_id).binary())
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            if gcs_client.get_all_node_info(
+                timeout=1, node_selectors=[selector], state_filter=GcsNodeInfo.GcsNodeState.ALIVE
+            ):
+                return True
+        except Exception:  # Ray's own wait reports what is wrong
+            return False
+        time.sleep(_REGISTER_POLL_S)
+    return False

@@ -257,8 +257,7 @@ def _start(path: Path, num_cpus: int | None, num_gpus: int | None, timeout: floa
     if num_gpus is not None:
         args.append(f"--num-gpus={num_gpus}")
     env = dict(os.environ)
-    for key, value in settings.SETTINGS.items():
-        env.setdefault(key, value)
+    env.update(settings.defaults(env))
     env.setdefault("RAY_preload_python_modules", prestart.WARM_MODULE)  # its workers start warm
     env.pop("RAY_ADDRESS", None)
     with open(logfile, "wb") as out:

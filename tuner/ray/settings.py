@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 # Ray's settings for a tuner run, applied when it connects (never at import).
 SETTINGS = {
@@ -27,13 +27,30 @@ SETTINGS = {
     # Token authentication, said explicitly: a local instance makes a token if there is none
     # (~/.ray/auth_token); a driver joining a cluster presents one. Never "disabled".
     "RAY_AUTH_MODE": "token",
+    # A Ray process that finds a local socket not yet open (the raylet its object store's, as the
+    # raylet starts; a driver or worker its raylet's) tries again after 10 ms instead of Ray's
+    # whole second, as often as it takes within Ray's own 10 s (10 tries of 1 s there): the
+    # raylet lost that second in one start in three on a 2-core laptop, before it registered
+    # (BENCHMARKS.md i). The two go together (:data:`TOGETHER`).
+    "RAY_raylet_client_connect_timeout_milliseconds": "10",
+    "RAY_raylet_client_num_connect_attempts": "1000",
 }
+
+# Settings that are one setting: where the user set either, neither is changed (a user's 1 s
+# between tries with tuner's thousand tries would wait 1000 s for a socket that never opens).
+TOGETHER = (("RAY_raylet_client_connect_timeout_milliseconds", "RAY_raylet_client_num_connect_attempts"),)
+
+
+def defaults(env: Mapping[str, str]) -> dict[str, str]:
+    """:data:`SETTINGS` that ``env`` (an environment) lacks: a user's own value wins, and for
+    :data:`TOGETHER`, a user's value of any one of them keeps the others as Ray has them."""
+    kept = {key for group in TOGETHER if any(k in env for k in group) for key in group}
+    return {key: value for key, value in SETTINGS.items() if key not in env and key not in kept}
 
 
 def apply_settings() -> None:
-    """Set :data:`SETTINGS` in this process's environment (a user's own value wins)."""
-    for key, value in SETTINGS.items():
-        os.environ.setdefault(key, value)
+    """Set :data:`SETTINGS` in this process's environment (a user's own value wins; :func:`defaults`)."""
+    os.environ.update(defaults(os.environ))
 
 
 @contextlib.contextmanager

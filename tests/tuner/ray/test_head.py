@@ -32,6 +32,9 @@ class _Node:
     def _get_unused_port(self) -> int:
         return 43210
 
+    def get_gcs_client(self) -> str:
+        return "gcs"
+
 
 @pytest.mark.usefixtures("ray_session")
 def test_the_local_instance_runs_without_monitors_and_its_raylet_was_told_the_agents_ports() -> None:
@@ -93,7 +96,10 @@ def test_monitors_are_left_out_in_the_nodes_parameters(tmp_path: Path) -> None:
 def test_a_joined_instance_is_started_as_ray_starts_it_and_the_swaps_are_put_back() -> None:
     from ray._private import node as ray_node
 
-    saved = {n: getattr(ray_node.Node, n) for n in ("start_api_server", "start_head_processes", "start_raylet")}
+    saved = {
+        n: getattr(ray_node.Node, n)
+        for n in ("start_api_server", "start_head_processes", "start_raylet", "start_ray_processes")
+    }
     with head.started_lean("127.0.0.1:6379"):
         assert {n: getattr(ray_node.Node, n) for n in saved} == saved
     with head.started_lean(None):
@@ -113,11 +119,53 @@ def test_the_swapped_starts_call_rays_own_after_their_change(tmp_path: Path, mon
         "start_raylet",
         lambda self, *a, **k: calls.append(("raylet", self._ray_params.runtime_env_agent_port)),
     )
+    monkeypatch.setattr(ray_node.Node, "start_ray_processes", lambda self: calls.append(("processes", None)))
+    monkeypatch.setattr(
+        head, "_raylet_registered", lambda client, node_id, wait_s=30.0: calls.append(("registered", (client, node_id)))
+    )
     node = _Node(tmp_path)
     with head.started_lean(None):
         ray_node.Node.start_head_processes(node)  # type: ignore[arg-type]
         ray_node.Node.start_raylet(node, "/dev/shm", None, 1)  # type: ignore[arg-type]
-    assert calls == [("head", True), ("raylet", 43210)]
+        ray_node.Node.start_ray_processes(node)  # type: ignore[arg-type]
+    assert calls == [("head", True), ("raylet", 43210), ("processes", None), ("registered", ("gcs", NODE_ID))]
+
+
+class _Gcs:
+    """A GCS client whose node registers after ``misses`` asks (never: None), or that fails."""
+
+    def __init__(self, misses: int | None, error: Exception | None = None) -> None:
+        self.misses, self.error, self.asks = misses, error, []  # type: ignore[var-annotated]
+
+    def get_all_node_info(self, timeout: float, node_selectors: list[Any], state_filter: int) -> dict[str, Any]:
+        from ray.core.generated.gcs_pb2 import GcsNodeInfo
+
+        assert state_filter == GcsNodeInfo.GcsNodeState.ALIVE and timeout <= 1
+        self.asks.append(node_selectors[0].node_id.hex())
+        if self.error is not None:
+            raise self.error
+        return {node_selectors[0].node_id: object()} if self.misses is not None and len(self.asks) > self.misses else {}
+
+
+def test_the_raylet_is_waited_for_in_steps_of_ms_until_its_node_is_alive_in_the_gcs() -> None:
+    import time
+
+    gcs = _Gcs(misses=5)
+    start = time.monotonic()
+    assert head._raylet_registered(gcs, NODE_ID) is True
+    assert gcs.asks == [NODE_ID] * 6  # this node, and only it
+    assert time.monotonic() - start < 0.5  # steps of 10 ms, not Ray's second
+
+
+def test_a_raylet_that_never_registers_or_a_gcs_that_fails_is_left_to_rays_own_wait() -> None:
+    import time
+
+    start = time.monotonic()
+    assert head._raylet_registered(_Gcs(misses=None), NODE_ID, wait_s=0.2) is False
+    assert 0.2 <= time.monotonic() - start < 1.0
+    failing = _Gcs(misses=0, error=RuntimeError("GCS unavailable"))
+    assert head._raylet_registered(failing, NODE_ID) is False
+    assert len(failing.asks) == 1  # at once: Ray's own wait says what is wrong
 
 
 @pytest.mark.usefixtures("ray_session")
