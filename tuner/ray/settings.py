@@ -31,7 +31,9 @@ SETTINGS = {
     # raylet starts; a driver or worker its raylet's) tries again after 10 ms instead of Ray's
     # whole second, as often as it takes within Ray's own 10 s (10 tries of 1 s there): the
     # raylet lost that second in one start in three on a 2-core laptop, before it registered
-    # (BENCHMARKS.md i). The two go together (:data:`TOGETHER`).
+    # (BENCHMARKS.md i). The two go together (:data:`TOGETHER`). Ray logs each try after the
+    # second as an INFO line of the process's log file: where a raylet never answers, up to
+    # 1000 lines there over the 10 s instead of 10.
     "RAY_raylet_client_connect_timeout_milliseconds": "10",
     "RAY_raylet_client_num_connect_attempts": "1000",
 }
