@@ -131,6 +131,22 @@ def test_the_swapped_starts_call_rays_own_after_their_change(tmp_path: Path, mon
     assert calls == [("head", True), ("raylet", 43210), ("processes", None), ("registered", ("gcs", NODE_ID))]
 
 
+def test_a_head_whose_gcs_client_fails_is_left_to_rays_own_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray._private import node as ray_node
+
+    monkeypatch.setattr(ray_node.Node, "start_ray_processes", lambda self: "started")
+    node = _Node(tmp_path)
+
+    def no_client() -> str:
+        raise RuntimeError("Failed to connect to GCS")
+
+    node.get_gcs_client = no_client  # type: ignore[method-assign]
+    with head.started_lean(None):
+        assert ray_node.Node.start_ray_processes(node) == "started"  # type: ignore[arg-type]
+
+
 class _Gcs:
     """A GCS client whose node registers after ``misses`` asks (never: None), or that fails."""
 
