@@ -35,6 +35,10 @@ trial's (``startup.run_tuner``). The changes:
 - ``connect_retry`` (an instance of the command's own): Ray's processes try a local socket again
   after 10 ms (``settings.SETTINGS``) and ``ray.init`` asks for its raylet once it has registered
   (``head._raylet_registered``), against Ray's second between tries and its first ask at 0.1 s.
+- ``warm_ahead`` (an instance of the command's own): one trial process started ahead a core
+  beside the driver's (``prestart.ahead``), each importing Ray Tune and tuner's trial side as it
+  starts (``tuner.ray.warm``, ``head.SYSTEM_CONFIG``), against one a trial slot, importing
+  them when the trial's actor reaches it.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
@@ -88,6 +92,9 @@ sys.meta_path.insert(0, Undo())
     "for k in ('RAY_raylet_client_connect_timeout_milliseconds', 'RAY_raylet_client_num_connect_attempts'):\n"
     "    s.SETTINGS.pop(k)\n"
     "h._raylet_registered = lambda gcs_client, node_id, wait_s=0: True",
+    "warm_ahead": "import tuner.ray.head as h, tuner.ray.prestart as p\n"
+    "h.SYSTEM_CONFIG.pop('preload_python_modules')\n"
+    "p.ahead = lambda: 1 << 30",
 }
 UNDONE["lean_head"] = "\n".join(UNDONE[change] for change in ("monitors", "agent_ports", "idle_agent"))
 OWN_INSTANCE = {
@@ -98,6 +105,7 @@ OWN_INSTANCE = {
     "task_events",
     "lean_head",
     "connect_retry",
+    "warm_ahead",
 }  # changes to how a command starts an instance of its own
 
 
