@@ -39,6 +39,11 @@ trial's (``startup.run_tuner``). The changes:
   beside the driver's (``prestart.ahead``), each importing Ray Tune and tuner's trial side as it
   starts (``tuner.ray.warm``, ``head.SYSTEM_CONFIG``), against one a trial slot, importing
   them when the trial's actor reaches it.
+- ``raylet_end`` (an instance of the command's own): Ray's shutdown waits a tenth of a second
+  for the raylet after SIGTERM, then SIGKILLs it (``head.ended_quickly``), against Ray's second.
+- ``left_to_exit`` (an instance of the command's own): the ``tuner`` command leaves its instance
+  running for its exit functions and kills it whole just before its process ends
+  (``cluster.end_left``), against Ray's shutdown first (with ``raylet_end``).
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
@@ -95,6 +100,9 @@ sys.meta_path.insert(0, Undo())
     "warm_ahead": "import tuner.ray.head as h, tuner.ray.prestart as p\n"
     "h.SYSTEM_CONFIG.pop('preload_python_modules')\n"
     "p.ahead = lambda: 1 << 30",
+    "raylet_end": "import contextlib\nimport tuner.ray.head as h\nh.ended_quickly = contextlib.nullcontext",
+    "left_to_exit": "import tuner.ray.cluster as c\n_disconnect = c.disconnect\n"
+    "c.disconnect = lambda process_ends=False: _disconnect(False)",
 }
 UNDONE["lean_head"] = "\n".join(UNDONE[change] for change in ("monitors", "agent_ports", "idle_agent"))
 OWN_INSTANCE = {
@@ -106,6 +114,8 @@ OWN_INSTANCE = {
     "lean_head",
     "connect_retry",
     "warm_ahead",
+    "raylet_end",
+    "left_to_exit",
 }  # changes to how a command starts an instance of its own
 
 

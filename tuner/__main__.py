@@ -51,6 +51,7 @@ def _shut_down(code: int) -> None:
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join(timeout=10)
     logging.shutdown()
+    cluster.end_left()  # an instance of the command's own, left running for the exit functions
 
 
 if __name__ == "__main__":

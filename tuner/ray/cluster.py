@@ -22,6 +22,7 @@ from tuner.ray import auth, head, joining, logs, reaping, shipping
 log = logging.getLogger(__name__)
 
 _on_local_instance = False  # set by connect(): see on_local_instance()
+_left: list[reaping.Process] = []  # an instance of the command's own, left for the process's end (end_left)
 _kept: Any = None  # the instance tuner up keeps (tuner.ray.instance.Instance), when joined
 
 
@@ -150,9 +151,10 @@ def _init(kwargs: dict[str, Any], address: str | None) -> None:
         set_handler(wanted[-1])  # a command's own as_interrupt (tuner.cli) stays in force
 
 
-def _instance_processes() -> list[reaping.Process]:
-    """The processes of the local instance this driver started (Ray's own, and every process
-    under them: the raylet's workers and agents); none for a cluster it joined."""
+def _instance_processes(itself: bool = False) -> list[reaping.Process]:
+    """The processes under those of the local instance this driver started (the raylet's
+    workers and agents), with Ray's own (the raylet, the GCS) where ``itself``; none for a
+    cluster it joined."""
     out: list[reaping.Process] = []
     try:
         from ray._private import worker as ray_worker
@@ -164,7 +166,8 @@ def _instance_processes() -> list[reaping.Process]:
             for info in infos:
                 pid = getattr(info.process, "pid", None)
                 if pid is not None:
-                    out += reaping.processes(pid)
+                    noted = reaping.process(pid) if itself else None
+                    out += ([noted] if noted is not None else []) + reaping.processes(pid)
     except Exception as e:  # Ray's internals moved: its own shutdown is all there is
         log.debug("the local instance's processes are not known: %s", e)
     return out
@@ -202,15 +205,23 @@ def disconnect(process_ends: bool = False) -> None:
 
     Ray's own shutdown gives each process it started a second to answer SIGTERM; the
     autoscaler's monitor always took that second, and an instance of the command's own starts
-    none (:func:`tuner.ray.head.started_lean`). A joined cluster's processes are never touched.
+    none (:func:`tuner.ray.head.started_lean`). Its raylet is given a tenth of a second
+    (:func:`tuner.ray.head.ended_quickly`). A joined cluster's processes are never touched.
 
     Leaving the instance ``tuner up`` keeps, it leaves workers warm for the next run
     (:func:`tuner.ray.prestart.keep_warm`): as many as this run's trials ran at once, or the
-    instance's CPUs. With ``process_ends`` (the ``tuner`` command, whose process ends at once
-    after its exit functions) it leaves that instance without Ray's shutdown, whose teardown of
-    the driver's core worker takes 0.25-0.3 s: the instance ends the job when the driver's
-    process ends, as it does for any script that ends without ``ray.shutdown()``. Ray's own
-    exit hook is taken off, so the exit functions do not run it either (BENCHMARKS.md i).
+    instance's CPUs.
+
+    With ``process_ends`` (the ``tuner`` command, whose process ends at once after its exit
+    functions) there is no Ray shutdown, whose teardown of the driver's core worker took
+    0.03-0.3 s, and Ray's own exit hook is taken off, so the exit functions do not run it
+    either (BENCHMARKS.md i):
+
+    - ``tuner up``'s instance ends the job when the driver's process ends, as it does for any
+      script that ends without ``ray.shutdown()``;
+    - an instance of the command's own is left running for the exit functions (Ray Tune's
+      takes its trainables out of the GCS), then killed whole just before the process ends
+      (:func:`end_left`).
     """
     import ray
 
@@ -224,21 +235,37 @@ def disconnect(process_ends: bool = False) -> None:
 
         with contextlib.suppress(Exception):
             warm = prestart.slots_wanted or int(ray.cluster_resources().get("CPU", 0))
-    if kept is not None and process_ends:
+    own = _on_local_instance and kept is None  # an instance of the command's own
+    if process_ends and (kept is not None or own):
         import atexit
 
         from ray._private import worker as ray_worker
 
         atexit.unregister(ray_worker.shutdown)
+        if own:  # ended with the process (end_left)
+            _left[:] = _instance_processes(itself=True)
     else:
         started = _instance_processes()  # the raylet's workers among them: the trials' processes
-        ray.shutdown()
+        with head.ended_quickly() if own else contextlib.nullcontext():
+            ray.shutdown()
         killed = reaping.reap(started)
         if killed:  # a trial function left a thread running: its process would never end
             log.debug("killed %d trial processes that outlived the local Ray instance: %s", len(killed), killed)
     _on_local_instance = False
     if kept is not None and warm > 0:
         prestart.keep_warm(kept.address, kept.pid, warm)
+
+
+def end_left() -> list[int]:
+    """SIGKILL the instance of the command's own that :func:`disconnect` left for the process's
+    end: its raylet, GCS, agents and workers, none of which has anything left to do (the
+    driver's files are written, its exit functions have run). Returns the pids killed. Called
+    by the ``tuner`` command last, before its process ends; where it is not (a Ctrl-C during the
+    exit functions ends the process at once), the kernel kills the raylet and the GCS with the
+    process that started them (Ray starts them so), and their workers end with the raylet."""
+    left = list(_left)
+    _left.clear()
+    return reaping.reap(left)
 
 
 def is_client() -> bool:

@@ -63,6 +63,12 @@ def processes(root: int, only: Callable[[int], bool] | None = None) -> list[Proc
     return out
 
 
+def process(pid: int) -> Process | None:
+    """``pid`` itself, noted as :func:`processes` notes those under a process (None: gone)."""
+    info = _stat(pid)
+    return None if info is None else (pid, info[1])
+
+
 def alive(noted: list[Process]) -> list[Process]:
     """Those of ``noted`` still running (the same process: its start time unchanged)."""
     return [(pid, start) for pid, start in noted if (info := _stat(pid)) is not None and info[1] == start]

@@ -320,3 +320,68 @@ def test_only_an_instance_of_the_commands_own_is_given_the_system_config(
         assert kwargs["_system_config"] == head.SYSTEM_CONFIG
     else:
         assert "_system_config" not in kwargs and kwargs["address"] == address
+
+
+_IGNORES_SIGTERM = "import signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)"
+
+
+def test_a_raylet_still_there_a_tenth_of_a_second_after_sigterm_is_killed() -> None:
+    """Ray's shutdown waits up to a second for the raylet, which once its graceful part was done
+    (10-30 ms) sometimes waited 0.25 s more on a gRPC thread of Ray's: SIGKILL after a tenth."""
+    import subprocess
+    import sys
+    import time
+
+    stays = subprocess.Popen([sys.executable, "-c", _IGNORES_SIGTERM], stdout=subprocess.PIPE, text=True)
+    assert stays.stdout is not None and stays.stdout.readline() == "ready\n"
+    began = time.monotonic()
+    head._raylet_ended(stays)
+    assert stays.returncode == -9 and time.monotonic() - began < 0.5  # SIGKILL, at once after the tenth
+    ends = subprocess.Popen(
+        [sys.executable, "-c", "import time\nprint('ready', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert ends.stdout is not None and ends.stdout.readline() == "ready\n"
+    head._raylet_ended(ends)
+    assert ends.returncode == -15  # it ended on SIGTERM: not killed
+    head._raylet_ended(ends)  # an ended one: nothing to do
+
+
+def test_within_ended_quickly_only_rays_shutdown_of_the_raylet_is_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's shutdown kills the raylet with ``check_alive=False``: that one is ended first
+    (:func:`head._raylet_ended`), then Ray's own kill runs and finds it ended. Any other kill
+    (the GCS, a check that it is alive) is Ray's own; outside the block, all of them are."""
+    from ray._private import node as ray_node
+    from ray._private import ray_constants
+
+    ended: list[Any] = []
+    own: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(head, "_raylet_ended", lambda process: ended.append(process))
+    monkeypatch.setattr(ray_node.Node, "_kill_process_type", lambda self, t, **kw: own.append((t, kw)))
+
+    class Info:
+        process = "the raylet's Popen"
+
+    class Gcs:
+        process = "the GCS's Popen"
+
+    raylet, gcs = ray_constants.PROCESS_TYPE_RAYLET, ray_constants.PROCESS_TYPE_GCS_SERVER
+
+    class Node:
+        all_processes = {raylet: [Info()], gcs: [Gcs()]}
+
+    with head.ended_quickly():
+        kill = ray_node.Node._kill_process_type
+        kill(Node(), raylet, check_alive=False, allow_graceful=True, wait=False)
+        assert ended == ["the raylet's Popen"] and own == [
+            (raylet, {"check_alive": False, "allow_graceful": True, "wait": False})
+        ]
+        kill(Node(), gcs, check_alive=False, allow_graceful=True, wait=False)
+        kill(Node(), raylet, check_alive=True)
+        assert len(ended) == 1 and len(own) == 3
+        Node.all_processes = {}  # Ray's internals moved: its own kill still runs
+        kill(Node(), raylet, check_alive=False)
+        assert len(own) == 4
+    ray_node.Node._kill_process_type(Node(), raylet, check_alive=False)
+    assert len(ended) == 1 and len(own) == 5

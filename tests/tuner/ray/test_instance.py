@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.cluster import free_port
 from tests.conftest import ROOT, tiny_sweep
-from tuner.ray import cluster, instance, joining, prestart
+from tuner.ray import cluster, head, instance, joining, prestart, reaping
 
 
 @pytest.fixture
@@ -306,8 +306,9 @@ def test_the_command_leaves_tuner_ups_instance_without_rays_shutdown_and_only_th
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``process_ends`` (the ``tuner`` command, whose process ends next) skips Ray's shutdown and
-    its exit hook on tuner up's instance, and still leaves workers warm; elsewhere, or without
-    it, Ray's shutdown runs."""
+    its exit hook on tuner up's instance, and still leaves workers warm; on an instance of the
+    command's own it leaves the instance for :func:`cluster.end_left`; on a cluster joined, or
+    without it, Ray's shutdown runs."""
     import atexit
 
     import ray
@@ -323,8 +324,14 @@ def test_the_command_leaves_tuner_ups_instance_without_rays_shutdown_and_only_th
     monkeypatch.setattr(prestart, "keep_warm", lambda address, pid, count: calls.append(("warm", address, count)))
     monkeypatch.setattr(prestart, "slots_wanted", 2)
     monkeypatch.setattr(cluster, "_instance_processes", lambda: [])
-    monkeypatch.setattr(cluster, "_on_local_instance", cluster._on_local_instance)
+    monkeypatch.setattr(cluster, "_on_local_instance", True)
 
+    @contextlib.contextmanager
+    def ended_quickly() -> Iterator[None]:
+        calls.append("raylet ended quickly")
+        yield
+
+    monkeypatch.setattr(head, "ended_quickly", ended_quickly)
     monkeypatch.setattr(cluster, "_kept", kept)
     cluster.disconnect(process_ends=True)
     assert calls == [("unregister", worker.shutdown), ("warm", "127.0.0.1:1", 2)]
@@ -332,12 +339,30 @@ def test_the_command_leaves_tuner_ups_instance_without_rays_shutdown_and_only_th
 
     calls.clear()
     monkeypatch.setattr(cluster, "_kept", kept)
+    monkeypatch.setattr(cluster, "_on_local_instance", True)
     cluster.disconnect()  # a long-lived driver (a notebook, the test session) leaves as Ray does
     assert calls == ["shutdown", ("warm", "127.0.0.1:1", 2)]
 
+    # an instance of the command's own: left running for the exit functions, ended after them
     calls.clear()
     monkeypatch.setattr(cluster, "_kept", None)
-    cluster.disconnect(process_ends=True)  # an instance of the command's own, or a cluster joined
+    monkeypatch.setattr(cluster, "_on_local_instance", True)
+    monkeypatch.setattr(cluster, "_left", [])
+    monkeypatch.setattr(cluster, "_instance_processes", lambda itself=False: [(7, "1"), (8, "2")] if itself else [])
+    cluster.disconnect(process_ends=True)
+    assert calls == [("unregister", worker.shutdown)] and cluster._left == [(7, "1"), (8, "2")]
+    monkeypatch.setattr(reaping, "reap", lambda noted: [pid for pid, _ in noted])
+    assert cluster.end_left() == [7, 8] and cluster._left == []
+    assert cluster.end_left() == []  # once
+
+    calls.clear()
+    monkeypatch.setattr(cluster, "_on_local_instance", True)
+    cluster.disconnect()  # a long-lived driver (a notebook): Ray's shutdown, its raylet not waited on
+    assert calls == ["raylet ended quickly", "shutdown"] and cluster._left == []
+
+    calls.clear()
+    monkeypatch.setattr(cluster, "_on_local_instance", False)
+    cluster.disconnect(process_ends=True)  # a cluster joined: Ray's shutdown touches none of its processes
     assert calls == ["shutdown"]
 
 

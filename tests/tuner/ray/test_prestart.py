@@ -164,11 +164,11 @@ def test_without_the_cpu_affinity_call_the_machines_cores_count(monkeypatch: pyt
 class _FakeWorker:
     """Just what :func:`prestart.prestart` reads of Ray's global worker."""
 
-    class node:  # noqa: N801
+    class node:
         node_ip_address = "127.0.0.1"
         node_manager_port = 1
 
-    class current_job_id:  # noqa: N801
+    class current_job_id:
         @staticmethod
         def binary() -> bytes:
             return b"\x01\x00\x00\x00"

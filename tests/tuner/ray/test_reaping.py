@@ -70,7 +70,7 @@ def _write_project(folder: Path, behaviour: str) -> Path:
         "import os, threading, time\n"
         "def fit(config, run):\n"
         "    with open(config['pids'], 'a') as f:\n"
-        "        f.write(f'{os.getpid()}\\n')\n"
+        "        f.write(f'{os.getpid()} {os.getppid()}\\n')\n"
         "    if config['behaviour'] == 'interrupt':\n"
         "        raise KeyboardInterrupt\n"
         "    stop = time.time() + 600\n"
@@ -111,7 +111,7 @@ def test_a_trial_that_leaves_a_thread_running_does_not_outlive_the_commands_ray_
     """Its worker process waited for the thread forever, parent 1, 200 MB each."""
     proc = _run(_write_project(tmp_path / "proj", "thread"), tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]  # the trials' and their raylet's
     assert pids and all(_gone(pid) for pid in pids), pids
     outputs = list((tmp_path / "runs" / "leaves").rglob("output.txt"))
     assert outputs and all("returned with 1 thread still running (poller)" in p.read_text() for p in outputs)
@@ -163,6 +163,20 @@ def test_by_default_what_outlives_its_instance_is_killed_without_waiting(monkeyp
         assert reaping.reap(noted) == [child.pid]
         assert slept == []
         assert child.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        child.kill()
+        child.wait()
+
+
+@LINUX
+def test_a_process_itself_is_noted_as_those_under_it_are() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        noted = reaping.process(child.pid)
+        assert noted is not None and noted in reaping.processes(os.getpid())
+        assert reaping.reap([noted]) == [child.pid]
+        child.wait(timeout=10)
+        assert reaping.process(child.pid) is None
     finally:
         child.kill()
         child.wait()
