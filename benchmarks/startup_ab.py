@@ -35,10 +35,6 @@ trial's (``startup.run_tuner``). The changes:
 - ``connect_retry`` (an instance of the command's own): Ray's processes try a local socket again
   after 10 ms (``settings.SETTINGS``) and ``ray.init`` asks for its raylet once it has registered
   (``head._raylet_registered``), against Ray's second between tries and its first ask at 0.1 s.
-- ``warm_ahead`` (an instance of the command's own): one trial process started ahead a core
-  beside the driver's (``prestart.ahead``), each importing Ray Tune and tuner's trial side as it
-  starts (``tuner.ray.warm``, ``head.SYSTEM_CONFIG``), against one a trial slot, importing
-  them when the trial's actor reaches it.
 - ``raylet_end`` (an instance of the command's own): Ray's shutdown waits a tenth of a second
   for the raylet after SIGTERM, then SIGKILLs it (``head.ended_quickly``), against Ray's second.
 - ``left_to_exit`` (an instance of the command's own): the ``tuner`` command leaves its instance
@@ -97,9 +93,6 @@ sys.meta_path.insert(0, Undo())
     "for k in ('RAY_raylet_client_connect_timeout_milliseconds', 'RAY_raylet_client_num_connect_attempts'):\n"
     "    s.SETTINGS.pop(k)\n"
     "h._raylet_registered = lambda gcs_client, node_id, wait_s=0: True",
-    "warm_ahead": "import tuner.ray.head as h, tuner.ray.prestart as p\n"
-    "h.SYSTEM_CONFIG.pop('preload_python_modules')\n"
-    "p.ahead = lambda: 1 << 30",
     "raylet_end": "import contextlib\nimport tuner.ray.head as h\nh.ended_quickly = contextlib.nullcontext",
     "left_to_exit": "import tuner.ray.cluster as c\n_disconnect = c.disconnect\n"
     "c.disconnect = lambda process_ends=False: _disconnect(False)",
@@ -113,7 +106,6 @@ OWN_INSTANCE = {
     "task_events",
     "lean_head",
     "connect_retry",
-    "warm_ahead",
     "raylet_end",
     "left_to_exit",
 }  # changes to how a command starts an instance of its own

@@ -9,8 +9,6 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-from tuner.ray import prestart
-
 # Ray's settings for an instance of the command's own (``ray.init``'s ``_system_config``):
 #
 # - No task events. Every Ray process (the driver, each trial's) buffers an event for each
@@ -19,12 +17,7 @@ from tuner.ray import prestart
 #   API server: an instance of the command's own starts none (:func:`started_lean`), so nothing
 #   can read them. And the driver's shutdown waited 0.25 s to flush its last ones, at the end of
 #   every run (BENCHMARKS.md i).
-# - Workers that import Ray Tune and tuner's trial side as they start (:mod:`tuner.ray.warm`,
-#   without torch), before a trial's actor reaches them: the first trial starts ~0.15 s sooner.
-SYSTEM_CONFIG: dict[str, Any] = {
-    "task_events_report_interval_ms": 0,
-    "preload_python_modules": [prestart.WARM_MODULE],  # a list here; Ray's environment setting is a string
-}
+SYSTEM_CONFIG: dict[str, Any] = {"task_events_report_interval_ms": 0}
 
 
 def system_config() -> dict[str, Any]:

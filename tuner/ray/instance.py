@@ -259,8 +259,7 @@ def _start(path: Path, num_cpus: int | None, num_gpus: int | None, timeout: floa
         args.append(f"--num-gpus={num_gpus}")
     env = dict(os.environ)
     env.update(settings.defaults(env))
-    env.setdefault("RAY_preload_python_modules", prestart.WARM_MODULE)  # its workers start warm,
-    env[prestart.WARM_TORCH_ENV] = "1"  # torch too: they start ahead of any run
+    env.setdefault("RAY_preload_python_modules", prestart.WARM_MODULE)  # its workers start warm
     env.pop("RAY_ADDRESS", None)
     with open(logfile, "wb") as out:
         proc = subprocess.Popen(

@@ -1,6 +1,5 @@
 """Trial processes started ahead: the local raylet starts the sweep's first worker processes
-(as many as the machine has cores beside the driver's: :func:`ahead`) as soon as the driver
-has joined, while the driver still sets the experiment up.
+as soon as the driver has joined, while the driver still sets the experiment up.
 
 A trial's actor needs a worker process: Python started, Ray imported and connected (about
 1 s of CPU on a laptop core) before the trial's own imports. Ray starts it only when Tune asks
@@ -15,11 +14,10 @@ Only where it pays and cannot go wrong: one local machine (its raylet is the dri
 code shipped to the workers (a runtime environment would make the workers unmatched), and
 nothing of the driver's for Ray Tune to hand over. A worker left unused ends with the job.
 
-Every worker of an instance tuner starts imports Ray Tune and tuner's trial side as it starts
-(:mod:`tuner.ray.warm`). The instance ``tuner up`` keeps goes further: its workers import torch
-too, and every command that leaves it (and ``tuner up`` itself) leaves that many workers
-started and idle for the next run, bound to no job (:func:`keep_warm`). A run that finds them
-idle asks for no more.
+The instance ``tuner up`` keeps goes further: its workers import Ray Tune, tuner's trial side
+and torch as they start (:mod:`tuner.ray.warm`), and every command that leaves it (and ``tuner
+up`` itself) leaves that many workers started and idle for the next run, bound to no job
+(:func:`keep_warm`). A run that finds them idle asks for no more.
 """
 
 from __future__ import annotations
@@ -32,8 +30,7 @@ log = logging.getLogger(__name__)
 
 KEEP_ALIVE_S = 60  # the raylet keeps an idle prestarted worker this long (then as any idle one)
 WARM_KEEP_ALIVE_S = 3600  # and one kept warm for the next run (within the instance's CPUs, longer)
-WARM_MODULE = "tuner.ray.warm"  # preloaded by every worker of an instance tuner starts
-WARM_TORCH_ENV = "TUNER_WARM_TORCH"  # "1" where they import torch too (tuner up's instance)
+WARM_MODULE = "tuner.ray.warm"  # preloaded by every worker of tuner up's instance
 slots_wanted = 0  # the trials the last run of this process ran at once (what keep_warm leaves)
 
 # What Ray Tune may hand to a trial's process from the driver's environment (its
@@ -56,13 +53,12 @@ def applies(runtime_env: dict[str, object] | None) -> bool:
 
 
 def prestart(count: int, runtime_env: dict[str, object] | None = None) -> int:
-    """Ask the local raylet to start ``count`` worker processes for this job now (at most
-    :func:`ahead`), less those kept warm and idle on ``tuner up``'s instance; returns how many
-    were asked for (0 where it does not apply, or the raylet did not take the request: the
-    trials then start their processes as Ray always does)."""
+    """Ask the local raylet to start ``count`` worker processes for this job now, less those
+    kept warm and idle on ``tuner up``'s instance; returns how many were asked for (0 where it
+    does not apply, or the raylet did not take the request: the trials then start their
+    processes as Ray always does)."""
     global slots_wanted
     slots_wanted = max(count, 0)
-    count = min(count, ahead())
     if count < 1 or not applies(runtime_env):
         return 0
     from tuner.ray import cluster
@@ -84,19 +80,6 @@ def prestart(count: int, runtime_env: dict[str, object] | None = None) -> int:
         log.warning("could not start trial processes ahead", exc_info=True)
         return 0
     return count
-
-
-def ahead() -> int:
-    """How many trial processes to start ahead at most: one a core of this machine beside the
-    driver's, at least one. Each imports Python, Ray and Ray Tune as it starts (over 1 s of a
-    core), as the driver imports Ray Tune; more at once than the cores only hold the first trial
-    back. On a 2-core laptop one started ahead, and the second as Tune asks for it, brought the
-    first trial 0.3 s sooner than both ahead (BENCHMARKS.md i)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
 
 
 def keep_warm(address: str, ray_start: int, count: int) -> int:

@@ -72,18 +72,14 @@ def test_a_plain_actor_takes_a_worker_started_ahead(monkeypatch: pytest.MonkeyPa
 
     @ray.remote(num_cpus=1)
     class Plain:
-        def pid(self) -> tuple[int, bool]:
-            import sys
-
-            return os.getpid(), all(m in sys.modules for m in ("ray.tune", "tuner.ray.worker"))
+        def pid(self) -> int:
+            return os.getpid()
 
     actor = Plain.remote()  # type: ignore[attr-defined]
     try:
         # one of the idle workers (those started before, by this session's earlier runs, are of
-        # the same job and as good), not a process started for it; it imported Ray Tune and
-        # tuner's trial side as it started (tuner.ray.warm), before the actor reached it
-        pid, warm = ray.get(actor.pid.remote(), timeout=60)
-        assert pid in started | before and warm
+        # the same job and as good), not a process started for it
+        assert ray.get(actor.pid.remote(), timeout=60) in started | before
     finally:
         ray.kill(actor)
 
@@ -95,83 +91,16 @@ def _raylet_pid(node: Any) -> int:
 
 
 def test_a_worker_whose_preload_fails_still_starts() -> None:
-    """Ray imports tuner.ray.warm in every worker of an instance tuner starts, as it starts: an
-    import of it that fails (Ray Tune or torch broken, say) must not end the worker, only leave
-    the import to the trial, which reports it."""
+    """Ray imports tuner.ray.warm in every worker of tuner up's instance as it starts: an import
+    of it that fails (torch broken, say) must not end the worker, only leave the import to the
+    trial, which reports it."""
     import subprocess
     import sys
 
-    code = (
-        "import sys\nsys.modules['ray.tune'] = None\nsys.modules['tuner.models.train'] = None\n"
-        "import tuner.ray.warm\nprint('started')"
-    )
-    env = {**os.environ, prestart.WARM_TORCH_ENV: "1"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    code = "import sys\nsys.modules['tuner.models.train'] = None\nimport tuner.ray.warm\nprint('started')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "started", done.stderr
     assert prestart.WARM_MODULE == "tuner.ray.warm"
-
-
-@pytest.mark.parametrize("kept", [False, True])
-def test_a_worker_imports_ray_tune_and_the_trial_side_and_torch_only_on_tuner_ups_instance(kept: bool) -> None:
-    """What a worker imports as it starts: Ray Tune and tuner's trial side everywhere; torch (the
-    built-in trainer) only where tuner up's instance asks for it, whose workers start ahead of
-    any run. On an instance of the command's own, torch's import would hold the first trial back."""
-    import json
-    import subprocess
-    import sys
-
-    code = (
-        "import json, sys\nimport tuner.ray.warm\n"
-        "print(json.dumps([m in sys.modules for m in ('ray.tune', 'tuner.ray.worker', 'torch')]))"
-    )
-    env = {k: v for k, v in os.environ.items() if k != prestart.WARM_TORCH_ENV}
-    if kept:
-        env[prestart.WARM_TORCH_ENV] = "1"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [True, True, kept]
-
-
-@pytest.mark.parametrize(("cores", "ahead"), [(1, 1), (2, 1), (3, 2), (8, 7)])
-def test_as_many_are_started_ahead_as_there_are_cores_beside_the_drivers(
-    cores: int, ahead: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """More processes importing at once than the cores only hold the first trial back: one a
-    core beside the driver's, at least one; ``slots_wanted`` (what a kept instance is left)
-    stays the run's trial slots."""
-    from tuner.ray import cluster
-
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
-    assert prestart.ahead() == ahead
-    asked: list[int] = []
-    monkeypatch.setattr(prestart, "applies", lambda runtime_env: True)
-    monkeypatch.setattr(cluster, "kept_instance", lambda: None)
-    monkeypatch.setattr(prestart, "_request", lambda raylet, count, job_id, keep_alive_s: asked.append(count))
-    monkeypatch.setattr("ray._private.worker.global_worker", _FakeWorker())
-    assert prestart.prestart(8) == ahead and asked == [ahead]
-    assert prestart.slots_wanted == 8
-    assert prestart.prestart(1) == 1 and asked[-1] == 1  # never more than the slots
-
-
-def test_without_the_cpu_affinity_call_the_machines_cores_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS, Windows
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    assert prestart.ahead() == 3
-    monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert prestart.ahead() == 1
-
-
-class _FakeWorker:
-    """Just what :func:`prestart.prestart` reads of Ray's global worker."""
-
-    class node:
-        node_ip_address = "127.0.0.1"
-        node_manager_port = 1
-
-    class current_job_id:
-        @staticmethod
-        def binary() -> bytes:
-            return b"\x01\x00\x00\x00"
 
 
 def test_keep_warm_asks_only_for_what_is_not_idle_already(monkeypatch: pytest.MonkeyPatch) -> None:
