@@ -236,7 +236,7 @@ def disconnect(process_ends: bool = False) -> None:
         with contextlib.suppress(Exception):
             warm = prestart.slots_wanted or int(ray.cluster_resources().get("CPU", 0))
     own = _on_local_instance and kept is None  # an instance of the command's own
-    if process_ends and (kept is not None or own):
+    if process_ends and (kept is not None or (own and reaping.supported())):
         import atexit
 
         from ray._private import worker as ray_worker
@@ -260,9 +260,11 @@ def end_left() -> list[int]:
     """SIGKILL the instance of the command's own that :func:`disconnect` left for the process's
     end: its raylet, GCS, agents and workers, none of which has anything left to do (the
     driver's files are written, its exit functions have run). Returns the pids killed. Called
-    by the ``tuner`` command last, before its process ends; where it is not (a Ctrl-C during the
-    exit functions ends the process at once), the kernel kills the raylet and the GCS with the
-    process that started them (Ray starts them so), and their workers end with the raylet."""
+    by the ``tuner`` command last, before its process ends. Where it is not (a Ctrl-C during
+    the exit functions ends the process at once), the kernel kills the raylet and the GCS with
+    the process that started them (Ray starts them so), and the workers end with the raylet,
+    but for one whose function left a thread running. Linux only (:func:`reaping.supported`):
+    elsewhere :func:`disconnect` shuts Ray down as it always did."""
     left = list(_left)
     _left.clear()
     return reaping.reap(left)

@@ -63,6 +63,11 @@ def processes(root: int, only: Callable[[int], bool] | None = None) -> list[Proc
     return out
 
 
+def supported() -> bool:
+    """Whether processes can be noted and reaped here (Linux's /proc)."""
+    return Path("/proc/self/stat").exists()
+
+
 def process(pid: int) -> Process | None:
     """``pid`` itself, noted as :func:`processes` notes those under a process (None: gone)."""
     info = _stat(pid)

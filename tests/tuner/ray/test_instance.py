@@ -349,11 +349,19 @@ def test_the_command_leaves_tuner_ups_instance_without_rays_shutdown_and_only_th
     monkeypatch.setattr(cluster, "_on_local_instance", True)
     monkeypatch.setattr(cluster, "_left", [])
     monkeypatch.setattr(cluster, "_instance_processes", lambda itself=False: [(7, "1"), (8, "2")] if itself else [])
+    monkeypatch.setattr(reaping, "supported", lambda: True)
     cluster.disconnect(process_ends=True)
     assert calls == [("unregister", worker.shutdown)] and cluster._left == [(7, "1"), (8, "2")]
     monkeypatch.setattr(reaping, "reap", lambda noted: [pid for pid, _ in noted])
     assert cluster.end_left() == [7, 8] and cluster._left == []
     assert cluster.end_left() == []  # once
+
+    calls.clear()  # where processes cannot be reaped (no /proc), Ray's shutdown as before
+    monkeypatch.setattr(cluster, "_on_local_instance", True)
+    monkeypatch.setattr(reaping, "supported", lambda: False)
+    cluster.disconnect(process_ends=True)
+    assert calls == ["raylet ended quickly", "shutdown"] and cluster._left == []
+    monkeypatch.setattr(reaping, "supported", lambda: True)
 
     calls.clear()
     monkeypatch.setattr(cluster, "_on_local_instance", True)

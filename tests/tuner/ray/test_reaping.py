@@ -170,6 +170,7 @@ def test_by_default_what_outlives_its_instance_is_killed_without_waiting(monkeyp
 
 @LINUX
 def test_a_process_itself_is_noted_as_those_under_it_are() -> None:
+    assert reaping.supported()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         noted = reaping.process(child.pid)
