@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,9 @@ def keep_warm(address: str, ray_start: int, count: int) -> int:
     ``address`` (its ``ray start`` process is ``ray_start``): as many as are idle already
     are not asked for again. Returns how many were asked for; 0 on any failure (logged): the
     next run starts its own."""
-    if count < 1 or not Path("/proc/self").is_dir():  # idle workers cannot be counted: none left
+    from tuner.ray import reaping
+
+    if count < 1 or not reaping.supported():  # idle workers cannot be counted: none left
         return 0
     try:
         count -= idle_workers(ray_start)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tuner.ray import prestart
+from tuner.ray import prestart, reaping
 from tuner.ray.nodes import trial_slots
 
 
@@ -46,7 +46,7 @@ def test_it_applies_only_on_one_local_node_with_no_code_shipped_and_nothing_to_h
     assert prestart.prestart(0) == 0
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the raylet's processes from Linux's /proc")
+@pytest.mark.skipif(not reaping.supported(), reason="reads the raylet's processes from Linux's /proc")
 @pytest.mark.usefixtures("ray_session")
 def test_a_plain_actor_takes_a_worker_started_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
     """The raylet starts the workers at once, and an actor with no runtime environment of its
@@ -136,5 +136,5 @@ def test_keep_warm_asks_only_for_what_is_not_idle_already(monkeypatch: pytest.Mo
     assert prestart.keep_warm("127.0.0.1:6379", 99, 5) == 0  # logged; the next run starts its own
 
     monkeypatch.setattr(prestart, "_request", lambda *a: asked.append(a))
-    monkeypatch.setattr(prestart, "Path", lambda p: type("NoProc", (), {"is_dir": lambda self: False})())
+    monkeypatch.setattr(reaping, "supported", lambda: False)
     assert prestart.keep_warm("127.0.0.1:6379", 99, 5) == 0 and len(asked) == 1  # no /proc: none kept, none piled up

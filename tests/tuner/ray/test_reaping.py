@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import ROOT
 from tuner.ray import reaping
 
-LINUX = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+LINUX = pytest.mark.skipif(not reaping.supported(), reason="reads /proc")
 
 
 def _gone(pid: int, within_s: float = 10.0) -> bool:
