@@ -40,6 +40,9 @@ trial's (``startup.run_tuner``). The changes:
 - ``left_to_exit`` (an instance of the command's own): the ``tuner`` command leaves its instance
   running for its exit functions and kills it whole just before its process ends
   (``cluster.end_left``), against Ray's shutdown first (with ``raylet_end``).
+- ``deferred`` (an instance of the command's own): pandas and Ray Data deferred to their first
+  use in the driver and in every trial process (:mod:`tuner.ray.deferred`), against loaded by
+  Ray Tune's import.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
@@ -96,6 +99,9 @@ sys.meta_path.insert(0, Undo())
     "raylet_end": "import contextlib\nimport tuner.ray.head as h\nh.ended_quickly = contextlib.nullcontext",
     "left_to_exit": "import tuner.ray.cluster as c\n_disconnect = c.disconnect\n"
     "c.disconnect = lambda process_ends=False: _disconnect(False)",
+    "deferred": "import sys\nimport tuner.ray.deferred as d, tuner.ray.head as h\n"
+    "sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, d._Finder)]\n"
+    "h.SYSTEM_CONFIG = {k: v for k, v in h.SYSTEM_CONFIG.items() if k != 'preload_python_modules'}",
 }
 UNDONE["lean_head"] = "\n".join(UNDONE[change] for change in ("monitors", "agent_ports", "idle_agent"))
 OWN_INSTANCE = {
@@ -108,6 +114,7 @@ OWN_INSTANCE = {
     "connect_retry",
     "raylet_end",
     "left_to_exit",
+    "deferred",
 }  # changes to how a command starts an instance of its own
 
 

@@ -258,6 +258,26 @@ def user_fit(config: dict[str, Any], run: Any) -> None:
         run.report(metrics, state=snapshot)
 
 
+def user_fit_with_pandas(config: dict[str, Any], run: Any) -> None:
+    """A user's function that uses pandas in a trial process: it writes one JSON line to
+    ``config["log"]`` saying whether pandas and Ray Data were loaded as it started (a process
+    of tuner's own instance defers them: :mod:`tuner.ray.deferred`), then reports the mean of
+    its labels as computed by a pandas data frame and by numpy."""
+    import json
+
+    import pandas as pd
+
+    from tuner.ray import deferred
+
+    before = {"pandas": deferred.loaded("pandas"), "ray.data": deferred.loaded("ray.data")}
+    frame = pd.DataFrame({"y": run.data.y_train})
+    from pandas.api.types import is_numeric_dtype  # a submodule: pandas' body runs first
+
+    with open(config["log"], "a") as f:
+        f.write(json.dumps({"loaded": before, "numeric": bool(is_numeric_dtype(frame["y"]))}) + "\n")
+    run.report({"val_acc": float(frame["y"].mean()), "numpy_mean": float(np.mean(run.data.y_train))})
+
+
 def user_fit_returns_early(config: dict[str, Any], run: Any) -> None:
     """A user's function that reports nothing."""
     return None

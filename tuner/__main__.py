@@ -24,6 +24,7 @@ def entry() -> NoReturn:
     down modules: ~3 s of a sweep's end to end become ~0.4 s (BENCHMARKS.md i).
     """
     try:  # the command's modules: a Ctrl-C meanwhile ends it as one during the command does
+        import tuner.ray.deferred  # noqa: F401  # first: pandas and Ray Data, loaded on first use
         from tuner import streams
         from tuner.cli import main
     except KeyboardInterrupt:

@@ -14,8 +14,9 @@ in this package, so that an upgrade of Ray changes these files alone:
 - :mod:`~tuner.ray.batching`: trials send their results in batches;
 - :mod:`~tuner.ray.worker`: the trial (a :class:`tuner.Run` on Ray) and plain tasks;
 - :mod:`~tuner.ray.experiment`: running and resuming a sweep's trials (every round) as one experiment;
-- :mod:`~tuner.ray.tune_patches`: Ray Tune's internals replaced for the length of an experiment.
+- :mod:`~tuner.ray.tune_patches`: Ray Tune's internals replaced for the length of an experiment;
+- :mod:`~tuner.ray.deferred`: pandas and Ray Data, which Ray Tune imports, loaded on first use.
 
-Nothing here runs at import: Ray's settings are applied when :func:`tuner.ray.cluster.connect`
-starts or joins a cluster.
+Nothing here runs at import but :mod:`~tuner.ray.deferred`'s hook: Ray's settings are applied
+when :func:`tuner.ray.cluster.connect` starts or joins a cluster.
 """

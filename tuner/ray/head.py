@@ -17,7 +17,13 @@ from typing import Any
 #   API server: an instance of the command's own starts none (:func:`started_lean`), so nothing
 #   can read them. And the driver's shutdown waited 0.25 s to flush its last ones, at the end of
 #   every run (BENCHMARKS.md i).
-SYSTEM_CONFIG: dict[str, Any] = {"task_events_report_interval_ms": 0}
+# - Workers that defer pandas and Ray Data, which Ray Tune imports and a trial never uses, to
+#   their first use (:mod:`tuner.ray.deferred`, imported as each starts): ~0.4 s of CPU less a
+#   trial process before its first trial.
+SYSTEM_CONFIG: dict[str, Any] = {
+    "task_events_report_interval_ms": 0,
+    "preload_python_modules": ["tuner.ray.deferred"],  # a list here; Ray's environment setting is a string
+}
 
 
 def system_config() -> dict[str, Any]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 
+from tuner.ray import deferred  # noqa: F401  # first: Ray Tune's import without pandas and Ray Data
+
 # the trial actor's class (Ray Tune), the trial's function (run_trial), the built-in trainer and torch
 PRELOADED = ("ray.tune", "tuner.ray.worker", "tuner.models.train")
 

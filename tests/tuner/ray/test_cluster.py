@@ -47,6 +47,8 @@ def test_the_local_instance_keeps_token_auth_on_and_its_dashboard_off_and_on_loo
     assert nodes.autoscaler_node_types() == []  # a local instance has no autoscaler to report
     # no task events: what Ray's dashboard and state API would show, and nothing can read here
     assert params._system_config["task_events_report_interval_ms"] == 0
+    # every worker defers pandas and Ray Data (tuner.ray.deferred) as it starts
+    assert params._system_config["preload_python_modules"] == ["tuner.ray.deferred"]
 
 
 def test_an_unreachable_ray_client_address_is_bad_input_in_one_line_without_warnings(

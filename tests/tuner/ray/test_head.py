@@ -279,14 +279,18 @@ def test_the_stand_in_without_a_pipe_ends_when_its_parent_does(tmp_path: Path) -
         pytest.fail("the stand-in outlived its parent")
 
 
-def test_the_own_instances_system_config_turns_task_events_off_unless_the_user_set_them(
+def test_the_own_instances_system_config_turns_task_events_off_and_defers_imports_unless_the_user_set_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("RAY_task_events_report_interval_ms", raising=False)
-    assert head.system_config() == {"task_events_report_interval_ms": 0}
+    monkeypatch.delenv("RAY_preload_python_modules", raising=False)
+    ours = {"task_events_report_interval_ms": 0, "preload_python_modules": ["tuner.ray.deferred"]}
+    assert head.system_config() == ours
     monkeypatch.setenv("RAY_task_events_report_interval_ms", "1000")  # a user's own value wins
+    assert head.system_config() == {"preload_python_modules": ["tuner.ray.deferred"]}
+    monkeypatch.setenv("RAY_preload_python_modules", "mine")
     assert head.system_config() == {}
-    assert head.SYSTEM_CONFIG == {"task_events_report_interval_ms": 0}  # left as it was
+    assert head.SYSTEM_CONFIG == ours  # left as it was
 
 
 @pytest.mark.parametrize("address", [None, "127.0.0.1:6379"])
@@ -309,10 +313,11 @@ def test_only_an_instance_of_the_commands_own_is_given_the_system_config(
     monkeypatch.setattr(cluster, "_on_local_instance", False)
     monkeypatch.setattr(cluster, "_kept", None)
     monkeypatch.delenv("RAY_task_events_report_interval_ms", raising=False)
+    monkeypatch.delenv("RAY_preload_python_modules", raising=False)
     cluster.connect(address)
     (kwargs,) = given
     if address is None:
-        assert kwargs["_system_config"] == {"task_events_report_interval_ms": 0}
+        assert kwargs["_system_config"] == head.SYSTEM_CONFIG
     else:
         assert "_system_config" not in kwargs and kwargs["address"] == address
 
