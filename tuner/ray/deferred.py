@@ -91,14 +91,18 @@ class _Deferred(types.ModuleType):
         return getattr(self, attr)
 
 
-class _DeferringLoader(importlib.abc.Loader):
-    """Makes the module and leaves its body for :class:`_Deferred` to run."""
+class _Wrapping(importlib.abc.Loader):
+    """A loader around the module's own (``loader``), which makes the module object."""
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
 
     def create_module(self, spec: Any) -> Any:
         return self.loader.create_module(spec)
+
+
+class _DeferringLoader(_Wrapping):
+    """Makes the module and leaves its body for :class:`_Deferred` to run."""
 
     def exec_module(self, module: types.ModuleType) -> None:
         spec = module.__spec__
@@ -107,14 +111,8 @@ class _DeferringLoader(importlib.abc.Loader):
         module.__class__ = _Deferred
 
 
-class _ReaderLoader(importlib.abc.Loader):
+class _ReaderLoader(_Wrapping):
     """Runs a reader's body with its stand-ins (:data:`READERS`) answered."""
-
-    def __init__(self, loader: Any) -> None:
-        self.loader = loader
-
-    def create_module(self, spec: Any) -> Any:
-        return self.loader.create_module(spec)
 
     def exec_module(self, module: types.ModuleType) -> None:
         name = module.__spec__.name
