@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,21 @@ class Driver:
         return " ".join(words) or "python"
 
 
-def running(address: str, timeout: float = 10.0) -> list[Driver] | None:
+def running(address: str, timeout: float = 10.0, clients: dict[str, Any] | None = None) -> list[Driver] | None:
     """The live drivers of the instance at ``address`` whose process still runs on this machine
     (Ray's own left out), oldest first; None when its GCS does not say (it does not answer, or
-    refused this process's token)."""
+    refused this process's token). ``clients``: GCS clients by address, kept across calls (a
+    caller that asks again and again makes one)."""
     from tuner.ray import auth
     from tuner.ray.instance import answers
 
     if not answers(address, timeout=min(timeout, 2.0)):  # Ray's client would wait 40 s on it
         return None
+    clients = {} if clients is None else clients
     try:
-        jobs = auth.gcs_client(address).get_all_job_info(
+        if address not in clients:
+            clients[address] = auth.gcs_client(address)
+        jobs = clients[address].get_all_job_info(
             skip_submission_job_info_field=True, skip_is_running_tasks_field=True, timeout=timeout
         )
     except Exception as e:  # an instance that does not answer is stopped all the same
@@ -100,8 +105,9 @@ def interrupt(address: str, drivers: list[Driver], timeout: float = 30.0) -> lis
             continue
         sent.append(driver.pid)
     deadline = time.monotonic() + timeout
+    clients: dict[str, Any] = {}  # one GCS client for every poll
     while True:
-        live = {d.pid for d in running(address) or []}
+        live = {d.pid for d in running(address, clients=clients) or []}
         if not live.intersection(sent) or time.monotonic() > deadline:
             return [d for d in drivers if d.pid in live]
         time.sleep(0.2)

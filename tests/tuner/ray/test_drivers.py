@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_interrupt_sends_ctrl_c_and_returns_those_still_on_the_instance(monkeypa
             Driver(2**22 + 7, "python3 gone.py"),
         ]
 
-        def running(address: str, timeout: float = 10.0) -> list[Driver]:
+        def running(address: str, timeout: float = 10.0, clients: dict[str, Any] | None = None) -> list[Driver]:
             assert address == "127.0.0.1:1"
             return [d for d, proc in zip(on, procs.values()) if proc.poll() is None]
 
@@ -108,3 +109,39 @@ def test_an_instance_that_does_not_answer_has_no_drivers_to_name() -> None:
     started = time.monotonic()
     assert drivers.running(f"127.0.0.1:{free_port()}") is None
     assert time.monotonic() - started < 5  # not Ray's client's 40 s of retries
+
+
+def test_interrupt_asks_the_gcs_through_one_client_for_every_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each poll of :func:`drivers.interrupt` (5 a second, for as long as a driver takes to
+    leave) reuses the GCS client the first one made."""
+    from types import SimpleNamespace
+
+    from tuner.ray import auth, instance
+
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, "stubborn"], stdout=subprocess.PIPE, text=True)
+    made: list[str] = []
+
+    def job_info(**kwargs: Any) -> dict[bytes, Any]:
+        live = proc.poll() is None
+        config = SimpleNamespace(ray_namespace="")
+        job = SimpleNamespace(
+            is_dead=not live, config=config, driver_pid=proc.pid, start_time=1, entrypoint="python3 x.py"
+        )
+        return {b"01": job}
+
+    def gcs_client(address: str) -> Any:
+        made.append(address)
+        return SimpleNamespace(get_all_job_info=job_info)
+
+    monkeypatch.setattr(auth, "gcs_client", gcs_client)
+    monkeypatch.setattr(instance, "answers", lambda address, timeout=2.0: True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        left = drivers.interrupt("127.0.0.1:1", [Driver(proc.pid, "python3 x.py")], timeout=1.0)
+        assert [d.pid for d in left] == [proc.pid] and time.monotonic() - started >= 1.0  # several polls
+        assert made == ["127.0.0.1:1"]
+        assert drivers.running("127.0.0.1:1") is not None and len(made) == 2  # a call on its own makes its own
+    finally:
+        proc.kill()
+        proc.wait()
