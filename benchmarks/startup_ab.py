@@ -43,6 +43,9 @@ trial's (``startup.run_tuner``). The changes:
 - ``deferred`` (an instance of the command's own): pandas and Ray Data deferred to their first
   use in the driver and in every trial process (:mod:`tuner.ray.deferred`), against loaded by
   Ray Tune's import.
+- ``grace`` (an instance of the command's own): Ray's tenth of a second of grace after it
+  starts the raylet skipped once the raylet is known registered (``head._GraceSkipped``),
+  against slept.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
@@ -102,6 +105,7 @@ sys.meta_path.insert(0, Undo())
     "deferred": "import sys\nimport tuner.ray.deferred as d, tuner.ray.head as h\n"
     "sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, d._Finder)]\n"
     "h.SYSTEM_CONFIG = {k: v for k, v in h.SYSTEM_CONFIG.items() if k != 'preload_python_modules'}",
+    "grace": "import tuner.ray.head as h\nh.RAY_GRACE_S = -1.0",
 }
 UNDONE["lean_head"] = "\n".join(UNDONE[change] for change in ("monitors", "agent_ports", "idle_agent"))
 OWN_INSTANCE = {
@@ -115,6 +119,7 @@ OWN_INSTANCE = {
     "raylet_end",
     "left_to_exit",
     "deferred",
+    "grace",
 }  # changes to how a command starts an instance of its own
 
 

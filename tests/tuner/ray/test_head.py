@@ -147,6 +147,36 @@ def test_a_head_whose_gcs_client_fails_is_left_to_rays_own_wait(
         assert ray_node.Node.start_ray_processes(node) == "started"  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("registered", [True, False])
+def test_rays_grace_sleep_after_the_raylets_start_is_skipped_once_the_raylet_is_known_registered(
+    registered: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's ``Node.__init__`` sleeps 0.1 s after it starts its processes, for the raylet to
+    register: skipped (once) where :func:`head._raylet_registered` saw it registered; slept
+    where it could not tell. Every other sleep, and the module after the block, are Ray's own."""
+    import time
+
+    from ray._private import node as ray_node
+
+    monkeypatch.setattr(ray_node.Node, "start_ray_processes", lambda self: "started")
+    monkeypatch.setattr(head, "_raylet_registered", lambda client, node_id, wait_s=30.0: registered)
+    node = _Node(tmp_path)
+
+    def slept(seconds: float) -> float:
+        start = time.monotonic()
+        ray_node.time.sleep(seconds)
+        return time.monotonic() - start
+
+    with head.started_lean(None):
+        assert slept(head.RAY_GRACE_S) >= 0.1  # before the processes start: Ray's own
+        assert ray_node.Node.start_ray_processes(node) == "started"  # type: ignore[arg-type]
+        first = slept(head.RAY_GRACE_S)
+        assert (first < 0.05) if registered else (first >= 0.1)
+        assert slept(head.RAY_GRACE_S) >= 0.1  # once only
+        assert ray_node.time.monotonic() <= time.monotonic()  # the rest of the module is the real one
+    assert ray_node.time is time
+
+
 class _Gcs:
     """A GCS client whose node registers after ``misses`` asks (never: None), or that fails."""
 
