@@ -46,6 +46,8 @@ trial's (``startup.run_tuner``). The changes:
 - ``grace`` (an instance of the command's own): Ray's tenth of a second of grace after it
   starts the raylet skipped once the raylet is known registered (``head._GraceSkipped``),
   against slept.
+- ``port_poll`` (an instance of the command's own): ``ray.init`` looks for the GCS's port file
+  every ``head.PORT_POLL_MS`` against Ray's 100 ms.
 
 Default: 3 runs of each. Quick: the 4-trial × 2-epoch sweep of ``startup``, once.
 ``TUNER_STARTUP_AB=callbacks,driver_imports``: the changes to measure; ``TUNER_STARTUP_AB_RUNS=5``: runs of each.
@@ -106,6 +108,7 @@ sys.meta_path.insert(0, Undo())
     "sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, d._Finder)]\n"
     "h.SYSTEM_CONFIG = {k: v for k, v in h.SYSTEM_CONFIG.items() if k != 'preload_python_modules'}",
     "grace": "import tuner.ray.head as h\nh.RAY_GRACE_S = -1.0",
+    "port_poll": "import tuner.ray.head as h\nh.PORT_POLL_MS = 100",
 }
 UNDONE["lean_head"] = "\n".join(UNDONE[change] for change in ("monitors", "agent_ports", "idle_agent"))
 OWN_INSTANCE = {
@@ -120,6 +123,7 @@ OWN_INSTANCE = {
     "left_to_exit",
     "deferred",
     "grace",
+    "port_poll",
 }  # changes to how a command starts an instance of its own
 
 

@@ -177,6 +177,58 @@ def test_rays_grace_sleep_after_the_raylets_start_is_skipped_once_the_raylet_is_
     assert ray_node.time is time
 
 
+_PORT_WRITER = """
+import os, sys, time
+path = sys.argv[1]
+print("ready", flush=True)
+sys.stdin.readline()
+time.sleep(0.03)
+with open(path + ".tmp", "w") as f:
+    f.write("6543")
+os.replace(path + ".tmp", path)
+"""
+
+
+def test_ray_looks_for_the_gcs_port_file_every_few_ms_within_the_block(tmp_path: Path) -> None:
+    """The GCS's port file, written by another process 30 ms after the wait starts (Ray's
+    wait holds the GIL), is found within a few ms of it (Ray's own wait looks every 100 ms);
+    Ray's function is back after the block."""
+    import subprocess
+    import sys
+    import time
+
+    from ray._private import node as ray_node
+    from ray._raylet import GCS_SERVER_PORT_NAME
+
+    own = ray_node.wait_for_persisted_port
+    path = tmp_path / f"{GCS_SERVER_PORT_NAME}_{NODE_ID}"
+
+    def waited() -> tuple[int, float]:
+        path.unlink(missing_ok=True)
+        writer = subprocess.Popen(
+            [sys.executable, "-S", "-E", "-c", _PORT_WRITER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert writer.stdout is not None and writer.stdin is not None
+        assert writer.stdout.readline().strip() == "ready"
+        start = time.monotonic()
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        port = ray_node.wait_for_persisted_port(str(tmp_path), NODE_ID, GCS_SERVER_PORT_NAME, timeout_ms=5000)
+        seconds = time.monotonic() - start
+        assert writer.wait(timeout=10) == 0
+        return port, seconds
+
+    port, seconds = waited()
+    assert port == 6543 and seconds >= 0.09  # Ray's steps of 100 ms: the file is seen at 0.1 s
+    with head.started_lean(None):
+        port, seconds = waited()
+        assert port == 6543 and seconds < 0.08
+    assert ray_node.wait_for_persisted_port is own
+
+
 class _Gcs:
     """A GCS client whose node registers after ``misses`` asks (never: None), or that fails."""
 
