@@ -73,6 +73,16 @@ def tiny_sweep(**overrides: Any) -> dict[str, Any]:
     return sweep
 
 
+def tiny_function_sweep(function: str, **keys: Any) -> dict[str, Any]:
+    """:func:`tiny_sweep` for a user's trial function (``module:name``): no built-in model or
+    training keys, and ``keys`` set at the top level."""
+    raw = tiny_sweep()
+    for key in ("model", "train"):
+        del raw[key]
+    raw.update(function=function, **keys)
+    return raw
+
+
 @pytest.fixture
 def write_sweep(tmp_path: Path) -> Callable[..., Path]:
     """Write a sweep (a tiny one with dotted-key overrides, or a given mapping/text) to a file."""

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import GPUS, ROOT, tiny_sweep
+from tests.conftest import GPUS, ROOT, tiny_function_sweep
 from tests.fixtures_data import user_fit, write_user_project
 from tuner import datasets
 from tuner.cli import main
@@ -37,14 +37,11 @@ MAX_T = 9  # ASHA (grace 1, η 3) judges at epochs 1, 3 and 9
 def function_sweep(log: Path, **overrides: Any) -> dict[str, Any]:
     """A sweep of ``tests.fixtures_data:user_fit`` (macro F1, its own metric) on the tiny
     synthetic set; an ``lr`` above 0.5 reports an infinite loss at epoch 2."""
-    raw = tiny_sweep()
-    for key in ("model", "train"):
-        del raw[key]
-    raw.update(
+    raw = tiny_function_sweep(
+        "tests.fixtures_data:user_fit",
         name="fn",
         metric="val_f1",
         mode="max",
-        function="tests.fixtures_data:user_fit",
         config={"epochs": MAX_T, "lr": 0.05, "width": 8, "diverge_above": 0.5, "log": str(log)},
         seed=3,
         search={

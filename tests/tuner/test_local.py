@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, tiny_sweep
+from tests.conftest import ROOT, tiny_function_sweep, tiny_sweep
 from tests.fixtures_data import write_user_project
 from tuner.cli import main
 from tuner.errors import InputError, RunError
@@ -37,12 +37,9 @@ def fresh_modules(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def function_sweep(tmp_path: Path, **config: Any) -> Path:
     """A sweep of ``tests.fixtures_data:user_fit`` (metric val_f1) on the tiny synthetic set."""
-    raw = tiny_sweep()
-    for key in ("model", "train"):
-        del raw[key]
-    raw.update(
+    raw = tiny_function_sweep(
+        "tests.fixtures_data:user_fit",
         metric="val_f1",
-        function="tests.fixtures_data:user_fit",
         config={"epochs": 4, "lr": 0.05, "width": 8, **config},
         search={"method": "random", "num_samples": 2, "parameters": {"lr": {"values": [0.05, 0.1]}}},
         scheduler={"name": "asha", "max_t": 4, "grace_period": 1, "reduction_factor": 2},

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import tiny_sweep
+from tests.conftest import tiny_function_sweep, tiny_sweep
 from tuner.cli import main
 from tuner.errors import InputError
 from tuner.runner import run_sweep
@@ -223,12 +223,9 @@ def test_tensorboard_and_mlflow_get_every_metric_a_users_function_reports(tmp_pa
     import importlib.util
     import os
 
-    raw = tiny_sweep()
-    for key in ("model", "train"):
-        del raw[key]
-    raw.update(
+    raw = tiny_function_sweep(
+        "tests.fixtures_data:user_fit",
         metric="val_f1",
-        function="tests.fixtures_data:user_fit",
         config={"epochs": 2, "lr": 0.05, "width": 8},
         search={"method": "grid", "parameters": {"lr": {"values": [0.02, 0.1]}}},
         scheduler={"name": "none", "max_t": 2},

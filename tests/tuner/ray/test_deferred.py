@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, tiny_sweep
+from tests.conftest import ROOT, tiny_function_sweep
 from tuner.ray import deferred
 
 
@@ -225,12 +225,9 @@ def test_a_trial_process_starts_with_them_deferred_and_a_users_function_uses_pan
     from tuner.spec import load_sweep
 
     log = tmp_path / "calls.jsonl"
-    raw = tiny_sweep()
-    for key in ("model", "train"):
-        del raw[key]
-    raw.update(
+    raw = tiny_function_sweep(
+        "tests.fixtures_data:user_fit_with_pandas",
         name="pandas_fn",
-        function="tests.fixtures_data:user_fit_with_pandas",
         config={"log": str(log)},
         search={"method": "random", "num_samples": 2, "seed": 0, "parameters": {}},
         scheduler={"name": "none"},

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import DEVICES, GPUS, tiny_sweep
+from tests.conftest import DEVICES, GPUS, tiny_function_sweep, tiny_sweep
 from tuner import datasets
 from tuner.ray import experiment, worker
 from tuner.ray.search import RoundSearcher
@@ -194,14 +194,11 @@ def test_a_function_that_does_not_use_torch_never_imports_it_and_one_that_does_g
     from tuner.runner import run_sweep
 
     def sweep(name: str, cpu: int, import_torch: int, trials: int = 2) -> list[dict[str, Any]]:
-        raw = tiny_sweep()
-        for key in ("model", "train", "data"):
-            del raw[key]
-        raw.update(
+        raw = tiny_function_sweep(
+            "tests.fixtures_plain:torch_free_fit",
             name=name,
             metric="score",
             mode="max",
-            function="tests.fixtures_plain:torch_free_fit",
             config={"epochs": 2, "x": 0.0, "import_torch": import_torch},
             search={
                 "method": "random",
@@ -211,6 +208,7 @@ def test_a_function_that_does_not_use_torch_never_imports_it_and_one_that_does_g
             scheduler={"name": "none"},
             resources={"cpu": cpu, "gpu": 0},
         )
+        del raw["data"]  # the function makes its own
         summary = run_sweep(from_dict(raw, source=f"{name}.yaml"), storage=tmp_path, write=lambda _: None)
         return [h for t in summary.run.trials for h in t.history]
 
