@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,23 +115,34 @@ def barrier_net(
 
 
 class _Flaky(nn.Module):
-    def __init__(self, net: nn.Module, marker: str, fail_at_batch: int) -> None:
+    def __init__(self, net: nn.Module, marker: str, fail_at_batch: int, pause_at_batch: int, pause_s: float) -> None:
         super().__init__()
         self.net, self.marker, self.fail_at_batch, self.batches = net, marker, fail_at_batch, 0
+        self.pause_at_batch, self.pause_s = pause_at_batch, pause_s
 
     def forward(self, x: Any) -> Any:
         if self.training:
             self.batches += 1
+            if self.batches == self.pause_at_batch and not Path(self.marker).exists():
+                time.sleep(self.pause_s)
             if self.batches == self.fail_at_batch and not Path(self.marker).exists():
                 Path(self.marker).write_text("failed once\n")
                 raise RuntimeError("flaky_net: the planned failure")
         return self.net(x)
 
 
-def flaky_net(input_shape: tuple[int, ...], num_classes: int, marker: str, fail_at_batch: int) -> nn.Module:
+def flaky_net(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    marker: str,
+    fail_at_batch: int,
+    pause_at_batch: int = 0,
+    pause_s: float = 0.0,
+) -> nn.Module:
     """A user's model that raises once, at its ``fail_at_batch``-th training batch, unless
-    ``marker`` exists (it creates it): a trial failure to restore from."""
-    return _Flaky(tiny_net(input_shape, num_classes), marker, fail_at_batch)
+    ``marker`` exists (it creates it): a trial failure to restore from. Before that failure it
+    sleeps ``pause_s`` at its ``pause_at_batch``-th batch (the driver's snapshots go on)."""
+    return _Flaky(tiny_net(input_shape, num_classes), marker, fail_at_batch, pause_at_batch, pause_s)
 
 
 # -- a user's own trial function -------------------------------------------------------------

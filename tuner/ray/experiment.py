@@ -63,14 +63,15 @@ def driver_settings(s: ExperimentSettings) -> Iterator[None]:
     starting kept, no result tables read at the end, no usage tag of its callbacks (which
     imports mlflow where it is installed), trial processes with no runtime environment of their
     own where Tune has none to hand over, the staging folder copied to a local run directory
-    whole file by whole file, and on a local instance each trial's
+    whole file by whole file, a restarted trial's history kept where the run directory's copy
+    lags, and on a local instance each trial's
     resources from a budget instead of a placement group and no more trial processes starting
     at once than it has cores."""
     with batching(), pending_trials(s), tune_patches.trainable_lookups_cached(), ctrl_c_kept():
         with tune_patches.starting_actors_kept(), tune_patches.budgeted_resources():
             with tune_patches.staggered_starts(), tune_patches.trial_tables_unread():
                 with tune_patches.callbacks_untagged(), tune_patches.plain_trial_processes():
-                    with tune_patches.whole_file_syncs():
+                    with tune_patches.whole_file_syncs(), tune_patches.trial_logs_kept():
                         yield
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 # The shortest period between two snapshots of the experiment's state (see snapshot_floor).
@@ -280,6 +281,35 @@ def whole_file_syncs() -> Iterator[None]:
         swapped(storage._FilesystemSyncer, "_sync_up_command", command),
         swapped(tune_controller.TuneController, "checkpoint", checkpoint),
     ):
+        yield
+
+
+@contextlib.contextmanager
+def trial_logs_kept() -> Iterator[None]:
+    """A trial's ``result.json`` and ``progress.csv`` kept whole as it restarts after a failure.
+
+    As a trial with a checkpoint starts, Ray's loggers copy the run directory's version of each
+    file over the driver's (``LoggerCallback._restore_from_remote``). That serves a resumed
+    experiment, whose driver has no copy of its own. Within one driver, though, the run
+    directory's copy lags the driver's by up to one snapshot period (:mod:`tuner.ray.syncing`):
+    a trial that failed within it lost the rows it had reported since, seen in CI as a trial
+    that failed one epoch after its checkpoint and whose history went on without that epoch.
+    The driver's file only grows by appending and the run directory's is a copy of it, so here
+    the run directory's is taken only where the driver has no rows of its own (a resumed
+    experiment: its staging folder is a new one), and the storage is not asked otherwise."""
+    from ray.tune.logger import logger as tune_logger
+
+    restore = tune_logger.LoggerCallback._restore_from_remote
+
+    def kept(self: Any, file_name: str, trial: Any) -> None:
+        try:
+            if Path(trial.local_path, file_name).stat().st_size:
+                return
+        except OSError:  # none yet
+            pass
+        restore(self, file_name, trial)
+
+    with swapped(tune_logger.LoggerCallback, "_restore_from_remote", kept):
         yield
 
 

@@ -3,7 +3,13 @@ leaves Ray's own after it."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -253,3 +259,99 @@ def test_a_replaced_piece_is_put_back_when_the_block_fails() -> None:
         assert Owner.piece == "tuner's"
         raise RuntimeError("a trial's error")
     assert Owner.piece == "ray's"
+
+
+class _LoggedTrial:
+    """What Ray's loggers read of a trial that has a checkpoint: its folder on the driver
+    (``local``) and in the run directory (``remote``)."""
+
+    def __init__(self, local: Path, remote: Path, filesystem: Any = None) -> None:
+        import pyarrow.fs
+
+        self.local_path = str(local)
+        self.checkpoint = object()
+        self.config = {"train": {"lr": 0.05}}
+        fs = filesystem if filesystem is not None else pyarrow.fs.LocalFileSystem()
+        self.storage = SimpleNamespace(storage_filesystem=fs, trial_fs_path=str(remote))
+        self.init_local_path()  # Tune makes it as it creates the trial
+
+    def init_local_path(self) -> None:
+        Path(self.local_path).mkdir(parents=True, exist_ok=True)
+
+
+def _epochs_logged(tmp_path: Path, restart: Callable[[], Any], *, local_first: bool = True) -> dict[str, list[int]]:
+    """Ray's JSON and CSV loggers write epochs 1-3 of a trial into the driver's folder; the run
+    directory has a copy made after epoch 2 (a snapshot ago). The trial fails and restarts from
+    its checkpoint (each logger's trial start, within ``restart()``), then reports epochs 4-6.
+    Returns the epochs of each file in the driver's folder. With ``local_first=False`` the
+    driver's folder is new (a resumed experiment) and the run directory has epochs 1-3."""
+    import shutil
+
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    local, remote = tmp_path / "staging" / "trial", tmp_path / "run" / "trial"
+    trial = _LoggedTrial(local, remote)
+    loggers = [JsonLoggerCallback(), CSVLoggerCallback()]
+    if local_first:
+        for epoch in (1, 2, 3):
+            if epoch == 3:  # the run directory's copy: a snapshot behind
+                shutil.copytree(local, remote)
+            for logger in loggers:
+                logger.log_trial_result(epoch, trial, {"epoch": epoch})
+        for logger in loggers:
+            logger.log_trial_end(trial, failed=True)
+    else:  # an earlier driver's run directory, whole
+        earlier = [JsonLoggerCallback(), CSVLoggerCallback()]
+        made = _LoggedTrial(remote, tmp_path / "none")
+        for epoch in (1, 2, 3):
+            for logger in earlier:
+                logger.log_trial_result(epoch, made, {"epoch": epoch})
+        for logger in earlier:
+            logger.log_trial_end(made)
+    with restart():
+        for epoch in (4, 5, 6):
+            for logger in loggers:
+                logger.log_trial_result(epoch, trial, {"epoch": epoch})
+    for logger in loggers:
+        logger.log_trial_end(trial)
+    rows = (local / "result.json").read_text().splitlines()
+    with (local / "progress.csv").open() as f:
+        table = list(csv.DictReader(f))
+    return {"json": [json.loads(r)["epoch"] for r in rows], "csv": [int(r["epoch"]) for r in table]}
+
+
+def test_a_trial_restarted_from_its_checkpoint_keeps_the_rows_the_run_directory_had_not_copied_yet(
+    tmp_path: Path,
+) -> None:
+    """Ray's loggers copied the run directory's result.json and progress.csv over the driver's
+    as the trial restarted: the rows since the last snapshot (epoch 3 here) were lost."""
+    whole = {"json": [1, 2, 3, 4, 5, 6], "csv": [1, 2, 3, 4, 5, 6]}
+    assert _epochs_logged(tmp_path / "ray", contextlib.nullcontext) == {
+        "json": [1, 2, 4, 5, 6],
+        "csv": [1, 2, 4, 5, 6],
+    }  # Ray's own: the control
+    assert _epochs_logged(tmp_path / "kept", tune_patches.trial_logs_kept) == whole
+    # a resumed experiment's driver has a new, empty folder: the run directory's copy is taken
+    resumed = _epochs_logged(tmp_path / "resumed", tune_patches.trial_logs_kept, local_first=False)
+    assert resumed == whole
+    from ray.tune.logger import logger as tune_logger
+
+    assert "kept" not in tune_logger.LoggerCallback._restore_from_remote.__qualname__
+
+
+def test_a_restarted_trial_whose_driver_has_its_rows_does_not_ask_the_storage(tmp_path: Path) -> None:
+    from ray.tune.logger import JsonLoggerCallback
+
+    class Unreachable:  # an object store that is down: any request fails
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"the storage was asked ({name})")
+
+    trial = _LoggedTrial(tmp_path / "staging", tmp_path / "run", filesystem=Unreachable())
+    logger = JsonLoggerCallback()
+    logger.log_trial_result(1, trial, {"epoch": 1})
+    logger.log_trial_end(trial, failed=True)
+    with tune_patches.trial_logs_kept():
+        logger.log_trial_result(2, trial, {"epoch": 2})
+    logger.log_trial_end(trial)
+    rows = (tmp_path / "staging" / "result.json").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2]

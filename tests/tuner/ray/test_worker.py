@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import DEVICES, GPUS, tiny_function_sweep, tiny_sweep
 from tuner import datasets
-from tuner.ray import experiment, worker
+from tuner.ray import experiment, tune_patches, worker
 from tuner.ray.search import RoundSearcher
 from tuner.results import load_trials
 from tuner.space import Parameter
@@ -114,15 +114,18 @@ EPOCHS = 6
 BATCHES_PER_EPOCH = 6  # 192 training samples of the tiny synthetic set in batches of 32
 
 
-def run_flaky(tmp_path: Path, name: str, gpu: float = 0, **trial_args: Any) -> list[dict[str, Any]]:
-    """One trial whose model raises once in epoch 4; returns its result.json rows."""
+def run_flaky(
+    tmp_path: Path, name: str, gpu: float = 0, pause: dict[str, Any] | None = None, **trial_args: Any
+) -> list[dict[str, Any]]:
+    """One trial whose model raises once in epoch 4 (and sleeps as ``pause`` says:
+    ``pause_at_batch``, ``pause_s``); returns its result.json rows."""
     marker = tmp_path / f"{name}.failed"
     sweep = from_dict(
         tiny_sweep(
             **{
                 "model": {
                     "name": "tests.fixtures_data:flaky_net",
-                    "kwargs": {"marker": str(marker), "fail_at_batch": 3 * BATCHES_PER_EPOCH + 2},
+                    "kwargs": {"marker": str(marker), "fail_at_batch": 3 * BATCHES_PER_EPOCH + 2, **(pause or {})},
                 },
                 "train.epochs": EPOCHS,
                 "scheduler.name": "none",
@@ -177,6 +180,34 @@ def test_a_failed_trial_continues_from_its_last_checkpoint_with_the_same_batches
     assert every_epoch[-1]["train_loss"] == pytest.approx(default[-1]["train_loss"], rel=1e-6)
     (record,) = load_trials(tmp_path / "default", 0, EPOCHS)
     assert record.status == "finished" and [h["epoch"] for h in record.history] == list(range(1, EPOCHS + 1))
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_trial_that_fails_before_the_run_directory_has_its_last_rows_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run directory's result.json lags the driver's by up to a snapshot; a trial that
+    restarted within it lost the rows since (:func:`tuner.ray.tune_patches.trial_logs_kept`).
+    Here the trial sleeps through snapshots at epoch 2's start, so the run directory has its
+    first row, and the driver copies nothing while the trial's result.json has 3 rows: the
+    restart after epoch 3's checkpoint always comes within the lag. Ray's own restore gave
+    epochs [1, 2, 4, 5, 6]."""
+    from tuner.ray import syncing
+
+    real, copied = syncing.upload, []
+
+    def lagging(source: Path, target: Path, done: Any, folders: Any = None) -> int:
+        rows = [len(p.read_text().splitlines()) for p in source.glob("*/result.json")]
+        if rows == [3]:
+            return 0
+        copied.extend(rows)
+        return real(source, target, done, folders)
+
+    monkeypatch.setattr(syncing, "upload", lagging)
+    pause = {"pause_at_batch": BATCHES_PER_EPOCH + 1, "pause_s": 3 * tune_patches.SNAPSHOT_FLOOR_S}
+    rows = run_flaky(tmp_path, "lagging", pause=pause, checkpoint_every_s=0)
+    assert {1, 2} & set(copied), "the run directory never had an older result.json: the lag was not made"
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.usefixtures("ray_session")
