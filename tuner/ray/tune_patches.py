@@ -3,9 +3,10 @@
 Ray Tune 2.60 has no setting for any of these. Each context manager here swaps a piece of
 Tune (:func:`swapped`) and puts Ray's own back when the block ends, so a user's own Tune code
 in the same process is left as Ray wrote it; :func:`tuner.ray.experiment.driver_settings`
-enters them all, and ``benchmarks/driver_ab.py`` measures each made for speed against itself
-undone (BENCHMARKS.md k); the others are tested against Ray's own. :func:`snapshot_floor` alone stays for the process: it is the floor of
-Ray's snapshot period, and ``tuner.ray.settings`` sets that period for every experiment.
+enters them all. ``benchmarks/driver_ab.py`` measures each one made for speed against itself
+undone (BENCHMARKS.md k); the others are tested against Ray's own. :func:`snapshot_floor`
+alone stays for the process: it is the floor of Ray's snapshot period, and
+``tuner.ray.settings`` sets that period for every experiment.
 """
 
 from __future__ import annotations
