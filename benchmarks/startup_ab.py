@@ -40,9 +40,12 @@ trial's (``startup.run_tuner``). The changes:
 - ``left_to_exit`` (an instance of the command's own): the ``tuner`` command leaves its instance
   running for its exit functions and kills it whole just before its process ends
   (``cluster.end_left``), against Ray's shutdown first (with ``raylet_end``).
-- ``deferred`` (an instance of the command's own): pandas and Ray Data deferred to their first
-  use in the driver and in every trial process (:mod:`tuner.ray.deferred`), against loaded by
-  Ray Tune's import.
+- ``deferred`` (an instance of the command's own): pandas, Ray Data, ``requests`` and
+  ``jsonschema`` deferred to their first use in the driver and in every trial process
+  (:mod:`tuner.ray.deferred`), against loaded by Ray's and Ray Tune's imports.
+- ``entry`` (an instance of the command's own): ``requests`` and ``jsonschema`` deferred too,
+  in the trial processes by a hook installed before their ``import ray`` (:mod:`tuner.ray.entry`),
+  against pandas and Ray Data alone, deferred by Ray's preload.
 - ``grace`` (an instance of the command's own): Ray's tenth of a second of grace after it
   starts the raylet skipped once the raylet is known registered (``head._GraceSkipped``),
   against slept.
@@ -106,7 +109,11 @@ sys.meta_path.insert(0, Undo())
     "c.disconnect = lambda process_ends=False: _disconnect(False)",
     "deferred": "import sys\nimport tuner.ray.deferred as d, tuner.ray.head as h\n"
     "sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, d._Finder)]\n"
-    "h.SYSTEM_CONFIG = {k: v for k, v in h.SYSTEM_CONFIG.items() if k != 'preload_python_modules'}",
+    "h.worker_command = lambda command: command",
+    "entry": "import tuner.ray.deferred as d, tuner.ray.head as h\n"
+    "d.DEFERRED = ('pandas', 'ray.data')\n"
+    "h.worker_command = lambda command: command\n"
+    "h.SYSTEM_CONFIG = {**h.SYSTEM_CONFIG, 'preload_python_modules': ['tuner.ray.deferred']}",
     "grace": "import tuner.ray.head as h\nh.RAY_GRACE_S = -1.0",
     "port_poll": "import tuner.ray.head as h\nh.PORT_POLL_MS = 100",
 }
@@ -124,6 +131,7 @@ OWN_INSTANCE = {
     "deferred",
     "grace",
     "port_poll",
+    "entry",
 }  # changes to how a command starts an instance of its own
 
 

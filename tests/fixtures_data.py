@@ -272,8 +272,8 @@ def user_fit(config: dict[str, Any], run: Any) -> None:
 
 def user_fit_with_pandas(config: dict[str, Any], run: Any) -> None:
     """A user's function that uses pandas in a trial process: it writes one JSON line to
-    ``config["log"]`` saying whether pandas and Ray Data were loaded as it started (a process
-    of tuner's own instance defers them: :mod:`tuner.ray.deferred`), then reports the mean of
+    ``config["log"]`` saying whether each of :data:`tuner.ray.deferred.DEFERRED` was loaded as
+    it started (a process of tuner's own instance defers them), then reports the mean of
     its labels as computed by a pandas data frame and by numpy."""
     import json
 
@@ -281,7 +281,7 @@ def user_fit_with_pandas(config: dict[str, Any], run: Any) -> None:
 
     from tuner.ray import deferred
 
-    before = {"pandas": deferred.loaded("pandas"), "ray.data": deferred.loaded("ray.data")}
+    before = {name: deferred.loaded(name) for name in deferred.DEFERRED}
     frame = pd.DataFrame({"y": run.data.y_train})
     from pandas.api.types import is_numeric_dtype  # a submodule: pandas' body runs first
 

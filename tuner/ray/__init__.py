@@ -15,8 +15,11 @@ in this package, so that an upgrade of Ray changes these files alone:
 - :mod:`~tuner.ray.worker`: the trial (a :class:`tuner.Run` on Ray) and plain tasks;
 - :mod:`~tuner.ray.experiment`: running and resuming a sweep's trials (every round) as one experiment;
 - :mod:`~tuner.ray.tune_patches`: Ray Tune's internals replaced for the length of an experiment;
-- :mod:`~tuner.ray.deferred`: pandas and Ray Data, which Ray Tune imports, loaded on first use.
+- :mod:`~tuner.ray.deferred`: pandas, Ray Data, ``requests`` and ``jsonschema``, which Ray and
+  Ray Tune import, loaded on first use;
+- :mod:`~tuner.ray.entry`: the first code of an own instance's worker, the hook before Ray's worker.
 
-Nothing here runs at import but :mod:`~tuner.ray.deferred`'s hook: Ray's settings are applied
-when :func:`tuner.ray.cluster.connect` starts or joins a cluster.
+Nothing here runs at import but :mod:`~tuner.ray.deferred`'s hook (:mod:`~tuner.ray.entry` runs
+only as a script): Ray's settings are applied when :func:`tuner.ray.cluster.connect` starts or
+joins a cluster.
 """

@@ -1,16 +1,22 @@
-"""What Ray Tune imports and a run never uses, loaded on first use: pandas and Ray Data.
+"""What Ray and Ray Tune import and a run never uses, loaded on first use: pandas, Ray Data,
+``requests`` and ``jsonschema``.
 
 ``import ray.tune`` imports pandas (as a check that it is installed) and Ray Data (``ray.air``
-imports it "to avoid a circular import"): ~0.4 s of CPU on a laptop core that every process
-of a run pays before its first trial, the driver and each trial process alike (BENCHMARKS.md
-i). A run reads no data frame and no Ray Dataset. Importing this module installs an import
-hook under which each of :data:`DEFERRED` is a module object whose body runs on its first
-real use: an attribute read (``pandas.DataFrame``), or an import of one of its submodules.
-So code that uses them, the user's included, gets the real modules, a moment later.
+imports it "to avoid a circular import"): ~0.4 s of CPU on a laptop core. ``import ray``
+imports ``requests`` (to ask a cloud's metadata server for a TPU) and ``jsonschema`` (to check
+a runtime environment's plugins): ~0.1 s more. Every process of a run pays that before its
+first trial, the driver and each trial process alike (BENCHMARKS.md i), and a run reads no data
+frame, no Ray Dataset, asks no metadata server and checks no plugin schema. Importing this
+module installs an import hook under which each of :data:`DEFERRED` is a module object whose
+body runs on its first real use: an attribute read (``pandas.DataFrame``), or an import of one
+of its submodules. So code that uses them, the user's included, gets the real modules, a moment
+later.
 
-It runs in the ``tuner`` command's process (:mod:`tuner.__main__`) and in every worker process
-of the instances tuner starts (Ray's ``preload_python_modules``: :data:`tuner.ray.head.SYSTEM_CONFIG`,
-:mod:`tuner.ray.warm`), not in a user's own Python process that calls :func:`tuner.run`.
+It runs in the ``tuner`` command's process (:mod:`tuner.__main__`), in every worker process of
+an instance of the command's own before Ray's worker imports ``ray`` (:mod:`tuner.ray.entry`),
+and in every worker of ``tuner up``'s instance once it has connected (Ray's
+``preload_python_modules``: :mod:`tuner.ray.warm`, which imports all that before any run). It
+does not run in a user's own Python process that calls :func:`tuner.run`.
 
 Three module bodies of Ray Tune read an attribute of one of them as they run, and would load
 it at once; each gets a stand-in for that one read (:data:`READERS`):
@@ -38,7 +44,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-DEFERRED = ("pandas", "ray.data")
+DEFERRED = ("pandas", "ray.data", "requests", "jsonschema")
 
 # what a module's loader and the tools that walk sys.modules read: answered without a load
 _QUIET = frozenset(("__spec__", "__name__", "__class__", "__file__", "__loader__", "__package__", "__cached__"))

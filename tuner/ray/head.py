@@ -17,12 +17,8 @@ from typing import Any
 #   API server: an instance of the command's own starts none (:func:`started_lean`), so nothing
 #   can read them. And the driver's shutdown waited 0.25 s to flush its last ones, at the end of
 #   every run (BENCHMARKS.md i).
-# - Workers that defer pandas and Ray Data, which Ray Tune imports and a trial never uses, to
-#   their first use (:mod:`tuner.ray.deferred`, imported as each starts): ~0.4 s of CPU less a
-#   trial process before its first trial.
 SYSTEM_CONFIG: dict[str, Any] = {
     "task_events_report_interval_ms": 0,
-    "preload_python_modules": ["tuner.ray.deferred"],  # a list here; Ray's environment setting is a string
 }
 
 
@@ -46,6 +42,9 @@ def started_lean(address: str | None) -> Iterator[None]:
     - a raylet that does not wait for its two agents' ports (:func:`_agent_ports_told`), and
       that starts a stand-in (:mod:`tuner.ray.idle_agent`) for a dashboard agent that would
       load no module (:func:`_idle_agent_command`);
+    - workers that defer what Ray and Ray Tune import and a trial never uses (``requests``,
+      ``jsonschema``, pandas, Ray Data: ~0.5 s of CPU a trial process) to their first use: the
+      raylet starts each through :mod:`tuner.ray.entry` (:func:`worker_command`);
     - ``ray.init`` asking for the raylet's node once it has registered, not a second after a
       first ask that came too soon (:func:`_raylet_registered`), and without Ray's tenth of a
       second of grace for a raylet already registered (:class:`_GraceSkipped`);
@@ -71,7 +70,7 @@ def started_lean(address: str | None) -> Iterator[None]:
 
     def process_started(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
         if process_type == ray_constants.PROCESS_TYPE_RAYLET:
-            command = _idle_agent_command(command, minimal)
+            command = worker_command(_idle_agent_command(command, minimal))
         return start_process(command, process_type, *args, **kwargs)
 
     def head_without_monitors(self: Any) -> Any:
@@ -164,6 +163,30 @@ def _idle_agent_command(raylet_command: list[str], minimal: bool) -> list[str]:
     flag = "--dashboard_agent_command="
     stand_in = flag + subprocess.list2cmdline([sys.executable, "-S", "-E", idle_agent.__file__])
     return [stand_in if arg.startswith(flag) else arg for arg in raylet_command]
+
+
+def worker_command(raylet_command: list[str]) -> list[str]:
+    """The raylet's command with each Python worker started through :mod:`tuner.ray.entry`
+    (``python entry.py default_worker.py ARGS``), which installs tuner's import hook before
+    Ray's worker imports ``ray``. Where the command names no ``default_worker.py`` of this Ray
+    (a Ray that starts its workers otherwise), it is left as it is, and the workers import
+    everything as Ray's own do."""
+    import subprocess
+
+    import ray
+
+    from tuner.ray import entry
+
+    flag = "--python_worker_command="
+    script = subprocess.list2cmdline(
+        [os.path.join(os.path.dirname(ray.__file__), "_private", "workers", "default_worker.py")]
+    )
+    out = []
+    for arg in raylet_command:
+        if arg.startswith(flag) and f" {script} " in arg:
+            arg = arg.replace(f" {script} ", f" {subprocess.list2cmdline([entry.__file__])} {script} ", 1)
+        out.append(arg)
+    return out
 
 
 REGISTER_WAIT_S = 30.0  # as long as Ray waits for its raylet (Node.__init__'s raylet_start_wait_time_s)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tuner.errors import InputError
-from tuner.ray import cluster, joining, nodes
+from tuner.ray import cluster, entry, joining, nodes
 
 
 def test_token_authentication_cannot_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,8 +47,11 @@ def test_the_local_instance_keeps_token_auth_on_and_its_dashboard_off_and_on_loo
     assert nodes.autoscaler_node_types() == []  # a local instance has no autoscaler to report
     # no task events: what Ray's dashboard and state API would show, and nothing can read here
     assert params._system_config["task_events_report_interval_ms"] == 0
-    # every worker defers pandas and Ray Data (tuner.ray.deferred) as it starts
-    assert params._system_config["preload_python_modules"] == ["tuner.ray.deferred"]
+    # every Python worker starts through tuner's entry (head.worker_command), which defers what
+    # a trial never uses
+    (raylet,) = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]
+    (command,) = [arg for arg in raylet.process.args if arg.startswith("--python_worker_command=")]
+    assert f" {entry.__file__} " in command
 
 
 def test_an_unreachable_ray_client_address_is_bad_input_in_one_line_without_warnings(

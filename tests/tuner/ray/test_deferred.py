@@ -1,5 +1,6 @@
-"""pandas and Ray Data deferred to their first use (:mod:`tuner.ray.deferred`): Ray Tune's
-import and a whole run leave them unloaded, and whoever uses them gets the real modules:
+"""pandas, Ray Data, ``requests`` and ``jsonschema`` deferred to their first use
+(:mod:`tuner.ray.deferred`): Ray's and Ray Tune's imports and a whole run leave them unloaded,
+and whoever uses them gets the real modules:
 through an attribute, a ``from`` import, a submodule, from two threads at once, in a trial
 process of tuner's own instance. Ray Tune's three module bodies that read them get their
 stand-ins, and Ray's source is checked for the one stand-in that stays bound."""
@@ -35,22 +36,24 @@ def _python(*parts: str) -> dict[str, Any]:
 
 _RAY_TUNE_IMPORTED = """
     import inspect, json, sys, types
+    DEFERRED = ("pandas", "ray.data", "requests", "jsonschema")
     {hook}
     import tuner.ray.experiment, tuner.ray.worker  # Ray Tune, the driver's side and the trial's
     def state(name):
         m = sys.modules.get(name)
         return "absent" if m is None else ("deferred" if type(m).__name__ == "_Deferred" else "loaded")
-    out = {{"after_import": {{n: state(n) for n in ("pandas", "ray.data")}}}}
+    out = {{"after_import": {{n: state(n) for n in DEFERRED}}}}
 """
 
 
-def test_without_the_hook_ray_tunes_import_loads_pandas_and_ray_data() -> None:
-    """The control: what the hook saves is there to save (Ray 2.60 imports both)."""
+def test_without_the_hook_ray_tunes_import_loads_all_four() -> None:
+    """The control: what the hook saves is there to save (Ray 2.60 imports them all)."""
     out = _python(_RAY_TUNE_IMPORTED.format(hook=""), "print(json.dumps(out))")
-    assert out["after_import"] == {"pandas": "loaded", "ray.data": "loaded"}
+    assert out["after_import"] == dict.fromkeys(deferred.DEFERRED, "loaded")
+    assert set(deferred.DEFERRED) == {"pandas", "ray.data", "requests", "jsonschema"}
 
 
-def test_ray_tunes_import_leaves_pandas_and_ray_data_deferred_and_their_first_use_loads_them() -> None:
+def test_ray_tunes_import_leaves_them_deferred_and_their_first_use_loads_them() -> None:
     out = _python(
         _RAY_TUNE_IMPORTED.format(hook="import tuner.ray.deferred"),
         """
@@ -70,14 +73,20 @@ def test_ray_tunes_import_leaves_pandas_and_ray_data_deferred_and_their_first_us
     out["data"] = [state("ray.data"), callable(ray.data.range), state("ray.data")]
     from ray.tune.result_grid import ResultGrid
     out["annotation"] = ResultGrid.get_dataframe.__annotations__["return"] is not None
+    import jsonschema
+    from requests.exceptions import RequestException  # a submodule: requests' body runs first
+    out["web"] = [state("requests"), issubclass(RequestException, OSError), state("jsonschema")]
+    jsonschema.validate(1, {"type": "integer"})  # as Ray's runtime environment checks use it
+    out["web"].append(state("jsonschema"))
     print(json.dumps(out))
     """,
     )
-    assert out["after_import"] == {"pandas": "deferred", "ray.data": "deferred"}
+    assert out["after_import"] == dict.fromkeys(deferred.DEFERRED, "deferred")
     assert out["quiet"] == [True, "pandas", True, "deferred"]
     assert out["frame"].startswith("pandas")
     assert out["used"] == ["loaded", 3, "float64", True]
     assert out["data"] == ["deferred", True, "loaded"]
+    assert out["web"] == ["loaded", True, "deferred", "loaded"]
 
 
 def test_the_command_installs_the_hook_before_it_imports_its_modules() -> None:
@@ -238,6 +247,6 @@ def test_a_trial_process_starts_with_them_deferred_and_a_users_function_uses_pan
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(calls) == 2
     for call in calls:
-        assert call["loaded"] == {"pandas": False, "ray.data": False} and call["numeric"] is True
+        assert call["loaded"] == dict.fromkeys(deferred.DEFERRED, False) and call["numeric"] is True
     (best, *_) = summary.run.ranked()  # what pandas computed, as numpy computes it
     assert best.score("val_acc") == pytest.approx(best.score("numpy_mean"))

@@ -4,6 +4,8 @@ instance that is joined is left as it is."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -361,18 +363,75 @@ def test_the_stand_in_without_a_pipe_ends_when_its_parent_does(tmp_path: Path) -
         pytest.fail("the stand-in outlived its parent")
 
 
-def test_the_own_instances_system_config_turns_task_events_off_and_defers_imports_unless_the_user_set_them(
+def test_the_own_instances_system_config_turns_task_events_off_unless_the_user_set_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("RAY_task_events_report_interval_ms", raising=False)
-    monkeypatch.delenv("RAY_preload_python_modules", raising=False)
-    ours = {"task_events_report_interval_ms": 0, "preload_python_modules": ["tuner.ray.deferred"]}
+    ours = {"task_events_report_interval_ms": 0}
     assert head.system_config() == ours
     monkeypatch.setenv("RAY_task_events_report_interval_ms", "1000")  # a user's own value wins
-    assert head.system_config() == {"preload_python_modules": ["tuner.ray.deferred"]}
-    monkeypatch.setenv("RAY_preload_python_modules", "mine")
     assert head.system_config() == {}
     assert head.SYSTEM_CONFIG == ours  # left as it was
+
+
+def test_the_raylet_starts_each_python_worker_through_tuners_entry_and_leaves_an_unknown_command() -> None:
+    """The worker command as Ray 2.60 builds it (``services.start_raylet``): the entry goes
+    before Ray's worker, the rest is as it was; paths with spaces stay quoted."""
+    import subprocess
+
+    import ray
+
+    from tuner.ray import entry
+
+    worker = os.path.join(os.path.dirname(ray.__file__), "_private", "workers", "default_worker.py")
+    setup = os.path.join(os.path.dirname(worker), "setup_worker.py")
+    python = "/opt/my python/bin/python"  # a path with a space
+    ray_args = ["--node-ip-address=127.0.0.1", "--gcs-address=127.0.0.1:6379", "RAY_WORKER_DYNAMIC_OPTION_PLACEHOLDER"]
+    command = [
+        "/x/raylet",
+        "--raylet_socket_name=/tmp/s",
+        "--python_worker_command=" + subprocess.list2cmdline([python, setup, worker, *ray_args]),
+        "--java_worker_command=",
+    ]
+    got = head.worker_command(command)
+    assert got[:2] == command[:2] and got[3:] == command[3:]
+    flag, _, value = got[2].partition("=")
+    assert flag == "--python_worker_command"
+    assert value == subprocess.list2cmdline([python, setup, entry.__file__, worker, *ray_args])
+    elsewhere = [*command[:2], "--python_worker_command=" + subprocess.list2cmdline([python, "/other/worker.py"])]
+    assert head.worker_command(elsewhere) == elsewhere  # a Ray that starts its workers otherwise
+
+
+def test_the_entry_runs_the_script_it_is_given_as_main_with_the_hook_installed_first(tmp_path: Path) -> None:
+    """As Ray's worker would run: its arguments, its folder first on sys.path, ``__main__``,
+    and ``requests`` (which ``import ray`` brings) deferred; what it exits with is the process's."""
+    import subprocess
+    import sys
+
+    from tuner.ray import entry
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import json, sys\n"
+        "import requests\n"
+        "from tuner.ray import deferred\n"
+        "print(json.dumps({'argv': sys.argv, 'path0': sys.path[0], 'name': __name__,\n"
+        "    'requests_loaded': deferred.loaded('requests')}))\n"
+        "sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, entry.__file__, str(script), "--flag=1", "x"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen == {
+        "argv": [str(script), "--flag=1", "x"],
+        "path0": str(tmp_path),
+        "name": "__main__",
+        "requests_loaded": False,
+    }
+    alone = subprocess.run([sys.executable, entry.__file__], capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 1 and "usage" in alone.stderr
 
 
 @pytest.mark.parametrize("address", [None, "127.0.0.1:6379"])
@@ -395,7 +454,6 @@ def test_only_an_instance_of_the_commands_own_is_given_the_system_config(
     monkeypatch.setattr(cluster, "_on_local_instance", False)
     monkeypatch.setattr(cluster, "_kept", None)
     monkeypatch.delenv("RAY_task_events_report_interval_ms", raising=False)
-    monkeypatch.delenv("RAY_preload_python_modules", raising=False)
     cluster.connect(address)
     (kwargs,) = given
     if address is None:
