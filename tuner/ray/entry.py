@@ -1,26 +1,44 @@
 """A worker process's first code on an instance of the command's own: tuner's import hook
-(:mod:`tuner.ray.deferred`), then Ray's worker as the process's main script.
+(:mod:`tuner.ray.deferred`), then Ray's worker (``default_worker.py``) as the process's main
+script, with the arguments the raylet gave.
 
-The raylet starts each worker as ``python <this file> <Ray's default_worker.py> <its
-arguments>`` (:func:`tuner.ray.head.worker_command`). Ray's worker imports ``ray`` first thing,
-which imports ``requests`` and ``jsonschema`` (~0.1 s of a laptop core's CPU; a trial never
-uses them), and Ray Tune's actor class later brings pandas and Ray Data. With the hook
-installed before any of that, each is loaded only where it is used. Ray's own way to run a
-module in its workers (``preload_python_modules``) runs it once the worker has connected,
-after ``import ray``.
+The raylet starts each Python worker with this file in the place of Ray's
+(:func:`tuner.ray.head.worker_command`). Ray's worker imports ``ray`` first thing, which imports
+``requests`` and ``jsonschema`` (~0.1 s of a laptop core's CPU; a trial never uses them), and
+Ray Tune's actor class later brings pandas and Ray Data. With the hook installed before any of
+that, each is loaded only where it is used. Ray's own way to run a module in its workers
+(``preload_python_modules``) runs it once the worker has connected, after ``import ray``.
+
+It takes the place of Ray's script in the command, not an argument before it, so what Ray does
+to that command still works: a worker with a runtime environment goes through Ray's
+``setup_worker.py``, which passes the rest of the command on, and a container's runtime
+environment (``image_uri``) puts the container's own ``default_worker.py`` in this file's place.
 
 Run by its path, so it imports nothing of its folder: Python puts this file's folder first on
-``sys.path``, and Ray's worker expects its own there instead.
+``sys.path``, where Ray's worker expects its own.
 """
 
 import os
 import sys
 
 
+def default_worker() -> str:
+    """The path of the installed Ray's worker script, found without importing ``ray``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ray")
+    if spec is None or spec.origin is None:
+        raise SystemExit("tuner.ray.entry: ray is not installed")
+    return os.path.join(os.path.dirname(spec.origin), "_private", "workers", "default_worker.py")
+
+
 def main() -> None:
-    """Hand the process to the script named by the first argument, as ``python SCRIPT ARGS``
-    would have, with the hook installed."""
+    """Run Ray's worker as ``python default_worker.py ARGS`` would have, the hook installed."""
     import runpy
+
+    del sys.path[0]  # this file's folder
+    sys.argv[0] = default_worker()
+    sys.path.insert(0, os.path.dirname(sys.argv[0]))
 
     import tuner.ray.deferred  # noqa: F401  # installs the hook
 
@@ -28,8 +46,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: python entry.py SCRIPT [ARGUMENTS]")
-    sys.argv = sys.argv[1:]
-    sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
     main()

@@ -166,27 +166,18 @@ def _idle_agent_command(raylet_command: list[str], minimal: bool) -> list[str]:
 
 
 def worker_command(raylet_command: list[str]) -> list[str]:
-    """The raylet's command with each Python worker started through :mod:`tuner.ray.entry`
-    (``python entry.py default_worker.py ARGS``), which installs tuner's import hook before
-    Ray's worker imports ``ray``. Where the command names no ``default_worker.py`` of this Ray
-    (a Ray that starts its workers otherwise), it is left as it is, and the workers import
+    """The raylet's command with each Python worker started through :mod:`tuner.ray.entry` in
+    the place of Ray's ``default_worker.py``: it installs tuner's import hook before Ray's worker
+    imports ``ray``, then runs Ray's. Where the command names no ``default_worker.py`` of this
+    Ray (a Ray that starts its workers otherwise), it is left as it is, and the workers import
     everything as Ray's own do."""
     import subprocess
-
-    import ray
 
     from tuner.ray import entry
 
     flag = "--python_worker_command="
-    script = subprocess.list2cmdline(
-        [os.path.join(os.path.dirname(ray.__file__), "_private", "workers", "default_worker.py")]
-    )
-    out = []
-    for arg in raylet_command:
-        if arg.startswith(flag) and f" {script} " in arg:
-            arg = arg.replace(f" {script} ", f" {subprocess.list2cmdline([entry.__file__])} {script} ", 1)
-        out.append(arg)
-    return out
+    theirs, ours = (f" {subprocess.list2cmdline([path])} " for path in (entry.default_worker(), entry.__file__))
+    return [arg.replace(theirs, ours, 1) if arg.startswith(flag) and theirs in arg else arg for arg in raylet_command]
 
 
 REGISTER_WAIT_S = 30.0  # as long as Ray waits for its raylet (Node.__init__'s raylet_start_wait_time_s)

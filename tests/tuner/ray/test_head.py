@@ -375,8 +375,8 @@ def test_the_own_instances_system_config_turns_task_events_off_unless_the_user_s
 
 
 def test_the_raylet_starts_each_python_worker_through_tuners_entry_and_leaves_an_unknown_command() -> None:
-    """The worker command as Ray 2.60 builds it (``services.start_raylet``): the entry goes
-    before Ray's worker, the rest is as it was; paths with spaces stay quoted."""
+    """The worker command as Ray 2.60 builds it (``services.start_raylet``): the entry takes
+    the place of Ray's worker script, the rest is as it was; paths with spaces stay quoted."""
     import subprocess
 
     import ray
@@ -384,6 +384,7 @@ def test_the_raylet_starts_each_python_worker_through_tuners_entry_and_leaves_an
     from tuner.ray import entry
 
     worker = os.path.join(os.path.dirname(ray.__file__), "_private", "workers", "default_worker.py")
+    assert entry.default_worker() == worker and os.path.isfile(worker)
     setup = os.path.join(os.path.dirname(worker), "setup_worker.py")
     python = "/opt/my python/bin/python"  # a path with a space
     ray_args = ["--node-ip-address=127.0.0.1", "--gcs-address=127.0.0.1:6379", "RAY_WORKER_DYNAMIC_OPTION_PLACEHOLDER"]
@@ -397,41 +398,48 @@ def test_the_raylet_starts_each_python_worker_through_tuners_entry_and_leaves_an
     assert got[:2] == command[:2] and got[3:] == command[3:]
     flag, _, value = got[2].partition("=")
     assert flag == "--python_worker_command"
-    assert value == subprocess.list2cmdline([python, setup, entry.__file__, worker, *ray_args])
+    assert value == subprocess.list2cmdline([python, setup, entry.__file__, *ray_args])
     elsewhere = [*command[:2], "--python_worker_command=" + subprocess.list2cmdline([python, "/other/worker.py"])]
     assert head.worker_command(elsewhere) == elsewhere  # a Ray that starts its workers otherwise
 
 
-def test_the_entry_runs_the_script_it_is_given_as_main_with_the_hook_installed_first(tmp_path: Path) -> None:
-    """As Ray's worker would run: its arguments, its folder first on sys.path, ``__main__``,
-    and ``requests`` (which ``import ray`` brings) deferred; what it exits with is the process's."""
+def test_the_entry_runs_rays_worker_as_main_with_its_arguments_and_the_hook_installed_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Ray's own start would run it: the raylet's arguments, Ray's worker as ``sys.argv[0]``
+    and its folder first on ``sys.path``, ``__main__``; ``requests`` (which ``import ray`` brings)
+    deferred; and what it exits with is the process's. A stand-in for Ray's worker script here,
+    found where the entry looks for Ray's (a package ``ray`` of the test's own)."""
     import subprocess
     import sys
 
     from tuner.ray import entry
 
-    script = tmp_path / "worker.py"
-    script.write_text(
-        "import json, sys\n"
+    workers = tmp_path / "site" / "ray" / "_private" / "workers"
+    workers.mkdir(parents=True)
+    (tmp_path / "site" / "ray" / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    (workers / "default_worker.py").write_text(
+        "import json, os, sys\n"
         "import requests\n"
         "from tuner.ray import deferred\n"
         "print(json.dumps({'argv': sys.argv, 'path0': sys.path[0], 'name': __name__,\n"
-        "    'requests_loaded': deferred.loaded('requests')}))\n"
+        "    'entry_folder_on_path': os.path.dirname(deferred.__file__) in sys.path,\n"
+        "    'requests_loaded': deferred.loaded('requests'), 'ray_imported': 'ray' in sys.modules}))\n"
         "sys.exit(3)\n"
     )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     done = subprocess.run(
-        [sys.executable, entry.__file__, str(script), "--flag=1", "x"], capture_output=True, text=True, timeout=60
+        [sys.executable, entry.__file__, "--flag=1", "x"], capture_output=True, text=True, timeout=60, env=env
     )
     assert done.returncode == 3, done.stderr
-    seen = json.loads(done.stdout)
-    assert seen == {
-        "argv": [str(script), "--flag=1", "x"],
-        "path0": str(tmp_path),
+    assert json.loads(done.stdout) == {
+        "argv": [str(workers / "default_worker.py"), "--flag=1", "x"],
+        "path0": str(workers),
         "name": "__main__",
+        "entry_folder_on_path": False,  # tuner/ray's modules would shadow others of their names
         "requests_loaded": False,
+        "ray_imported": False,
     }
-    alone = subprocess.run([sys.executable, entry.__file__], capture_output=True, text=True, timeout=60)
-    assert alone.returncode == 1 and "usage" in alone.stderr
 
 
 @pytest.mark.parametrize("address", [None, "127.0.0.1:6379"])
