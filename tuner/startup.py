@@ -81,7 +81,7 @@ def prepare(
     return data, resources, note
 
 
-# What a run on an instance of its own says of the faster way: a run ends 2-4 s sooner on tuner
+# What a run on an instance of its own says of the faster way: a run ends 1-3 s sooner on tuner
 # up's instance, whose workers wait warm (BENCHMARKS.md i).
 UP_HINT = "`tuner up` keeps one up between runs, and each run then starts seconds sooner"
 

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "up",
         help="start a local Ray instance that stays up: later commands without --address join it "
-        "instead of starting their own (2-4 s sooner each on a 2-core laptop)",
+        "instead of starting their own (1-3 s sooner each on a 2-core laptop)",
     )
     p.add_argument("--num-cpus", type=parse_integer(1), help="its CPUs (default: all)")
     p.add_argument("--num-gpus", type=parse_integer(0), help="its GPUs (default: all Ray finds)")
