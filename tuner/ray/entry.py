@@ -15,7 +15,9 @@ to that command still works: a worker with a runtime environment goes through Ra
 environment (``image_uri``) puts the container's own ``default_worker.py`` in this file's place.
 
 Run by its path, so it imports nothing of its folder: Python puts this file's folder first on
-``sys.path``, where Ray's worker expects its own.
+``sys.path``, where Ray's worker expects its own. Where ``tuner`` cannot be imported before the
+worker has connected (a source tree the driver found through its own path, which Ray hands to
+its workers once they connect), Ray's worker starts as it would have, without the hook.
 """
 
 import os
@@ -40,7 +42,10 @@ def main() -> None:
     sys.argv[0] = default_worker()
     sys.path.insert(0, os.path.dirname(sys.argv[0]))
 
-    import tuner.ray.deferred  # noqa: F401  # installs the hook
+    try:
+        import tuner.ray.deferred  # noqa: F401  # installs the hook
+    except Exception as e:  # tuner found only once Ray adds the driver's paths: Ray's worker as is
+        print(f"tuner: Ray's worker starts without tuner's import hook ({e})", file=sys.stderr)
 
     runpy.run_path(sys.argv[0], run_name="__main__")
 

@@ -440,6 +440,13 @@ def test_the_entry_runs_rays_worker_as_main_with_its_arguments_and_the_hook_inst
         "requests_loaded": False,
         "ray_imported": False,
     }
+    # tuner not importable yet (no site-packages: -S): Ray's worker runs all the same
+    workers.joinpath("default_worker.py").write_text("import sys\nprint('worker', sys.argv[1:])\nsys.exit(4)\n")
+    bare = subprocess.run(
+        [sys.executable, "-S", entry.__file__, "--flag=1"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert bare.returncode == 4 and bare.stdout == "worker ['--flag=1']\n", bare.stderr
+    assert "without tuner's import hook" in bare.stderr
 
 
 @pytest.mark.parametrize("address", [None, "127.0.0.1:6379"])
