@@ -36,7 +36,7 @@ def _python(*parts: str) -> dict[str, Any]:
 
 _RAY_TUNE_IMPORTED = """
     import inspect, json, sys, types
-    DEFERRED = ("pandas", "ray.data", "requests", "jsonschema")
+    DEFERRED = {deferred}
     {hook}
     import tuner.ray.experiment, tuner.ray.worker  # Ray Tune, the driver's side and the trial's
     def state(name):
@@ -48,14 +48,14 @@ _RAY_TUNE_IMPORTED = """
 
 def test_without_the_hook_ray_tunes_import_loads_all_four() -> None:
     """The control: what the hook saves is there to save (Ray 2.60 imports them all)."""
-    out = _python(_RAY_TUNE_IMPORTED.format(hook=""), "print(json.dumps(out))")
+    out = _python(_RAY_TUNE_IMPORTED.format(hook="", deferred=deferred.DEFERRED), "print(json.dumps(out))")
     assert out["after_import"] == dict.fromkeys(deferred.DEFERRED, "loaded")
     assert set(deferred.DEFERRED) == {"pandas", "ray.data", "requests", "jsonschema"}
 
 
 def test_ray_tunes_import_leaves_them_deferred_and_their_first_use_loads_them() -> None:
     out = _python(
-        _RAY_TUNE_IMPORTED.format(hook="import tuner.ray.deferred"),
+        _RAY_TUNE_IMPORTED.format(hook="import tuner.ray.deferred", deferred=deferred.DEFERRED),
         """
     pandas = sys.modules["pandas"]
     inspect.getmodule(state)  # walks sys.modules, reading each one's __file__: no load
