@@ -81,8 +81,8 @@ def prepare(
     return data, resources, note
 
 
-# What a run on an instance of its own says of the faster way: a run ends 1-3 s sooner on tuner
-# up's instance, whose workers wait warm (BENCHMARKS.md i).
+# What a run on an instance of its own says of the faster way: a run ends sooner on tuner up's
+# instance, whose workers wait warm (how much: docs/cluster.md, BENCHMARKS.md i).
 UP_HINT = "`tuner up` keeps one up between runs, and each run then starts seconds sooner"
 
 

@@ -1,8 +1,8 @@
 """A local Ray instance kept up between commands: ``tuner up``, ``tuner down``.
 
 Each ``tuner run`` without ``--address`` starts a Ray instance of its own and stops it at the
-end; on the instance ``tuner up`` keeps, a run ends 1-3 s sooner on a 2-core laptop
-(BENCHMARKS.md i). ``tuner up`` starts one
+end; on the instance ``tuner up`` keeps, a run ends sooner (by how much: docs/cluster.md,
+BENCHMARKS.md i). ``tuner up`` starts one
 instance that stays (a ``ray start --head --block`` process of its own session, addressed as
 127.0.0.1, token authentication on: like a local ``ray.init``'s, its ports take connections on
 every interface, and a driver without the token is refused) and records it in
